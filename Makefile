@@ -1,0 +1,28 @@
+# Two commands for a fresh machine (python3 >= 3.11 and make):
+#   make demo   set up .venv, analyze the bundled samples, write report.json
+#   make test   set up .venv with the test extras, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/authtriage: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/authtriage
+	$(BIN)/authtriage analyze samples/ -o report.json
+	@echo "wrote report.json"
+
+test: $(BIN)/authtriage
+	$(BIN)/ruff check analyzer tests bench
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/authtriage
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info report.json

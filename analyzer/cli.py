@@ -1,0 +1,220 @@
+"""The ``authtriage`` command: thin wrappers that parse options and call the library."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from . import __version__
+from .errors import AuthtriageError, UsageError
+from .ingest import IngestOptions, InputReport, read_events
+from .ingest.sources import Limits
+from .summary import events_to_records, summarize
+
+app = typer.Typer(
+    name="authtriage",
+    help="Explain failed logins in Windows and Linux logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+samples_app = typer.Typer(help="Scenario logs for demos, tests and benchmarks.", no_args_is_help=True)
+app.add_typer(samples_app, name="samples")
+
+_DEFAULT_LIMITS = Limits()
+_REL = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str | None, now: dt.datetime | None = None) -> pd.Timestamp | None:
+    """``24h``/``7d`` (before now) or an ISO 8601 time (UTC when it has no zone)."""
+    if text is None:
+        return None
+    m = _REL.match(text.strip())
+    if m:
+        now = now or dt.datetime.now(dt.UTC)
+        return pd.Timestamp(now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise UsageError(f"cannot read the time {text!r}: use ISO 8601 (2025-03-04T09:00) or 24h / 7d") from exc
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class EventFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class AnalyzeFormat(StrEnum):
+    json = "json"
+
+
+Paths = Annotated[list[str], typer.Argument(help="Files, directories, archives; - for stdin.", show_default=False)]
+Since = Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601, or 24h / 7d ago).")]
+Until = Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601, or 24h / 7d ago).")]
+Tz = Annotated[str | None, typer.Option(help="IANA zone of timestamps that carry none (default UTC).")]
+Year = Annotated[int | None, typer.Option(help="Year of the first line of year-less (RFC 3164) logs.")]
+Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of standard output.")]
+MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.")]
+MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
+
+
+def _options(since, until, tz, year, max_total_bytes, max_ratio) -> IngestOptions:
+    opts = IngestOptions(
+        tz=tz,
+        year=year,
+        since=parse_when(since),
+        until=parse_when(until),
+        limits=Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio),
+    )
+    opts.zone()
+    return opts
+
+
+class _Progress:
+    """One self-rewriting line on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.on = sys.stderr.isatty()
+        self.n = 0
+
+    def __call__(self, rep: InputReport) -> None:
+        self.n += 1
+        if self.on:
+            name = rep.name if len(rep.name) < 60 else "…" + rep.name[-59:]
+            sys.stderr.write(f"\r\x1b[Kread {self.n} input(s): {name}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.on and self.n:
+            sys.stderr.write("\r\x1b[K")
+
+
+def _fail(exc: AuthtriageError) -> typer.Exit:
+    typer.echo(f"authtriage: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def _report_problems(result) -> None:
+    for rep in result.inputs:
+        if rep.error:
+            typer.echo(f"authtriage: {rep.name}: {rep.error}", err=True)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: object) -> object:
+    """Neutralize spreadsheet formulas in cells that came from logs."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def _read(paths, since, until, tz, year, max_total_bytes, max_ratio):
+    try:
+        opts = _options(since, until, tz, year, max_total_bytes, max_ratio)
+        progress = _Progress()
+        result = read_events(paths, opts, progress=progress)
+        progress.done()
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    _report_problems(result)
+    if not result.readable:
+        typer.echo("authtriage: nothing readable in the inputs given", err=True)
+        raise typer.Exit(2)
+    return opts, result
+
+
+@app.command()
+def events(
+    paths: Paths,
+    format: Annotated[EventFormat, typer.Option("--format", help="Output format.")] = EventFormat.jsonl,
+    output: Output = None,
+    since: Since = None,
+    until: Until = None,
+    tz: Tz = None,
+    year: Year = None,
+    max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
+    max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+) -> None:
+    """Print the normalized events, one per login attempt or observation.
+
+    Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
+    """
+    _, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio)
+    rec = events_to_records(result.events)
+    if format is EventFormat.jsonl:
+        text = rec.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+        text = text if text.endswith("\n") or not text else text + "\n"
+    else:
+        buf = io.StringIO()
+        rec = rec.astype(object).where(rec.notna(), None).map(_csv_safe)
+        rec.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
+        text = buf.getvalue()
+    _write(text, output)
+
+
+@app.command()
+def analyze(
+    paths: Paths,
+    format: Annotated[AnalyzeFormat, typer.Option("--format", help="Output format.")] = AnalyzeFormat.json,
+    output: Output = None,
+    since: Since = None,
+    until: Until = None,
+    tz: Tz = None,
+    year: Year = None,
+    max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
+    max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+) -> None:
+    """Read the logs and report what was read and which logins failed (JSON).
+
+    Example: authtriage analyze ticket-1234.zip -o summary.json
+    """
+    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio)
+    doc = summarize(result, opts)
+    _write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", output)
+
+
+@samples_app.command("generate")
+def samples_generate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the scenario logs into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 1,
+    scale: Annotated[int, typer.Option(help="Lines of the large auth log (0: the small samples only).")] = 0,
+) -> None:
+    """Write deterministic scenario logs (and, with --scale, a large auth log for benchmarks)."""
+    from .samples import generate
+
+    for path in generate(out, seed=seed, scale=scale):
+        typer.echo(str(path))
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"authtriage {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    app()

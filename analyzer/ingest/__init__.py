@@ -1,0 +1,479 @@
+"""Inputs → normalized events, with an account of every line read.
+
+:func:`read_events` is the one front door: it walks the paths (:mod:`.sources`), detects
+each stream's format by content (:mod:`.sniff`), runs that format's reader, and returns
+the events (the :mod:`analyzer.schema` frame) with one :class:`InputReport` per input.
+A reader that fails on one input reports it there; the other inputs carry on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError, UsageError
+from ..schema import conform, empty_events
+from . import syslog
+from .catalog import load_catalog
+from .linux import finish_events, match_messages, normalize_ip, normalize_program
+from .sniff import sniff
+from .sources import Limits, Skipped, Source, iter_sources
+
+__all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
+
+BLOCK_BYTES = 16 * 1024 * 1024
+MAX_SAMPLES = 20
+_AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    tz: str | None = None  # IANA zone for zone-less timestamps; None means UTC
+    year: int | None = None  # year of the first RFC 3164 line of each input
+    since: pd.Timestamp | None = None
+    until: pd.Timestamp | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def zone(self) -> dt.tzinfo:
+        if not self.tz:
+            return dt.UTC
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise UsageError(f"unknown time zone {self.tz!r} (use an IANA name such as Europe/Berlin)") from exc
+
+
+@dataclass
+class InputReport:
+    """What was read from one input and what became of it."""
+
+    name: str
+    format: str | None = None
+    lines: int = 0  # lines or records read
+    events: int = 0
+    used: int = 0  # lines that became or enriched an event
+    irrelevant: int = 0
+    unparsed: int = 0
+    unparsed_samples: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # the input could not be read (bad archive, limit, I/O)
+    skipped: bool = False
+    skip_reason: str | None = None  # read, but not a format authtriage reads
+    assumptions: dict[str, str] = field(default_factory=dict)
+
+    def sample_unparsed(self, texts: list[str]) -> None:
+        room = MAX_SAMPLES - len(self.unparsed_samples)
+        if room > 0:
+            self.unparsed_samples.extend(t[:500] for t in texts[:room])
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestResult:
+    events: pd.DataFrame
+    inputs: list[InputReport]
+
+    @property
+    def readable(self) -> bool:
+        return any(not r.skipped and r.error is None for r in self.inputs)
+
+    @property
+    def skipped(self) -> list[InputReport]:
+        return [r for r in self.inputs if r.skipped]
+
+
+Reader = Callable[[Source, IngestOptions, InputReport], pd.DataFrame]
+
+
+def read_events(
+    paths: list[str],
+    options: IngestOptions | None = None,
+    progress: Callable[[InputReport], None] | None = None,
+) -> IngestResult:
+    """Read every input under ``paths``; never stops at a bad one."""
+    opts = options or IngestOptions()
+    opts.zone()  # fail early on a bad zone
+    frames: list[pd.DataFrame] = []
+    reports: list[InputReport] = []
+    for item in iter_sources(paths, opts.limits):
+        if isinstance(item, Skipped):
+            rep = InputReport(name=item.name, skipped=True)
+            if item.error:
+                rep.error = item.reason
+            else:
+                rep.skip_reason = item.reason
+            reports.append(rep)
+        else:
+            rep = InputReport(name=item.name)
+            frames.append(read_source(item, opts, rep))
+            reports.append(rep)
+        if progress:
+            progress(reports[-1])
+    frames = [f for f in frames if len(f)]
+    events = pd.concat(frames, ignore_index=True) if frames else empty_events()
+    events = _window(events, opts)
+    return IngestResult(events=events, inputs=reports)
+
+
+def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
+    if opts.since is None and opts.until is None:
+        return events
+    keep = pd.Series(True, index=events.index)
+    if opts.since is not None:
+        keep &= events["timestamp"] >= opts.since
+    if opts.until is not None:
+        keep &= events["timestamp"] < opts.until
+    return events.loc[keep.fillna(False)].reset_index(drop=True)
+
+
+def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    """Sniff and read one stream; errors land in ``rep``, never escape."""
+    fmt, why = sniff(src.head)
+    rep.format = fmt
+    reader = READERS.get(fmt) if fmt else None
+    if reader is None:
+        rep.skipped = True
+        if fmt is None:
+            rep.skip_reason = f"unknown format: {why}"
+        else:
+            rep.skip_reason = f"{fmt} input recognized, but this version has no reader for it yet"
+        return empty_events()
+    try:
+        return reader(src, opts, rep)
+    except InputError as exc:
+        rep.error = exc.message
+        return empty_events()
+
+
+# ---------------------------------------------------------------------------------
+# Text (syslog-framed) logs
+
+
+def _blocks(src: Source) -> Iterator[bytes]:
+    """Blocks that end at a line boundary."""
+    carry = b""
+    for chunk in src.chunks(BLOCK_BYTES):
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield data[: cut + 1]
+    if carry:
+        yield carry
+
+
+def _auth_unparsed_filter() -> str:
+    cat = load_catalog()
+    return "|".join(f"(?:{cat.families[f].line_filter})" for f in _AUTH_FAMILIES if f in cat.families)
+
+
+def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    cat = load_catalog()
+    line_filter = cat.line_filter()
+    auth_filter = _auth_unparsed_filter()
+    state = syslog.YearState()
+    pieces: list[pd.DataFrame] = []
+    bad_utf8 = 0
+    base = 0
+    for block in _blocks(src):
+        block, ok = syslog.ensure_utf8(block)
+        bad_utf8 += not ok
+        lines, starts, ends = syslog.split_lines(block)
+        n = len(lines)
+        fr = syslog.frame_lines(block, lines, starts, ends, line_filter)
+        if fr.unframed.size:
+            rep.unparsed += int(fr.unframed.size)
+            rep.sample_unparsed(
+                syslog.slice_buffer(
+                    block, starts[fr.unframed[:MAX_SAMPLES]], ends[fr.unframed[:MAX_SAMPLES]]
+                ).to_pylist()
+            )
+        msg, weight = syslog.expand_repeats(fr.msg)
+        prog = normalize_program(fr.prog)
+        matched = match_messages(prog, msg, cat)
+        used_rows = _account(rep, matched, fr.raw, auth_filter, n_framed=len(fr.msg))
+        rep.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
+        rep.lines += n
+        if used_rows.size:
+            pieces.append(_syslog_piece(fr, matched, prog, weight, base, state))
+        base += n
+    if bad_utf8:
+        rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
+    if not pieces:
+        return empty_events()
+    ev = pd.concat(pieces, ignore_index=True)
+    ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
+    return _finish(ev, src, "syslog", rep)
+
+
+def _account(rep: InputReport, matched: pd.DataFrame, raw: pa.Array, auth_filter: str, n_framed: int) -> np.ndarray:
+    """Count framed lines as used / irrelevant / unparsed; return the used row indices."""
+    is_match = np.zeros(n_framed, dtype=bool)
+    used = np.empty(0, dtype=np.int64)
+    if len(matched):
+        rows = matched["row"].to_numpy(dtype=np.int64)
+        is_match[rows] = True
+        ignore = (matched["role"] == "ignore").to_numpy(dtype=bool)
+        rep.irrelevant += int(ignore.sum())
+        used = rows[~ignore]
+        rep.used += int(used.size)
+    rest = np.flatnonzero(~is_match)
+    if rest.size:
+        auth = np.asarray(
+            pc.match_substring_regex(raw.take(pa.array(rest)), auth_filter).to_numpy(zero_copy_only=False), dtype=bool
+        )
+        bad = rest[auth]
+        rep.unparsed += int(bad.size)
+        rep.irrelevant += int(rest.size - bad.size)
+        if bad.size:
+            rep.sample_unparsed(raw.take(pa.array(bad[:MAX_SAMPLES])).to_pylist())
+    return used
+
+
+def _syslog_piece(
+    fr: syslog.Framed, matched: pd.DataFrame, prog: pa.Array, weight: np.ndarray, base: int, state: syslog.YearState
+) -> pd.DataFrame:
+    keep = (matched["role"] != "ignore").to_numpy(dtype=bool)
+    m = matched.loc[keep].reset_index(drop=True)
+    rows = m["row"].to_numpy(dtype=np.int64)
+    take = pa.array(rows)
+    piece = m.drop(columns=["row", "pattern"])
+    piece["locator"] = (fr.rows[rows] + base + 1).astype(np.int64)
+    piece["host"] = _pd(fr.host.take(take))
+    piece["process"] = _pd(prog.take(take))
+    piece["pid"] = pd.array(pc.cast(fr.pid.take(take), pa.int64()).to_pandas(), dtype="Int64")
+    piece["raw"] = _pd(fr.raw.take(take))
+    piece["weight"] = weight[rows]
+    fmt = fr.fmt[rows]
+    piece["_fmt"] = fmt
+    ts = fr.ts.take(take)
+    # Compute every time form for its own rows; year-less ones wait for the whole source.
+    is3164 = fmt == "rfc3164"
+    iso = (fmt == "rfc3339") | (fmt == "rfc5424")
+    epoch = fmt == "epoch"
+    piece["_aware"] = pd.Series(pd.NaT, index=piece.index, dtype="datetime64[us, UTC]")
+    piece["_naive"] = pd.Series(pd.NaT, index=piece.index, dtype="datetime64[us]")
+    for col in ("month", "day", "hour", "minute", "second", "yidx"):
+        piece["_" + col] = np.nan
+    if is3164.any():
+        parts = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
+        for col in parts.columns:
+            piece.loc[is3164, "_" + col] = parts[col].to_numpy()
+    if iso.any():
+        times, _ = syslog.iso_times(ts.filter(pa.array(iso)))
+        piece.loc[iso, "_aware"] = times["aware"].to_numpy()
+        piece.loc[iso, "_naive"] = times["naive"].to_numpy()
+    if epoch.any():
+        secs = pd.to_numeric(pd.Series(ts.filter(pa.array(epoch)).to_pylist()), errors="coerce")
+        piece.loc[epoch, "_aware"] = pd.to_datetime(secs * 1e6, unit="us", utc=True).to_numpy()
+    return piece
+
+
+def _pd(arr: pa.Array) -> pd.Series:
+    return pd.Series(arr.to_pandas(), dtype="string[pyarrow]")
+
+
+def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
+    zone = opts.zone()
+    zname = opts.tz or "UTC"
+    out = ev["_aware"].copy()
+    is3164 = (ev["_fmt"] == "rfc3164").to_numpy(dtype=bool)
+    naive = ev["_naive"].copy()
+    if is3164.any():
+        parts = ev.loc[is3164, ["_month", "_day", "_hour", "_minute", "_second", "_yidx"]]
+        parts.columns = ["month", "day", "hour", "minute", "second", "yidx"]
+        if opts.year is not None:
+            base = opts.year
+            rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
+        else:
+            anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
+            what = "the file's modification time" if src.mtime else "today's date (no file time known)"
+            last = parts.dropna(subset=["month", "day"]).tail(1)
+            year_last = anchor.year
+            if len(last):
+                lm, ld = int(last["month"].iloc[0]), int(last["day"].iloc[0])
+                if (lm, ld) > (anchor.month, anchor.day + 1):
+                    year_last -= 1
+                base = year_last - int(last["yidx"].iloc[0])
+            else:
+                base = year_last
+            rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
+        naive.loc[is3164] = syslog.resolve_times(parts, base).to_numpy()
+        bad = int(naive.loc[is3164].isna().sum())
+        if bad:
+            rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
+    need_zone = naive.notna() & out.isna()
+    if need_zone.any():
+        rep.assumptions["timezone"] = f"{zname} for timestamps without a zone" + (
+            "" if opts.tz else " (assumed; use --tz)"
+        )
+        local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
+            zone if opts.tz else "UTC",
+            ambiguous=np.zeros(int(need_zone.sum()), dtype=bool),
+            nonexistent="shift_forward",
+        )
+        out.loc[need_zone] = local.tz_convert("UTC").as_unit("us")
+    return out
+
+
+def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.DataFrame:
+    """Source-wide steps, then the schema."""
+    ev = finish_events(ev)  # folded PAM lines stay counted as used: they enriched an event
+    for col in ("src_ip", "dst_ip"):
+        if col in ev.columns:
+            ev[col] = normalize_ip(ev[col])
+    ev["source"] = src.name
+    ev["log"] = log
+    ev["locator"] = ev["locator"].astype("string")
+    ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
+    ev = conform(ev)
+    rep.events += len(ev)
+    return ev
+
+
+# ---------------------------------------------------------------------------------
+# systemd journal exports
+
+
+def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: IngestOptions, log: str) -> pd.DataFrame:
+    """Records (dicts of journal fields) → events, through the same message catalog."""
+    cat = load_catalog()
+    n = len(records)
+    rep.lines += n
+    if not n:
+        return empty_events()
+
+    def text(v: object) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, list):  # non-UTF-8 (byte values) or a repeated field
+            if all(isinstance(x, int) for x in v):
+                return bytes(x & 0xFF for x in v).decode("utf-8", "replace")
+            return text(v[0]) if v else None
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        return str(v)
+
+    prog = [text(r.get("SYSLOG_IDENTIFIER") or r.get("_COMM")) or "" for r in records]
+    pid = [text(r.get("SYSLOG_PID") or r.get("_PID")) for r in records]
+    host = [text(r.get("_HOSTNAME")) for r in records]
+    msg = [text(r.get("MESSAGE")) or "" for r in records]
+    ts = [text(r.get("__REALTIME_TIMESTAMP")) for r in records]
+    raw = [f"{h or '-'} {p}{'[' + i + ']' if i else ''}: {m}" for h, p, i, m in zip(host, prog, pid, msg, strict=True)]
+    raw_a = pa.array(raw, pa.string())
+    keep = np.asarray(pc.match_substring_regex(raw_a, cat.line_filter()).to_numpy(zero_copy_only=False), dtype=bool)
+    cand = np.flatnonzero(keep)
+    rep.irrelevant += n - int(cand.size)
+    take = pa.array(cand)
+    prog_a = normalize_program(pa.array(prog, pa.string()).take(take))
+    msg_a, weight = syslog.expand_repeats(pa.array(msg, pa.string()).take(take))
+    raw_c = raw_a.take(take)
+    matched = match_messages(prog_a, msg_a, cat)
+    _account(rep, matched, raw_c, _auth_unparsed_filter(), n_framed=int(cand.size))
+    keep_m = (matched["role"] != "ignore").to_numpy(dtype=bool) if len(matched) else np.zeros(0, bool)
+    m = matched.loc[keep_m].reset_index(drop=True) if len(matched) else matched
+    if not len(m):
+        return empty_events()
+    rows = m["row"].to_numpy(dtype=np.int64)
+    orig = cand[rows]
+    ev = m.drop(columns=["row", "pattern"])
+    micros = pd.to_numeric(pd.Series([ts[i] for i in orig]), errors="coerce")
+    ev["timestamp"] = pd.to_datetime(micros, unit="us", utc=True)
+    ev["locator"] = orig + 1
+    ev["host"] = pd.Series([host[i] for i in orig], dtype="string[pyarrow]")
+    ev["process"] = _pd(prog_a.take(pa.array(rows)))
+    ev["pid"] = pd.to_numeric(pd.Series([pid[i] for i in orig]), errors="coerce").astype("Int64")
+    ev["raw"] = _pd(raw_c.take(pa.array(rows)))
+    ev["weight"] = weight[rows]
+    missing = int(ev["timestamp"].isna().sum())
+    if missing:
+        rep.warnings.append(f"{missing} journal records without __REALTIME_TIMESTAMP have no time")
+    return _finish(ev, src, log, rep)
+
+
+def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    records: list[dict] = []
+    for lineno, line in enumerate(_iter_lines(src), start=1):
+        if not line.strip():
+            records.append({})
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            rep.unparsed += 1
+            rep.sample_unparsed([f"line {lineno}: {line[:200].decode('utf-8', 'replace')} ({exc})"])
+            obj = {}
+        records.append(obj)
+    empties = sum(1 for r in records if not r)
+    rep.irrelevant += empties - rep.unparsed
+    ev = _journal_frame(records, rep, src, opts, "journal")
+    rep.irrelevant -= empties  # counted once above, not again as irrelevant lines
+    return ev
+
+
+def _iter_lines(src: Source) -> Iterator[bytes]:
+    for block in _blocks(src):
+        yield from block.splitlines()
+
+
+def read_journal_export(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    """``journalctl -o export``: KEY=value lines, binary fields as KEY\\n<u64 size><data>\\n."""
+    data = src.read()
+    records: list[dict] = []
+    cur: dict = {}
+    pos, n = 0, len(data)
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            nl = n
+        line = data[pos:nl]
+        if not line:
+            if cur:
+                records.append(cur)
+                cur = {}
+            pos = nl + 1
+            continue
+        eq = line.find(b"=")
+        if eq >= 0:
+            key = line[:eq].decode("ascii", "replace")
+            cur[key] = line[eq + 1 :].decode("utf-8", "replace")
+            pos = nl + 1
+            continue
+        # binary-safe field: name, newline, little-endian u64 length, data, newline
+        key = line.decode("ascii", "replace")
+        start = nl + 1
+        if start + 8 > n:
+            rep.warnings.append(f"truncated binary field {key!r} at byte {pos}")
+            break
+        (size,) = struct.unpack_from("<Q", data, start)
+        value = data[start + 8 : start + 8 + size]
+        if len(value) < size:
+            rep.warnings.append(f"truncated binary field {key!r} at byte {pos}")
+            break
+        cur[key] = value.decode("utf-8", "replace")
+        pos = start + 8 + size + 1
+    if cur:
+        records.append(cur)
+    return _journal_frame(records, rep, src, opts, "journal")
+
+
+READERS: dict[str, Reader] = {
+    "syslog": read_syslog,
+    "journal-json": read_journal_json,
+    "journal-export": read_journal_export,
+}

@@ -1,0 +1,267 @@
+"""The Linux message catalog: a data file of patterns, loaded once and validated.
+
+The file (``analyzer/data/linux_messages.yaml``) says, for each message form, which
+programs log it, its first word, an RE2 regex whose named groups fill event columns,
+fixed values, and a sample that the pattern must match. Loading checks all of it and
+reports problems as ``file:line: message``; a broken catalog never half-loads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from ..errors import RuleError
+from ..schema import ENUMS
+
+__all__ = ["Catalog", "Family", "Pattern", "load_catalog", "FILLABLE"]
+
+ROLES = ("attempt", "enrich", "ignore")
+# Columns a pattern may fill from a named group (a trailing digit allows alternatives:
+# `user2` also fills `user`).
+FILLABLE = (
+    "user",
+    "domain",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "auth_method",
+    "status",
+)
+SETTABLE = ("action", "outcome", "service", "reason", "user", "auth_method", "dst_port")
+_GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    programs: tuple[str, ...]  # "*" means any program
+    line_filter: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    id: str
+    family: str
+    first: tuple[str, ...]
+    regex: str
+    set: dict[str, str] = field(default_factory=dict)
+    map: dict[str, dict[str, Any]] = field(default_factory=dict)
+    role: str = "attempt"
+    groups: tuple[str, ...] = ()
+    line: int = 0
+
+    def column_groups(self) -> dict[str, list[str]]:
+        """Column -> the groups that fill it, in order of preference."""
+        out: dict[str, list[str]] = {}
+        for g in self.groups:
+            base = g.rstrip("0123456789")
+            if base in FILLABLE:
+                out.setdefault(base, []).append(g)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    families: dict[str, Family]
+    patterns: tuple[Pattern, ...]
+    path: str
+
+    def line_filter(self) -> str:
+        """One RE2 alternation that finds every line any family may care about."""
+        return "|".join(f"(?:{f.line_filter})" for f in self.families.values())
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys and records each mapping's line."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise RuleError(
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                source=f"{loader.name}:{key_node.start_mark.line + 1}",
+            )
+        seen[key] = key_node.start_mark.line
+    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    loader = _LineLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RuleError(str(getattr(exc, "problem", exc)), source=where) from exc
+    finally:
+        loader.dispose()
+
+
+def _clean(obj: Any) -> Any:
+    """Drop the loader's line bookkeeping from nested mappings."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if k != "__line__"}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _check_value(column: str, value: str) -> str | None:
+    enum = ENUMS.get(column)
+    if enum is not None and value not in {e.value for e in enum}:
+        return f"{column} value {value!r} is not one of {sorted(e.value for e in enum)}"
+    return None
+
+
+def parse_catalog(path: Path) -> tuple[Catalog | None, list[RuleError]]:
+    """Parse and validate; return the catalog (or None) and every error found."""
+    errors: list[RuleError] = []
+    try:
+        doc = _load_yaml(path)
+    except RuleError as exc:
+        return None, [exc]
+
+    def err(line: int, msg: str) -> None:
+        errors.append(RuleError(msg, source=f"{path}:{line}"))
+
+    families: dict[str, Family] = {}
+    for name, spec in (doc.get("families") or {}).items():
+        if name == "__line__":
+            continue
+        line = spec.get("__line__", 0)
+        progs = spec.get("programs")
+        flt = spec.get("line_filter")
+        if not isinstance(progs, list) or not progs or not isinstance(flt, str):
+            err(line, f"family {name!r} needs programs (list) and line_filter (string)")
+            continue
+        families[name] = Family(name=name, programs=tuple(progs), line_filter=flt)
+
+    patterns: list[Pattern] = []
+    ids: set[str] = set()
+    known = {"id", "family", "first", "regex", "set", "map", "role", "sample", "__line__"}
+    for spec in doc.get("patterns") or []:
+        line = spec.get("__line__", 0)
+        pid = spec.get("id")
+        unknown = set(spec) - known
+        if unknown:
+            err(line, f"pattern {pid!r}: unknown keys {sorted(unknown)}")
+        if not isinstance(pid, str) or not pid:
+            err(line, "pattern without an id")
+            continue
+        if pid in ids:
+            err(line, f"duplicate pattern id {pid!r}")
+        ids.add(pid)
+        fam = spec.get("family")
+        if fam not in families:
+            err(line, f"pattern {pid!r}: unknown family {fam!r}")
+        role = spec.get("role", "attempt")
+        if role not in ROLES:
+            err(line, f"pattern {pid!r}: role must be one of {ROLES}")
+        regex = spec.get("regex")
+        if not isinstance(regex, str) or not regex.startswith("^") and regex != ".":
+            err(line, f"pattern {pid!r}: regex must be a string anchored with ^")
+            continue
+        groups = tuple(_GROUP.findall(regex))
+        sets = _clean(spec.get("set") or {})
+        for k, v in sets.items():
+            if k not in SETTABLE:
+                err(line, f"pattern {pid!r}: set of {k!r} is not allowed (one of {SETTABLE})")
+            elif (problem := _check_value(k, str(v))) is not None:
+                err(line, f"pattern {pid!r}: {problem}")
+        maps = _clean(spec.get("map") or {})
+        for col, m in maps.items():
+            if col not in SETTABLE:
+                err(line, f"pattern {pid!r}: map of {col!r} is not allowed")
+                continue
+            if m.get("group") not in groups:
+                err(line, f"pattern {pid!r}: map {col!r} names group {m.get('group')!r}, not in the regex")
+            for v in [*(m.get("values") or {}).values(), m.get("default")]:
+                if v is not None and (problem := _check_value(col, str(v))) is not None:
+                    err(line, f"pattern {pid!r}: map {col!r}: {problem}")
+        first = spec.get("first")
+        if not isinstance(first, list) or not first:
+            err(line, f"pattern {pid!r}: first must be a non-empty list of words")
+            first = ["*"]
+        pat = Pattern(
+            id=pid,
+            family=fam,
+            first=tuple(str(w) for w in first),
+            regex=regex,
+            set={k: str(v) for k, v in sets.items()},
+            map=maps,
+            role=role,
+            groups=groups,
+            line=line,
+        )
+        problem = _check_sample(pat, _clean(spec.get("sample")))
+        if problem:
+            err(line, f"pattern {pid!r}: {problem}")
+        patterns.append(pat)
+    if errors:
+        return None, errors
+    return Catalog(families=families, patterns=tuple(patterns), path=str(path)), []
+
+
+def _check_sample(pat: Pattern, sample: Any) -> str | None:
+    """The regex must compile in RE2 and match its sample with the values it promises."""
+    if not isinstance(sample, dict) or not isinstance(sample.get("message"), str):
+        return "needs a sample: {message: ..., yields: {...}}"
+    arr = pa.array([sample["message"]], pa.string())
+    try:
+        if pat.groups:
+            got = pc.extract_regex(arr, pat.regex)
+            matched = got.is_valid()[0].as_py()
+        else:
+            matched = pc.match_substring_regex(arr, pat.regex)[0].as_py()
+    except pa.ArrowInvalid as exc:
+        return f"regex does not compile in RE2: {exc}"
+    if not matched:
+        return f"regex does not match its sample {sample['message']!r}"
+    from .linux import match_messages  # local: linux imports this module
+
+    result = match_messages(
+        pa.array(["*"]), arr, catalog=Catalog({pat.family: Family(pat.family, ("*",), ".")}, (pat,), "")
+    )
+    for col, want in (sample.get("yields") or {}).items():
+        if col == "__line__":
+            continue
+        have = result[col].iloc[0] if col in result.columns and len(result) else None
+        have = None if pd.isna(have) else have
+        if have is None or str(have) != str(want):
+            return f"sample yields {col}={have!r}, expected {want!r}"
+    return None
+
+
+def default_catalog_path() -> Path:
+    return Path(str(resources.files("analyzer") / "data" / "linux_messages.yaml"))
+
+
+@cache
+def load_catalog(path: str | None = None) -> Catalog:
+    """Load (once) and validate the catalog; raise the first error."""
+    cat, errors = parse_catalog(Path(path) if path else default_catalog_path())
+    if errors:
+        raise errors[0]
+    assert cat is not None
+    return cat

@@ -1,0 +1,247 @@
+"""Line framing for text logs: RFC 3164, RFC 3339 (Debian 12's default, journalctl
+short-iso), RFC 5424, epoch-prefixed lines.
+
+A block of complete lines is split with numpy (zero-copy into an Arrow string array),
+lines nobody could care about are dropped by one RE2 search (the catalog's line
+filters), and only the rest get their header parsed. Each header regex captures the
+whole header as ``hdr``, so the message is sliced from the line buffer by offset rather
+than captured (capturing long tails is what makes regex engines slow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "resolve_times", "YearState"]
+
+_TAG = r"(?P<prog>[^ :\[\]]+|\[[^ \]]+\])(?:\[(?P<pid>[0-9]+)\])?:? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
+_HOST = r"(?: (?P<host>[^ \[\]]*[^ \[\]:]))?"
+# name -> regex. Tried in this order for each line that none before it framed.
+HEADERS: dict[str, str] = {
+    "rfc3164": r"^(?P<hdr>(?:<[0-9]{1,3}>)?(?P<ts>[A-Z][a-z]{2} [ 0-9]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2})"
+    + _HOST
+    + " "
+    + _TAG
+    + ")",
+    "rfc3339": r"^(?P<hdr>(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)"
+    + _HOST
+    + " "
+    + _TAG
+    + ")",
+    "rfc5424": r'^(?P<hdr><[0-9]{1,3}>1 (?P<ts>[^ ]+) (?P<host>[^ ]+) (?P<prog>[^ ]+) (?P<pid>[^ ]+) [^ ]+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) (?:'
+    + "\ufeff"
+    + ")?)",
+    "epoch": r"^(?P<hdr>(?P<ts>[0-9]{9,10}(?:\.[0-9]+)?)" + _HOST + " " + _TAG + ")",
+}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
+}
+_REPEAT = r"^message repeated (?P<n>[0-9]+) times: \[ ?(?P<inner>.*?)\]$"
+
+
+def split_lines(block: bytes) -> tuple[pa.StringArray, np.ndarray, np.ndarray]:
+    """A block of bytes → (lines with their newline, start offsets, end offsets).
+
+    ``end`` excludes the newline and a trailing carriage return. Invalid UTF-8 must
+    have been replaced before (see :func:`ensure_utf8`).
+    """
+    buf = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    if len(block) and (nl.size == 0 or nl[-1] != len(block) - 1):
+        nl = np.append(nl, len(block))  # last line without a newline
+    starts = np.empty(nl.size, dtype=np.int64)
+    starts[0:1] = 0
+    starts[1:] = nl[:-1] + 1
+    ends = nl.copy()
+    if ends.size:
+        cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+        ends = ends - cr
+    offsets = np.empty(nl.size + 1, dtype=np.int32)
+    offsets[0] = 0
+    offsets[1:] = np.minimum(nl + 1, len(block))
+    arr = pa.StringArray.from_buffers(int(nl.size), pa.py_buffer(offsets), pa.py_buffer(block))
+    return arr, starts, ends
+
+
+def slice_buffer(block: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.StringArray:
+    """Strings ``block[starts[i]:ends[i]]`` for increasing, non-overlapping ranges."""
+    k = starts.size
+    if k == 0:
+        return pa.array([], pa.string())
+    offsets = np.empty(2 * k, dtype=np.int32)
+    offsets[0::2] = starts
+    offsets[1::2] = ends
+    # element 2i is the wanted slice, element 2i+1 the gap before the next one
+    full = pa.StringArray.from_buffers(2 * k - 1, pa.py_buffer(offsets), pa.py_buffer(block))
+    return full.take(pa.array(np.arange(0, 2 * k, 2, dtype=np.int64)))
+
+
+def ensure_utf8(block: bytes) -> tuple[bytes, bool]:
+    """Return the block as valid UTF-8 (bad bytes become U+FFFD) and whether it was."""
+    try:
+        block.decode("utf-8")
+        return block, True
+    except UnicodeDecodeError:
+        return block.decode("utf-8", "replace").encode("utf-8"), False
+
+
+@dataclass
+class Framed:
+    """Framed lines of one block: positions into the block and header fields."""
+
+    rows: np.ndarray  # index of the line within the block
+    fmt: np.ndarray  # header format name per row (object)
+    ts: pa.Array
+    host: pa.Array
+    prog: pa.Array
+    pid: pa.Array
+    msg: pa.Array
+    raw: pa.Array
+    unframed: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # candidate rows, no header
+
+
+def frame_lines(block: bytes, lines: pa.StringArray, starts: np.ndarray, ends: np.ndarray, line_filter: str) -> Framed:
+    """Frame the lines that pass ``line_filter``; report candidates that did not frame."""
+    keep = pc.match_substring_regex(lines, line_filter)
+    cand = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool))
+    cs, ce = starts[cand], ends[cand]
+    text = slice_buffer(block, cs, ce)
+    parts: list[tuple[np.ndarray, str, pa.StructArray]] = []
+    pending = np.arange(cand.size)
+    for name, regex in HEADERS.items():
+        if pending.size == 0:
+            break
+        sub = text if pending.size == cand.size else text.take(pa.array(pending))
+        st = pc.extract_regex(sub, regex)
+        ok = np.asarray(st.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if ok.any():
+            parts.append((pending[ok], name, st.filter(pa.array(ok))))
+        pending = pending[~ok]
+    if not parts:
+        empty = pa.array([], pa.string())
+        return Framed(
+            np.empty(0, np.int64), np.empty(0, object), empty, empty, empty, empty, empty, empty, cand[pending]
+        )
+    order = np.concatenate([p[0] for p in parts])
+    sort = np.argsort(order, kind="stable")
+    idx = order[sort]
+    take = pa.array(sort)
+
+    def field_(name: str) -> pa.Array:
+        return pa.concat_arrays([p[2].field(name) for p in parts]).take(take)
+
+    fmt = np.concatenate([np.full(p[0].size, p[1], dtype=object) for p in parts])[sort]
+    hdr_len = np.asarray(pc.binary_length(field_("hdr")).to_numpy(zero_copy_only=False), dtype=np.int64)
+    msg = slice_buffer(block, cs[idx] + hdr_len, np.maximum(ce[idx], cs[idx] + hdr_len))
+    pid = field_("pid")
+    pid = pc.if_else(pc.match_substring_regex(pid, r"^[0-9]+$"), pid, pa.scalar(None, pa.string()))
+    host = field_("host")
+    host = pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
+    return Framed(
+        rows=cand[idx],
+        fmt=fmt,
+        ts=field_("ts"),
+        host=host,
+        prog=field_("prog"),
+        pid=pid,
+        msg=msg,
+        raw=text.take(pa.array(idx)),
+        unframed=cand[pending],
+    )
+
+
+def expand_repeats(msg: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Unwrap rsyslog's ``message repeated N times: [ … ]``; return messages and weights."""
+    weights = np.ones(len(msg), dtype=np.int64)
+    maybe = np.flatnonzero(
+        np.asarray(pc.starts_with(msg, "message repeated ").to_numpy(zero_copy_only=False), dtype=bool)
+    )
+    if maybe.size == 0:
+        return msg, weights
+    st = pc.extract_regex(msg.take(pa.array(maybe)), _REPEAT)
+    ok = np.asarray(st.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    rows = maybe[ok]
+    if rows.size == 0:
+        return msg, weights
+    okm = pa.array(ok)
+    inner = st.field("inner").filter(okm)
+    weights[rows] = np.asarray(pc.cast(st.field("n").filter(okm), pa.int64()).to_numpy(), dtype=np.int64)
+    pos = np.full(len(msg), -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    merged = pc.if_else(
+        pa.array(pos >= 0),
+        pa.concat_arrays([inner, pa.nulls(1, pa.string())]).take(pa.array(np.where(pos >= 0, pos, rows.size))),
+        msg,
+    )
+    return merged, weights
+
+
+@dataclass
+class YearState:
+    """Year inference across the blocks of one source (RFC 3164 has no year)."""
+
+    last_month: int = 0
+    rollovers: int = 0
+
+
+_RFC3164_TS = r"^(?P<mon>[A-Z][a-z]{2}) +(?P<d>[0-9]{1,2}) (?P<H>[0-9]{2}):(?P<M>[0-9]{2}):(?P<S>[0-9]{2})$"
+_MONTH_SET = pa.array(list(_MONTHS), pa.string())
+
+
+def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
+    """Month/day/time of ``Mmm dd hh:mm:ss`` strings plus a year index (0 = first year).
+
+    A month that goes back by two or more (Dec → Jan) starts a new year; a step back of
+    one month is taken as lines slightly out of order.
+    """
+    st = pc.extract_regex(ts, _RFC3164_TS)
+
+    def num(name: str) -> np.ndarray:
+        return pc.cast(st.field(name), pa.float64()).to_numpy(zero_copy_only=False)
+
+    month = pc.index_in(st.field("mon"), value_set=_MONTH_SET).to_numpy(zero_copy_only=False)
+    month = np.asarray(month, dtype="float64") + 1  # nulls (unknown month names) → NaN
+    m = np.nan_to_num(month, nan=0).astype(np.int64)
+    known = pd.Series(np.where(m > 0, m, np.nan)).ffill().fillna(state.last_month).to_numpy(np.int64)
+    prev = np.concatenate([[state.last_month], known[:-1]])
+    roll = (prev > 0) & (m > 0) & (prev - m >= 2)
+    yidx = state.rollovers + np.cumsum(roll)
+    if known.size:
+        state.last_month = int(known[-1])
+        state.rollovers = int(yidx[-1])
+    return pd.DataFrame(
+        {"month": month, "day": num("d"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
+    )
+
+
+def resolve_times(parts: pd.DataFrame, base_year: int) -> pd.Series:
+    """Naive datetimes from :func:`rfc3164_parts` once the first line's year is known."""
+    comp = pd.DataFrame(
+        {
+            "year": base_year + parts["yidx"],
+            "month": parts["month"],
+            "day": parts["day"],
+            "hour": parts["hour"],
+            "minute": parts["minute"],
+            "second": parts["second"],
+        }
+    )
+    return pd.to_datetime(comp, errors="coerce")
+
+
+def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
+    """RFC 3339 / ISO strings → (datetimes, has-zone flags). Zoneless ones stay naive."""
+    strs = pd.Series(ts.to_numpy(zero_copy_only=False), dtype=object).str.replace(",", ".", regex=False)
+    has_zone = strs.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy(dtype=bool)
+    out = pd.Series(pd.NaT, index=strs.index, dtype="datetime64[us, UTC]")
+    if has_zone.any():
+        out[has_zone] = pd.to_datetime(strs[has_zone], format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
+    naive = pd.Series(pd.NaT, index=strs.index, dtype="datetime64[us]")
+    if (~has_zone).any():
+        naive[~has_zone] = pd.to_datetime(strs[~has_zone], format="ISO8601", errors="coerce").dt.as_unit("us")
+    return pd.DataFrame({"aware": out, "naive": naive}), has_zone

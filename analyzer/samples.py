@@ -1,0 +1,347 @@
+"""Deterministic scenario logs: the README demo, end-to-end tests and benchmark inputs.
+
+Everything here is generated (no one's real logs are copied): host names, documentation
+address ranges (RFC 5737), realistic sshd pids and the message wordings of current and
+older OpenSSH versions. The same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import random
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["generate", "large_auth_log"]
+
+PLATFORM_IP = "198.51.100.10"  # the cloud platform's probe
+EPOCH = dt.datetime(2025, 11, 3, 14, 0, 0)  # naive: the logs' local time
+_FIXED_MTIME = (2025, 11, 10, 0, 0, 0)
+
+
+def _bsd(ts: dt.datetime) -> str:
+    return f"{ts:%b} {ts.day:2d} {ts:%H:%M:%S}"
+
+
+def _iso(ts: dt.datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
+
+
+class _Log:
+    """Lines of one host's auth log, kept in time order."""
+
+    def __init__(self, host: str, rng: random.Random, style: str = "rfc3164"):
+        self.host = host
+        self.rng = rng
+        self.style = style
+        self.items: list[tuple[dt.datetime, int, str]] = []
+        self._seq = 0
+
+    def add(self, ts: dt.datetime, prog: str, pid: int | None, msg: str) -> None:
+        tag = f"{prog}[{pid}]" if pid is not None else prog
+        stamp = _bsd(ts) if self.style == "rfc3164" else _iso(ts)
+        self._seq += 1
+        self.items.append((ts, self._seq, f"{stamp} {self.host} {tag}: {msg}"))
+
+    def pid(self) -> int:
+        return self.rng.randint(1000, 65000)
+
+    def text(self) -> str:
+        return "".join(line + "\n" for _, _, line in sorted(self.items))
+
+    def noise(self, start: dt.datetime, hours: int) -> None:
+        for h in range(hours):
+            ts = start + dt.timedelta(hours=h, minutes=17)
+            pid = self.pid()
+            self.add(ts, "CRON", pid, "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)")
+            self.add(ts + dt.timedelta(seconds=1), "CRON", pid, "pam_unix(cron:session): session closed for user root")
+            if h % 6 == 0:
+                self.add(ts + dt.timedelta(minutes=3), "systemd-logind", 612, "New session 42 of user admin.")
+
+
+def _probe(log: _Log, ts: dt.datetime, ok: bool, method: str = "password") -> None:
+    pid = log.pid()
+    port = log.rng.randint(32768, 60999)
+    log.add(ts, "sshd", pid, f'Connection from {PLATFORM_IP} port {port} on 192.0.2.21 port 22 rdomain ""')
+    if ok:
+        log.add(ts, "sshd", pid, f"Accepted {method} for root from {PLATFORM_IP} port {port} ssh2")
+        log.add(ts, "sshd", pid, "pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)")
+        log.add(
+            ts + dt.timedelta(seconds=2),
+            "sshd",
+            pid,
+            f"Received disconnect from {PLATFORM_IP} port {port}:11: disconnected by user",
+        )
+        log.add(ts + dt.timedelta(seconds=2), "sshd", pid, f"Disconnected from user root {PLATFORM_IP} port {port}")
+        log.add(ts + dt.timedelta(seconds=2), "sshd", pid, "pam_unix(sshd:session): session closed for user root")
+    else:
+        log.add(
+            ts,
+            "sshd",
+            pid,
+            f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={PLATFORM_IP}  user=root",
+        )
+        log.add(
+            ts + dt.timedelta(seconds=2), "sshd", pid, f"Failed password for root from {PLATFORM_IP} port {port} ssh2"
+        )
+        log.add(
+            ts + dt.timedelta(seconds=3),
+            "sshd",
+            pid,
+            f"Connection closed by authenticating user root {PLATFORM_IP} port {port} [preauth]",
+        )
+
+
+def _password_mismatch(rng: random.Random) -> tuple[str, dict]:
+    """Probe succeeds, the root password is changed on the server, then the probe fails."""
+    log = _Log("web01", rng)
+    log.noise(EPOCH, 24)
+    change = EPOCH + dt.timedelta(hours=6, minutes=5)
+    for i in range(96):
+        ts = EPOCH + dt.timedelta(minutes=15 * i, seconds=rng.randint(0, 3))
+        _probe(log, ts, ok=ts < change)
+    log.add(change, "passwd", 30211, "pam_unix(passwd:chauthtok): password changed for root")
+    failures = sum(1 for i in range(96) if EPOCH + dt.timedelta(minutes=15 * i) >= change)
+    return log.text(), {"host": "web01", "failed_logons": failures, "password_changes": 1, "successes": 96 - failures}
+
+
+def _root_refused(rng: random.Random) -> tuple[str, dict]:
+    log = _Log("db02", rng, style="rfc3339")
+    log.noise(EPOCH, 12)
+    for i in range(48):
+        ts = EPOCH + dt.timedelta(minutes=15 * i)
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        log.add(ts, "sshd", pid, f"ROOT LOGIN REFUSED FROM {PLATFORM_IP} port {port}")
+        log.add(ts, "sshd", pid, f"Failed password for root from {PLATFORM_IP} port {port} ssh2")
+        log.add(
+            ts + dt.timedelta(seconds=1),
+            "sshd",
+            pid,
+            f"Connection closed by authenticating user root {PLATFORM_IP} port {port} [preauth]",
+        )
+    return log.text(), {"host": "db02", "failed_logons": 96, "root_refused": 48}
+
+
+def _firewall(rng: random.Random) -> tuple[str, dict]:
+    log = _Log("app03", rng)
+    for i in range(48):
+        ts = EPOCH + dt.timedelta(minutes=15 * i)
+        sport = rng.randint(32768, 60999)
+        for retry in range(3):
+            log.add(
+                ts + dt.timedelta(seconds=retry * 2),
+                "kernel",
+                None,
+                f"[{4321.5 + i * 900:.6f}] [UFW BLOCK] IN=eth0 OUT= MAC=00:16:3e:11:22:33:00:16:3e:44:55:66:08:00 "
+                f"SRC={PLATFORM_IP} DST=192.0.2.23 LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID={rng.randint(1, 65535)} DF "
+                f"PROTO=TCP SPT={sport} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
+            )
+    return log.text(), {"host": "app03", "firewall_drops": 144}
+
+
+def _brute_force(rng: random.Random) -> tuple[str, dict]:
+    log = _Log("bastion", rng)
+    users = ["admin", "oracle", "test", "ubuntu", "git", "postgres", "user", "guest"]
+    attacker = "203.0.113.66"
+    start = EPOCH + dt.timedelta(hours=2)
+    invalid = 0
+    for i in range(200):
+        ts = start + dt.timedelta(seconds=3 * i)
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        user = rng.choice(users + ["root"])
+        if user == "root":
+            log.add(ts, "sshd", pid, f"Failed password for root from {attacker} port {port} ssh2")
+        else:
+            invalid += 1
+            log.add(ts, "sshd", pid, f"Invalid user {user} from {attacker} port {port}")
+            log.add(ts, "sshd", pid, f"Failed password for invalid user {user} from {attacker} port {port} ssh2")
+        log.add(ts + dt.timedelta(seconds=1), "sshd", pid, f"Connection closed by {attacker} port {port} [preauth]")
+    log.add(
+        start, "sshd", 777, f"message repeated 3 times: [ Failed password for root from {attacker} port 40000 ssh2]"
+    )
+    return log.text(), {"host": "bastion", "failed_logons": 203, "invalid_users": invalid}
+
+
+def _journal(rng: random.Random) -> tuple[str, dict]:
+    lines = []
+    for i in range(20):
+        ts = EPOCH + dt.timedelta(minutes=15 * i)
+        micros = int(ts.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+        pid = rng.randint(1000, 65000)
+        rec = {
+            "__REALTIME_TIMESTAMP": str(micros),
+            "_HOSTNAME": "deb12",
+            "SYSLOG_IDENTIFIER": "sshd-session",
+            "_PID": str(pid),
+            "_SYSTEMD_UNIT": "ssh.service",
+            "MESSAGE": f"Failed password for root from {PLATFORM_IP} port {40000 + i} ssh2",
+        }
+        lines.append(json.dumps(rec, sort_keys=True))
+    return "\n".join(lines) + "\n", {"host": "deb12", "failed_logons": 20}
+
+
+def _gz(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
+        gz.write(data)
+    return buf.getvalue()
+
+
+def _ticket_zip(parts: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            info = zipfile.ZipInfo(name, date_time=_FIXED_MTIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
+    """Write the scenario files under ``out``; return their paths."""
+    out = Path(out)
+    rng = random.Random(seed)
+    written: list[Path] = []
+
+    def put(rel: str, data: bytes | str, expected: dict | None = None) -> None:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        written.append(path)
+        if expected is not None:
+            exp = path.parent / "expected.json"
+            exp.write_text(json.dumps({"file": path.name, **expected}, indent=2, sort_keys=True) + "\n")
+            written.append(exp)
+
+    text, exp = _password_mismatch(rng)
+    put("linux-password-mismatch/auth.log", text, exp)
+    text, exp = _root_refused(rng)
+    put("linux-root-refused/auth.log", text, exp)
+    text, exp = _firewall(rng)
+    put("linux-firewall-blocked/kern.log", text, exp)
+    text, exp = _brute_force(rng)
+    put("linux-brute-force/secure", text, exp)
+    text, exp = _journal(rng)
+    put("linux-journal/journal.json", text, exp)
+
+    # A support-ticket bundle: the mismatch host's rotated logs in one zip.
+    mismatch = (out / "linux-password-mismatch/auth.log").read_bytes().splitlines(keepends=True)
+    third = len(mismatch) // 3
+    bundle = {
+        "web01/var/log/auth.log.2.gz": _gz(b"".join(mismatch[:third])),
+        "web01/var/log/auth.log.1": b"".join(mismatch[third : 2 * third]),
+        "web01/var/log/auth.log": b"".join(mismatch[2 * third :]),
+    }
+    put("ticket-bundle/ticket.zip", _ticket_zip(bundle), {"host": "web01", "members": sorted(bundle)})
+    if scale:
+        path = out / "large" / "auth.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            for chunk in large_auth_log(scale, seed):
+                fh.write(chunk)
+        written.append(path)
+    return written
+
+
+def large_auth_log(lines: int, seed: int = 1) -> Iterator[str]:
+    """About ``lines`` lines of a busy server's auth log, in blocks of text.
+
+    The mix (by share of lines): sshd attack traffic (failed passwords, invalid users,
+    preauth disconnects, scanners), PAM lines, the platform's periodic probe, successful
+    admin sessions, sudo, cron sessions, systemd and kernel firewall lines, in both
+    RFC 3164 and RFC 3339 timestamps.
+    """
+    rng = random.Random(seed)
+    users = ["admin", "oracle", "test", "ubuntu", "git", "postgres", "user", "guest", "pi", "support"]
+    attackers = [f"203.0.113.{i}" for i in range(1, 255)] + [f"2001:db8::{i:x}" for i in range(1, 60)]
+    ts = EPOCH
+    written = 0
+    block: list[str] = []
+    hosts = ["web01", "web02", "db01"]
+    while written < lines:
+        ts += dt.timedelta(milliseconds=rng.randint(50, 400))
+        host = hosts[rng.randrange(3)]
+        stamp = _bsd(ts) if rng.random() < 0.7 else _iso(ts)
+        pid = rng.randint(1000, 999999)
+        port = rng.randint(1024, 65535)
+        ip = attackers[rng.randrange(len(attackers))]
+        k = rng.random()
+        if k < 0.22:
+            u = users[rng.randrange(len(users))]
+            msgs = [
+                ("sshd", f"Invalid user {u} from {ip} port {port}"),
+                ("sshd", "pam_unix(sshd:auth): check pass; user unknown"),
+                ("sshd", f"Failed password for invalid user {u} from {ip} port {port} ssh2"),
+                ("sshd", f"Connection closed by invalid user {u} {ip} port {port} [preauth]"),
+            ]
+        elif k < 0.40:
+            msgs = [
+                (
+                    "sshd",
+                    f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=root",
+                ),
+                ("sshd", f"Failed password for root from {ip} port {port} ssh2"),
+                (
+                    "sshd",
+                    f"Disconnecting authenticating user root {ip} port {port}: Too many authentication failures [preauth]",
+                ),
+            ]
+        elif k < 0.50:
+            msgs = [
+                ("sshd-session", "error: kex_exchange_identification: Connection closed by remote host"),
+                ("sshd-session", f"Connection closed by {ip} port {port}"),
+            ]
+        elif k < 0.55:
+            msgs = [
+                (
+                    "sshd",
+                    f"Unable to negotiate with {ip} port {port}: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]",
+                )
+            ]
+        elif k < 0.60:
+            msgs = [
+                (
+                    "sshd",
+                    f"Accepted publickey for admin from 192.0.2.50 port {port} ssh2: ED25519 SHA256:Qm9vYmFyYmF6cXV4",
+                ),
+                ("sshd", "pam_unix(sshd:session): session opened for user admin(uid=1000) by (uid=0)"),
+            ]
+        elif k < 0.64:
+            msgs = [
+                ("sudo", "   admin : TTY=pts/0 ; PWD=/home/admin ; USER=root ; COMMAND=/usr/bin/systemctl status nginx")
+            ]
+        elif k < 0.82:
+            msgs = [
+                ("CRON", "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
+                ("CRON", "pam_unix(cron:session): session closed for user root"),
+            ]
+        elif k < 0.90:
+            msgs = [
+                ("systemd", "Started session-4242.scope - Session 4242 of User admin."),
+                ("systemd-logind", "New session 4242 of user admin."),
+            ]
+        elif k < 0.96:
+            msgs = [
+                (
+                    "kernel",
+                    f"[UFW BLOCK] IN=eth0 OUT= MAC=00:16:3e:11:22:33:00:16:3e:44:55:66:08:00 SRC={ip} DST=192.0.2.21 "
+                    f"LEN=60 TOS=0x00 PREC=0x00 TTL=52 ID={pid & 0xFFFF} DF PROTO=TCP SPT={port} DPT={rng.choice((22, 23, 3389, 5985))} "
+                    "WINDOW=64240 RES=0x00 SYN URGP=0",
+                )
+            ]
+        else:
+            msgs = [("sshd", f"Failed password for root from {PLATFORM_IP} port {port} ssh2")]
+        for prog, msg in msgs:
+            tag = prog if prog == "kernel" else f"{prog}[{pid}]"
+            block.append(f"{stamp} {host} {tag}: {msg}\n")
+        written += len(msgs)
+        if len(block) >= 50000:
+            yield "".join(block)
+            block = []
+    if block:
+        yield "".join(block)

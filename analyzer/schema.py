@@ -1,0 +1,159 @@
+"""The normalized event: one row per login attempt or observation.
+
+This module is the contract between stages. Ingest produces a DataFrame with exactly
+:data:`COLUMNS` in this order and these dtypes; every later stage reads it and never
+re-derives what ingest decided. Enumerations are ``StrEnum`` so their values are plain
+strings in the frame, in JSON and in rule files.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pandas as pd
+
+__all__ = [
+    "COLUMNS",
+    "Action",
+    "Outcome",
+    "Reason",
+    "Service",
+    "empty_events",
+    "conform",
+]
+
+
+class Outcome(StrEnum):
+    """What happened to the attempt or observation."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    BLOCKED = "blocked"
+    INFO = "info"
+
+
+class Action(StrEnum):
+    """What kind of thing the row records."""
+
+    LOGON = "logon"  # one authentication attempt and its result
+    INVALID_USER = "invalid-user"  # sshd announces an unknown user name before any attempt
+    AUTH_LIMIT = "auth-limit"  # too many failures, attempts exhausted, PAM retries summary
+    LOCKOUT = "lockout"  # the account got locked (pam_faillock, Windows 4740)
+    CONNECTION = "connection"  # a connection opened, or ended before authentication
+    SESSION = "session"  # a session opened or closed after a successful logon
+    CREDENTIAL_VALIDATION = "credential-validation"  # Windows 4776 (NTLM)
+    KERBEROS_PREAUTH = "kerberos-preauth"  # Windows 4771
+    KERBEROS_TICKET = "kerberos-ticket"  # Windows 4768/4769
+    EXPLICIT_CREDENTIALS = "explicit-credentials"  # Windows 4648
+    PASSWORD_CHANGE = "password-change"
+    ACCOUNT_CHANGE = "account-change"  # usermod and similar edits of an account
+    FIREWALL_DROP = "firewall-drop"
+    FIREWALL_ALLOW = "firewall-allow"
+    SERVICE_STATE = "service-state"
+    LOG_CLEARED = "log-cleared"
+
+
+class Service(StrEnum):
+    """The door the attempt came through."""
+
+    SSH = "ssh"
+    WINRM = "winrm"
+    RDP = "rdp"
+    SMB = "smb"
+    CONSOLE = "console"
+    SUDO = "sudo"
+    SU = "su"
+    NETWORK = "network"
+    KERBEROS = "kerberos"
+    NTLM = "ntlm"
+    OTHER = "other"
+
+
+class Reason(StrEnum):
+    """Why an attempt failed (or what an observation means), normalized across sources."""
+
+    UNKNOWN_USER = "unknown-user"
+    BAD_PASSWORD = "bad-password"
+    KEY_REJECTED = "key-rejected"
+    ACCOUNT_DISABLED = "account-disabled"
+    ACCOUNT_LOCKED = "account-locked"
+    ACCOUNT_EXPIRED = "account-expired"
+    PASSWORD_EXPIRED = "password-expired"
+    PASSWORD_MUST_CHANGE = "password-must-change"
+    LOGON_TYPE_NOT_GRANTED = "logon-type-not-granted"
+    NOT_ALLOWED_BY_POLICY = "not-allowed-by-policy"
+    ROOT_LOGIN_REFUSED = "root-login-refused"
+    TOO_MANY_FAILURES = "too-many-failures"
+    NO_AUTH_METHODS = "no-auth-methods"
+    NEGOTIATION_FAILED = "negotiation-failed"
+    PREAUTH_DISCONNECT = "preauth-disconnect"
+    PROTOCOL_ERROR = "protocol-error"
+    TIMEOUT = "timeout"
+    FIREWALL = "firewall"
+    SERVICE_STOPPED = "service-stopped"
+    SERVICE_STARTED = "service-started"
+    OTHER = "other"
+
+
+# name -> pandas dtype. Repeated strings are categoricals-to-be; ingest keeps them as
+# pyarrow-backed strings and `conform` fixes the final dtypes in one place.
+_STR = "string[pyarrow]"
+COLUMNS: dict[str, str] = {
+    "timestamp": "datetime64[us, UTC]",
+    "host": _STR,
+    "source": _STR,
+    "locator": _STR,
+    "log": _STR,
+    "channel": _STR,
+    "provider": _STR,
+    "event_id": "Int32",
+    "action": _STR,
+    "outcome": _STR,
+    "service": _STR,
+    "user": _STR,
+    "domain": _STR,
+    "src_ip": _STR,
+    "src_port": "Int32",
+    "dst_ip": _STR,
+    "dst_port": "Int32",
+    "logon_type": "Int16",
+    "auth_method": _STR,
+    "status": _STR,
+    "sub_status": _STR,
+    "reason": _STR,
+    "process": _STR,
+    "pid": "Int64",
+    "raw": _STR,
+}
+
+ENUMS: dict[str, type[StrEnum]] = {
+    "action": Action,
+    "outcome": Outcome,
+    "service": Service,
+    "reason": Reason,
+}
+
+
+def empty_events() -> pd.DataFrame:
+    """A zero-row frame with the full schema."""
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in COLUMNS.items()})
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly the schema's columns, order and dtypes.
+
+    Missing columns are added as nulls; extra columns are an error (a stage that
+    invents a column should add it to the schema first).
+    """
+    extra = set(frame.columns) - set(COLUMNS)
+    if extra:
+        raise ValueError(f"columns not in the event schema: {sorted(extra)}")
+    n = len(frame)
+    out = {}
+    for name, dtype in COLUMNS.items():
+        if name in frame.columns:
+            col = frame[name]
+            out[name] = col if str(col.dtype) == dtype else col.astype(dtype)
+        else:
+            out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=frame.index)
+    return pd.DataFrame(out, index=frame.index)
