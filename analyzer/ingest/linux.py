@@ -22,6 +22,8 @@ from .catalog import Catalog, load_catalog
 __all__ = ["match_messages", "finish_events", "normalize_program"]
 
 _FIRST_WORD = r"^(?:(?:error|fatal): )?(?P<k>[^ ]*)"
+# systemd sometimes relays sshd's text behind the kernel's own stamp
+_KERNEL_STAMP = r"^kernel: ?\[ *[0-9.]+\]:? "
 _SSHD_FAMILY = "sshd"
 
 
@@ -72,6 +74,9 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     if n == 0:
         return pd.DataFrame({"row": pd.Series([], dtype="int64")})
     fam_masks = _family_masks(cat, prog)
+    stamped = pc.starts_with(msg, "kernel:")
+    if pc.any(stamped).as_py():
+        msg = pc.if_else(stamped, pc.replace_substring_regex(msg, _KERNEL_STAMP, ""), msg)
     first = pc.extract_regex(msg, _FIRST_WORD).field("k")
     kenc = pc.dictionary_encode(first)
     kcodes = np.asarray(kenc.indices.fill_null(-1), dtype=np.int64)

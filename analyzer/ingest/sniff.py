@@ -53,14 +53,17 @@ def _journal_export(head: bytes) -> bool:
 
 
 def _journal_json(head: bytes) -> bool:
-    for line in _lines(head, 3):
-        if not line.startswith(b"{"):
-            return False
+    """Every line a JSON object, and at least one a journal record."""
+    lines = _lines(head, 50)
+    if not lines or not all(line.startswith(b"{") for line in lines):
+        return False
+    for line in lines:
         try:
             obj = json.loads(line)
         except ValueError:
-            return False
-        return isinstance(obj, dict) and ("__REALTIME_TIMESTAMP" in obj or "MESSAGE" in obj)
+            continue
+        if isinstance(obj, dict) and ("__REALTIME_TIMESTAMP" in obj or "MESSAGE" in obj):
+            return True
     return False
 
 
