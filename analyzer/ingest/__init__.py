@@ -188,28 +188,32 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     pieces: list[pd.DataFrame] = []
     bad_utf8 = 0
     base = 0
-    for block in _blocks(src):
-        block, ok = syslog.ensure_utf8(block)
-        bad_utf8 += not ok
-        lines, starts, ends = syslog.split_lines(block)
-        n = len(lines)
-        fr = syslog.frame_lines(block, lines, starts, ends, line_filter)
-        if fr.unframed.size:
-            rep.unparsed += int(fr.unframed.size)
-            rep.sample_unparsed(
-                syslog.slice_buffer(
-                    block, starts[fr.unframed[:MAX_SAMPLES]], ends[fr.unframed[:MAX_SAMPLES]]
-                ).to_pylist()
-            )
-        msg, weight = syslog.expand_repeats(fr.msg)
-        prog = normalize_program(fr.prog)
-        matched = match_messages(prog, msg, cat)
-        used_rows = _account(rep, matched, fr.raw, auth_filter, n_framed=len(fr.msg))
-        rep.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
-        rep.lines += n
-        if used_rows.size:
-            pieces.append(_syslog_piece(fr, matched, prog, weight, base, state))
-        base += n
+    try:
+        for block in _blocks(src):
+            block, ok = syslog.ensure_utf8(block)
+            bad_utf8 += not ok
+            lines, starts, ends = syslog.split_lines(block)
+            n = len(lines)
+            fr = syslog.frame_lines(block, lines, starts, ends, line_filter)
+            if fr.unframed.size:
+                rep.unparsed += int(fr.unframed.size)
+                rep.sample_unparsed(
+                    syslog.slice_buffer(
+                        block, starts[fr.unframed[:MAX_SAMPLES]], ends[fr.unframed[:MAX_SAMPLES]]
+                    ).to_pylist()
+                )
+            msg, weight = syslog.expand_repeats(fr.msg)
+            prog = normalize_program(fr.prog)
+            matched = match_messages(prog, msg, cat)
+            used_rows = _account(rep, matched, fr.raw, auth_filter, n_framed=len(fr.msg))
+            rep.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
+            rep.lines += n
+            if used_rows.size:
+                pieces.append(_syslog_piece(fr, matched, prog, weight, base, state))
+            base += n
+    except InputError as exc:
+        # keep what was read before the fault; say where it happened
+        rep.error = f"{exc.message} (after line {base}; the lines before it were read)"
     if bad_utf8:
         rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
     if not pieces:

@@ -287,7 +287,11 @@ def _expand(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skippe
         return
     kind = _kind(src.head)
     if kind is None:
-        budget.spend(len(src.head), src.name)
+        try:
+            budget.spend(len(src.head), src.name)
+        except LimitExceeded as exc:
+            yield Skipped(src.name, exc.message)
+            return
         src.stream = _Plain(src.stream, src.name, budget)
         yield src
         return

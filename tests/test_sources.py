@@ -1,0 +1,169 @@
+"""Inputs: files, directories, stdin, archives as streams, limits on untrusted uploads."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+import zipfile
+
+import pytest
+
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest.sources import Limits, Skipped, Source, iter_sources
+
+LINE = b"Mar  4 09:15:02 web1 sshd[812]: Failed password for root from 203.0.113.7 port 51022 ssh2\n"
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar(members: dict[str, bytes], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _names(paths, limits=None):
+    out = []
+    for item in iter_sources([str(p) for p in paths], limits):
+        if isinstance(item, Skipped):
+            out.append(("skipped", item.name, item.reason))
+        else:
+            out.append(("read", item.name, item.read()))
+    return out
+
+
+def test_gz_zip_tar_members_are_named_and_read(tmp_path):
+    (tmp_path / "auth.log.2.gz").write_bytes(_gz(LINE))
+    (tmp_path / "bundle.zip").write_bytes(_zip({"web/auth.log": LINE, "web/auth.log.1.gz": _gz(LINE)}))
+    (tmp_path / "logs.tar.gz").write_bytes(_gz(_tar({"var/log/secure": LINE})))
+    (tmp_path / "plain.tar").write_bytes(_tar({"a/auth.log": LINE}))
+    got = {name: data for kind, name, data in _names([tmp_path]) if kind == "read"}
+    assert got == {
+        str(tmp_path / "auth.log.2.gz"): LINE,
+        f"{tmp_path / 'bundle.zip'}!web/auth.log": LINE,
+        f"{tmp_path / 'bundle.zip'}!web/auth.log.1.gz": LINE,
+        f"{tmp_path / 'logs.tar.gz'}!var/log/secure": LINE,
+        f"{tmp_path / 'plain.tar'}!a/auth.log": LINE,
+    }
+
+
+def test_nested_one_level_is_read_deeper_is_refused(tmp_path):
+    inner = _zip({"auth.log": LINE})
+    (tmp_path / "outer.tar.gz").write_bytes(_gz(_tar({"inner.zip": inner})))
+    (tmp_path / "deep.zip").write_bytes(_zip({"mid.zip": _zip({"in.zip": inner})}))
+    items = _names([tmp_path])
+    read = [n for k, n, _ in items if k == "read"]
+    assert f"{tmp_path / 'outer.tar.gz'}!inner.zip!auth.log" in read
+    refused = [(n, r) for k, n, r in items if k == "skipped"]
+    assert any(n.endswith("deep.zip!mid.zip!in.zip") and "nested" in r for n, r in refused)
+
+
+def test_zip_bomb_is_refused_and_other_inputs_still_read(tmp_path):
+    (tmp_path / "bomb.zip").write_bytes(_zip({"zeros.log": LINE * 400_000}))
+    (tmp_path / "auth.log").write_bytes(LINE)
+    res = read_events([str(tmp_path)], IngestOptions(year=2025, limits=Limits(max_ratio=50, ratio_grace_bytes=1024 * 1024)))
+    by_name = {r.name: r for r in res.inputs}
+    bomb = by_name[f"{tmp_path / 'bomb.zip'}!zeros.log"]
+    assert bomb.error and "ratio" in bomb.error and "zip bomb" in bomb.error
+    assert by_name[str(tmp_path / "auth.log")].events == 1
+    assert len(res.events) == 1
+
+
+def test_total_size_limit(tmp_path):
+    (tmp_path / "a.log").write_bytes(LINE * 100)
+    res = read_events([str(tmp_path / "a.log")], IngestOptions(year=2025, limits=Limits(max_total_bytes=1000)))
+    assert "total uncompressed input exceeds 1000 bytes" in res.inputs[0].error
+
+
+def test_path_traversal_members_are_refused(tmp_path):
+    (tmp_path / "evil.zip").write_bytes(_zip({"../../etc/passwd": LINE, "/abs/auth.log": LINE, "ok/auth.log": LINE}))
+    items = _names([tmp_path / "evil.zip"])
+    assert [n for k, n, _ in items if k == "read"] == [f"{tmp_path / 'evil.zip'}!ok/auth.log"]
+    refused = {n: r for k, n, r in items if k == "skipped"}
+    assert all("escapes the archive" in r for r in refused.values()) and len(refused) == 2
+
+
+def test_links_and_devices_in_tar_are_skipped(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        link = tarfile.TarInfo("shadow")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/shadow"
+        tf.addfile(link)
+        dev = tarfile.TarInfo("sda")
+        dev.type = tarfile.BLKTYPE
+        tf.addfile(dev)
+        info = tarfile.TarInfo("auth.log")
+        info.size = len(LINE)
+        tf.addfile(info, io.BytesIO(LINE))
+    (tmp_path / "t.tar").write_bytes(buf.getvalue())
+    items = _names([tmp_path / "t.tar"])
+    assert [n.rsplit("!", 1)[1] for k, n, _ in items if k == "read"] == ["auth.log"]
+    assert {n.rsplit("!", 1)[1] for k, n, _ in items if k == "skipped"} == {"shadow", "sda"}
+
+
+def test_symlink_inside_directory_is_skipped(tmp_path):
+    (tmp_path / "real.log").write_bytes(LINE)
+    os.symlink("/etc/hostname", tmp_path / "link.log")
+    items = _names([tmp_path])
+    assert ("read", str(tmp_path / "real.log"), LINE) in items
+    assert any(k == "skipped" and n.endswith("link.log") and "link" in r for k, n, r in items)
+
+
+def test_corrupt_archive_reports_one_line_and_keeps_the_rest(tmp_path):
+    good = _gz(LINE * 3)
+    (tmp_path / "broken.gz").write_bytes(good[: len(good) // 2])
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04garbage")
+    (tmp_path / "auth.log").write_bytes(LINE)
+    res = read_events([str(tmp_path)], IngestOptions(year=2025))
+    errors = {r.name: r.error for r in res.inputs if r.error}
+    assert set(errors) == {str(tmp_path / "bad.zip"), str(tmp_path / "broken.gz")}
+    assert all("\n" not in e for e in errors.values())
+    assert len(res.events) >= 1
+
+
+def test_missing_path_is_an_error_not_a_crash(tmp_path):
+    res = read_events([str(tmp_path / "nope.log")])
+    assert res.inputs[0].error.startswith("cannot open")
+    assert not res.readable
+
+
+def test_unknown_format_is_skipped_with_reason(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\nworld\n")
+    res = read_events([str(tmp_path / "notes.txt")])
+    rep = res.inputs[0]
+    assert rep.skipped and rep.error is None and rep.skip_reason.startswith("unknown format")
+
+
+def test_source_from_bytes_reads_in_pieces():
+    src = Source.from_bytes("mem", LINE * 3)
+    assert b"".join(src.chunks(7)) == LINE * 3
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_stdin(monkeypatch, compress):
+    data = _gz(LINE) if compress else LINE
+
+    class FakeStdin:
+        buffer = io.BufferedReader(io.BytesIO(data))
+
+    monkeypatch.setattr("sys.stdin", FakeStdin)
+    res = read_events(["-"], IngestOptions(year=2025))
+    assert res.inputs[0].name == "<stdin>"
+    assert len(res.events) == 1

@@ -1,0 +1,125 @@
+"""Timestamps: year inference and rollover, --tz, formats, repeated messages, bad bytes."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from analyzer.ingest import IngestOptions, read_events
+
+FAILED = "sshd[812]: Failed password for root from 203.0.113.7 port 51022 ssh2"
+
+
+def _events(tmp_path, text: str | bytes, name="auth.log", mtime=None, **opts):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    if mtime is not None:
+        ts = pd.Timestamp(mtime).timestamp()
+        os.utime(path, (ts, ts))
+    return read_events([str(path)], IngestOptions(**opts))
+
+
+def test_year_rollover_within_a_file(tmp_path):
+    text = f"Dec 31 23:59:58 h {FAILED}\nJan  1 00:00:02 h {FAILED}\nFeb  3 10:00:00 h {FAILED}\n"
+    res = _events(tmp_path, text, year=2024)
+    assert [str(t) for t in res.events["timestamp"]] == [
+        "2024-12-31 23:59:58+00:00",
+        "2025-01-01 00:00:02+00:00",
+        "2025-02-03 10:00:00+00:00",
+    ]
+    assert "2024" in res.inputs[0].assumptions["year"]
+
+
+def test_year_from_mtime_anchors_the_last_line(tmp_path):
+    text = f"Dec 30 10:00:00 h {FAILED}\nJan  2 10:00:00 h {FAILED}\n"
+    res = _events(tmp_path, text, mtime="2025-01-03T00:00:00")
+    assert [t.year for t in res.events["timestamp"]] == [2024, 2025]
+    assert "modification time" in res.inputs[0].assumptions["year"]
+
+
+def test_mtime_before_last_line_date_means_previous_year(tmp_path):
+    res = _events(tmp_path, f"Nov 20 10:00:00 h {FAILED}\n", mtime="2025-02-01T00:00:00")
+    assert res.events["timestamp"].iloc[0].year == 2024
+
+
+def test_out_of_order_by_one_month_is_not_a_new_year(tmp_path):
+    text = f"Apr  1 00:00:01 h {FAILED}\nMar 31 23:59:59 h {FAILED}\n"
+    res = _events(tmp_path, text, year=2025)
+    assert [t.year for t in res.events["timestamp"]] == [2025, 2025]
+
+
+def test_tz_applies_to_zoneless_lines_only(tmp_path):
+    text = f"Jul  4 12:00:00 h {FAILED}\n2025-07-04T12:00:00+02:00 h {FAILED}\n"
+    res = _events(tmp_path, text, year=2025, tz="America/New_York")
+    assert [str(t) for t in res.events["timestamp"]] == ["2025-07-04 16:00:00+00:00", "2025-07-04 10:00:00+00:00"]
+    assert "America/New_York" in res.inputs[0].assumptions["timezone"]
+
+
+def test_utc_is_assumed_and_said(tmp_path):
+    res = _events(tmp_path, f"Jul  4 12:00:00 h {FAILED}\n", year=2025)
+    assert str(res.events["timestamp"].iloc[0]) == "2025-07-04 12:00:00+00:00"
+    assert "assumed" in res.inputs[0].assumptions["timezone"]
+
+
+def test_dst_gap_and_overlap_do_not_lose_events(tmp_path):
+    text = f"Mar 30 02:30:00 h {FAILED}\nOct 26 02:30:00 h {FAILED}\n"
+    res = _events(tmp_path, text, year=2025, tz="Europe/Berlin")
+    assert res.events["timestamp"].notna().all() and len(res.events) == 2
+
+
+def test_header_formats(tmp_path):
+    text = (
+        f"2025-03-04T09:15:02.123456+01:00 web1 {FAILED}\n"
+        f"2025-03-04T09:15:03+0100 web1 sshd-session[9]: Failed password for root from 203.0.113.8 port 1 ssh2\n"
+        "<38>1 2025-03-04T09:15:04.1+01:00 web1 sshd 812 - - Failed password for root from 203.0.113.9 port 2 ssh2\n"
+        f"<38>Mar  4 08:15:05 web1 {FAILED}\n"
+        "1741076106 [sshd] Invalid user duck from 212.41.96.185\n"
+    )
+    res = _events(tmp_path, text, year=2025)
+    ev = res.events
+    assert list(ev["timestamp"]) == [
+        pd.Timestamp(t, tz="UTC")
+        for t in ("2025-03-04 08:15:02.123456", "2025-03-04 08:15:03", "2025-03-04 08:15:04.1", "2025-03-04 08:15:05",
+                  "2025-03-04 08:15:06")
+    ]
+    assert list(ev["host"].fillna("-")) == ["web1", "web1", "web1", "web1", "-"]
+    assert list(ev["process"]) == ["sshd", "sshd-session", "sshd", "sshd", "sshd"]
+    assert res.inputs[0].unparsed == 0
+
+
+def test_message_repeated_becomes_n_events(tmp_path):
+    text = "Mar  4 09:15:02 h sshd[7]: message repeated 5 times: [ Failed password for root from 203.0.113.7 port 1 ssh2]\n"
+    res = _events(tmp_path, text, year=2025)
+    assert len(res.events) == 5
+    assert set(res.events["locator"]) == {"1"}
+    assert res.inputs[0].lines == 1 and res.inputs[0].used == 1
+
+
+def test_invalid_utf8_never_crashes(shared, tmp_path):
+    path = shared("linux", "fail2ban__fail2ban", "fail2ban", "tests", "files", "testcase-wrong-char.log")
+    res = read_events([str(path)], IngestOptions(year=2025))
+    rep = res.inputs[0]
+    assert rep.error is None and rep.lines == rep.used + rep.irrelevant + rep.unparsed
+    assert any("UTF-8" in w for w in rep.warnings)
+    assert len(res.events) > 0
+
+
+def test_epoch_lines(shared):
+    path = shared("linux", "fail2ban__fail2ban", "fail2ban", "tests", "files", "testcase04.log")
+    res = read_events([str(path)], IngestOptions(year=2005))
+    ev = res.events
+    epoch = ev[ev["raw"].str.startswith("1124012400")]
+    assert len(epoch) >= 1
+    assert str(epoch["timestamp"].iloc[0]) == "2005-08-14 09:40:00+00:00"
+    assert (ev["user"] == "duck").any() and (ev["src_ip"] == "212.41.96.185").all()
+
+
+def test_every_line_is_accounted_for_in_all_shared_linux_logs(shared):
+    root = shared("linux")
+    res = read_events([str(root)], IngestOptions(year=2005))
+    read = [r for r in res.inputs if not r.skipped]
+    assert len(read) >= 10
+    for rep in read:
+        assert rep.lines == rep.used + rep.irrelevant + rep.unparsed, rep.name
+        assert len(rep.unparsed_samples) <= 20
