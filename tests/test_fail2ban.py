@@ -136,7 +136,9 @@ def _check(path: Path, readable: Path) -> tuple[int, int, list[str]]:
         elif ok and listed:
             problems.append(f"{path.name}:{no}: listed in DISAGREE but agrees now: {msg}")
         else:
-            problems.append(f"{path.name}:{no}: [{ann.get('match')}] {ann} but got {[(e['outcome'], e['src_ip'], e['user']) for e in fails]}: {msg}")
+            problems.append(
+                f"{path.name}:{no}: [{ann.get('match')}] {ann} but got {[(e['outcome'], e['src_ip'], e['user']) for e in fails]}: {msg}"
+            )
     return relevant, agree, problems
 
 
@@ -146,7 +148,9 @@ def test_fail2ban_annotations(shared, tmp_path, name, capsys):
     readable = _journal_copy(path, tmp_path) if name == "sshd-journal" else path
     relevant, agree, problems = _check(path, readable)
     with capsys.disabled():
-        print(f"\nfail2ban {name}: {agree}/{relevant} annotated lines agree "
-              f"({100 * agree / relevant:.1f} %, documented disagreements count as agreement)")
+        print(
+            f"\nfail2ban {name}: {agree}/{relevant} annotated lines agree "
+            f"({100 * agree / relevant:.1f} %, documented disagreements count as agreement)"
+        )
     assert relevant > 100
     assert not problems, "\n".join(problems)

@@ -77,7 +77,9 @@ def test_nested_one_level_is_read_deeper_is_refused(tmp_path):
 def test_zip_bomb_is_refused_and_other_inputs_still_read(tmp_path):
     (tmp_path / "bomb.zip").write_bytes(_zip({"zeros.log": LINE * 400_000}))
     (tmp_path / "auth.log").write_bytes(LINE)
-    res = read_events([str(tmp_path)], IngestOptions(year=2025, limits=Limits(max_ratio=50, ratio_grace_bytes=1024 * 1024)))
+    res = read_events(
+        [str(tmp_path)], IngestOptions(year=2025, limits=Limits(max_ratio=50, ratio_grace_bytes=1024 * 1024))
+    )
     by_name = {r.name: r for r in res.inputs}
     bomb = by_name[f"{tmp_path / 'bomb.zip'}!zeros.log"]
     assert bomb.error and "ratio" in bomb.error and "zip bomb" in bomb.error

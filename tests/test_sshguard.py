@@ -37,9 +37,14 @@ def test_sshguard_ssh_attacks(shared, tmp_path, capsys):
     for loc, ip in zip(bad["locator"], bad["src_ip"], strict=True):
         got.setdefault(int(loc), set()).add(str(ip))
     attacks = [(n, log, ip) for n, (log, ip) in enumerate(cases) if ip]
-    missed = [f"{log!r}: expected a failure from {ip}, got {sorted(got.get(n + 1, set()))}"
-              for n, log, ip in attacks if ip not in got.get(n + 1, set())]
+    missed = [
+        f"{log!r}: expected a failure from {ip}, got {sorted(got.get(n + 1, set()))}"
+        for n, log, ip in attacks
+        if ip not in got.get(n + 1, set())
+    ]
     with capsys.disabled():
-        print(f"\nSSHGuard sshd attack lines: {len(attacks) - len(missed)}/{len(attacks)} yield a failure with the address")
+        print(
+            f"\nSSHGuard sshd attack lines: {len(attacks) - len(missed)}/{len(attacks)} yield a failure with the address"
+        )
     assert len(attacks) > 40
     assert not missed, "\n".join(missed)

@@ -80,8 +80,13 @@ def test_header_formats(tmp_path):
     ev = res.events
     assert list(ev["timestamp"]) == [
         pd.Timestamp(t, tz="UTC")
-        for t in ("2025-03-04 08:15:02.123456", "2025-03-04 08:15:03", "2025-03-04 08:15:04.1", "2025-03-04 08:15:05",
-                  "2025-03-04 08:15:06")
+        for t in (
+            "2025-03-04 08:15:02.123456",
+            "2025-03-04 08:15:03",
+            "2025-03-04 08:15:04.1",
+            "2025-03-04 08:15:05",
+            "2025-03-04 08:15:06",
+        )
     ]
     assert list(ev["host"].fillna("-")) == ["web1", "web1", "web1", "web1", "-"]
     assert list(ev["process"]) == ["sshd", "sshd-session", "sshd", "sshd", "sshd"]

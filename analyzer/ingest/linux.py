@@ -25,6 +25,21 @@ _FIRST_WORD = r"^(?:(?:error|fatal): )?(?P<k>[^ ]*)"
 # systemd sometimes relays sshd's text behind the kernel's own stamp
 _KERNEL_STAMP = r"^kernel: ?\[ *[0-9.]+\]:? "
 _SSHD_FAMILY = "sshd"
+_GENERIC_REASONS = ("bad-password", "unknown-user")
+_ALWAYS = (
+    "action",
+    "outcome",
+    "service",
+    "reason",
+    "user",
+    "domain",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "auth_method",
+    "status",
+)
 
 
 def normalize_program(prog: pa.Array) -> pa.Array:
@@ -129,6 +144,9 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     if not pieces:
         return pd.DataFrame({"row": pd.Series([], dtype="int64")})
     table = pa.concat_tables(pieces, promote_options="default")
+    for col in _ALWAYS:
+        if col not in table.column_names:
+            table = table.append_column(col, pa.nulls(len(table), pa.string()))
     table = table.sort_by("row")
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
@@ -177,8 +195,10 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
         missing = sub["src_ip"].isna()
         ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
 
-    # Fold enrich rows into the failures of the same connection.
-    enrich = (ev["role"] == "enrich").fillna(False)
+    # Fold enrich rows into the failures of the same connection: a PAM auth failure pairs
+    # with one sshd failure (the k-th with the k-th); other enrich lines (account expired,
+    # policy, limits) belong to the connection as a whole.
+    enrich = (ev["role"] == "enrich").fillna(False) & has_pid
     if enrich.any():
         attempt = (
             (ev["family"] == _SSHD_FAMILY)
@@ -187,10 +207,11 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
             & (ev["role"] == "attempt")
         ).fillna(False) & has_pid
         n_attempts = attempt.groupby(key).transform("sum")
-        rank = enrich.astype("int64").groupby(key).cumsum() - 1
-        folded = enrich & has_pid & (rank < n_attempts)
+        generic = enrich & ev["reason"].isin(_GENERIC_REASONS).fillna(False)
+        rank = generic.astype("int64").groupby(key).cumsum() - 1
+        folded = (generic & (rank < n_attempts)) | (enrich & ~generic & (n_attempts > 0))
         # A specific reason from PAM (expired, policy) beats sshd's generic one.
-        specific = folded & ev["reason"].notna() & ~ev["reason"].isin(["bad-password", "unknown-user"]).fillna(False)
+        specific = folded & ~generic & (ev["action"] == "logon").fillna(False)
         if specific.any():
             best = ev.loc[specific].groupby(key[specific])["reason"].first()
             target = attempt & key.isin(best.index)

@@ -1,0 +1,102 @@
+"""The command line: events, analyze, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from analyzer.cli import app, parse_when
+
+runner = CliRunner()
+LINE = "Mar  4 09:15:02 web1 sshd[812]: Failed password for {user} from 203.0.113.7 port 51022 ssh2\n"
+
+
+def _log(tmp_path, user="root", name="auth.log"):
+    p = tmp_path / name
+    p.write_text(LINE.format(user=user))
+    return p
+
+
+def test_events_jsonl_has_iso_utc_times(tmp_path):
+    res = runner.invoke(app, ["events", str(_log(tmp_path)), "--year", "2025"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout.splitlines()[0])
+    assert rec["timestamp"] == "2025-03-04T09:15:02.000000Z"
+    assert (rec["user"], rec["src_ip"], rec["outcome"], rec["locator"]) == ("root", "203.0.113.7", "failure", "1")
+
+
+def test_events_csv_neutralizes_formulas(tmp_path):
+    out = tmp_path / "e.csv"
+    res = runner.invoke(
+        app, ["events", str(_log(tmp_path, user="=HYPERLINK(1)")), "--format", "csv", "-o", str(out), "--year", "2025"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows[0]["user"] == "'=HYPERLINK(1)"
+    assert rows[0]["src_ip"] == "203.0.113.7"
+
+
+def test_analyze_summary(tmp_path):
+    res = runner.invoke(app, ["analyze", str(_log(tmp_path)), "--tz", "Europe/Berlin", "--year", "2025"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["totals"]["failures"] == 1
+    assert doc["inputs"][0]["format"] == "syslog" and doc["inputs"][0]["lines"] == 1
+    assert doc["failures_by"]["user"] == [{"value": "root", "count": 1}]
+    assert doc["first_seen"] == "2025-03-04T08:15:02Z"
+    assert "Europe/Berlin" in doc["assumptions"]["timezone"][0]
+
+
+def test_since_until_window(tmp_path):
+    p = tmp_path / "a.log"
+    p.write_text(LINE.format(user="a").replace("Mar  4", "Mar  1") + LINE.format(user="b"))
+    res = runner.invoke(
+        app, ["events", str(p), "--year", "2025", "--since", "2025-03-02", "--until", "2025-03-05T00:00Z"]
+    )
+    assert [json.loads(x)["user"] for x in res.stdout.splitlines()] == ["b"]
+
+
+def test_relative_times():
+    import datetime as dt
+
+    now = dt.datetime(2025, 3, 4, 12, 0, tzinfo=dt.UTC)
+    assert str(parse_when("24h", now)) == "2025-03-03 12:00:00+00:00"
+    assert str(parse_when("7d", now)) == "2025-02-25 12:00:00+00:00"
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path):
+    res = runner.invoke(app, ["events", str(_log(tmp_path)), "--tz", "Mars/Olympus"])
+    assert res.exit_code == 2 and "unknown time zone" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["events", str(_log(tmp_path)), "--since", "yesterday-ish"])
+    assert res.exit_code == 2 and "cannot read the time" in res.output
+
+
+def test_nothing_readable_exits_2(tmp_path):
+    res = runner.invoke(app, ["analyze", str(tmp_path / "missing.log")])
+    assert res.exit_code == 2
+    assert "missing.log: cannot open" in res.output
+    assert "nothing readable" in res.output
+
+
+def test_one_bad_input_does_not_stop_the_others(tmp_path):
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    res = runner.invoke(app, ["analyze", str(tmp_path / "bad.gz"), str(_log(tmp_path)), "--year", "2025"])
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert doc["totals"]["failures"] == 1 and doc["totals"]["errors"] == 1
+
+
+def test_python_dash_m_and_version():
+    out = subprocess.run([sys.executable, "-m", "analyzer", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("authtriage ")
+
+
+def test_every_command_has_help():
+    for args in (["events", "--help"], ["analyze", "--help"], ["samples", "generate", "--help"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0 and "Usage" in res.output

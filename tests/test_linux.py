@@ -1,0 +1,273 @@
+"""The Linux message catalog: each message family yields the normalized fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest.catalog import load_catalog, parse_catalog
+
+H = "Mar  4 09:15:02 web1"
+
+# (line, expected fields of the single event it yields; None: no event)
+CASES = [
+    (
+        f"{H} sshd[1]: Failed password for root from 203.0.113.7 port 51022 ssh2",
+        {
+            "action": "logon",
+            "outcome": "failure",
+            "service": "ssh",
+            "reason": "bad-password",
+            "user": "root",
+            "src_ip": "203.0.113.7",
+            "src_port": 51022,
+            "auth_method": "password",
+            "pid": 1,
+        },
+    ),
+    (
+        f"{H} sshd-auth[2]: Failed keyboard-interactive/pam for invalid user admin from 2001:db8::1 port 1 ssh2 [preauth]",
+        {"reason": "unknown-user", "user": "admin", "src_ip": "2001:db8::1", "auth_method": "keyboard-interactive/pam"},
+    ),
+    (
+        f"{H} sshd[3]: Failed none for invalid user oracle from 203.0.113.7 port 2 ssh2",
+        {"auth_method": "none", "reason": "unknown-user"},
+    ),
+    (
+        f"{H} sshd[4]: Failed publickey for deploy from 203.0.113.7 port 3 ssh2: ED25519 SHA256:abc",
+        {"reason": "key-rejected"},
+    ),
+    (
+        f"{H} sshd[5]: Accepted publickey for root from 198.51.100.10 port 4 ssh2: RSA SHA256:x",
+        {"outcome": "success", "user": "root", "auth_method": "publickey"},
+    ),
+    (f"{H} sshd[6]: Accepted keyboard-interactive/pam for bob from 198.51.100.10 port 5 ssh2", {"outcome": "success"}),
+    (f"{H} sshd[7]: Invalid user  from 192.0.2.68 port 34916", {"action": "invalid-user", "user": None}),
+    (
+        f"{H} sshd[8]: User root from 198.51.100.4 not allowed because listed in DenyUsers",
+        {"reason": "not-allowed-by-policy", "user": "root"},
+    ),
+    (f"{H} sshd[9]: User bob not allowed because shell /bin/false does not exist", {"reason": "not-allowed-by-policy"}),
+    (
+        f"{H} sshd[10]: ROOT LOGIN REFUSED FROM 198.51.100.4 port 40112",
+        {"reason": "root-login-refused", "user": "root"},
+    ),
+    (
+        f"{H} sshd[11]: error: maximum authentication attempts exceeded for invalid user x from 198.51.100.4 port 1 ssh2 [preauth]",
+        {"action": "auth-limit", "reason": "too-many-failures", "user": "x"},
+    ),
+    (f"{H} sshd[12]: Disconnecting: Too many authentication failures for root [preauth]", {"action": "auth-limit"}),
+    (
+        f"{H} sshd[13]: Connection closed by authenticating user root 198.51.100.4 port 40112 [preauth]",
+        {"action": "connection", "outcome": "failure", "reason": "preauth-disconnect", "user": "root"},
+    ),
+    (
+        f"{H} sshd[14]: Connection reset by invalid user x 198.51.100.4 port 1 [preauth]",
+        {"reason": "preauth-disconnect"},
+    ),
+    (
+        f"{H} sshd[15]: Received disconnect from 198.51.100.4 port 40112:14: No supported authentication methods available [preauth]",
+        {"reason": "no-auth-methods", "status": "14"},
+    ),
+    (
+        f"{H} sshd[16]: Timeout before authentication for connection from 198.51.100.4 to 192.0.2.10, pid = 4242",
+        {"reason": "timeout", "src_ip": "198.51.100.4", "dst_ip": "192.0.2.10"},
+    ),
+    (
+        f"{H} sshd[17]: fatal: Timeout before authentication for 198.51.100.4 port 40112",
+        {"reason": "timeout", "src_ip": "198.51.100.4"},
+    ),
+    (
+        f"{H} sshd[18]: banner exchange: Connection from 198.51.100.4 port 40112: invalid format",
+        {"reason": "protocol-error"},
+    ),
+    (
+        f"{H} sshd[19]: Unable to negotiate with 198.51.100.4 port 1: no matching host key type found. Their offer: ssh-dss [preauth]",
+        {"reason": "negotiation-failed"},
+    ),
+    (f"{H} sshd[20]: Did not receive identification string from 198.51.100.4", {"reason": "protocol-error"}),
+    (
+        f"{H} sshd[21]: error: PAM: Authentication failure for root from 203.0.113.7",
+        {"reason": "bad-password", "user": "root"},
+    ),
+    (
+        f"{H} sshd[22]: drop connection #3 from [198.51.100.4]:40112 on [192.0.2.10]:22 penalty: exceeded LoginGraceTime",
+        {"outcome": "blocked", "dst_port": 22},
+    ),
+    (f"{H} sshd[23]: Server listening on 0.0.0.0 port 22.", {"action": "service-state", "reason": "service-started"}),
+    (f"{H} sshd[24]: Received signal 15; terminating.", {"action": "service-state", "reason": "service-stopped"}),
+    (
+        f"{H} sshd[25]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7  user=root",
+        {"action": "logon", "outcome": "failure", "service": "ssh", "user": "root"},
+    ),
+    (
+        f"{H} sshd[26]: PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7  user=root",
+        {"action": "auth-limit", "outcome": "info"},
+    ),
+    (
+        f"{H} sshd[27]: pam_unix(sshd:account): account bob has expired (account expired)",
+        {"reason": "account-expired", "user": "bob"},
+    ),
+    (
+        f"{H} sshd[28]: pam_faillock(sshd:auth): Consecutive login failures for user root account temporarily locked",
+        {"action": "lockout", "reason": "account-locked"},
+    ),
+    (
+        f'{H} sshd[29]: pam_succeed_if(sshd:auth): requirement "uid >= 1000" not met by user "root"',
+        {"reason": "not-allowed-by-policy"},
+    ),
+    (
+        f"{H} sshd[30]: pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)",
+        {"action": "session", "user": "root"},
+    ),
+    (
+        f"{H} sudo[31]:    alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/lsblk",
+        {"service": "sudo", "outcome": "failure", "user": "alice", "reason": "bad-password"},
+    ),
+    (
+        f"{H} sudo[32]:    alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/sh",
+        {"reason": "not-allowed-by-policy"},
+    ),
+    (
+        f"{H} sudo[33]:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/lsblk",
+        {"outcome": "success", "service": "sudo"},
+    ),
+    (f"{H} su[34]: FAILED SU (to root) alice on pts/1", {"service": "su", "outcome": "failure", "user": "root"}),
+    (f"{H} su[35]: (to root) alice on pts/1", {"service": "su", "outcome": "success"}),
+    (f"{H} su[36]: FAILED su for root by alice", {"service": "su", "outcome": "failure"}),
+    (
+        f"{H} su[37]: pam_unix(su:auth): authentication failure; logname=alice uid=1000 euid=0 tty=pts/1 ruser=alice rhost=  user=root",
+        {"service": "su", "user": "root"},
+    ),
+    (
+        f"{H} login[38]: FAILED LOGIN 1 FROM tty1 FOR root, Authentication failure",
+        {"service": "console", "user": "root"},
+    ),
+    (f"{H} login[39]: FAILED LOGIN (1) on '/dev/tty1' FOR 'root', Authentication failure", {"service": "console"}),
+    (f"{H} login[40]: ROOT LOGIN ON tty1", {"outcome": "success", "user": "root"}),
+    (
+        f"{H} passwd[41]: pam_unix(passwd:chauthtok): password changed for root",
+        {"action": "password-change", "user": "root"},
+    ),
+    (
+        f"{H} chpasswd[42]: pam_unix(chpasswd:chauthtok): password changed for bob",
+        {"action": "password-change", "user": "bob"},
+    ),
+    (f"{H} usermod[43]: change user 'bob' password", {"action": "password-change", "user": "bob"}),
+    (f"{H} usermod[44]: lock user 'bob' password", {"action": "account-change"}),
+    (
+        f"{H} kernel: [UFW BLOCK] IN=eth0 OUT= MAC=00:00 SRC=198.51.100.10 DST=192.0.2.10 LEN=60 TOS=0x00 PREC=0x00 TTL=52 ID=1 DF "
+        "PROTO=TCP SPT=51022 DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
+        {"action": "firewall-drop", "outcome": "blocked", "src_ip": "198.51.100.10", "dst_port": 22, "src_port": 51022},
+    ),
+    (
+        f"{H} kernel: [1234.5678] IPTables-Dropped: IN=eth0 OUT= MAC=00:00 SRC=198.51.100.10 DST=192.0.2.10 LEN=52 PROTO=TCP "
+        "SPT=4 DPT=5985 WINDOW=1 SYN URGP=0",
+        {"action": "firewall-drop", "dst_port": 5985},
+    ),
+    (
+        f"{H} kernel: filter_IN_public_REJECT: IN=eth0 OUT= MAC=00:00 SRC=198.51.100.10 DST=192.0.2.10 LEN=60 PROTO=TCP "
+        "SPT=4 DPT=22 SYN",
+        {"action": "firewall-drop", "dst_port": 22},
+    ),
+    (
+        f"{H} kernel: [UFW ALLOW] IN=eth0 OUT= MAC=00:00 SRC=198.51.100.10 DST=192.0.2.10 LEN=60 PROTO=TCP SPT=4 DPT=22 SYN",
+        {"action": "firewall-allow"},
+    ),
+    (
+        f"{H} systemd[1]: Stopped ssh.service - OpenBSD Secure Shell server.",
+        {"action": "service-state", "reason": "service-stopped"},
+    ),
+    (f"{H} systemd[1]: Started OpenBSD Secure Shell server.", {"reason": "service-started"}),
+    (f"{H} sshd[45]: Postponed publickey for git from 192.0.2.1 port 57904 ssh2 [preauth]", None),
+    (f"{H} CRON[46]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", None),
+    (f"{H} systemd[1]: Started Session 4 of User root.", None),
+]
+
+
+@pytest.mark.parametrize(("line", "want"), CASES, ids=[c[0][len(H) + 1 : len(H) + 50] for c in CASES])
+def test_message(tmp_path, line, want):
+    path = tmp_path / "auth.log"
+    path.write_text(line + "\n")
+    res = read_events([str(path)], IngestOptions(year=2025))
+    rep = res.inputs[0]
+    assert rep.unparsed == 0, rep.unparsed_samples
+    if want is None:
+        assert res.events.empty and rep.irrelevant == 1
+        return
+    assert len(res.events) == 1
+    ev = res.events.iloc[0].to_dict()
+    for key, value in want.items():
+        got = ev[key]
+        got = None if got is None or got is __import__("pandas").NA else got
+        assert got == value, f"{key}: {got!r} != {value!r}"
+
+
+def test_pam_line_enriches_the_sshd_attempt_and_is_not_counted_again(tmp_path):
+    path = tmp_path / "auth.log"
+    path.write_text(
+        f"{H} sshd[77]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=h.example  user=root\n"
+        f"{H} sshd[77]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
+        f"{H} sshd[77]: pam_unix(sshd:account): account root has expired (account expired)\n"
+        f"{H} sshd[78]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=bob\n"
+    )
+    res = read_events([str(path)], IngestOptions(year=2025))
+    ev = res.events
+    assert len(ev) == 2  # pid 77: one attempt; pid 78: the PAM line stands alone
+    first = ev.iloc[0]
+    assert (first["pid"], first["src_ip"], first["reason"]) == (77, "203.0.113.7", "account-expired")
+    assert ev.iloc[1]["user"] == "bob"
+    assert res.inputs[0].used == 4
+
+
+def test_address_is_carried_within_a_connection(tmp_path):
+    path = tmp_path / "auth.log"
+    path.write_text(
+        f"{H} sshd[90]: error: kex_exchange_identification: Connection closed by remote host\n"
+        f"{H} sshd[90]: Connection closed by 198.51.100.4 port 40112\n"
+    )
+    ev = read_events([str(path)], IngestOptions(year=2025)).events
+    assert list(ev["src_ip"]) == ["198.51.100.4", "198.51.100.4"]
+    assert list(ev["outcome"]) == ["failure", "info"]
+
+
+def test_new_wording_is_counted_as_unparsed_with_a_sample(tmp_path):
+    path = tmp_path / "auth.log"
+    path.write_text(f"{H} sshd[91]: Authentication refused: bad ownership or modes for directory /root\n" * 25)
+    rep = read_events([str(path)], IngestOptions(year=2025)).inputs[0]
+    assert rep.unparsed == 25 and len(rep.unparsed_samples) == 20
+    assert "bad ownership" in rep.unparsed_samples[0]
+
+
+def test_every_catalog_pattern_has_a_checked_sample():
+    cat = load_catalog()
+    assert len(cat.patterns) > 60
+    assert len({p.id for p in cat.patterns}) == len(cat.patterns)
+
+
+def test_broken_catalog_reports_file_and_line(tmp_path):
+    bad = tmp_path / "cat.yaml"
+    bad.write_text(
+        "families:\n  sshd: {programs: [sshd], line_filter: sshd}\n"
+        "patterns:\n"
+        "  - id: a\n    family: sshd\n    first: [Failed]\n    regex: '^Failed (?P<user>\\S+'\n"
+        "    sample: {message: 'Failed x', yields: {}}\n"
+        "  - id: b\n    family: nope\n    first: [X]\n    regex: '^X'\n    set: {outcome: maybe}\n"
+        "    sample: {message: 'X', yields: {}}\n"
+        "  - id: b\n    family: sshd\n    first: [Y]\n    regex: '^Y'\n    sample: {message: 'Z', yields: {}}\n"
+    )
+    cat, errors = parse_catalog(bad)
+    assert cat is None
+    text = "\n".join(str(e) for e in errors)
+    assert f"{bad}:4: pattern 'a': regex does not compile" in text
+    assert f"{bad}:9: pattern 'b': unknown family 'nope'" in text
+    assert "outcome value 'maybe'" in text
+    assert f"{bad}:15: duplicate pattern id 'b'" in text
+    assert "does not match its sample 'Z'" in text
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path):
+    bad = tmp_path / "cat.yaml"
+    bad.write_text("families: {}\nfamilies: {}\npatterns: []\n")
+    _, errors = parse_catalog(bad)
+    assert "duplicate key 'families'" in str(errors[0]) and f"{bad}:2" in str(errors[0])

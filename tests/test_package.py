@@ -1,0 +1,54 @@
+"""The wheel carries rules/, reports/templates/ and the data files, and finds them when
+installed (not editable) and run from another directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_data_and_finds_it(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    wheel = next(tmp_path.glob("authtriage-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "analyzer/rules/README.md" in names
+    assert "analyzer/reports/templates/README.md" in names
+    assert "analyzer/data/linux_messages.yaml" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import analyzer, analyzer.resources as r; from analyzer.ingest.catalog import load_catalog;"
+        "print(analyzer.__file__); print(r.rules_dir()); print(r.templates_dir()); print(len(load_catalog().patterns))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    ).stdout.splitlines()
+    assert out[0].startswith(str(site))
+    assert out[1] == str(site / "analyzer" / "rules")
+    assert out[2] == str(site / "analyzer" / "reports" / "templates")
+    assert int(out[3]) > 50
