@@ -70,8 +70,9 @@ MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed by
 MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
 
 
-def _options(since, until, tz, year, max_total_bytes, max_ratio) -> IngestOptions:
+def _options(since, until, tz, year, max_total_bytes, max_ratio, keep_raw: bool = True) -> IngestOptions:
     opts = IngestOptions(
+        keep_raw=keep_raw,
         tz=tz,
         year=year,
         since=parse_when(since),
@@ -129,9 +130,9 @@ def _csv_safe(value: object) -> object:
     return value
 
 
-def _read(paths, since, until, tz, year, max_total_bytes, max_ratio):
+def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, keep_raw=True):
     try:
-        opts = _options(since, until, tz, year, max_total_bytes, max_ratio)
+        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, keep_raw)
         progress = _Progress()
         result = read_events(paths, opts, progress=progress)
         progress.done()
@@ -189,7 +190,7 @@ def analyze(
 
     Example: authtriage analyze ticket-1234.zip -o summary.json
     """
-    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio)
+    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, keep_raw=False)
     doc = summarize(result, opts)
     _write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", output)
 

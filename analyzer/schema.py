@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -18,8 +19,10 @@ __all__ = [
     "Outcome",
     "Reason",
     "Service",
+    "CATEGORICAL",
     "empty_events",
     "conform",
+    "concat_events",
 ]
 
 
@@ -95,36 +98,38 @@ class Reason(StrEnum):
     OTHER = "other"
 
 
-# name -> pandas dtype. Repeated strings are categoricals-to-be; ingest keeps them as
-# pyarrow-backed strings and `conform` fixes the final dtypes in one place.
-_STR = "string[pyarrow]"
+# name -> pandas dtype. Repeated strings are categoricals (compact, fast to group and
+# filter); numbers are nullable integers; `raw` (the original line or record) is the only
+# free text.
+_CAT = "category"
 COLUMNS: dict[str, str] = {
     "timestamp": "datetime64[us, UTC]",
-    "host": _STR,
-    "source": _STR,
-    "locator": _STR,
-    "log": _STR,
-    "channel": _STR,
-    "provider": _STR,
+    "host": _CAT,
+    "source": _CAT,
+    "locator": "Int64",  # line number, record number or EventRecordID within `source`
+    "log": _CAT,
+    "channel": _CAT,
+    "provider": _CAT,
     "event_id": "Int32",
-    "action": _STR,
-    "outcome": _STR,
-    "service": _STR,
-    "user": _STR,
-    "domain": _STR,
-    "src_ip": _STR,
+    "action": _CAT,
+    "outcome": _CAT,
+    "service": _CAT,
+    "user": _CAT,
+    "domain": _CAT,
+    "src_ip": _CAT,
     "src_port": "Int32",
-    "dst_ip": _STR,
+    "dst_ip": _CAT,
     "dst_port": "Int32",
     "logon_type": "Int16",
-    "auth_method": _STR,
-    "status": _STR,
-    "sub_status": _STR,
-    "reason": _STR,
-    "process": _STR,
+    "auth_method": _CAT,
+    "status": _CAT,
+    "sub_status": _CAT,
+    "reason": _CAT,
+    "process": _CAT,
     "pid": "Int64",
-    "raw": _STR,
+    "raw": "string[pyarrow]",
 }
+CATEGORICAL = tuple(name for name, dtype in COLUMNS.items() if dtype == _CAT)
 
 ENUMS: dict[str, type[StrEnum]] = {
     "action": Action,
@@ -154,6 +159,37 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame.columns:
             col = frame[name]
             out[name] = col if str(col.dtype) == dtype else col.astype(dtype)
+        elif dtype == _CAT:
+            out[name] = pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=frame.index)
         else:
             out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=frame.index)
     return pd.DataFrame(out, index=frame.index)
+
+
+def _union(parts: list[pd.Series]) -> pd.Categorical:
+    """One categorical from several, recoding codes (not values)."""
+    cats = [np.asarray(p.cat.categories, dtype=object) for p in parts]
+    union = pd.Index(np.concatenate(cats) if cats else [], dtype=object).unique()
+    codes = []
+    for p, c in zip(parts, cats, strict=True):
+        old = p.cat.codes.to_numpy()
+        mapping = union.get_indexer(c) if len(c) else np.empty(0, dtype=np.int64)
+        codes.append(np.where(old >= 0, mapping[np.maximum(old, 0)] if len(c) else -1, -1))
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=union)
+
+
+def concat_events(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate event frames, keeping categoricals categorical (unioned categories)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_events()
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    out = {}
+    for name in frames[0].columns:
+        parts = [f[name] for f in frames]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            out[name] = pd.Series(_union(parts))
+        else:
+            out[name] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(out)

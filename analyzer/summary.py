@@ -21,8 +21,9 @@ TOP = 50
 
 
 def _counts(events: pd.DataFrame, column: str) -> list[dict[str, Any]]:
-    vc = events[column].fillna("(none)").value_counts()
-    return [{"value": str(k), "count": int(v)} for k, v in vc.head(TOP).items()]
+    vc = events[column].value_counts(dropna=False)
+    vc = vc[vc > 0].head(TOP)
+    return [{"value": "(none)" if pd.isna(k) else str(k), "count": int(v)} for k, v in vc.items()]
 
 
 def summarize(result: IngestResult, options: IngestOptions) -> dict[str, Any]:

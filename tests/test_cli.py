@@ -27,7 +27,7 @@ def test_events_jsonl_has_iso_utc_times(tmp_path):
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout.splitlines()[0])
     assert rec["timestamp"] == "2025-03-04T09:15:02.000000Z"
-    assert (rec["user"], rec["src_ip"], rec["outcome"], rec["locator"]) == ("root", "203.0.113.7", "failure", "1")
+    assert (rec["user"], rec["src_ip"], rec["outcome"], rec["locator"]) == ("root", "203.0.113.7", "failure", 1)
 
 
 def test_events_csv_neutralizes_formulas(tmp_path):

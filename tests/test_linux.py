@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from analyzer.ingest import IngestOptions, read_events
-from analyzer.ingest.catalog import load_catalog, parse_catalog
+from analyzer.ingest.catalog import default_catalog_path, load_catalog, parse_catalog
 
 H = "Mar  4 09:15:02 web1"
 
@@ -199,7 +200,7 @@ def test_message(tmp_path, line, want):
     ev = res.events.iloc[0].to_dict()
     for key, value in want.items():
         got = ev[key]
-        got = None if got is None or got is __import__("pandas").NA else got
+        got = None if pd.isna(got) else got
         assert got == value, f"{key}: {got!r} != {value!r}"
 
 
@@ -239,8 +240,10 @@ def test_new_wording_is_counted_as_unparsed_with_a_sample(tmp_path):
     assert "bad ownership" in rep.unparsed_samples[0]
 
 
-def test_every_catalog_pattern_has_a_checked_sample():
-    cat = load_catalog()
+def test_every_catalog_pattern_matches_its_sample():
+    cat, errors = parse_catalog(default_catalog_path(), check_samples=True)
+    assert not errors, "\n".join(map(str, errors))
+    assert cat == load_catalog()
     assert len(cat.patterns) > 60
     assert len({p.id for p in cat.patterns}) == len(cat.patterns)
 

@@ -59,8 +59,8 @@ def test_ticket_bundle_equals_its_unrotated_log():
     whole = read_events([str(SAMPLES / "linux-password-mismatch" / "auth.log")], IngestOptions(year=2025)).events
     parts = read_events([str(SAMPLES / "ticket-bundle" / "ticket.zip")], IngestOptions(year=2025)).events
     cols = ["timestamp", "action", "outcome", "user", "src_ip", "pid"]
-    a = whole[cols].sort_values(cols, na_position="first").reset_index(drop=True)
-    b = parts[cols].sort_values(cols, na_position="first").reset_index(drop=True)
+    a = whole[cols].astype(object).sort_values(cols, na_position="first").reset_index(drop=True)
+    b = parts[cols].astype(object).sort_values(cols, na_position="first").reset_index(drop=True)
     assert a.equals(b)
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, UsageError
-from ..schema import conform, empty_events
+from ..schema import concat_events, conform, empty_events
 from . import syslog
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
@@ -30,7 +30,7 @@ from .sources import Limits, Skipped, Source, iter_sources
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
-BLOCK_BYTES = 16 * 1024 * 1024
+BLOCK_BYTES = 32 * 1024 * 1024
 MAX_SAMPLES = 20
 _AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
 
@@ -42,6 +42,7 @@ class IngestOptions:
     since: pd.Timestamp | None = None
     until: pd.Timestamp | None = None
     limits: Limits = field(default_factory=Limits)
+    keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
 
     def zone(self) -> dt.tzinfo:
         if not self.tz:
@@ -120,9 +121,7 @@ def read_events(
             reports.append(rep)
         if progress:
             progress(reports[-1])
-    frames = [f for f in frames if len(f)]
-    events = pd.concat(frames, ignore_index=True) if frames else empty_events()
-    events = _window(events, opts)
+    events = _window(concat_events(frames), opts)
     return IngestResult(events=events, inputs=reports)
 
 
@@ -209,7 +208,7 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
             rep.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
             rep.lines += n
             if used_rows.size:
-                pieces.append(_syslog_piece(fr, matched, prog, weight, base, state))
+                pieces.append(_syslog_piece(fr, matched, prog, weight, base, state, opts.keep_raw))
             base += n
     except InputError as exc:
         # keep what was read before the fault; say where it happened
@@ -218,12 +217,14 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
         rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
     if not pieces:
         return empty_events()
-    ev = pd.concat(pieces, ignore_index=True)
+    ev = concat_events(pieces)
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     return _finish(ev, src, "syslog", rep)
 
 
-def _account(rep: InputReport, matched: pd.DataFrame, raw: pa.Array, auth_filter: str, n_framed: int) -> np.ndarray:
+def _account(
+    rep: InputReport, matched: pd.DataFrame, texts_of: Callable[[np.ndarray], pa.Array], auth_filter: str, n_framed: int
+) -> np.ndarray:
     """Count framed lines as used / irrelevant / unparsed; return the used row indices."""
     is_match = np.zeros(n_framed, dtype=bool)
     used = np.empty(0, dtype=np.int64)
@@ -236,90 +237,109 @@ def _account(rep: InputReport, matched: pd.DataFrame, raw: pa.Array, auth_filter
         rep.used += int(used.size)
     rest = np.flatnonzero(~is_match)
     if rest.size:
-        auth = np.asarray(
-            pc.match_substring_regex(raw.take(pa.array(rest)), auth_filter).to_numpy(zero_copy_only=False), dtype=bool
-        )
-        bad = rest[auth]
+        texts = texts_of(rest)
+        auth = np.asarray(pc.match_substring_regex(texts, auth_filter).to_numpy(zero_copy_only=False), dtype=bool)
+        bad = np.flatnonzero(auth)
         rep.unparsed += int(bad.size)
         rep.irrelevant += int(rest.size - bad.size)
         if bad.size:
-            rep.sample_unparsed(raw.take(pa.array(bad[:MAX_SAMPLES])).to_pylist())
+            rep.sample_unparsed(texts.take(pa.array(bad[:MAX_SAMPLES])).to_pylist())
     return used
 
 
 def _syslog_piece(
-    fr: syslog.Framed, matched: pd.DataFrame, prog: pa.Array, weight: np.ndarray, base: int, state: syslog.YearState
+    fr: syslog.Framed,
+    matched: pd.DataFrame,
+    prog: pa.Array,
+    weight: np.ndarray,
+    base: int,
+    state: syslog.YearState,
+    keep_raw: bool,
 ) -> pd.DataFrame:
     keep = (matched["role"] != "ignore").to_numpy(dtype=bool)
     m = matched.loc[keep].reset_index(drop=True)
     rows = m["row"].to_numpy(dtype=np.int64)
     take = pa.array(rows)
     piece = m.drop(columns=["row", "pattern"])
-    piece["locator"] = (fr.rows[rows] + base + 1).astype(np.int64)
-    piece["host"] = _pd(fr.host.take(take))
-    piece["process"] = _pd(prog.take(take))
+    piece["locator"] = fr.rows[rows] + base + 1
+    piece["host"] = _categorical(fr.host.take(take))
+    piece["process"] = _categorical(prog.take(take))
     piece["pid"] = pd.array(pc.cast(fr.pid.take(take), pa.int64()).to_pandas(), dtype="Int64")
-    piece["raw"] = _pd(fr.raw.take(take))
+    if keep_raw:
+        piece["raw"] = _strings(fr.raw(rows))
     piece["weight"] = weight[rows]
     fmt = fr.fmt[rows]
-    piece["_fmt"] = fmt
     ts = fr.ts.take(take)
-    # Compute every time form for its own rows; year-less ones wait for the whole source.
+    k = rows.size
+    aware = np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # UTC
+    naive = np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # local, zone to apply
+    parts = {c: np.full(k, np.nan) for c in ("month", "day", "hour", "minute", "second", "yidx")}
     is3164 = fmt == "rfc3164"
     iso = (fmt == "rfc3339") | (fmt == "rfc5424")
     epoch = fmt == "epoch"
-    piece["_aware"] = pd.Series(pd.NaT, index=piece.index, dtype="datetime64[us, UTC]")
-    piece["_naive"] = pd.Series(pd.NaT, index=piece.index, dtype="datetime64[us]")
-    for col in ("month", "day", "hour", "minute", "second", "yidx"):
-        piece["_" + col] = np.nan
     if is3164.any():
-        parts = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
-        for col in parts.columns:
-            piece.loc[is3164, "_" + col] = parts[col].to_numpy()
+        got = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
+        for col in parts:
+            parts[col][is3164] = got[col].to_numpy()
     if iso.any():
         times, _ = syslog.iso_times(ts.filter(pa.array(iso)))
-        piece.loc[iso, "_aware"] = times["aware"].to_numpy()
-        piece.loc[iso, "_naive"] = times["naive"].to_numpy()
+        aware[iso] = times["aware"].dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        naive[iso] = times["naive"].to_numpy(dtype="datetime64[us]")
     if epoch.any():
-        secs = pd.to_numeric(pd.Series(ts.filter(pa.array(epoch)).to_pylist()), errors="coerce")
-        piece.loc[epoch, "_aware"] = pd.to_datetime(secs * 1e6, unit="us", utc=True).to_numpy()
+        secs = pc.cast(ts.filter(pa.array(epoch)), pa.float64()).to_numpy(zero_copy_only=False)
+        aware[epoch] = (secs * 1e6).astype("int64").astype("datetime64[us]")
+    piece["_is3164"] = is3164
+    piece["_aware"] = aware
+    piece["_naive"] = naive
+    for col, values in parts.items():
+        piece["_" + col] = values
     return piece
 
 
-def _pd(arr: pa.Array) -> pd.Series:
-    return pd.Series(arr.to_pandas(), dtype="string[pyarrow]")
+def _categorical(arr: pa.Array) -> pd.Categorical:
+    """Strings → a pandas Categorical (empty strings become null)."""
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    enc = pc.dictionary_encode(arr)
+    codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
+    return pd.Categorical.from_codes(codes, categories=enc.dictionary.to_pylist())
+
+
+def _strings(arr: pa.Array) -> pd.Series:
+    return pd.Series(arr.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")), dtype="string[pyarrow]")
 
 
 def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
     zone = opts.zone()
     zname = opts.tz or "UTC"
-    out = ev["_aware"].copy()
-    is3164 = (ev["_fmt"] == "rfc3164").to_numpy(dtype=bool)
-    naive = ev["_naive"].copy()
+    aware = ev["_aware"].to_numpy(dtype="datetime64[us]").copy()
+    naive = ev["_naive"].to_numpy(dtype="datetime64[us]").copy()
+    is3164 = ev["_is3164"].to_numpy(dtype=bool)
     if is3164.any():
-        parts = ev.loc[is3164, ["_month", "_day", "_hour", "_minute", "_second", "_yidx"]]
-        parts.columns = ["month", "day", "hour", "minute", "second", "yidx"]
+        parts = pd.DataFrame(
+            {c: ev["_" + c].to_numpy()[is3164] for c in ("month", "day", "hour", "minute", "second", "yidx")}
+        )
         if opts.year is not None:
             base = opts.year
             rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
         else:
             anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
             what = "the file's modification time" if src.mtime else "today's date (no file time known)"
-            last = parts.dropna(subset=["month", "day"]).tail(1)
+            known = parts.dropna(subset=["month", "day"])
             year_last = anchor.year
-            if len(last):
-                lm, ld = int(last["month"].iloc[0]), int(last["day"].iloc[0])
-                if (lm, ld) > (anchor.month, anchor.day + 1):
+            if len(known):
+                last = known.iloc[-1]
+                if (int(last["month"]), int(last["day"])) > (anchor.month, anchor.day + 1):
                     year_last -= 1
-                base = year_last - int(last["yidx"].iloc[0])
+                base = year_last - int(last["yidx"])
             else:
                 base = year_last
             rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
-        naive.loc[is3164] = syslog.resolve_times(parts, base).to_numpy()
-        bad = int(naive.loc[is3164].isna().sum())
+        naive[is3164] = syslog.resolve_times(parts, base).to_numpy(dtype="datetime64[us]")
+        bad = int(np.isnat(naive[is3164]).sum())
         if bad:
             rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
-    need_zone = naive.notna() & out.isna()
+    out = pd.Series(pd.DatetimeIndex(aware).tz_localize("UTC"), index=ev.index)
+    need_zone = np.isnat(aware) & ~np.isnat(naive)
     if need_zone.any():
         rep.assumptions["timezone"] = f"{zname} for timestamps without a zone" + (
             "" if opts.tz else " (assumed; use --tz)"
@@ -329,7 +349,7 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
             ambiguous=np.zeros(int(need_zone.sum()), dtype=bool),
             nonexistent="shift_forward",
         )
-        out.loc[need_zone] = local.tz_convert("UTC").as_unit("us")
+        out[need_zone] = local.tz_convert("UTC").as_unit("us")
     return out
 
 
@@ -337,11 +357,12 @@ def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.Dat
     """Source-wide steps, then the schema."""
     ev = finish_events(ev)  # folded PAM lines stay counted as used: they enriched an event
     for col in ("src_ip", "dst_ip"):
-        if col in ev.columns:
-            ev[col] = normalize_ip(ev[col])
-    ev["source"] = src.name
-    ev["log"] = log
-    ev["locator"] = ev["locator"].astype("string")
+        ev[col] = normalize_ip(ev[col])
+    n = len(ev)
+    ev["source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[src.name])
+    ev["log"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[log])
+    for col in ("src_port", "dst_port"):
+        ev[col] = ev[col].astype("Int32")
     ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
     ev = conform(ev)
     rep.events += len(ev)
@@ -386,7 +407,7 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     msg_a, weight = syslog.expand_repeats(pa.array(msg, pa.string()).take(take))
     raw_c = raw_a.take(take)
     matched = match_messages(prog_a, msg_a, cat)
-    _account(rep, matched, raw_c, _auth_unparsed_filter(), n_framed=int(cand.size))
+    _account(rep, matched, lambda rows: raw_c.take(pa.array(rows)), _auth_unparsed_filter(), n_framed=int(cand.size))
     keep_m = (matched["role"] != "ignore").to_numpy(dtype=bool) if len(matched) else np.zeros(0, bool)
     m = matched.loc[keep_m].reset_index(drop=True) if len(matched) else matched
     if not len(m):
@@ -397,10 +418,11 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     micros = pd.to_numeric(pd.Series([ts[i] for i in orig]), errors="coerce")
     ev["timestamp"] = pd.to_datetime(micros, unit="us", utc=True)
     ev["locator"] = orig + 1
-    ev["host"] = pd.Series([host[i] for i in orig], dtype="string[pyarrow]")
-    ev["process"] = _pd(prog_a.take(pa.array(rows)))
+    ev["host"] = _categorical(pa.array([host[i] or "" for i in orig], pa.string()))
+    ev["process"] = _categorical(prog_a.take(pa.array(rows)))
     ev["pid"] = pd.to_numeric(pd.Series([pid[i] for i in orig]), errors="coerce").astype("Int64")
-    ev["raw"] = _pd(raw_c.take(pa.array(rows)))
+    if opts.keep_raw:
+        ev["raw"] = _strings(raw_c.take(pa.array(rows)))
     ev["weight"] = weight[rows]
     missing = int(ev["timestamp"].isna().sum())
     if missing:

@@ -12,6 +12,9 @@ the lines of one sshd connection.
 
 from __future__ import annotations
 
+import fnmatch
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +29,7 @@ _FIRST_WORD = r"^(?:(?:error|fatal): )?(?P<k>[^ ]*)"
 _KERNEL_STAMP = r"^kernel: ?\[ *[0-9.]+\]:? "
 _SSHD_FAMILY = "sshd"
 _GENERIC_REASONS = ("bad-password", "unknown-user")
+_NUMERIC = ("src_port", "dst_port")
 _ALWAYS = (
     "action",
     "outcome",
@@ -65,10 +69,11 @@ def _family_masks(cat: Catalog, prog: pa.Array) -> dict[str, np.ndarray]:
 
 
 def _word_matcher(words: tuple[str, ...], vocab: list[str | None]) -> np.ndarray:
-    exact = {w for w in words if not w.endswith("*")}
-    prefixes = tuple(w[:-1] for w in words if w.endswith("*"))
+    """Which first words (plus a trailing False for null) a pattern accepts; ``*`` is a wildcard."""
+    exact = {w for w in words if "*" not in w}
+    globs = [re.compile(fnmatch.translate(w)) for w in words if "*" in w]
     return np.array(
-        [v is not None and (v in exact or (bool(prefixes) and v.startswith(prefixes))) for v in vocab] + [False],
+        [v is not None and (v in exact or any(g.match(v) for g in globs)) for v in vocab] + [False],
         dtype=bool,
     )
 
@@ -77,12 +82,67 @@ def _null_empty(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
+class _Coded:
+    """A full-length column of category codes, filled pattern by pattern (-1 is null)."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.full(n, -1, dtype=np.int32)
+        self.vocab: dict[str, int] = {}
+
+    def _code(self, value: str | None) -> int:
+        if value is None or value == "":
+            return -1
+        code = self.vocab.get(value)
+        if code is None:
+            code = self.vocab[value] = len(self.vocab)
+        return code
+
+    def put_const(self, rows: np.ndarray, value: str) -> None:
+        self.codes[rows] = self._code(value)
+
+    def put(self, rows: np.ndarray, values: pa.Array, lookup: dict | None = None, default: str | None = None) -> None:
+        """Store ``values`` (aligned with ``rows``); with ``lookup``, store their mapped value
+        (``default`` for others). Nulls and empty strings leave the row as it was."""
+        enc = pc.dictionary_encode(values)
+        uniq = enc.dictionary.to_pylist()
+        if lookup is None:
+            mapping = [self._code(u) for u in uniq]
+        else:
+            mapping = [self._code(lookup.get(u, default) if u else None) for u in uniq]
+        mapping_a = np.array([*mapping, -1], dtype=np.int32)
+        idx = np.asarray(enc.indices.fill_null(len(uniq)).to_numpy(zero_copy_only=False), dtype=np.int64)
+        new = mapping_a[idx]
+        keep = new >= 0
+        self.codes[rows[keep]] = new[keep]
+
+    def categorical(self, rows: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(self.codes[rows], categories=list(self.vocab))
+
+
+class _Numbers:
+    """A full-length numeric column (NaN is null), filled pattern by pattern."""
+
+    def __init__(self, n: int) -> None:
+        self.values = np.full(n, np.nan)
+
+    def put_const(self, rows: np.ndarray, value: str) -> None:
+        self.values[rows] = float(value)
+
+    def put(self, rows: np.ndarray, values: pa.Array, lookup: dict | None = None, default: str | None = None) -> None:
+        nums = pc.cast(_null_empty(values), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        keep = ~np.isnan(nums)
+        self.values[rows[keep]] = nums[keep]
+
+    def categorical(self, rows: np.ndarray) -> pd.Series:
+        return pd.array(self.values[rows], dtype="Float64").astype("Int64")
+
+
 def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None) -> pd.DataFrame:
     """Match each message against the catalog.
 
     Returns one row per matched message: ``row`` (its position in the inputs),
-    ``pattern``, ``role``, ``family``, and the event columns the pattern filled.
-    Rows no pattern matched are absent; the caller counts them.
+    ``pattern``, ``role``, ``family`` and the event columns the patterns fill, as
+    categoricals. Rows no pattern matched are absent; the caller counts them.
     """
     cat = catalog or load_catalog()
     n = len(msg)
@@ -96,13 +156,22 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     kenc = pc.dictionary_encode(first)
     kcodes = np.asarray(kenc.indices.fill_null(-1), dtype=np.int64)
     vocab = kenc.dictionary.to_pylist()
-    open_rows = np.ones(n, dtype=bool)
-    pieces: list[pa.Table] = []
-    for pat in cat.patterns:
-        mask = fam_masks[pat.family] & open_rows
-        if pat.first != ("*",):
-            mask &= _word_matcher(pat.first, vocab)[kcodes]
-        rows = np.flatnonzero(mask)
+    # rows grouped by first word, once: a pattern then looks only at its words' rows
+    order = np.argsort(kcodes, kind="stable")
+    bounds = np.searchsorted(kcodes[order], np.arange(-1, len(vocab) + 1))
+    which = np.full(n, -1, dtype=np.int32)  # index of the pattern that matched
+    cols: dict[str, _Coded | _Numbers] = {c: _Numbers(n) if c in _NUMERIC else _Coded(n) for c in _ALWAYS}
+    for pi, pat in enumerate(cat.patterns):
+        if pat.first == ("*",):
+            rows = np.flatnonzero(fam_masks[pat.family] & (which < 0))
+        else:
+            words = np.flatnonzero(_word_matcher(pat.first, vocab)[:-1])
+            if words.size == 0:
+                continue
+            rows = np.concatenate([order[bounds[w + 1] : bounds[w + 2]] for w in words])
+            if words.size > 1:
+                rows.sort()
+            rows = rows[fam_masks[pat.family][rows] & (which[rows] < 0)]
         if rows.size == 0:
             continue
         sub = msg.take(pa.array(rows))
@@ -115,52 +184,54 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
         if not ok.any():
             continue
         hit = rows[ok]
-        open_rows[hit] = False
-        k = hit.size
-        cols: dict[str, pa.Array] = {
-            "row": pa.array(hit, pa.int64()),
-            "pattern": pa.array(np.full(k, pat.id, dtype=object), pa.string()),
-            "role": pa.array(np.full(k, pat.role, dtype=object), pa.string()),
-            "family": pa.array(np.full(k, pat.family, dtype=object), pa.string()),
-        }
-        if pat.role != "ignore":
-            okmask = pa.array(ok)
-            for col, value in pat.set.items():
-                cols[col] = pa.array(np.full(k, value, dtype=object), pa.string())
-            if found is not None:
-                fields = {g: found.field(g).filter(okmask) for g in pat.groups}
-                for col, groups in pat.column_groups().items():
-                    val = _null_empty(fields[groups[0]])
-                    for alt in groups[1:]:
-                        val = pc.coalesce(val, _null_empty(fields[alt]))
-                    cols[col] = val
-                for col, spec in pat.map.items():
-                    keys = list(spec.get("values") or {})
-                    vals = pa.array([spec["values"][key] for key in keys] + [spec.get("default")], pa.string())
-                    idx = pc.index_in(fields[spec["group"]], value_set=pa.array(keys, pa.string()))
-                    idx = pc.fill_null(idx, len(keys))
-                    cols[col] = vals.take(idx)
-        pieces.append(pa.table(cols))
-    if not pieces:
-        return pd.DataFrame({"row": pd.Series([], dtype="int64")})
-    table = pa.concat_tables(pieces, promote_options="default")
-    for col in _ALWAYS:
-        if col not in table.column_names:
-            table = table.append_column(col, pa.nulls(len(table), pa.string()))
-    table = table.sort_by("row")
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
+        which[hit] = pi
+        if pat.role == "ignore":
+            continue
+        for col, value in pat.set.items():
+            cols[col].put_const(hit, value)
+        if found is None:
+            continue
+        okmask = pa.array(ok)
+        fields = {g: found.field(g).filter(okmask) for g in pat.groups}
+        for col, groups in pat.column_groups().items():
+            for g in reversed(groups):  # the first group that captured wins
+                cols[col].put(hit, fields[g])
+        for col, specs in pat.map.items():
+            for spec in reversed(specs):  # the first spec that yields a value wins
+                cols[col].put(hit, fields[spec["group"]], spec.get("values") or {}, spec.get("default"))
+    rows = np.flatnonzero(which >= 0)
+    pid = which[rows]
+    out = {
+        "row": rows.astype(np.int64),
+        "pattern": pd.Categorical.from_codes(pid, categories=[p.id for p in cat.patterns]),
+        "role": pd.Categorical(np.array([p.role for p in cat.patterns], dtype=object)[pid]),
+        "family": pd.Categorical(np.array([p.family for p in cat.patterns], dtype=object)[pid]),
+    }
+    for col, coded in cols.items():
+        out[col] = coded.categorical(rows)
+    return pd.DataFrame(out)
 
 
 _IPV4_MAPPED = r"^::ffff:(\d+\.\d+\.\d+\.\d+)$"
 
 
 def normalize_ip(values: pd.Series) -> pd.Series:
-    """``::ffff:1.2.3.4`` → ``1.2.3.4``; drop an IPv6 zone (``%eth0``) and brackets."""
-    arr = pa.array(values.astype("string[pyarrow]"), pa.string())
-    arr = pc.replace_substring_regex(arr, r"^\[(.*)\]$", r"\1")
-    arr = pc.replace_substring_regex(arr, r"%[^%]*$", "")
-    arr = pc.replace_substring_regex(arr, _IPV4_MAPPED, r"\1")
-    return pd.Series(arr.to_pandas(), index=values.index, dtype="string[pyarrow]")
+    """``::ffff:1.2.3.4`` → ``1.2.3.4``; drop an IPv6 zone (``%eth0``) and brackets.
+
+    Works on the categories of a categorical, so each distinct address is handled once.
+    """
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("category")
+    cats = pa.array(values.cat.categories.astype(str).tolist(), pa.string())
+    if len(cats) == 0:
+        return values
+    cats = pc.replace_substring_regex(cats, r"^\[(.*)\]$", r"\1")
+    cats = pc.replace_substring_regex(cats, r"%[^%]*$", "")
+    cats = pc.replace_substring_regex(cats, _IPV4_MAPPED, r"\1")
+    uniq, inverse = np.unique(np.array(cats.to_pylist(), dtype=object), return_inverse=True)
+    codes = values.cat.codes.to_numpy()
+    new = np.where(codes >= 0, inverse[np.maximum(codes, 0)], -1)
+    return pd.Series(pd.Categorical.from_codes(new, categories=list(uniq)), index=values.index)
 
 
 def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +247,9 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     if ev.empty:
         return ev
     ev = ev.reset_index(drop=True)
-    key = ev["host"].astype("string").fillna("") + "\x00" + ev["pid"].astype("string").fillna("")
+    host = ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1
+    pid = ev["pid"].fillna(-1).to_numpy(dtype=np.int64)
+    key = pd.Series(host * (1 << 40) + pid, index=ev.index)
     has_pid = ev["pid"].notna()
 
     # Addresses first (the folding below looks at them).

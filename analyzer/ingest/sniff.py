@@ -25,7 +25,7 @@ FORMATS = (
     "syslog",
 )
 
-_HEADER_RES = [re.compile(h.replace("(?P<", "(?P<").encode()) for h in HEADERS.values()]
+_HEADER_RES = [re.compile(regex.encode()) for _, regex in HEADERS]
 _EXPORT_KEY = re.compile(
     rb"^(?:__CURSOR|__REALTIME_TIMESTAMP|__MONOTONIC_TIMESTAMP|_BOOT_ID|MESSAGE|PRIORITY|_HOSTNAME)=", re.M
 )

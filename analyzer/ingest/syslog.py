@@ -19,25 +19,44 @@ import pyarrow.compute as pc
 
 __all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "resolve_times", "YearState"]
 
-_TAG = r"(?P<prog>[^ :\[\]]+|\[[^ \]]+\])(?:\[(?P<pid>[0-9]+)\])?:? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
+_TAG = r"(?P<tag>[^ :\[\]]+(?:\[[0-9]+\])?|\[[^ \]]+\](?:\[[0-9]+\])?):? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
 _HOST = r"(?: (?P<host>[^ \[\]]*[^ \[\]:]))?"
-# name -> regex. Tried in this order for each line that none before it framed.
-HEADERS: dict[str, str] = {
-    "rfc3164": r"^(?P<hdr>(?:<[0-9]{1,3}>)?(?P<ts>[A-Z][a-z]{2} [ 0-9]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2})"
-    + _HOST
-    + " "
-    + _TAG
-    + ")",
-    "rfc3339": r"^(?P<hdr>(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)"
-    + _HOST
-    + " "
-    + _TAG
-    + ")",
-    "rfc5424": r'^(?P<hdr><[0-9]{1,3}>1 (?P<ts>[^ ]+) (?P<host>[^ ]+) (?P<prog>[^ ]+) (?P<pid>[^ ]+) [^ ]+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) (?:'
-    + "\ufeff"
-    + ")?)",
-    "epoch": r"^(?P<hdr>(?P<ts>[0-9]{9,10}(?:\.[0-9]+)?)" + _HOST + " " + _TAG + ")",
-}
+_TS3164 = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}"
+_TS3339 = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(?:Z|[+-][0-9]{2}:?[0-9]{2})"
+_FAST_TAIL = r" (?P<host>[^ \[\]:]+) (?P<tag>[^ :\[\]]+(?:\[[0-9]+\])?): (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] )?)"
+# (format, regex), tried in order on the lines no earlier one framed. Each captures the
+# whole header as `hdr` (the message is sliced after it), `ts`, `tag` and maybe `host`.
+# The first two are fast paths for the common shapes (few, simple groups: RE2 extracts
+# those several times faster); the general forms after them catch the rest.
+HEADERS: list[tuple[str, str]] = [
+    ("rfc3164", r"^(?P<hdr>(?P<ts>" + _TS3164 + ")" + _FAST_TAIL),
+    ("rfc3339", r"^(?P<hdr>(?P<ts>" + _TS3339 + ")" + _FAST_TAIL),
+    (
+        "rfc3164",
+        r"^(?P<hdr>(?:<[0-9]{1,3}>)?(?P<ts>[A-Z][a-z]{2} [ 0-9]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2})"
+        + _HOST
+        + " "
+        + _TAG
+        + ")",
+    ),
+    (
+        "rfc3339",
+        r"^(?P<hdr>(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)"
+        + _HOST
+        + " "
+        + _TAG
+        + ")",
+    ),
+    (
+        "rfc5424",
+        r'^(?P<hdr><[0-9]{1,3}>1 (?P<ts>[^ ]+) (?P<host>[^ ]+) (?P<tag>[^ ]+ [^ ]+) [^ ]+ (?:-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+) (?:'
+        + "\ufeff"
+        + ")?)",
+    ),
+    ("epoch", r"^(?P<hdr>(?P<ts>[0-9]{9,10}(?:\.[0-9]+)?)" + _HOST + " " + _TAG + ")"),
+]
+# tag → program and pid (`sshd[812]`, `[sshd]`, RFC 5424's `sshd 812` / `sshd -`)
+_TAG_SPLIT = r"^(?P<prog>\[[^\]]+\]|[^\[ ]+)(?:\[(?P<pid>[0-9]+)\]| (?P<pid5424>[^ ]+))?$"
 _MONTHS = {
     m: i + 1 for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 }
@@ -101,8 +120,14 @@ class Framed:
     prog: pa.Array
     pid: pa.Array
     msg: pa.Array
-    raw: pa.Array
+    text: pa.Array  # the candidate lines (without newline)
+    tidx: np.ndarray  # per framed row, its index in ``text``
     unframed: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # candidate rows, no header
+
+    def raw(self, rows: np.ndarray | None = None) -> pa.Array:
+        """The original lines of framed rows (all of them, or ``rows``)."""
+        idx = self.tidx if rows is None else self.tidx[rows]
+        return self.text.take(pa.array(idx))
 
 
 def frame_lines(block: bytes, lines: pa.StringArray, starts: np.ndarray, ends: np.ndarray, line_filter: str) -> Framed:
@@ -113,7 +138,7 @@ def frame_lines(block: bytes, lines: pa.StringArray, starts: np.ndarray, ends: n
     text = slice_buffer(block, cs, ce)
     parts: list[tuple[np.ndarray, str, pa.StructArray]] = []
     pending = np.arange(cand.size)
-    for name, regex in HEADERS.items():
+    for name, regex in HEADERS:
         if pending.size == 0:
             break
         sub = text if pending.size == cand.size else text.take(pa.array(pending))
@@ -124,35 +149,39 @@ def frame_lines(block: bytes, lines: pa.StringArray, starts: np.ndarray, ends: n
         pending = pending[~ok]
     if not parts:
         empty = pa.array([], pa.string())
-        return Framed(
-            np.empty(0, np.int64), np.empty(0, object), empty, empty, empty, empty, empty, empty, cand[pending]
-        )
+        none = np.empty(0, np.int64)
+        return Framed(none, np.empty(0, object), empty, empty, empty, empty, empty, text, none, cand[pending])
     order = np.concatenate([p[0] for p in parts])
     sort = np.argsort(order, kind="stable")
     idx = order[sort]
     take = pa.array(sort)
 
     def field_(name: str) -> pa.Array:
-        return pa.concat_arrays([p[2].field(name) for p in parts]).take(take)
+        chunks = [p[2].field(name) if name in p[2].type.names else pa.nulls(len(p[2]), pa.string()) for p in parts]
+        return pa.concat_arrays(chunks).take(take)
 
     fmt = np.concatenate([np.full(p[0].size, p[1], dtype=object) for p in parts])[sort]
     hdr_len = np.asarray(pc.binary_length(field_("hdr")).to_numpy(zero_copy_only=False), dtype=np.int64)
     msg = slice_buffer(block, cs[idx] + hdr_len, np.maximum(ce[idx], cs[idx] + hdr_len))
-    pid = field_("pid")
+    tag = pc.extract_regex(field_("tag"), _TAG_SPLIT)
+    pid = pc.coalesce(_null_empty(tag.field("pid")), _null_empty(tag.field("pid5424")))
     pid = pc.if_else(pc.match_substring_regex(pid, r"^[0-9]+$"), pid, pa.scalar(None, pa.string()))
-    host = field_("host")
-    host = pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
     return Framed(
         rows=cand[idx],
         fmt=fmt,
         ts=field_("ts"),
-        host=host,
-        prog=field_("prog"),
+        host=_null_empty(field_("host")),
+        prog=pc.fill_null(tag.field("prog"), ""),
         pid=pid,
         msg=msg,
-        raw=text.take(pa.array(idx)),
+        text=text,
+        tidx=idx,
         unframed=cand[pending],
     )
+
+
+def _null_empty(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
 def expand_repeats(msg: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -193,19 +222,59 @@ _RFC3164_TS = r"^(?P<mon>[A-Z][a-z]{2}) +(?P<d>[0-9]{1,2}) (?P<H>[0-9]{2}):(?P<M
 _MONTH_SET = pa.array(list(_MONTHS), pa.string())
 
 
+class _MonthKeys:
+    """Three ASCII bytes of a month name, packed in an int → month number (NaN if none)."""
+
+    def __init__(self) -> None:
+        keys = np.array([ord(m[0]) << 16 | ord(m[1]) << 8 | ord(m[2]) for m in _MONTHS], dtype=np.int64)
+        order = np.argsort(keys)
+        self.keys, self.months = keys[order], np.arange(1, 13, dtype="float64")[order]
+
+    def get(self, packed: np.ndarray) -> np.ndarray:
+        pos = np.clip(np.searchsorted(self.keys, packed), 0, 11)
+        return np.where(self.keys[pos] == packed, self.months[pos], np.nan)
+
+
+_MONTH_KEYS = _MonthKeys()
+
+
+def _fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
+    """An (n, width) byte matrix when every string has exactly ``width`` bytes, else None."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if len(arr) == 0 or arr.null_count or not isinstance(arr, pa.StringArray):
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    if not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    return data[offsets[0] : offsets[-1]].reshape(-1, width)
+
+
 def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
     """Month/day/time of ``Mmm dd hh:mm:ss`` strings plus a year index (0 = first year).
 
     A month that goes back by two or more (Dec → Jan) starts a new year; a step back of
     one month is taken as lines slightly out of order.
     """
-    st = pc.extract_regex(ts, _RFC3164_TS)
+    fixed = _fixed_width(ts, 15)
+    if fixed is not None:  # all `Mmm dd hh:mm:ss`: read the digits straight from the buffer
+        keys = fixed[:, 0].astype(np.int64) << 16 | fixed[:, 1].astype(np.int64) << 8 | fixed[:, 2]
+        month = _MONTH_KEYS.get(keys)
+        day = np.where(fixed[:, 4] == 32, 0, fixed[:, 4] - 48) * 10.0 + (fixed[:, 5] - 48)
+        digits = (fixed[:, [7, 8, 10, 11, 13, 14]].astype(np.int64) - 48).reshape(-1, 3, 2)
+        hms = (digits[:, :, 0] * 10 + digits[:, :, 1]).astype("float64")
+        parts = {"day": day, "H": hms[:, 0], "M": hms[:, 1], "S": hms[:, 2]}
 
-    def num(name: str) -> np.ndarray:
-        return pc.cast(st.field(name), pa.float64()).to_numpy(zero_copy_only=False)
+        def num(name: str) -> np.ndarray:
+            return parts[name]
+    else:
+        st = pc.extract_regex(ts, _RFC3164_TS)
 
-    month = pc.index_in(st.field("mon"), value_set=_MONTH_SET).to_numpy(zero_copy_only=False)
-    month = np.asarray(month, dtype="float64") + 1  # nulls (unknown month names) → NaN
+        def num(name: str) -> np.ndarray:
+            return pc.cast(st.field(name if name != "day" else "d"), pa.float64()).to_numpy(zero_copy_only=False)
+
+        month = pc.index_in(st.field("mon"), value_set=_MONTH_SET).to_numpy(zero_copy_only=False)
+        month = np.asarray(month, dtype="float64") + 1  # nulls (unknown month names) → NaN
     m = np.nan_to_num(month, nan=0).astype(np.int64)
     known = pd.Series(np.where(m > 0, m, np.nan)).ffill().fillna(state.last_month).to_numpy(np.int64)
     prev = np.concatenate([[state.last_month], known[:-1]])
@@ -215,7 +284,7 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
         state.last_month = int(known[-1])
         state.rollovers = int(yidx[-1])
     return pd.DataFrame(
-        {"month": month, "day": num("d"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
+        {"month": month, "day": num("day"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
     )
 
 
@@ -236,8 +305,10 @@ def resolve_times(parts: pd.DataFrame, base_year: int) -> pd.Series:
 
 def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
     """RFC 3339 / ISO strings → (datetimes, has-zone flags). Zoneless ones stay naive."""
-    strs = pd.Series(ts.to_numpy(zero_copy_only=False), dtype=object).str.replace(",", ".", regex=False)
-    has_zone = strs.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy(dtype=bool)
+    has_zone = np.asarray(
+        pc.match_substring_regex(ts, r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$").to_numpy(zero_copy_only=False), dtype=bool
+    )
+    strs = pd.Series(pc.replace_substring(ts, ",", ".").to_numpy(zero_copy_only=False), dtype=object)
     out = pd.Series(pd.NaT, index=strs.index, dtype="datetime64[us, UTC]")
     if has_zone.any():
         out[has_zone] = pd.to_datetime(strs[has_zone], format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
