@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import re
 import sys
@@ -17,9 +15,10 @@ import typer
 
 from . import __version__
 from .errors import AuthtriageError, UsageError
+from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
 from .ingest.sources import Limits
-from .summary import events_to_records, summarize
+from .summary import summarize
 
 app = typer.Typer(
     name="authtriage",
@@ -120,16 +119,6 @@ def _write(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(value: object) -> object:
-    """Neutralize spreadsheet formulas in cells that came from logs."""
-    if isinstance(value, str) and value.startswith(_FORMULA):
-        return "'" + value
-    return value
-
-
 def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, keep_raw=True):
     try:
         opts = _options(since, until, tz, year, max_total_bytes, max_ratio, keep_raw)
@@ -162,16 +151,11 @@ def events(
     Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
     """
     _, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio)
-    rec = events_to_records(result.events)
-    if format is EventFormat.jsonl:
-        text = rec.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-        text = text if text.endswith("\n") or not text else text + "\n"
+    if output is None:
+        write_events(result.events, sys.stdout, format.value)
     else:
-        buf = io.StringIO()
-        rec = rec.astype(object).where(rec.notna(), None).map(_csv_safe)
-        rec.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
-        text = buf.getvalue()
-    _write(text, output)
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            write_events(result.events, fh, format.value)
 
 
 @app.command()

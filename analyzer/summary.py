@@ -13,7 +13,7 @@ import pandas as pd
 from . import __version__
 from .ingest import IngestOptions, IngestResult
 
-__all__ = ["summarize", "SUMMARY_VERSION", "events_to_records"]
+__all__ = ["summarize", "SUMMARY_VERSION"]
 
 SUMMARY_VERSION = 1
 COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
@@ -62,10 +62,3 @@ def summarize(result: IngestResult, options: IngestOptions) -> dict[str, Any]:
 
 def _iso(ts: pd.Timestamp) -> str | None:
     return None if pd.isna(ts) else ts.isoformat().replace("+00:00", "Z")
-
-
-def events_to_records(events: pd.DataFrame) -> pd.DataFrame:
-    """Events with ISO 8601 UTC timestamps, ready for JSON Lines or CSV."""
-    out = events.copy()
-    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return out

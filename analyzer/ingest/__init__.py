@@ -270,29 +270,29 @@ def _syslog_piece(
     piece["weight"] = weight[rows]
     fmt = fr.fmt[rows]
     ts = fr.ts.take(take)
+    # One int64 per row until the whole source is read: µs since the epoch (UTC or local
+    # wall time, per `_tkind`), or for RFC 3164 the packed year index/month/day/time.
     k = rows.size
-    aware = np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # UTC
-    naive = np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # local, zone to apply
-    parts = {c: np.full(k, np.nan) for c in ("month", "day", "hour", "minute", "second", "yidx")}
+    t = np.full(k, _NAT, dtype=np.int64)
+    kind = np.full(k, _T_UTC, dtype=np.int8)
     is3164 = fmt == "rfc3164"
     iso = (fmt == "rfc3339") | (fmt == "rfc5424")
     epoch = fmt == "epoch"
     if is3164.any():
         got = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
-        for col in parts:
-            parts[col][is3164] = got[col].to_numpy()
+        t[is3164] = _pack3164(got)
+        kind[is3164] = _T_3164
     if iso.any():
-        times, _ = syslog.iso_times(ts.filter(pa.array(iso)))
-        aware[iso] = times["aware"].dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-        naive[iso] = times["naive"].to_numpy(dtype="datetime64[us]")
+        times, has_zone = syslog.iso_times(ts.filter(pa.array(iso)))
+        aware = times["aware"].dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+        naive = times["naive"].to_numpy(dtype="datetime64[us]").view(np.int64)
+        t[iso] = np.where(has_zone, aware, naive)
+        kind[iso] = np.where(has_zone, _T_UTC, _T_LOCAL)
     if epoch.any():
         secs = pc.cast(ts.filter(pa.array(epoch)), pa.float64()).to_numpy(zero_copy_only=False)
-        aware[epoch] = (secs * 1e6).astype("int64").astype("datetime64[us]")
-    piece["_is3164"] = is3164
-    piece["_aware"] = aware
-    piece["_naive"] = naive
-    for col, values in parts.items():
-        piece["_" + col] = values
+        t[epoch] = np.where(np.isnan(secs), _NAT, np.nan_to_num(secs) * 1e6).astype(np.int64)
+    piece["_t"] = t
+    piece["_tkind"] = kind
     return piece
 
 
@@ -308,16 +308,39 @@ def _strings(arr: pa.Array) -> pd.Series:
     return pd.Series(arr.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")), dtype="string[pyarrow]")
 
 
+_NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
+_T_UTC, _T_LOCAL, _T_3164 = 0, 1, 2
+_PACK = (10**10, 10**8, 10**6, 10**4, 10**2, 1)  # year index, month, day, hour, minute, second
+
+
+def _pack3164(parts: pd.DataFrame) -> np.ndarray:
+    cols = ("yidx", "month", "day", "hour", "minute", "second")
+    values = np.stack([parts[c].to_numpy(dtype="float64") for c in cols])
+    bad = np.isnan(values).any(axis=0)
+    packed = (np.nan_to_num(values).astype(np.int64) * np.array(_PACK, dtype=np.int64)[:, None]).sum(axis=0)
+    return np.where(bad, _NAT, packed)
+
+
+def _unpack3164(packed: np.ndarray) -> pd.DataFrame:
+    bad = packed == _NAT
+    out = {}
+    rest = np.where(bad, 0, packed)
+    for name, unit in zip(("yidx", "month", "day", "hour", "minute", "second"), _PACK, strict=True):
+        out[name] = np.where(bad, np.nan, rest // unit)
+        rest = rest % unit
+    return pd.DataFrame(out)
+
+
 def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
     zone = opts.zone()
     zname = opts.tz or "UTC"
-    aware = ev["_aware"].to_numpy(dtype="datetime64[us]").copy()
-    naive = ev["_naive"].to_numpy(dtype="datetime64[us]").copy()
-    is3164 = ev["_is3164"].to_numpy(dtype=bool)
+    t = ev["_t"].to_numpy(dtype=np.int64)
+    kind = ev["_tkind"].to_numpy(dtype=np.int8)
+    utc = np.where(kind == _T_UTC, t, _NAT).view("datetime64[us]")
+    naive = np.where(kind == _T_LOCAL, t, _NAT).view("datetime64[us]")
+    is3164 = kind == _T_3164
     if is3164.any():
-        parts = pd.DataFrame(
-            {c: ev["_" + c].to_numpy()[is3164] for c in ("month", "day", "hour", "minute", "second", "yidx")}
-        )
+        parts = _unpack3164(t[is3164])
         if opts.year is not None:
             base = opts.year
             rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
@@ -338,8 +361,8 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
         bad = int(np.isnat(naive[is3164]).sum())
         if bad:
             rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
-    out = pd.Series(pd.DatetimeIndex(aware).tz_localize("UTC"), index=ev.index)
-    need_zone = np.isnat(aware) & ~np.isnat(naive)
+    out = pd.Series(pd.DatetimeIndex(utc).tz_localize("UTC"), index=ev.index)
+    need_zone = ~np.isnat(naive)
     if need_zone.any():
         rep.assumptions["timezone"] = f"{zname} for timestamps without a zone" + (
             "" if opts.tz else " (assumed; use --tz)"
