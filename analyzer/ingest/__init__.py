@@ -9,9 +9,14 @@ A reader that fails on one input reports it there; the other inputs carry on.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import multiprocessing
+import os
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +48,7 @@ class IngestOptions:
     until: pd.Timestamp | None = None
     limits: Limits = field(default_factory=Limits)
     keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes for large inputs
 
     def zone(self) -> dt.tzinfo:
         if not self.tz:
@@ -179,47 +185,129 @@ def _auth_unparsed_filter() -> str:
     return "|".join(f"(?:{cat.families[f].line_filter})" for f in _AUTH_FAMILIES if f in cat.families)
 
 
-def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+@dataclass
+class _Block:
+    """What one block of lines gave: counts, samples, and its events (times unresolved)."""
+
+    lines: int = 0
+    used: int = 0
+    irrelevant: int = 0
+    unparsed: int = 0
+    samples: list[str] = field(default_factory=list)
+    bad_utf8: bool = False
+    piece: pd.DataFrame | None = None
+    year: syslog.YearState = field(default_factory=syslog.YearState)
+
+
+def _syslog_block(block: bytes, keep_raw: bool) -> _Block:
+    """Frame and match one block of complete lines. A pure function of its inputs, so it
+    runs the same in a worker process; line numbers and year indexes are block-local."""
     cat = load_catalog()
-    line_filter = cat.line_filter()
-    auth_filter = _auth_unparsed_filter()
-    state = syslog.YearState()
-    pieces: list[pd.DataFrame] = []
-    bad_utf8 = 0
-    base = 0
+    out = _Block()
+    block, ok = syslog.ensure_utf8(block)
+    out.bad_utf8 = not ok
+    lines, starts, ends = syslog.split_lines(block)
+    n = len(lines)
+    fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter())
+    counts = InputReport(name="")
+    if fr.unframed.size:
+        counts.unparsed += int(fr.unframed.size)
+        first = fr.unframed[:MAX_SAMPLES]
+        counts.sample_unparsed(syslog.slice_buffer(block, starts[first], ends[first]).to_pylist())
+    msg, weight = syslog.expand_repeats(fr.msg)
+    prog = normalize_program(fr.prog)
+    matched = match_messages(prog, msg, cat)
+    used_rows = _account(counts, matched, fr.raw, _auth_unparsed_filter(), n_framed=len(fr.msg))
+    out.lines = n
+    out.used, out.unparsed, out.samples = counts.used, counts.unparsed, counts.unparsed_samples
+    out.irrelevant = counts.irrelevant + n - len(fr.msg) - int(fr.unframed.size)
+    if used_rows.size:
+        out.piece = _syslog_piece(fr, matched, prog, weight, 0, out.year, keep_raw)
+    return out
+
+
+def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
+    """Blocks back in order: line numbers and RFC 3164 year indexes continue across them."""
+    pieces = []
+    base = year_offset = prev_month = 0
+    for res in results:
+        rep.lines += res.lines
+        rep.used += res.used
+        rep.irrelevant += res.irrelevant
+        rep.unparsed += res.unparsed
+        rep.sample_unparsed(res.samples)
+        if res.bad_utf8 and "invalid UTF-8 bytes were replaced with U+FFFD" not in rep.warnings:
+            rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
+        y = res.year
+        if y.first_month and prev_month and prev_month - y.first_month >= 2:
+            year_offset += 1  # December at the end of one block, January at the start of the next
+        if res.piece is not None:
+            piece = res.piece
+            piece["locator"] += base
+            if year_offset:
+                t = piece["_t"].to_numpy(copy=True)
+                shift = (piece["_tkind"].to_numpy() == _T_3164) & (t != _NAT)
+                t[shift] += year_offset * _PACK[0]
+                piece["_t"] = t
+            pieces.append(piece)
+        year_offset += y.rollovers
+        prev_month = y.last_month or prev_month
+        base += res.lines
+    return pieces
+
+
+def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    results: list[_Block] = []
     try:
-        for block in _blocks(src):
-            block, ok = syslog.ensure_utf8(block)
-            bad_utf8 += not ok
-            lines, starts, ends = syslog.split_lines(block)
-            n = len(lines)
-            fr = syslog.frame_lines(block, lines, starts, ends, line_filter)
-            if fr.unframed.size:
-                rep.unparsed += int(fr.unframed.size)
-                rep.sample_unparsed(
-                    syslog.slice_buffer(
-                        block, starts[fr.unframed[:MAX_SAMPLES]], ends[fr.unframed[:MAX_SAMPLES]]
-                    ).to_pylist()
-                )
-            msg, weight = syslog.expand_repeats(fr.msg)
-            prog = normalize_program(fr.prog)
-            matched = match_messages(prog, msg, cat)
-            used_rows = _account(rep, matched, fr.raw, auth_filter, n_framed=len(fr.msg))
-            rep.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
-            rep.lines += n
-            if used_rows.size:
-                pieces.append(_syslog_piece(fr, matched, prog, weight, base, state, opts.keep_raw))
-            base += n
+        for res in _run_blocks(_blocks(src), opts):
+            results.append(res)
     except InputError as exc:
         # keep what was read before the fault; say where it happened
-        rep.error = f"{exc.message} (after line {base}; the lines before it were read)"
-    if bad_utf8:
-        rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
+        done = sum(r.lines for r in results)
+        rep.error = f"{exc.message} (after line {done}; the lines before it were read)"
+    pieces = _stitch(results, rep)
     if not pieces:
         return empty_events()
     ev = concat_events(pieces)
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     return _finish(ev, src, "syslog", rep)
+
+
+def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block]:
+    """Process blocks in order, in worker processes when there is more than one block and
+    more than one job; at most two blocks per worker are in flight (bounded memory)."""
+    first = next(blocks, None)
+    if first is None:
+        return
+    second = next(blocks, None)
+    if second is None or opts.jobs <= 1:
+        yield _syslog_block(first, opts.keep_raw)
+        if second is not None:
+            yield _syslog_block(second, opts.keep_raw)
+            for block in blocks:
+                yield _syslog_block(block, opts.keep_raw)
+        return
+    pool = _pool(opts.jobs)
+    pending: deque = deque()
+    for block in itertools.chain([first, second], blocks):
+        pending.append(pool.submit(_syslog_block, block, opts.keep_raw))
+        if len(pending) >= 2 * opts.jobs:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """One pool per size for the life of the process (workers fork with the catalog loaded)."""
+    pool = _POOLS.get(jobs)
+    if pool is None:
+        load_catalog()
+        _auth_unparsed_filter()
+        pool = _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+    return pool
 
 
 def _account(

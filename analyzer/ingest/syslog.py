@@ -216,6 +216,7 @@ class YearState:
 
     last_month: int = 0
     rollovers: int = 0
+    first_month: int = 0  # the first known month seen (for stitching blocks together)
 
 
 _RFC3164_TS = r"^(?P<mon>[A-Z][a-z]{2}) +(?P<d>[0-9]{1,2}) (?P<H>[0-9]{2}):(?P<M>[0-9]{2}):(?P<S>[0-9]{2})$"
@@ -280,6 +281,8 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
     prev = np.concatenate([[state.last_month], known[:-1]])
     roll = (prev > 0) & (m > 0) & (prev - m >= 2)
     yidx = state.rollovers + np.cumsum(roll)
+    if not state.first_month and (m > 0).any():
+        state.first_month = int(m[m > 0][0])
     if known.size:
         state.last_month = int(known[-1])
         state.rollovers = int(yidx[-1])

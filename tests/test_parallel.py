@@ -1,0 +1,40 @@
+"""Worker processes give the same events as one process, block boundaries included."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import analyzer.ingest as ingest
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.samples import large_auth_log
+
+
+def _frame(res):
+    ev = res.events.astype(object)
+    return ev.sort_values(["source", "locator", "action", "user"], na_position="first").reset_index(drop=True)
+
+
+def test_jobs_give_identical_results(tmp_path, monkeypatch):
+    path = tmp_path / "auth.log"
+    path.write_text("".join(large_auth_log(20_000, seed=3)))
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256 * 1024)  # many blocks
+    one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
+    two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
+    assert len(one.events) > 10_000
+    pd.testing.assert_frame_equal(_frame(one), _frame(two))
+    a, b = one.inputs[0], two.inputs[0]
+    assert (a.lines, a.used, a.irrelevant, a.unparsed, a.events) == (b.lines, b.used, b.irrelevant, b.unparsed, b.events)
+    assert a.lines >= 20_000
+
+
+def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
+    line = "{} h sshd[1]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
+    dec = "".join(line.format(f"Dec 31 23:59:{i % 60:02d}") for i in range(2000))
+    jan = "".join(line.format(f"Jan  1 00:00:{i % 60:02d}") for i in range(2000))
+    path = tmp_path / "auth.log"
+    path.write_text(dec + jan)
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
+    for jobs in (1, 2):
+        ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
+        years = ev.sort_values("locator")["timestamp"].dt.year.tolist()
+        assert years == [2024] * 2000 + [2025] * 2000, jobs
