@@ -52,14 +52,14 @@ def make_log(path: Path, lines: int) -> None:
 
 
 def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (worker processes), from /proc."""
+    """Proportional resident bytes of a process and its descendants (worker processes)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
+            with open(f"/proc/{p}/smaps_rollup") as fh:  # Pss: shared (forked) pages counted once
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
@@ -70,10 +70,10 @@ def _tree_rss(pid: int) -> int:
 
 
 def run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command, its worker processes included.
+    """Wall seconds and peak memory (bytes) of one command, its worker processes included.
 
-    The peak is the larger of the process's own ru_maxrss and the process tree's resident
-    size sampled every 10 ms (workers are children of the measured process)."""
+    The peak is the larger of the process's own ru_maxrss and the process tree's summed
+    Pss sampled every 10 ms (workers are children of the measured process)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0

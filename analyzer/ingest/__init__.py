@@ -35,7 +35,7 @@ from .sources import Limits, Skipped, Source, iter_sources
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
-BLOCK_BYTES = 32 * 1024 * 1024
+BLOCK_BYTES = 16 * 1024 * 1024
 MAX_SAMPLES = 20
 _AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
 
