@@ -208,7 +208,7 @@ def _syslog_block(block: bytes, keep_raw: bool) -> _Block:
     out.bad_utf8 = not ok
     lines, starts, ends = syslog.split_lines(block)
     n = len(lines)
-    fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter())
+    fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter(), cat.skip_filter())
     counts = InputReport(name="")
     if fr.unframed.size:
         counts.unparsed += int(fr.unframed.size)
@@ -511,6 +511,9 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     raw = [f"{h or '-'} {p}{'[' + i + ']' if i else ''}: {m}" for h, p, i, m in zip(host, prog, pid, msg, strict=True)]
     raw_a = pa.array(raw, pa.string())
     keep = np.asarray(pc.match_substring_regex(raw_a, cat.line_filter()).to_numpy(zero_copy_only=False), dtype=bool)
+    if cat.skip_filter():
+        skip = pc.match_substring_regex(raw_a, cat.skip_filter()).to_numpy(zero_copy_only=False)
+        keep &= ~np.asarray(skip, dtype=bool)
     cand = np.flatnonzero(keep)
     rep.irrelevant += n - int(cand.size)
     take = pa.array(cand)

@@ -76,6 +76,11 @@ class Catalog:
     families: dict[str, Family]
     patterns: tuple[Pattern, ...]
     path: str
+    skip_lines: tuple[str, ...] = ()
+
+    def skip_filter(self) -> str | None:
+        """One RE2 alternation of the known-noise lines, or None."""
+        return "|".join(f"(?:{s})" for s in self.skip_lines) or None
 
     def line_filter(self) -> str:
         """One RE2 alternation that finds every line any family may care about."""
@@ -224,9 +229,18 @@ def parse_catalog(path: Path, check_samples: bool = True) -> tuple[Catalog | Non
         if problem:
             err(line, f"pattern {pid!r}: {problem}")
         patterns.append(pat)
+    skips = doc.get("skip_lines") or []
+    if not isinstance(skips, list) or not all(isinstance(x, str) for x in skips):
+        err(1, "skip_lines must be a list of regexes")
+        skips = []
+    for rx in skips:
+        try:
+            pc.match_substring_regex(pa.array([""]), rx)
+        except pa.ArrowInvalid as exc:
+            err(1, f"skip_lines regex {rx!r} does not compile in RE2: {exc}")
     if errors:
         return None, errors
-    return Catalog(families=families, patterns=tuple(patterns), path=str(path)), []
+    return Catalog(families=families, patterns=tuple(patterns), path=str(path), skip_lines=tuple(skips)), []
 
 
 def _check_sample(pat: Pattern, sample: Any) -> str | None:

@@ -130,10 +130,20 @@ class Framed:
         return self.text.take(pa.array(idx))
 
 
-def frame_lines(block: bytes, lines: pa.StringArray, starts: np.ndarray, ends: np.ndarray, line_filter: str) -> Framed:
-    """Frame the lines that pass ``line_filter``; report candidates that did not frame."""
-    keep = pc.match_substring_regex(lines, line_filter)
-    cand = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool))
+def frame_lines(
+    block: bytes,
+    lines: pa.StringArray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    line_filter: str,
+    skip_filter: str | None = None,
+) -> Framed:
+    """Frame the lines that pass ``line_filter`` (and not ``skip_filter``); report
+    candidates that did not frame."""
+    keep = np.asarray(pc.match_substring_regex(lines, line_filter).to_numpy(zero_copy_only=False), dtype=bool)
+    if skip_filter:
+        keep &= ~np.asarray(pc.match_substring_regex(lines, skip_filter).to_numpy(zero_copy_only=False), dtype=bool)
+    cand = np.flatnonzero(keep)
     cs, ce = starts[cand], ends[cand]
     text = slice_buffer(block, cs, ce)
     parts: list[tuple[np.ndarray, str, pa.StructArray]] = []
