@@ -68,12 +68,21 @@ Year = Annotated[int | None, typer.Option(help="Year of the first line of year-l
 Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of standard output.")]
 MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.")]
 MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
+
+
+class EvtxBackend(StrEnum):
+    rust = "rust"
+    python = "python"
+
+
+Backend = Annotated[EvtxBackend, typer.Option("--evtx-backend", help="EVTX parser: rust (evtx, fast) or python.")]
 Jobs = Annotated[int, typer.Option(help="Worker processes for large inputs (default: the number of CPUs).")]
 
 
-def _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, keep_raw: bool = True) -> IngestOptions:
+def _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True) -> IngestOptions:
     opts = IngestOptions(
         keep_raw=keep_raw,
+        evtx_backend=str(backend),
         jobs=max(1, jobs),
         tz=tz,
         year=year,
@@ -122,9 +131,9 @@ def _write(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, keep_raw=True):
+def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True):
     try:
-        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, keep_raw)
+        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw)
         progress = _Progress()
         result = read_events(paths, opts, progress=progress)
         progress.done()
@@ -149,12 +158,13 @@ def events(
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     jobs: Jobs = os.cpu_count() or 1,
+    evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
     """Print the normalized events, one per login attempt or observation.
 
     Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
     """
-    _, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs)
+    _, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend)
     if output is None:
         write_events(result.events, sys.stdout, format.value)
     else:
@@ -174,12 +184,13 @@ def analyze(
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     jobs: Jobs = os.cpu_count() or 1,
+    evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
     """Read the logs and report what was read and which logins failed (JSON).
 
     Example: authtriage analyze ticket-1234.zip -o summary.json
     """
-    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, keep_raw=False)
+    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend, keep_raw=False)
     doc = summarize(result, opts)
     _write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", output)
 

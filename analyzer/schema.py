@@ -81,6 +81,7 @@ class Reason(StrEnum):
     ACCOUNT_DISABLED = "account-disabled"
     ACCOUNT_LOCKED = "account-locked"
     ACCOUNT_EXPIRED = "account-expired"
+    ACCOUNT_REVOKED = "account-revoked"  # Kerberos CLIENT_REVOKED: disabled, expired or locked
     PASSWORD_EXPIRED = "password-expired"
     PASSWORD_MUST_CHANGE = "password-must-change"
     LOGON_TYPE_NOT_GRANTED = "logon-type-not-granted"
@@ -95,6 +96,7 @@ class Reason(StrEnum):
     FIREWALL = "firewall"
     SERVICE_STOPPED = "service-stopped"
     SERVICE_STARTED = "service-started"
+    SERVICE_DISABLED = "service-disabled"
     OTHER = "other"
 
 

@@ -48,6 +48,7 @@ def summarize(result: IngestResult, options: IngestOptions) -> dict[str, Any]:
         "totals": {
             "inputs": len(result.inputs),
             "lines": sum(r.lines for r in result.inputs),
+            "records": sum(r.records for r in result.inputs),
             "events": int(len(ev)),
             "failures": int(len(failures)),
             "unparsed": sum(r.unparsed for r in result.inputs),

@@ -23,7 +23,13 @@ def test_jobs_give_identical_results(tmp_path, monkeypatch):
     assert len(one.events) > 10_000
     pd.testing.assert_frame_equal(_frame(one), _frame(two))
     a, b = one.inputs[0], two.inputs[0]
-    assert (a.lines, a.used, a.irrelevant, a.unparsed, a.events) == (b.lines, b.used, b.irrelevant, b.unparsed, b.events)
+    assert (a.lines, a.used, a.irrelevant, a.unparsed, a.events) == (
+        b.lines,
+        b.used,
+        b.irrelevant,
+        b.unparsed,
+        b.events,
+    )
     assert a.lines >= 20_000
 
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError, UsageError
 from ..schema import concat_events, conform, empty_events
-from . import syslog
+from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
@@ -49,6 +49,7 @@ class IngestOptions:
     limits: Limits = field(default_factory=Limits)
     keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes for large inputs
+    evtx_backend: str = "rust"  # or "python" (python-evtx)
 
     def zone(self) -> dt.tzinfo:
         if not self.tz:
@@ -65,7 +66,8 @@ class InputReport:
 
     name: str
     format: str | None = None
-    lines: int = 0  # lines or records read
+    lines: int = 0  # text lines read
+    records: int = 0  # records read (EVTX, Windows exports)
     events: int = 0
     used: int = 0  # lines that became or enriched an event
     irrelevant: int = 0
@@ -616,4 +618,8 @@ READERS: dict[str, Reader] = {
     "syslog": read_syslog,
     "journal-json": read_journal_json,
     "journal-export": read_journal_export,
+    "evtx": winreaders.read_evtx,
+    "windows-xml": winreaders.read_windows_xml,
+    "windows-json": winreaders.read_windows_json,
+    "pfirewall": winreaders.read_pfirewall,
 }

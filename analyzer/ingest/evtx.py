@@ -1,0 +1,262 @@
+"""EVTX records, from either of two parsers, as plain :class:`Record` values.
+
+- ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``). Its
+  warnings are captured and returned per file, never printed. Records are prefiltered on
+  their JSON text (event id, channel) before ``json.loads``.
+- ``python``: python-evtx, without its known faults: every 64 KiB chunk of the file is
+  visited (not just the header's chunk count, which is stale in "dirty" files), chunks
+  without a valid magic are skipped, and an error in a record or chunk is reported as a
+  warning while the records read before it are kept. Times come from the record's raw
+  FILETIME (truncated to microseconds, as the Rust parser does), not from its rendering.
+
+Both give identical records for files both can read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["Record", "BACKENDS", "read_records", "record_from_json", "record_from_xml"]
+
+Wanted = Callable[[str | None, int | None], bool]
+Warn = Callable[[str], None]
+
+_CHUNK_MAGIC = b"ElfChnk\x00"
+_CHUNK_SIZE = 0x10000
+_HEADER_SIZE = 0x1000
+_FILETIME_EPOCH_US = 11644473600 * 1_000_000
+_NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
+_JSON_EID = re.compile(r'"EventID":(?:\{"#attributes":\{[^{}]*\},"#text":)?"?(\d+)')
+_JSON_CHANNEL = re.compile(r'"Channel":"((?:[^"\\]|\\.)*)"')
+_XML_EID = re.compile(r"<EventID[^>]*>(\d+)</EventID>")
+_XML_CHANNEL = re.compile(r"<Channel>([^<]*)</Channel>")
+
+
+@dataclass(slots=True)
+class Record:
+    """One event record: System fields and the EventData (or UserData) fields by name."""
+
+    record_id: int | None
+    time: str | None  # ISO 8601 UTC, microseconds, "Z"
+    event_id: int | None
+    channel: str | None
+    provider: str | None
+    computer: str | None
+    data: dict[str, str | None] = field(default_factory=dict)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return _text(value.get("#text"))
+    if isinstance(value, list):
+        return ",".join(t for v in value if (t := _text(v)) is not None)
+    return str(value)
+
+
+def _int(value: object) -> int | None:
+    text = _text(value)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _flatten(block: object) -> dict[str, str | None]:
+    """EventData / UserData → {name: text}. UserData wraps its fields in one element."""
+    if not isinstance(block, dict):
+        return {}
+    if "EventData" not in block and len([k for k in block if not k.startswith("#")]) == 1:
+        inner = next(v for k, v in block.items() if not k.startswith("#"))
+        if isinstance(inner, dict) and not ("#text" in inner and len(inner) <= 2):
+            block = inner
+    return {k: _text(v) for k, v in block.items() if not k.startswith("#")}
+
+
+def record_from_json(event: dict) -> Record:
+    """A record from the Rust parser's JSON (or any JSON of the same shape)."""
+    ev = event.get("Event", event)
+    system = ev.get("System") or {}
+    provider = (system.get("Provider") or {}).get("#attributes", {}).get("Name")
+    created = (system.get("TimeCreated") or {}).get("#attributes", {}).get("SystemTime")
+    data = ev.get("EventData")
+    if data is None and ev.get("UserData") is not None:
+        data = ev.get("UserData")
+    return Record(
+        record_id=_int(system.get("EventRecordID")),
+        time=_iso(_text(created)),
+        event_id=_int(system.get("EventID")),
+        channel=_text(system.get("Channel")),
+        provider=provider,
+        computer=_text(system.get("Computer")),
+        data=_flatten(data),
+    )
+
+
+def _iso(text: str | None) -> str | None:
+    """Normalize a SystemTime to ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (microseconds, truncated)."""
+    if not text:
+        return None
+    t = text.strip().replace(" ", "T")
+    if t.endswith("+00:00"):
+        t = t[:-6]
+    t = t.rstrip("Z")
+    if "." in t:
+        head, frac = t.split(".", 1)
+        frac = (frac + "000000")[:6]
+    else:
+        head, frac = t, "000000"
+    return f"{head}.{frac}Z"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def record_from_xml(xml: str | ET.Element, time_override: str | None = None) -> Record:
+    """A record from Event XML (python-evtx, wevtutil, Event Viewer exports)."""
+    root = ET.fromstring(xml) if isinstance(xml, str) else xml
+    system = root.find(f"{_NS}System")
+    if system is None:
+        system = root.find("System")
+
+    def sys_text(name: str) -> str | None:
+        el = system.find(f"{_NS}{name}") if system is not None else None
+        if el is None and system is not None:
+            el = system.find(name)
+        return None if el is None else (el.text or "").strip() or None
+
+    def sys_attr(name: str, attr: str) -> str | None:
+        el = system.find(f"{_NS}{name}") if system is not None else None
+        if el is None and system is not None:
+            el = system.find(name)
+        return None if el is None else el.get(attr)
+
+    data: dict[str, str | None] = {}
+    for child in root:
+        kind = _local(child.tag)
+        if kind == "EventData":
+            unnamed = 0
+            for item in child:
+                name = item.get("Name")
+                if name is None:
+                    unnamed += 1
+                    name = _local(item.tag) if _local(item.tag) != "Data" else f"Data{unnamed}"
+                data[name] = item.text if item.text is not None else None
+        elif kind == "UserData":
+            for wrapper in child:
+                for item in wrapper:
+                    data[_local(item.tag)] = item.text
+    return Record(
+        record_id=_int(sys_text("EventRecordID")),
+        time=time_override or _iso(sys_attr("TimeCreated", "SystemTime")),
+        event_id=_int(sys_text("EventID")),
+        channel=sys_text("Channel"),
+        provider=sys_attr("Provider", "Name"),
+        computer=sys_text("Computer"),
+        data=data,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# backends
+
+
+def read_rust(fileobj: io.BufferedIOBase, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+    from evtx import PyEvtxParser
+
+    parser = PyEvtxParser(fileobj, skip_errors=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for raw in parser.records_json():
+            counts["records"] += 1
+            text = raw["data"]
+            m = _JSON_EID.search(text)
+            c = _JSON_CHANNEL.search(text)
+            eid = int(m.group(1)) if m else None
+            channel = json.loads(f'"{c.group(1)}"') if c else None
+            if not wanted(channel, eid):
+                continue
+            rec = record_from_json(json.loads(text))
+            if rec.record_id is None:
+                rec.record_id = raw.get("event_record_id")
+            yield rec
+        for w in caught:
+            warn(str(w.message).replace("\n", " ")[:300])
+
+
+def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+    from Evtx.Evtx import ChunkHeader, FileHeader
+    from Evtx.Nodes import FiletimeTypeNode
+
+    if len(data) < _HEADER_SIZE:
+        warn("file shorter than an EVTX header")
+        return
+    header = FileHeader(data, 0)
+    declared = header.chunk_count()
+    present = (len(data) - _HEADER_SIZE) // _CHUNK_SIZE
+    extra = sum(
+        data[_HEADER_SIZE + i * _CHUNK_SIZE : _HEADER_SIZE + i * _CHUNK_SIZE + 8] == _CHUNK_MAGIC
+        for i in range(declared, present)
+    )
+    if extra:
+        warn(f"header declares {declared} chunks but {extra} more follow them: reading every chunk")
+    for i in range(present):
+        off = _HEADER_SIZE + i * _CHUNK_SIZE
+        if data[off : off + 8] != _CHUNK_MAGIC:
+            if data[off : off + _CHUNK_SIZE].strip(b"\x00"):
+                warn(f"chunk {i} at offset {off:#x} has no valid magic; skipped")
+            continue
+        try:
+            chunk = ChunkHeader(data, off)
+            records = chunk.records()
+            for record in records:
+                counts["records"] += 1
+                try:
+                    xml = record.xml()
+                except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    warn(f"record {record.record_num()} in chunk {i}: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                m = _XML_EID.search(xml)
+                c = _XML_CHANNEL.search(xml)
+                if not wanted(c.group(1) if c else None, int(m.group(1)) if m else None):
+                    continue
+                time = None
+                try:
+                    for sub in record.root().substitutions():
+                        if isinstance(sub, FiletimeTypeNode):
+                            ticks = sub.unpack_qword(0)
+                            time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
+                            break
+                except Exception:  # noqa: BLE001 - fall back to the rendered time
+                    time = None
+                yield record_from_xml(xml, time_override=time)
+        except Exception as exc:  # noqa: BLE001
+            warn(f"chunk {i} at offset {off:#x}: {type(exc).__name__}: {exc}; records before it kept"[:300])
+            continue
+
+
+def _us_to_iso(us: int) -> str:
+    t = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+BACKENDS = ("rust", "python")
+
+
+def read_records(data: bytes, backend: str, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+    """The wanted records of an EVTX file held in ``data``, with the named backend."""
+    if backend == "rust":
+        return read_rust(io.BytesIO(data), wanted, warn, counts)
+    if backend == "python":
+        return read_python(data, wanted, warn, counts)
+    raise ValueError(f"unknown EVTX backend {backend!r}: one of {BACKENDS}")

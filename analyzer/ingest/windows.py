@@ -1,0 +1,334 @@
+"""Windows event semantics → normalized rows, driven by ``data/windows_events.yaml``.
+
+The table says which (channel, event id, provider) records matter and how their fields
+map to event columns, with code tables for NTSTATUS, FailureReason tokens, Kerberos
+result codes, logon types and service states. The same table decides what the EVTX
+readers decode at all (:meth:`Semantics.wanted`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import yaml
+
+from ..errors import RuleError
+from ..schema import ENUMS, conform, empty_events
+from .evtx import Record
+
+__all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
+
+WELL_KNOWN_PORTS = (22, 5985, 5986, 3389, 445)
+_NULLS = {"", "-", None}
+_KNOWN_KEYS = {
+    "channel", "event_id", "provider", "set", "fields", "outcome_from_status", "reason", "service",
+    "when", "state", "firewall", "sshd",
+}  # fmt: skip
+_INT_COLUMNS = {"src_port": "Int32", "dst_port": "Int32", "logon_type": "Int16", "pid": "Int64"}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    channel: str
+    event_id: int
+    provider: str | None
+    spec: dict[str, Any] = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Semantics:
+    tables: dict[str, dict[str, str]]
+    entries: dict[tuple[str, int], list[Entry]]
+    properties: dict[int, list[str]] = field(default_factory=dict)
+
+    def wanted(self, channel: str | None, event_id: int | None) -> bool:
+        """Cheap prefilter: is this (channel, event id) in the table at all?"""
+        return (channel or "", event_id or -1) in self.entries
+
+    def entry_for(self, rec: Record) -> Entry | None:
+        for entry in self.entries.get((rec.channel or "", rec.event_id or -1), ()):
+            if entry.provider is None or entry.provider == rec.provider:
+                return entry
+        return None
+
+
+def _path() -> Path:
+    return Path(str(resources.files("analyzer") / "data" / "windows_events.yaml"))
+
+
+@cache
+def load_semantics(path: str | None = None) -> Semantics:
+    """Load and check the table once; every problem is an error naming the file."""
+    p = Path(path) if path else _path()
+    doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    tables = {name: {str(k).lower(): str(v) for k, v in t.items()} for name, t in doc["tables"].items()}
+    reasons = {e.value for e in ENUMS["reason"]}
+    services = {e.value for e in ENUMS["service"]}
+    for name, table in tables.items():
+        allowed = services if name in ("logon_type", "services") else reasons
+        for key, value in table.items():
+            if value not in allowed:
+                raise RuleError(f"table {name}: {key!r} maps to {value!r}, not a known value", source=str(p))
+    entries: dict[tuple[str, int], list[Entry]] = {}
+    for i, spec in enumerate(doc["events"]):
+        unknown = set(spec) - _KNOWN_KEYS
+        if unknown:
+            raise RuleError(f"event entry {i + 1}: unknown keys {sorted(unknown)}", source=str(p))
+        for col, value in (spec.get("set") or {}).items():
+            enum = ENUMS.get(col)
+            if enum is not None and value not in {e.value for e in enum}:
+                raise RuleError(f"event entry {i + 1}: {col}={value!r} is not a known value", source=str(p))
+        for key in ("reason", "service", "state"):
+            sub = spec.get(key)
+            for t in (sub or {}).get("tables", [(sub or {}).get("table")]) if sub else []:
+                if t not in tables:
+                    raise RuleError(f"event entry {i + 1}: unknown table {t!r}", source=str(p))
+        entry = Entry(str(spec["channel"]), int(spec["event_id"]), spec.get("provider"), spec)
+        entries.setdefault((entry.channel, entry.event_id), []).append(entry)
+    props = {int(k): [str(x) for x in v] for k, v in (doc.get("properties") or {}).items()}
+    return Semantics(tables=tables, entries=entries, properties=props)
+
+
+def _val(data: dict[str, str | None], name: str) -> str | None:
+    v = data.get(name)
+    if v is None:
+        return None
+    v = str(v).strip()
+    return None if v in _NULLS else v
+
+
+def _lookup(table: dict[str, str], value: str | None) -> str | None:
+    if value is None:
+        return None
+    return table.get(value.lower())
+
+
+def _hex_norm(value: str | None) -> str | None:
+    """``0xC000006D`` and ``0xc000006d`` alike; decimal stays decimal."""
+    if value is None:
+        return None
+    v = value.strip()
+    if v[:2].lower() == "0x":
+        try:
+            return hex(int(v, 16))
+        except ValueError:
+            return v
+    return v
+
+
+def _ip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    v = value.strip().strip("[]")
+    if v.lower().startswith("::ffff:") and "." in v:
+        v = v[7:]
+    if "%" in v:
+        v = v.split("%", 1)[0]
+    return v or None
+
+
+def _number(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value, 16) if value.lower().startswith("0x") else int(value)
+    except ValueError:
+        return None
+
+
+def _firewall(row: dict, data: dict[str, str | None], own_ips: set[str]) -> None:
+    """WFP 5152/5156/5157: the field names do not say reliably which end is local. Take
+    the end with one of this host's addresses, else the end on a well-known port."""
+    a_ip, a_port = _ip(_val(data, "SourceAddress")), _number(_val(data, "SourcePort"))
+    b_ip, b_port = _ip(_val(data, "DestAddress")), _number(_val(data, "DestPort"))
+    a_local = a_ip in own_ips if own_ips else False
+    b_local = b_ip in own_ips if own_ips else False
+    if a_local == b_local:  # unknown (or both): decide by the well-known port
+        a_local = a_port in WELL_KNOWN_PORTS and b_port not in WELL_KNOWN_PORTS
+        b_local = not a_local
+    local_ip, local_port, remote_ip, remote_port = (
+        (a_ip, a_port, b_ip, b_port) if a_local else (b_ip, b_port, a_ip, a_port)
+    )
+    row.update(src_ip=remote_ip, src_port=remote_port, dst_ip=local_ip, dst_port=local_port)
+    proto = _val(data, "Protocol")
+    row["auth_method"] = {"6": "TCP", "17": "UDP", "1": "ICMP"}.get(proto or "", proto)
+    row["process"] = _val(data, "Application")
+    row["pid"] = _number(_val(data, "ProcessId") or _val(data, "ProcessID"))
+
+
+def record_row(sem: Semantics, entry: Entry, rec: Record, own_ips: set[str]) -> dict | None:
+    """One record → one row (a dict of event columns), or None when ``when`` excludes it."""
+    spec = entry.spec
+    data = rec.data
+    for fname, values in (spec.get("when") or {}).items():
+        v = _val(data, fname)
+        if v is None or v.lower() not in values:
+            return None
+    row: dict[str, Any] = dict(spec.get("set") or {})
+    for col, fname in (spec.get("fields") or {}).items():
+        names = fname if isinstance(fname, list) else [fname]
+        row[col] = next((v for n in names if (v := _val(data, n)) is not None), None)
+    if row.get("src_ip") is not None:
+        row["src_ip"] = _ip(row["src_ip"])
+    for col in ("status", "sub_status"):
+        if row.get(col) is not None:
+            row[col] = _hex_norm(row[col])
+    for col in _INT_COLUMNS:
+        if col in row and row[col] is not None and not isinstance(row[col], int):
+            row[col] = _number(str(row[col]))
+    if (f := spec.get("outcome_from_status")) is not None:
+        status = _hex_norm(_val(data, f))
+        row["outcome"] = "success" if status in ("0x0", "0") else "failure"
+    if (r := spec.get("reason")) and row.get("outcome") != "success":
+        for fname, tname in zip(r["from"], r["tables"], strict=True):
+            value = _val(data, fname)
+            value = _hex_norm(value) if value and value.lower().startswith("0x") else value
+            if value in (None, "0x0"):
+                continue
+            reason = _lookup(sem.tables[tname], value)
+            if reason:
+                row["reason"] = reason
+                break
+        else:
+            row.setdefault("reason", "other" if row.get("outcome") == "failure" else None)
+    if (s := spec.get("service")) and row.get("service") is None:
+        row["service"] = _lookup(sem.tables[s["table"]], _val(data, s["from"])) or "other"
+    if st := spec.get("state"):
+        row["reason"] = _lookup(sem.tables[st["table"]], _val(data, st["from"]))
+    if spec.get("firewall"):
+        _firewall(row, data, own_ips)
+    return row
+
+
+_DECIMAL_FIELDS = {"ProcessId", "ProcessID", "IpPort", "SourcePort", "DestPort", "LogonType", "Protocol"}
+
+
+def _show(name: str, value: object) -> str:
+    """A field value as the evidence shows it: ids in decimal, codes in short hex."""
+    text = str(value)
+    if name in _DECIMAL_FIELDS and (n := _number(text)) is not None:
+        return str(n)
+    return _hex_norm(text) or text
+
+
+def _render(entry: Entry, rec: Record) -> str:
+    """A short, stable rendering of a record for evidence (both parsers give the same)."""
+    spec = entry.spec
+    names: list[str] = []
+    for fname in (spec.get("fields") or {}).values():
+        names.extend(fname if isinstance(fname, list) else [fname])
+    for key in ("reason", "service", "state", "when"):
+        sub = spec.get(key) or {}
+        names.extend(
+            sub.get("from", []) if isinstance(sub.get("from"), list) else [sub["from"]] if "from" in sub else []
+        )
+        if key == "when":
+            names.extend(sub)
+    if spec.get("firewall"):
+        names += ["Direction", "SourceAddress", "SourcePort", "DestAddress", "DestPort", "Protocol", "Application"]
+    if spec.get("sshd"):
+        names += ["process", "payload"]
+    seen: list[str] = []
+    for n in names:
+        if n not in seen and rec.data.get(n) not in (None, ""):
+            seen.append(n)
+    body = " ".join(f"{n}={_show(n, rec.data[n])}" for n in seen)
+    return f"{rec.channel}/{rec.event_id} {body}"[:2000]
+
+
+def records_to_events(
+    records: Iterable[Record], source: str, log: str, keep_raw: bool = True, own_ips: set[str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Rows for the records the table knows; returns (events, records that became events).
+
+    OpenSSH/Operational records carry sshd's own text and go through the Linux catalog."""
+    sem = load_semantics()
+    rows: list[dict] = []
+    ssh_rows: list[tuple[dict, str]] = []
+    own = own_ips or set()
+    for rec in records:
+        entry = sem.entry_for(rec)
+        if entry is None:
+            continue
+        base = {
+            "timestamp": rec.time,
+            "host": rec.computer,
+            "locator": rec.record_id,
+            "channel": rec.channel,
+            "provider": rec.provider,
+            "event_id": rec.event_id,
+        }
+        if keep_raw:
+            base["raw"] = _render(entry, rec)
+        if entry.spec.get("sshd"):
+            payload = _val(rec.data, "payload")
+            if payload:
+                ssh_rows.append((base, payload))
+            continue
+        row = record_row(sem, entry, rec, own)
+        if row is None:
+            continue
+        base.update(row)
+        rows.append(base)
+    if ssh_rows:
+        rows.extend(_sshd_rows(ssh_rows))
+    if not rows:
+        return empty_events(), 0
+    frame = pd.DataFrame(rows)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce").dt.as_unit(
+        "us"
+    )
+    frame["source"] = source
+    frame["log"] = log
+    for col, dtype in _INT_COLUMNS.items():
+        if col in frame:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(dtype)
+    if "event_id" in frame:
+        frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce").astype("Int32")
+    if "locator" in frame:
+        frame["locator"] = pd.to_numeric(frame["locator"], errors="coerce").astype("Int64")
+    for col in frame.columns:
+        if frame[col].dtype == object and col not in ("timestamp", "raw"):
+            frame[col] = frame[col].astype("category")
+    return conform(frame), len(rows)
+
+
+def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
+    """Windows OpenSSH: sshd's own messages, through the same catalog as Linux."""
+    from .linux import match_messages
+
+    msgs = pa.array([m for _, m in items], pa.string())
+    matched = match_messages(pa.array(["sshd"] * len(items), pa.string()), msgs)
+    out = []
+    if not len(matched):
+        return out
+    keep = (matched["role"] != "ignore").to_numpy(dtype=bool)
+    m = matched.loc[keep]
+    cols = [c for c in m.columns if c not in ("row", "pattern", "role", "family")]
+    for rec in m.to_dict("records"):
+        base = dict(items[int(rec["row"])][0])
+        base.update({c: (None if pd.isna(rec[c]) else rec[c]) for c in cols})
+        base["process"] = "sshd"
+        if base.get("src_ip") is not None:
+            base["src_ip"] = _ip(str(base["src_ip"]))
+        out.append(base)
+    return out
+
+
+def host_addresses(values: Iterable[str]) -> set[str]:
+    """Valid IP addresses among ``values`` (the host's own, when known)."""
+    out = set()
+    for v in values:
+        try:
+            out.add(str(ipaddress.ip_address(v)))
+        except ValueError:
+            continue
+    return out

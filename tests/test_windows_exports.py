@@ -1,0 +1,119 @@
+"""Windows XML and Get-WinEvent JSON exports, and pfirewall.log, read with the EVTX semantics."""
+
+from __future__ import annotations
+
+import json
+from xml.sax.saxutils import escape, quoteattr
+
+import pandas as pd
+from evtx import PyEvtxParser
+
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest.windows import load_semantics
+
+NS = "http://schemas.microsoft.com/win/2004/08/events/event"
+
+
+def _xml(event: dict) -> str:
+    """Render the Rust parser's JSON of a record as Event XML, the way wevtutil writes it."""
+    s = event["System"]
+    eid = s["EventID"]["#text"] if isinstance(s["EventID"], dict) else s["EventID"]
+    t = s["TimeCreated"]["#attributes"]["SystemTime"].replace("Z", "0Z")  # 7 fraction digits
+    data = event.get("EventData") or {}
+    items = "".join(
+        f"<Data Name={quoteattr(k)}>{escape(str(v))}</Data>"
+        for k, v in data.items()
+        if not k.startswith("#") and v is not None
+    )
+    return (
+        f'<Event xmlns="{NS}"><System><Provider Name={quoteattr(s["Provider"]["#attributes"]["Name"])}/>'
+        f'<EventID>{eid}</EventID><TimeCreated SystemTime="{t}"/><EventRecordID>{s["EventRecordID"]}</EventRecordID>'
+        f"<Channel>{escape(s['Channel'])}</Channel><Computer>{escape(s['Computer'])}</Computer></System>"
+        f"<EventData>{items}</EventData></Event>"
+    )
+
+
+def _ps(event: dict) -> dict:
+    """The same record as Get-WinEvent | ConvertTo-Json writes it: values by position."""
+    s = event["System"]
+    eid = int(s["EventID"]["#text"] if isinstance(s["EventID"], dict) else s["EventID"])
+    data = event.get("EventData") or {}
+    names = load_semantics().properties.get(eid, [])
+    ms = int(pd.Timestamp(s["TimeCreated"]["#attributes"]["SystemTime"]).timestamp() * 1000)
+    return {
+        "Id": eid,
+        "LogName": s["Channel"],
+        "ProviderName": s["Provider"]["#attributes"]["Name"],
+        "RecordId": s["EventRecordID"],
+        "MachineName": s["Computer"],
+        "TimeCreated": f"/Date({ms})/",
+        "Properties": [{"Value": data.get(n)} for n in names],
+        "Message": "ignored",
+    }
+
+
+def _key(ev: pd.DataFrame) -> pd.DataFrame:
+    cols = [
+        "locator",
+        "event_id",
+        "action",
+        "outcome",
+        "user",
+        "domain",
+        "src_ip",
+        "logon_type",
+        "status",
+        "sub_status",
+        "reason",
+    ]
+    return ev[cols].astype(object).where(ev[cols].notna(), None).sort_values("locator").reset_index(drop=True)
+
+
+def test_xml_and_json_exports_give_the_evtx_events(shared, tmp_path):
+    path = shared(
+        "evtx", "sbousseaden__EVTX-ATTACK-SAMPLES", "Credential Access", "CA_4624_4625_LogonType2_LogonProc_chrome.evtx"
+    )
+    records = [json.loads(r["data"])["Event"] for r in PyEvtxParser(str(path), skip_errors=True).records_json()]
+    (tmp_path / "export.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Events>' + "".join(_xml(r) for r in records) + "</Events>",
+        encoding="utf-8",
+    )
+    (tmp_path / "wevtutil.xml").write_text("\n".join(_xml(r) for r in records), encoding="utf-16")
+    (tmp_path / "winevent.json").write_text(json.dumps([_ps(r) for r in records]), encoding="utf-8")
+    evtx = read_events([str(path)]).events
+    assert len(evtx) > 0
+    for name, fmt in (
+        ("export.xml", "windows-xml"),
+        ("wevtutil.xml", "windows-xml"),
+        ("winevent.json", "windows-json"),
+    ):
+        res = read_events([str(tmp_path / name)])
+        assert res.inputs[0].format == fmt, name
+        pd.testing.assert_frame_equal(_key(res.events), _key(evtx), check_dtype=False)
+        got = res.events.sort_values("locator")["timestamp"].dt.floor("ms").to_numpy()
+        assert (got == evtx.sort_values("locator")["timestamp"].dt.floor("ms").to_numpy()).all(), name
+
+
+PFIREWALL = """#Version: 1.5
+#Software: Microsoft Windows Firewall
+#Time Format: Local
+#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path pid
+
+2025-03-04 09:15:02 DROP TCP 198.51.100.10 192.0.2.20 51022 5985 52 S 1234567 0 64240 - - - RECEIVE 4
+2025-03-04 09:15:05 ALLOW TCP 192.0.2.20 192.0.2.1 50000 443 0 - - - - - - - SEND 880
+2025-03-04 09:15:06 DROP UDP 198.51.100.99 192.0.2.20 5353 5353 60 - - - - - - - RECEIVE 4
+2025-03-04 09:30:02 DROP TCP 198.51.100.10 192.0.2.20 51030 5985 52 S 1234568 0 64240 - - - RECEIVE 4
+"""
+
+
+def test_pfirewall_log(tmp_path):
+    path = tmp_path / "pfirewall.log"
+    path.write_text(PFIREWALL)
+    res = read_events([str(path)], IngestOptions(tz="Europe/Berlin"))
+    rep, ev = res.inputs[0], res.events
+    assert rep.format == "pfirewall"
+    assert len(ev) == 2 and (ev["action"] == "firewall-drop").all()
+    assert list(ev["dst_port"]) == [5985, 5985] and set(ev["src_ip"]) == {"198.51.100.10"}
+    assert str(ev["timestamp"].iloc[0]) == "2025-03-04 08:15:02+00:00"
+    assert rep.lines == rep.used + rep.irrelevant + rep.unparsed
+    assert "Europe/Berlin" in rep.assumptions["timezone"]
