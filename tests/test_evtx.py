@@ -141,3 +141,17 @@ def test_winrm_and_openssh_operational():
     _, ev = _read(rel, "rust")
     assert len(ev) == 6 and (ev["reason"] == "service-started").all() and (ev["service"] == "ssh").all()
     assert set(ev["dst_port"]) == {22}
+
+
+def test_scm_7036_for_winrm_only():
+    manifest = _manifest()
+    rel = next(k for k in manifest if k.endswith("RDPAuth_System.evtx"))
+    rep, ev = _read(rel, "rust")
+    assert rep.records == manifest[rel]["records"]
+    scm = ev[ev["event_id"] == 7036].sort_values("locator")
+    # the System log has dozens of 7036 records; only WinRM's matter (by display or service name)
+    assert list(zip(scm["locator"], scm["service"], scm["reason"], strict=True)) == [
+        (15432, "winrm", "service-stopped"),
+        (15535, "winrm", "service-started"),
+    ]
+    assert (scm["action"] == "service-state").all()
