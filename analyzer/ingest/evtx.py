@@ -78,7 +78,7 @@ def _flatten(block: object) -> dict[str, str | None]:
         inner = next(v for k, v in block.items() if not k.startswith("#"))
         if isinstance(inner, dict) and not ("#text" in inner and len(inner) <= 2):
             block = inner
-    return {k: _text(v) for k, v in block.items() if not k.startswith("#")}
+    return {k: (v if type(v) is str else _text(v)) for k, v in block.items() if k[0] != "#"}
 
 
 def record_from_json(event: dict) -> Record:
@@ -176,13 +176,16 @@ def read_rust(fileobj: io.BufferedIOBase, wanted: Wanted, warn: Warn, counts: di
     parser = PyEvtxParser(fileobj, skip_errors=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        event_ids = getattr(wanted, "event_ids", None)
         for raw in parser.records_json():
             counts["records"] += 1
             text = raw["data"]
             m = _JSON_EID.search(text)
-            c = _JSON_CHANNEL.search(text)
             eid = int(m.group(1)) if m else None
-            channel = json.loads(f'"{c.group(1)}"') if c else None
+            if event_ids is not None and eid not in event_ids:
+                continue  # the cheap test first: most records of a busy log end here
+            c = _JSON_CHANNEL.search(text)
+            channel = (json.loads(f'"{c.group(1)}"') if "\\" in c.group(1) else c.group(1)) if c else None
             if not wanted(channel, eid):
                 continue
             rec = record_from_json(json.loads(text))

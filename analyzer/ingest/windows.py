@@ -49,6 +49,11 @@ class Semantics:
     entries: dict[tuple[str, int], list[Entry]]
     properties: dict[int, list[str]] = field(default_factory=dict)
 
+    @property
+    def event_ids(self) -> frozenset[int]:
+        """Every event id the table knows (the first, cheapest prefilter)."""
+        return frozenset(eid for _, eid in self.entries)
+
     def wanted(self, channel: str | None, event_id: int | None) -> bool:
         """Cheap prefilter: is this (channel, event id) in the table at all?"""
         return (channel or "", event_id or -1) in self.entries
@@ -221,6 +226,19 @@ def _show(name: str, value: object) -> str:
 
 def _render(entry: Entry, rec: Record) -> str:
     """A short, stable rendering of a record for evidence (both parsers give the same)."""
+    names = _render_names(entry)
+    body = " ".join(f"{n}={_show(n, v)}" for n in names if (v := rec.data.get(n)) not in (None, ""))
+    return f"{rec.channel}/{rec.event_id} {body}"[:2000]
+
+
+_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def _render_names(entry: Entry) -> tuple[str, ...]:
+    """The fields an entry uses, in a stable order (computed once per entry)."""
+    cached = _NAMES.get(id(entry))
+    if cached is not None:
+        return cached
     spec = entry.spec
     names: list[str] = []
     for fname in (spec.get("fields") or {}).values():
@@ -236,12 +254,9 @@ def _render(entry: Entry, rec: Record) -> str:
         names += ["Direction", "SourceAddress", "SourcePort", "DestAddress", "DestPort", "Protocol", "Application"]
     if spec.get("sshd"):
         names += ["process", "payload"]
-    seen: list[str] = []
-    for n in names:
-        if n not in seen and rec.data.get(n) not in (None, ""):
-            seen.append(n)
-    body = " ".join(f"{n}={_show(n, rec.data[n])}" for n in seen)
-    return f"{rec.channel}/{rec.event_id} {body}"[:2000]
+    result = tuple(dict.fromkeys(names))
+    _NAMES[id(entry)] = result
+    return result
 
 
 def records_to_events(
