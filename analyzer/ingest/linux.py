@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .catalog import Catalog, load_catalog
+from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
 
 __all__ = ["match_messages", "finish_events", "normalize_program"]
 
@@ -30,20 +30,7 @@ _KERNEL_STAMP = r"^kernel: ?\[ *[0-9.]+\]:? "
 _SSHD_FAMILY = "sshd"
 _GENERIC_REASONS = ("bad-password", "unknown-user")
 _NUMERIC = ("src_port", "dst_port")
-_ALWAYS = (
-    "action",
-    "outcome",
-    "service",
-    "reason",
-    "user",
-    "domain",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "auth_method",
-    "status",
-)
+_ALWAYS = tuple(dict.fromkeys(SETTABLE + FILLABLE))  # every column a pattern can fill
 
 
 def normalize_program(prog: pa.Array) -> pa.Array:

@@ -68,58 +68,49 @@ class Budget:
 
 
 class _Guard(io.RawIOBase):
-    """Counts what a decompressing stream yields and enforces the limits."""
+    """A counting reader over another stream.
 
-    def __init__(self, inner: BinaryIO, name: str, budget: Budget, compressed: int | None):
+    Over a decompressing stream (``compressed`` known or live) it enforces the ratio
+    limit; over a leaf stream (``leaf=True``) it spends the bytes from the total budget,
+    so every byte is counted once.
+    """
+
+    def __init__(self, inner: BinaryIO, name: str, budget: Budget, compressed: int | None = None, leaf: bool = False):
         self._inner = inner
         self._name = name
-        self._budget = budget  # its limits; the bytes are counted once, at the leaf
+        self._budget = budget
         self._compressed = compressed  # compressed size, when known
+        self._leaf = leaf
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
+    def _compressed_size(self) -> int | None:
+        return self._compressed
+
     def readinto(self, b) -> int:  # type: ignore[override]
         try:
             data = self._inner.read(len(b))
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as exc:
-            raise InputError(f"corrupt compressed data: {exc}", source=self._name) from exc
+            what = "cannot read" if self._leaf else "corrupt compressed data"
+            raise InputError(f"{what}: {exc}", source=self._name) from exc
         n = len(data)
         b[:n] = data
         self.count += n
+        if self._leaf:
+            self._budget.spend(n, self._name)
         lim = self._budget.limits
+        compressed = self._compressed_size()
         if (
-            self._compressed is not None
+            compressed is not None
             and self.count > lim.ratio_grace_bytes
-            and self.count > lim.max_ratio * max(self._compressed, 1)
+            and self.count > lim.max_ratio * max(compressed, 1)
         ):
             raise LimitExceeded(
                 f"compression ratio above {lim.max_ratio:g}:1 (possible zip bomb; raise --max-ratio to read it)",
                 source=self._name,
             )
-        return n
-
-
-class _Plain(io.RawIOBase):
-    """Counts the bytes of a leaf (uncompressed) stream against the total budget."""
-
-    def __init__(self, inner: BinaryIO, name: str, budget: Budget):
-        self._inner = inner
-        self._name = name
-        self._budget = budget
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        try:
-            data = self._inner.read(len(b))
-        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as exc:
-            raise InputError(f"cannot read: {exc}", source=self._name) from exc
-        n = len(data)
-        b[:n] = data
-        self._budget.spend(n, self._name)
         return n
 
 
@@ -292,7 +283,7 @@ def _expand(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skippe
         except LimitExceeded as exc:
             yield Skipped(src.name, exc.message)
             return
-        src.stream = _Plain(src.stream, src.name, budget)
+        src.stream = _Guard(src.stream, src.name, budget, leaf=True)
         yield src
         return
     if kind == "compressed-other":
@@ -367,12 +358,11 @@ class _RatioGuard(_Guard):
     """Like _Guard, with the compressed size read live from a counting stream."""
 
     def __init__(self, inner: BinaryIO, name: str, budget: Budget, counter: _CountingRaw):
-        super().__init__(inner, name, budget, compressed=None)
+        super().__init__(inner, name, budget)
         self._counter = counter
 
-    def readinto(self, b) -> int:  # type: ignore[override]
-        self._compressed = max(self._counter.count, 1)
-        return super().readinto(b)
+    def _compressed_size(self) -> int | None:
+        return max(self._counter.count, 1)
 
 
 def _Reheaded(src: Source) -> Source:  # noqa: N802 - reads as a constructor
