@@ -100,3 +100,23 @@ def test_every_command_has_help():
     for args in (["events", "--help"], ["analyze", "--help"], ["samples", "generate", "--help"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 0 and "Usage" in res.output
+
+
+HOSTILE = ["<script>alert(1)</script>", "=cmd|' /C calc'!A0", "+SUM(1)", "@evil", "-2+3", "a|b`c`*d*", "\x1b[31mred\x1b[0m", "x" * 5000]
+
+
+def test_hostile_user_names_survive_every_event_format(tmp_path):
+    p = tmp_path / "auth.log"
+    p.write_text("".join(LINE.format(user=u) for u in HOSTILE))
+    res = runner.invoke(app, ["events", str(p), "--year", "2025"])
+    assert res.exit_code == 0
+    users = [json.loads(line)["user"] for line in res.stdout.splitlines()]
+    assert users == HOSTILE  # JSON escapes; the text is kept exactly
+    out = tmp_path / "e.csv"
+    res = runner.invoke(app, ["events", str(p), "--year", "2025", "--format", "csv", "-o", str(out)])
+    assert res.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    got = [r["user"] for r in rows]
+    want = ["'" + u if u[0] in "=+-@" else u for u in HOSTILE]
+    assert got == want
+    assert all(not r["raw"].startswith(("=", "+", "-", "@")) for r in rows)

@@ -44,3 +44,14 @@ def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
         ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
         years = ev.sort_values("locator")["timestamp"].dt.year.tolist()
         assert years == [2024] * 2000 + [2025] * 2000, jobs
+
+
+def test_many_files_in_workers_give_the_same_results_in_order(tmp_path):
+    for i in range(6):
+        (tmp_path / f"auth{i}.log").write_text("".join(large_auth_log(2_000, seed=i)))
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    one = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=1))
+    two = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=2))
+    assert [r.name for r in one.inputs] == [r.name for r in two.inputs]
+    assert [(r.lines, r.events, r.error) for r in one.inputs] == [(r.lines, r.events, r.error) for r in two.inputs]
+    pd.testing.assert_frame_equal(_frame(one), _frame(two))

@@ -8,6 +8,7 @@ A reader that fails on one input reports it there; the other inputs carry on.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -16,7 +17,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,7 +32,7 @@ from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import Limits, Skipped, Source, iter_sources
+from .sources import HEAD_BYTES, Limits, Skipped, Source, iter_sources
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -110,11 +111,22 @@ def read_events(
     options: IngestOptions | None = None,
     progress: Callable[[InputReport], None] | None = None,
 ) -> IngestResult:
-    """Read every input under ``paths``; never stops at a bad one."""
+    """Read every input under ``paths``; never stops at a bad one.
+
+    With ``jobs`` > 1, plain files on disk of up to two blocks are read in worker
+    processes, several at a time; larger files are split into blocks for the workers
+    instead (see :func:`read_syslog`). Results come back in input order either way.
+    """
     opts = options or IngestOptions()
     opts.zone()  # fail early on a bad zone
-    frames: list[pd.DataFrame] = []
-    reports: list[InputReport] = []
+    slots: list[tuple[InputReport, pd.DataFrame] | Future] = []
+    in_flight: deque[Future] = deque()
+    sent_bytes = 0
+
+    def settle(limit: int) -> None:
+        while len(in_flight) > limit:
+            in_flight.popleft().result()
+
     for item in iter_sources(paths, opts.limits):
         if isinstance(item, Skipped):
             rep = InputReport(name=item.name, skipped=True)
@@ -122,15 +134,56 @@ def read_events(
                 rep.error = item.reason
             else:
                 rep.skip_reason = item.reason
-            reports.append(rep)
+            slots.append((rep, empty_events()))
+        elif opts.jobs > 1 and item.path is not None and (size := _size(item.path)) <= 2 * BLOCK_BYTES:
+            sent_bytes += size
+            if sent_bytes > opts.limits.max_total_bytes:
+                rep = InputReport(
+                    name=item.name, error=f"total uncompressed input exceeds {opts.limits.max_total_bytes} bytes"
+                )
+                slots.append((rep, empty_events()))
+            else:
+                fut = _pool(opts.jobs).submit(_read_file, item.path, item.name, item.mtime, opts)
+                slots.append(fut)
+                in_flight.append(fut)
+                settle(2 * opts.jobs)
+                continue
         else:
             rep = InputReport(name=item.name)
-            frames.append(read_source(item, opts, rep))
-            reports.append(rep)
+            slots.append((rep, read_source(item, opts, rep)))
         if progress:
-            progress(reports[-1])
+            progress(slots[-1][0])
+    frames: list[pd.DataFrame] = []
+    reports: list[InputReport] = []
+    for slot in slots:
+        rep, frame = slot.result() if isinstance(slot, Future) else slot
+        if isinstance(slot, Future) and progress:
+            progress(rep)
+        reports.append(rep)
+        frames.append(frame)
     events = _window(concat_events(frames), opts)
     return IngestResult(events=events, inputs=reports)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _read_file(path: str, name: str, mtime: float | None, opts: IngestOptions) -> tuple[InputReport, pd.DataFrame]:
+    """One plain file, in a worker process (which does not start workers of its own)."""
+    single = dataclasses.replace(opts, jobs=1)
+    rep = InputReport(name=name)
+    try:
+        with open(path, "rb") as fh:
+            src = Source(name=name, stream=fh, mtime=mtime, path=path)
+            src.head = fh.read(HEAD_BYTES)
+            return rep, read_source(src, single, rep)
+    except OSError as exc:
+        rep.error = f"cannot open: {exc.strerror or exc}"
+        return rep, empty_events()
 
 
 def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:

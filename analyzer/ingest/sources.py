@@ -122,6 +122,7 @@ class Source:
     stream: BinaryIO
     head: bytes = b""  # the first bytes, already read from ``stream``
     mtime: float | None = None
+    path: str | None = None  # set when the stream is a plain file on disk, read as is
     _head_consumed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -264,7 +265,7 @@ def _open_file(path: Path, budget: Budget) -> Iterator[Source | Skipped]:
         return
     try:
         mtime = os.fstat(fh.fileno()).st_mtime
-        yield from _expand(Source(name=name, stream=fh, mtime=mtime), budget, depth=0)
+        yield from _expand(Source(name=name, stream=fh, mtime=mtime, path=name), budget, depth=0)
     finally:
         fh.close()
 
