@@ -199,6 +199,7 @@ def read_rust(fileobj: io.BufferedIOBase, wanted: Wanted, warn: Warn, counts: di
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
     from Evtx.Evtx import ChunkHeader, FileHeader
     from Evtx.Nodes import FiletimeTypeNode
+    from Evtx.Views import render_root_node
 
     if len(data) < _HEADER_SIZE:
         warn("file shorter than an EVTX header")
@@ -224,7 +225,8 @@ def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterat
             for record in records:
                 counts["records"] += 1
                 try:
-                    xml = record.xml()
+                    root = record.root()  # parsed once: rendered here, its values reused below
+                    xml = render_root_node(root)
                 except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds
                     counts["failed"] = counts.get("failed", 0) + 1
                     warn(f"record {record.record_num()} in chunk {i}: {type(exc).__name__}: {exc}"[:300])
@@ -235,7 +237,7 @@ def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterat
                     continue
                 time = None
                 try:
-                    for sub in record.root().substitutions():
+                    for sub in root.substitutions():
                         if isinstance(sub, FiletimeTypeNode):
                             ticks = sub.unpack_qword(0)
                             time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
