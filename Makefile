@@ -23,6 +23,7 @@ test: $(BIN)/authtriage
 
 bench: $(BIN)/authtriage
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/evtx.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info report.json

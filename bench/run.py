@@ -69,13 +69,13 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak memory (bytes) of one command, its worker processes included.
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak memory (bytes, worker processes included) and standard output.
 
     The peak is the larger of the process's own ru_maxrss and the process tree's summed
     Pss sampled every 10 ms (workers are children of the measured process)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
     while True:
         done, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -84,10 +84,11 @@ def run(cmd: list[str]) -> tuple[float, int]:
         peak = max(peak, _tree_rss(proc.pid))
         time.sleep(0.01)
     wall = time.perf_counter() - t
+    out = proc.stdout.read().decode() if proc.stdout else ""
     err = proc.stderr.read().decode() if proc.stderr else ""
     if status != 0:
         raise SystemExit(f"{cmd} failed ({status}): {err}")
-    return wall, max(peak, usage.ru_maxrss * 1024)
+    return wall, max(peak, usage.ru_maxrss * 1024), out
 
 
 def bench(path: Path, repeat: int) -> list[tuple[str, float, int]]:
@@ -101,7 +102,7 @@ def bench(path: Path, repeat: int) -> list[tuple[str, float, int]]:
     }
     results = []
     for name, cmd in work.items():
-        runs = [run(cmd) for _ in range(repeat)]
+        runs = [run(cmd)[:2] for _ in range(repeat)]
         best = min(r[0] for r in runs)
         rss = max(r[1] for r in runs)
         results.append((name, best, rss))
