@@ -30,6 +30,11 @@ app = typer.Typer(
 )
 samples_app = typer.Typer(help="Scenario logs for demos, tests and benchmarks.", no_args_is_help=True)
 app.add_typer(samples_app, name="samples")
+rules_app = typer.Typer(help="List and check the classification rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+RulesDir = Annotated[
+    list[Path] | None, typer.Option("--rules", help="A directory of rule files; its rules replace shipped ones by id.")
+]
 
 _DEFAULT_LIMITS = Limits()
 _REL = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -206,6 +211,39 @@ def samples_generate(
 
     for path in generate(out, seed=seed, scale=scale):
         typer.echo(str(path))
+
+
+@rules_app.command("list")
+def rules_list(rules: RulesDir = None) -> None:
+    """List the rules in force: priority, id, cause, verdict, confidence, file.
+
+    Example: authtriage rules list --rules ./my-rules
+    """
+    from .classify import load_rules
+
+    try:
+        ruleset = load_rules(rules or [])
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    for r in ruleset.rules:
+        typer.echo(f"{r.priority:>5}  {r.id:<36} {r.cause:<26} {r.verdict:<17} {r.confidence:<7} {r.location}")
+
+
+@rules_app.command("check")
+def rules_check(paths: Annotated[list[Path] | None, typer.Argument(help="Rule files or directories.")] = None) -> None:
+    """Check rule files (default: the shipped rules); print every problem as file:line: message.
+
+    Exit status 2 when there are problems.
+    """
+    from .classify import check_rules
+    from .resources import rules_dir
+
+    found, errors = check_rules(paths or [rules_dir()])
+    for e in errors:
+        typer.echo(str(e), err=True)
+    typer.echo(f"{len(found)} rule(s) valid, {len(errors)} problem(s)")
+    if errors:
+        raise typer.Exit(2)
 
 
 @app.callback(invoke_without_command=True)

@@ -102,7 +102,16 @@ def test_every_command_has_help():
         assert res.exit_code == 0 and "Usage" in res.output
 
 
-HOSTILE = ["<script>alert(1)</script>", "=cmd|' /C calc'!A0", "+SUM(1)", "@evil", "-2+3", "a|b`c`*d*", "\x1b[31mred\x1b[0m", "x" * 5000]
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "=cmd|' /C calc'!A0",
+    "+SUM(1)",
+    "@evil",
+    "-2+3",
+    "a|b`c`*d*",
+    "\x1b[31mred\x1b[0m",
+    "x" * 5000,
+]
 
 
 def test_hostile_user_names_survive_every_event_format(tmp_path):

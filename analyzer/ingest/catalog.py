@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
+from .._yaml import clean, load_yaml
 from ..errors import RuleError
 from ..schema import ENUMS
 
@@ -87,49 +87,11 @@ class Catalog:
         return "|".join(f"(?:{f.line_filter})" for f in self.families.values())
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate keys and records each mapping's line."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise RuleError(
-                f"duplicate key {key!r} (first at line {seen[key] + 1})",
-                source=f"{loader.name}:{key_node.start_mark.line + 1}",
-            )
-        seen[key] = key_node.start_mark.line
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _load_yaml(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    loader = _LineLoader(text)
-    loader.name = str(path)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RuleError(str(getattr(exc, "problem", exc)), source=where) from exc
-    finally:
-        loader.dispose()
+    return load_yaml(path)
 
 
-def _clean(obj: Any) -> Any:
-    """Drop the loader's line bookkeeping from nested mappings."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items() if k != "__line__"}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
+_clean = clean
 
 
 def _check_value(column: str, value: str) -> str | None:

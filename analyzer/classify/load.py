@@ -1,0 +1,270 @@
+"""Loading rule files: strict, with every problem as ``file:line: message``.
+
+``load_rules()`` reads the shipped ``rules/`` and any extra directories (a rule there
+replaces a shipped one with the same id) and raises the first error;
+``check_rules(paths)`` returns all of them (``authtriage rules check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._yaml import clean, line_of, load_yaml
+from ..errors import RuleError
+from ..resources import rules_dir
+from ..schema import CATEGORICAL, COLUMNS
+from .condition import ConditionError, check_names, parse_condition
+from .match import FLAGS, MODIFIERS, NUMERIC, STRING_ONLY
+from .model import CAUSES, CONFIDENCES, GROUP_KEYS, VERDICTS, Item, Rule, Selection, Timespan
+
+__all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file"]
+
+_RULE_KEYS = {"id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group"}
+_COMPARE = {"gte", "gt", "lte", "lt"}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]  # by priority (lowest number first), then id
+
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+        else:
+            out.append(p)
+    return out
+
+
+def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
+    """One rule file → (rule or None, every problem found)."""
+    errors: list[RuleError] = []
+    try:
+        doc = load_yaml(path)
+    except RuleError as exc:
+        return None, [exc]
+    except OSError as exc:
+        return None, [RuleError(f"cannot read: {exc.strerror or exc}", source=str(path))]
+
+    def err(line: int, msg: str) -> None:
+        errors.append(RuleError(msg, source=f"{path}:{line}"))
+
+    if not isinstance(doc, dict):
+        err(1, "a rule file holds one mapping (id, cause, verdict, detection, …)")
+        return None, errors
+    top = line_of(doc, 1)
+    for key in sorted(set(doc) - _RULE_KEYS - {"__line__"}):
+        err(top, f"unknown key {key!r} (known: {', '.join(sorted(_RULE_KEYS))})")
+    rid = doc.get("id")
+    if not isinstance(rid, str) or not rid.strip():
+        err(top, "missing id")
+        rid = "?"
+    for key, allowed in (("cause", CAUSES), ("verdict", VERDICTS), ("confidence", CONFIDENCES)):
+        value = doc.get(key)
+        if value not in allowed:
+            err(top, f"{key} {value!r} is not one of {', '.join(allowed)}")
+    priority = doc.get("priority", 100)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        err(top, f"priority must be a whole number, not {priority!r}")
+        priority = 100
+    selections, condition, cond_text = _detection(doc.get("detection"), top, err)
+    group = _group(doc.get("group"), err) if doc.get("group") is not None else None
+    if errors or condition is None:
+        return None, errors
+    return (
+        Rule(
+            id=rid,
+            title=str(doc.get("title") or rid),
+            cause=doc["cause"],
+            verdict=doc["verdict"],
+            confidence=doc["confidence"],
+            priority=priority,
+            selections=selections,
+            condition=condition,
+            condition_text=cond_text,
+            group=clean(group) if group else None,
+            description=str(doc.get("description") or ""),
+            path=str(path),
+            line=top,
+        ),
+        [],
+    )
+
+
+def _detection(det: Any, top: int, err) -> tuple[dict[str, Selection], Any, str]:
+    if not isinstance(det, dict):
+        err(top, "detection must be a mapping of selections and a condition")
+        return {}, None, ""
+    line = line_of(det, top)
+    selections: dict[str, Selection] = {}
+    for name, body in det.items():
+        if name in ("__line__", "condition"):
+            continue
+        sel = _selection(name, body, line_of(body, line), err)
+        if sel is not None:
+            selections[name] = sel
+    text = det.get("condition")
+    if not isinstance(text, str):
+        err(line, "detection needs a condition (e.g. 'selection and not filter')")
+        return selections, None, ""
+    try:
+        node = parse_condition(text)
+    except ConditionError as exc:
+        err(line, f"condition: {exc}")
+        return selections, None, text
+    problems = check_names(node, set(det) - {"condition", "__line__"})
+    for p in problems:
+        err(line, p)
+    return selections, (None if problems else node), text
+
+
+def _selection(name: str, body: Any, line: int, err) -> Selection | None:
+    maps = body if isinstance(body, list) else [body]
+    if not maps or not all(isinstance(m, dict) for m in maps):
+        err(line, f"selection {name!r} must be a mapping of field: value, or a list of such mappings")
+        return None
+    alternatives = []
+    ok = True
+    for m in maps:
+        items = []
+        for key, value in m.items():
+            if key == "__line__":
+                continue
+            item = _item(name, key, value, line_of(m, line), err)
+            ok &= item is not None
+            if item is not None:
+                items.append(item)
+        alternatives.append(tuple(items))
+    return Selection(name, tuple(alternatives)) if ok else None
+
+
+def _item(sel: str, key: str, value: Any, line: int, err) -> Item | None:
+    field, *mods = str(key).split("|")
+    where = f"selection {sel!r}, {key!r}"
+    if field not in COLUMNS or field == "timestamp":
+        err(line, f"{where}: unknown field {field!r} (fields: {', '.join(c for c in COLUMNS if c != 'timestamp')})")
+        return None
+    known = set(MODIFIERS) | set(FLAGS) | set(NUMERIC)
+    bad = [m for m in mods if m not in known]
+    if bad:
+        err(line, f"{where}: unknown modifier {bad[0]!r} (modifiers: {', '.join(sorted(known))})")
+        return None
+    ops = [m for m in mods if m not in FLAGS]
+    if len(ops) > 1:
+        err(line, f"{where}: one comparison per item, not {ops}")
+        return None
+    values = tuple(value) if isinstance(value, list) else (value,)
+    if "exists" in mods:
+        if not (len(values) == 1 and isinstance(values[0], bool)):
+            err(line, f"{where}: exists takes true or false")
+            return None
+        return Item(field, tuple(mods), values)
+    is_text = field in CATEGORICAL or field == "raw"
+    if ops and ops[0] in STRING_ONLY and not is_text:
+        err(line, f"{where}: {ops[0]} works on text fields, and {field} is a number")
+        return None
+    if ops and ops[0] in NUMERIC and is_text:
+        err(line, f"{where}: {ops[0]} compares numbers, and {field} is text")
+        return None
+    for v in values:
+        if isinstance(v, dict | list):
+            err(line, f"{where}: values are strings, numbers or null")
+            return None
+        if ops and ops[0] in NUMERIC and not isinstance(v, int | float):
+            err(line, f"{where}: {ops[0]} needs a number, not {v!r}")
+            return None
+        if ops and ops[0] == "re":
+            try:
+                pc.match_substring_regex(pa.array([""]), str(v))
+            except pa.ArrowInvalid as exc:
+                err(line, f"{where}: the regex does not compile (RE2 syntax): {exc}")
+                return None
+        if ops and ops[0] == "cidr":
+            import ipaddress
+
+            try:
+                ipaddress.ip_network(str(v), strict=False)
+            except ValueError:
+                err(line, f"{where}: {v!r} is not a network (CIDR)")
+                return None
+    return Item(field, tuple(mods), values)
+
+
+def _group(group: Any, err) -> dict | None:
+    if not isinstance(group, dict):
+        err(0, "group must be a mapping")
+        return None
+    line = line_of(group)
+    for key in group:
+        if key != "__line__" and key not in GROUP_KEYS:
+            err(line, f"group: unknown key {key!r} (known: {', '.join(GROUP_KEYS)})")
+    by = group.get("group-by", [])
+    if not isinstance(by, list) or any(c not in COLUMNS for c in by):
+        err(line, f"group-by must list event columns, got {by!r}")
+    if "timespan" in group:
+        try:
+            Timespan(group["timespan"])
+        except ValueError as exc:
+            err(line, f"group: {exc}")
+    for key in ("count", "value_count"):
+        spec = group.get(key)
+        if spec is None:
+            continue
+        if (
+            not isinstance(spec, dict)
+            or not (set(spec) - {"__line__", "field"}) <= _COMPARE
+            or not set(spec) & _COMPARE
+        ):
+            err(line, f"group: {key} takes {GROUP_KEYS[key]}")
+        elif key == "value_count" and spec.get("field") not in COLUMNS:
+            err(line, f"group: value_count field {spec.get('field')!r} is not an event column")
+    return group
+
+
+def _dedupe(rules: list[Rule]) -> RuleSet:
+    return RuleSet(tuple(sorted(rules, key=lambda r: (r.priority, r.id))))
+
+
+def check_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[RuleError]]:
+    """Every rule file under ``paths`` → (good rules, all problems). Duplicate ids are errors."""
+    rules: list[Rule] = []
+    errors: list[RuleError] = []
+    seen: dict[str, Rule] = {}
+    for path in _files(paths):
+        rule, errs = parse_rule_file(path)
+        errors.extend(errs)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            errors.append(
+                RuleError(f"duplicate rule id {rule.id!r} (also {seen[rule.id].location})", source=rule.location)
+            )
+            continue
+        seen[rule.id] = rule
+        rules.append(rule)
+    return rules, errors
+
+
+def load_rules(extra: Iterable[Path] = ()) -> RuleSet:
+    """The shipped rules, then each extra directory's (same id: the extra one wins)."""
+    rules, errors = check_rules([rules_dir()])
+    if errors:
+        raise errors[0]
+    merged = {r.id: r for r in rules}
+    for directory in extra:
+        more, errs = check_rules([Path(directory)])
+        if errs:
+            raise errs[0]
+        merged.update({r.id: r for r in more})
+    return _dedupe(list(merged.values()))

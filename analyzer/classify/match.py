@@ -1,0 +1,117 @@
+"""Vectorized evaluation of detections over the events frame.
+
+A selection item is evaluated once per distinct value of a categorical column (its
+categories) and spread to the rows through the codes; numeric columns compare directly.
+No Python loop runs per event. Modifiers are looked up in :data:`MODIFIERS`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .model import Item, Rule, Selection
+
+__all__ = ["MODIFIERS", "FLAGS", "NUMERIC", "evaluate_rule", "evaluate_selection", "STRING_ONLY"]
+
+StrTest = Callable[[pa.Array, str, bool], pa.Array]
+
+
+def _eq(arr: pa.Array, value: str, ci: bool) -> pa.Array:
+    return pc.equal(pc.utf8_lower(arr), value.lower()) if ci else pc.equal(arr, value)
+
+
+def _cidr(arr: pa.Array, value: str, ci: bool) -> pa.Array:
+    net = ipaddress.ip_network(value, strict=False)
+    out = []
+    for v in arr.to_pylist():
+        try:
+            out.append(v is not None and ipaddress.ip_address(v) in net)
+        except ValueError:
+            out.append(False)
+    return pa.array(out, pa.bool_())
+
+
+# modifiers that test strings (value → per-string test); the default is equality
+MODIFIERS: dict[str, StrTest] = {
+    "eq": _eq,
+    "contains": lambda a, v, ci: pc.match_substring(a, v, ignore_case=ci),
+    "startswith": lambda a, v, ci: pc.starts_with(a, v, ignore_case=ci),
+    "endswith": lambda a, v, ci: pc.ends_with(a, v, ignore_case=ci),
+    "re": lambda a, v, ci: pc.match_substring_regex(a, v, ignore_case=ci),
+    "cidr": _cidr,
+}
+STRING_ONLY = {"contains", "startswith", "endswith", "re", "cidr"}
+# modifiers that change how values combine or compare
+FLAGS = {"i": "case-insensitive", "all": "every value must match (default: any)", "exists": "value is true/false"}
+NUMERIC: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "gt": np.greater,
+    "gte": np.greater_equal,
+    "lt": np.less,
+    "lte": np.less_equal,
+}
+
+
+def _string_mask(col: pd.Series, test: StrTest, value: str, ci: bool) -> np.ndarray:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = pa.array([str(c) for c in col.cat.categories], pa.string())
+        per_cat = (
+            np.asarray(test(cats, value, ci).to_numpy(zero_copy_only=False), dtype=bool)
+            if len(cats)
+            else np.zeros(0, bool)
+        )
+        codes = col.cat.codes.to_numpy()
+        return np.where(codes >= 0, per_cat[np.maximum(codes, 0)] if len(cats) else False, False)
+    arr = pa.array(col.astype(object).where(col.notna(), None).tolist(), pa.string())
+    return np.asarray(pc.fill_null(test(arr, value, ci), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _item_mask(frame: pd.DataFrame, item: Item) -> np.ndarray:
+    col = frame[item.field]
+    mods = [m for m in item.modifiers if m not in FLAGS]
+    ci = "i" in item.modifiers
+    if "exists" in item.modifiers:
+        want = bool(item.values[0])
+        return col.notna().to_numpy() == want
+    op = mods[0] if mods else "eq"
+    masks = []
+    for value in item.values:
+        if value is None:
+            masks.append(col.isna().to_numpy())
+        elif op in NUMERIC or (
+            op == "eq"
+            and not isinstance(col.dtype, pd.CategoricalDtype)
+            and col.dtype != object
+            and not str(col.dtype).startswith("string")
+        ):
+            nums = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            fn = NUMERIC.get(op, np.equal)
+            masks.append(np.nan_to_num(fn(nums, float(value)), nan=0).astype(bool) & ~np.isnan(nums))
+        else:
+            masks.append(_string_mask(col, MODIFIERS[op], str(value), ci))
+    if not masks:
+        return np.zeros(len(frame), dtype=bool)
+    stack = np.vstack(masks)
+    return stack.all(axis=0) if "all" in item.modifiers else stack.any(axis=0)
+
+
+def evaluate_selection(frame: pd.DataFrame, sel: Selection) -> np.ndarray:
+    """Any alternative whose items all hold."""
+    out = np.zeros(len(frame), dtype=bool)
+    for items in sel.alternatives:
+        mask = np.ones(len(frame), dtype=bool)
+        for item in items:
+            mask &= _item_mask(frame, item)
+        out |= mask
+    return out
+
+
+def evaluate_rule(frame: pd.DataFrame, rule: Rule) -> np.ndarray:
+    """The rows the rule's detection selects (group conditions are applied elsewhere)."""
+    masks = {name: evaluate_selection(frame, sel) for name, sel in rule.selections.items()}
+    return np.asarray(rule.condition.evaluate(masks), dtype=bool)

@@ -1,0 +1,121 @@
+"""Rules: Sigma-style detections over the normalized columns, plus group conditions.
+
+A rule file (YAML, one rule per file) looks like::
+
+    id: root-refused-by-policy
+    title: sshd refuses root by policy
+    cause: probe-root-refused
+    verdict: misconfiguration
+    confidence: high
+    priority: 30
+    detection:
+      refused:
+        service: ssh
+        reason: root-login-refused
+      condition: refused
+    group:                      # optional (Sigma correlations and more)
+      group-by: [host, src_ip, user]
+      timespan: 1d
+      count: {gte: 3}
+
+Everything is checked when loaded; problems are reported as ``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import COLUMNS
+from .condition import Node
+
+__all__ = ["CAUSES", "VERDICTS", "CONFIDENCES", "Item", "Selection", "Rule", "Timespan", "GROUP_KEYS"]
+
+CAUSES = (
+    "probe-dc-account",
+    "probe-password-mismatch",
+    "probe-account-unusable",
+    "probe-root-refused",
+    "probe-firewall-blocked",
+    "probe-service-down",
+    "probe-ok",
+    "brute-force",
+    "password-spray",
+    "user-enumeration",
+    "distributed-attack",
+    "stale-credentials",
+    "user-typo",
+    "success-after-attack",
+    "unclassified",
+)
+VERDICTS = ("expected", "misconfiguration", "attack", "user-error", "unknown")
+CONFIDENCES = ("high", "medium", "low")
+# group condition keys and what each takes
+GROUP_KEYS = {
+    "group-by": "list of columns",
+    "timespan": "a duration such as 15m, 6h, 7d",
+    "count": "{gte|gt|lte|lt: N}",
+    "value_count": "{field: column, gte|gt|lte|lt: N}",
+    "periodicity": "{max_cv: x, min_beats: N}",
+    "host_role": "list of roles",
+    "followed_by": "a detection (selections + condition) that must follow",
+}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SPAN = re.compile(r"^(\d+)([smhdw])$")
+
+
+@dataclass(frozen=True, slots=True)
+class Timespan:
+    """``15m`` → 900 seconds."""
+
+    text: str
+    seconds: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        m = _SPAN.match(str(self.text).strip())
+        if not m:
+            raise ValueError(f"timespan {self.text!r} is not a number and a unit (s, m, h, d, w)")
+        object.__setattr__(self, "seconds", int(m.group(1)) * _UNITS[m.group(2)])
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One ``field|modifier|modifier: value(s)`` line of a selection."""
+
+    field: str
+    modifiers: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    @property
+    def column_dtype(self) -> str:
+        return COLUMNS[self.field]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """A named selection: a mapping (all items must hold) or a list of mappings (any)."""
+
+    name: str
+    alternatives: tuple[tuple[Item, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    title: str
+    cause: str
+    verdict: str
+    confidence: str
+    priority: int
+    selections: dict[str, Selection]
+    condition: Node
+    condition_text: str
+    group: dict[str, Any] | None = None
+    description: str = ""
+    path: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}:{self.line}"
