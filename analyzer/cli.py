@@ -190,13 +190,32 @@ def analyze(
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     jobs: Jobs = os.cpu_count() or 1,
     evtx_backend: Backend = EvtxBackend.rust,
+    config: Annotated[
+        Path | None, typer.Option(help="Platform profile (authtriage.toml); also AUTHTRIAGE_CONFIG.")
+    ] = None,
+    platform_net: Annotated[
+        list[str] | None, typer.Option("--platform-net", help="The platform's network (CIDR); repeatable.")
+    ] = None,
+    platform_account: Annotated[
+        list[str] | None, typer.Option("--platform-account", help="An account the platform logs in with; repeatable.")
+    ] = None,
+    rules: RulesDir = None,
 ) -> None:
-    """Read the logs and report what was read and which logins failed (JSON).
+    """Read the logs, classify every failed login, and report hosts, roles and findings (JSON).
 
-    Example: authtriage analyze ticket-1234.zip -o summary.json
+    Example: authtriage analyze ticket-1234.zip --platform-net 198.51.100.0/24 -o report.json
     """
-    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend, keep_raw=False)
-    doc = summarize(result, opts)
+    from .classify import load_rules
+    from .config import load_profile
+
+    try:
+        profile = load_profile(config).with_overrides(platform_net, platform_account)
+        ruleset = load_rules(rules or [])
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    tz = tz or profile.timezone
+    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend)
+    doc = summarize(result, opts, profile, ruleset)
     _write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", output)
 
 

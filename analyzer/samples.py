@@ -123,7 +123,7 @@ def _root_refused(rng: random.Random) -> tuple[str, dict]:
             pid,
             f"Connection closed by authenticating user root {PLATFORM_IP} port {port} [preauth]",
         )
-    return log.text(), {"host": "db02", "failed_logons": 96, "root_refused": 48}
+    return log.text(), {"host": "db02", "failed_logons": 48, "root_refused": 48}
 
 
 def _firewall(rng: random.Random) -> tuple[str, dict]:

@@ -11,6 +11,9 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
+from .analysis import analyze_events
+from .classify import RuleSet, load_rules
+from .config import Profile
 from .ingest import IngestOptions, IngestResult
 
 __all__ = ["summarize", "SUMMARY_VERSION"]
@@ -26,9 +29,14 @@ def _counts(events: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     return [{"value": "(none)" if pd.isna(k) else str(k), "count": int(v)} for k, v in vc.items()]
 
 
-def summarize(result: IngestResult, options: IngestOptions) -> dict[str, Any]:
-    """A JSON-ready summary of an ingest run."""
+def summarize(
+    result: IngestResult, options: IngestOptions, profile: Profile | None = None, ruleset: RuleSet | None = None
+) -> dict[str, Any]:
+    """A JSON-ready summary of an ingest run, with hosts, roles and findings."""
     ev = result.events
+    profile = profile or Profile()
+    ruleset = ruleset or load_rules()
+    analysis = analyze_events(ev, ruleset, profile)
     failures = ev[ev["outcome"] == "failure"]
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:
@@ -53,11 +61,21 @@ def summarize(result: IngestResult, options: IngestOptions) -> dict[str, Any]:
             "failures": int(len(failures)),
             "unparsed": sum(r.unparsed for r in result.inputs),
             "errors": sum(1 for r in result.inputs if r.error),
+            "findings": len(analysis["findings"]),
         },
         "first_seen": _iso(ev["timestamp"].min()) if len(ev) else None,
         "last_seen": _iso(ev["timestamp"].max()) if len(ev) else None,
         "events_by": {col: _counts(ev, col) for col in COUNT_BY},
         "failures_by": {col: _counts(failures, col) for col in COUNT_BY},
+        "platform": {
+            "networks": list(profile.networks),
+            "accounts": list(profile.accounts),
+            "ports": list(profile.ports),
+            "config": profile.path,
+        },
+        "hosts": analysis["hosts"],
+        "findings": analysis["findings"],
+        "unclassified": analysis["unclassified"],
     }
 
 

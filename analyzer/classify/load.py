@@ -25,8 +25,10 @@ from .model import CAUSES, CONFIDENCES, GROUP_KEYS, VERDICTS, Item, Rule, Select
 
 __all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file"]
 
-_RULE_KEYS = {"id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group"}
+_RULE_KEYS = {"id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group", "when"}
+ROLES = ("domain-controller", "windows", "linux", "unknown")
 _COMPARE = {"gte", "gt", "lte", "lt"}
+VARIABLES = ("platform_accounts", "platform_networks", "probe_ports")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,13 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
         priority = 100
     selections, condition, cond_text = _detection(doc.get("detection"), top, err)
     group = _group(doc.get("group"), err) if doc.get("group") is not None else None
+    when = clean(doc.get("when")) if doc.get("when") is not None else None
+    if when is not None and (
+        not isinstance(when, dict)
+        or set(when) != {"platform_networks"}
+        or when["platform_networks"] not in ("configured", "unset")
+    ):
+        err(top, "when takes {platform_networks: configured} or {platform_networks: unset}")
     if errors or condition is None:
         return None, errors
     return (
@@ -93,8 +102,9 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
             selections=selections,
             condition=condition,
             condition_text=cond_text,
-            group=clean(group) if group else None,
+            group=group or None,
             description=str(doc.get("description") or ""),
+            when=when,
             path=str(path),
             line=top,
         ),
@@ -178,6 +188,11 @@ def _item(sel: str, key: str, value: Any, line: int, err) -> Item | None:
         err(line, f"{where}: {ops[0]} compares numbers, and {field} is text")
         return None
     for v in values:
+        if isinstance(v, str) and v.startswith("$"):
+            if v[1:] not in VARIABLES:
+                err(line, f"{where}: unknown variable {v!r} (known: {', '.join('$' + n for n in VARIABLES)})")
+                return None
+            continue
         if isinstance(v, dict | list):
             err(line, f"{where}: values are strings, numbers or null")
             return None
@@ -221,15 +236,43 @@ def _group(group: Any, err) -> dict | None:
         spec = group.get(key)
         if spec is None:
             continue
-        if (
-            not isinstance(spec, dict)
-            or not (set(spec) - {"__line__", "field"}) <= _COMPARE
-            or not set(spec) & _COMPARE
-        ):
+        extra = {"__line__", "field", "group-by", "among"} if key == "value_count" else {"__line__"}
+        if not isinstance(spec, dict) or not (set(spec) - extra) <= _COMPARE or not set(spec) & _COMPARE:
             err(line, f"group: {key} takes {GROUP_KEYS[key]}")
         elif key == "value_count" and spec.get("field") not in COLUMNS:
             err(line, f"group: value_count field {spec.get('field')!r} is not an event column")
-    return group
+    roles = group.get("host_role")
+    if roles is not None and (not isinstance(roles, list) or any(r not in ROLES for r in roles)):
+        err(line, f"group: host_role lists roles among {', '.join(ROLES)}")
+    per = group.get("periodicity")
+    if per is not None and (
+        not isinstance(per, dict) or set(per) - {"__line__", "max_cv", "min_beats", "min_interval"}
+    ):
+        err(line, "group: periodicity takes {max_cv, min_beats, min_interval} (each optional)")
+    out = clean(group)
+    among = (group.get("value_count") or {}).get("among") if isinstance(group.get("value_count"), dict) else None
+    if among is not None:
+        sel = _selection("among", among, line, err)
+        if sel is not None:
+            out["value_count"]["_among"] = sel
+    for key in ("followed_by", "preceded_by"):
+        spec = group.get(key)
+        if spec is None:
+            continue
+        if not isinstance(spec, dict) or "match" not in spec or set(spec) - {"__line__", "match", "within", "count"}:
+            err(line, f"group: {key} takes {GROUP_KEYS[key]}")
+            continue
+        sel = _selection(key, spec["match"], line_of(spec, line), err)
+        if "within" in spec:
+            try:
+                Timespan(spec["within"])
+            except ValueError as exc:
+                err(line, f"group: {key}: {exc}")
+        if "count" in spec and (not isinstance(spec["count"], dict) or not set(clean(spec["count"])) <= _COMPARE):
+            err(line, f"group: {key} count takes {{gte|gt|lte|lt: N}}")
+        if sel is not None:
+            out[key]["_selection"] = sel
+    return out
 
 
 def _dedupe(rules: list[Rule]) -> RuleSet:

@@ -71,16 +71,28 @@ def _string_mask(col: pd.Series, test: StrTest, value: str, ci: bool) -> np.ndar
     return np.asarray(pc.fill_null(test(arr, value, ci), False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _item_mask(frame: pd.DataFrame, item: Item) -> np.ndarray:
+def _expand(values: tuple, variables: dict[str, tuple] | None) -> tuple:
+    """``$name`` values come from the platform profile."""
+    out: list = []
+    for v in values:
+        if isinstance(v, str) and v.startswith("$"):
+            out.extend((variables or {}).get(v[1:], ()))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | None = None) -> np.ndarray:
     col = frame[item.field]
+    values = _expand(item.values, variables)
     mods = [m for m in item.modifiers if m not in FLAGS]
     ci = "i" in item.modifiers
     if "exists" in item.modifiers:
-        want = bool(item.values[0])
+        want = bool(values[0])
         return col.notna().to_numpy() == want
     op = mods[0] if mods else "eq"
     masks = []
-    for value in item.values:
+    for value in values:
         if value is None:
             masks.append(col.isna().to_numpy())
         elif op in NUMERIC or (
@@ -100,18 +112,18 @@ def _item_mask(frame: pd.DataFrame, item: Item) -> np.ndarray:
     return stack.all(axis=0) if "all" in item.modifiers else stack.any(axis=0)
 
 
-def evaluate_selection(frame: pd.DataFrame, sel: Selection) -> np.ndarray:
+def evaluate_selection(frame: pd.DataFrame, sel: Selection, variables: dict[str, tuple] | None = None) -> np.ndarray:
     """Any alternative whose items all hold."""
     out = np.zeros(len(frame), dtype=bool)
     for items in sel.alternatives:
         mask = np.ones(len(frame), dtype=bool)
         for item in items:
-            mask &= _item_mask(frame, item)
+            mask &= _item_mask(frame, item, variables)
         out |= mask
     return out
 
 
-def evaluate_rule(frame: pd.DataFrame, rule: Rule) -> np.ndarray:
+def evaluate_rule(frame: pd.DataFrame, rule: Rule, variables: dict[str, tuple] | None = None) -> np.ndarray:
     """The rows the rule's detection selects (group conditions are applied elsewhere)."""
-    masks = {name: evaluate_selection(frame, sel) for name, sel in rule.selections.items()}
+    masks = {name: evaluate_selection(frame, sel, variables) for name, sel in rule.selections.items()}
     return np.asarray(rule.condition.evaluate(masks), dtype=bool)

@@ -59,7 +59,8 @@ GROUP_KEYS = {
     "value_count": "{field: column, gte|gt|lte|lt: N}",
     "periodicity": "{max_cv: x, min_beats: N}",
     "host_role": "list of roles",
-    "followed_by": "a detection (selections + condition) that must follow",
+    "followed_by": "{match: {field: value, …}, within: duration, count: {gte: N}}",
+    "preceded_by": "{match: {field: value, …}, within: duration, count: {gte: N}}",
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SPAN = re.compile(r"^(\d+)([smhdw])$")
@@ -113,6 +114,7 @@ class Rule:
     condition_text: str
     group: dict[str, Any] | None = None
     description: str = ""
+    when: dict[str, str] | None = None  # profile conditions: {platform_networks: configured|unset}
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 

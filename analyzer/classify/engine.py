@@ -1,0 +1,252 @@
+"""Cause assignment: rules in priority order, detections and group conditions.
+
+Each event takes the cause of the first rule (lowest priority number) whose detection
+selects it and whose group conditions hold for its group. Everything is computed over
+arrays: group ids from ``groupby().ngroup()``, windows as time buckets, ordering with
+``searchsorted`` over (group, time) keys.
+
+Group conditions (all optional, all must hold):
+  group-by     columns that form a group (nulls are a value: a missing address too)
+  timespan     the window for count / value_count / followed_by / preceded_by
+  count        {gte|gt|lte|lt: N} events of the group (in a window, for gte/gt)
+  value_count  {field: col, gte|…: N, group-by: [...]}: distinct values (own grouping allowed)
+  periodicity  {max_cv, min_beats, min_interval}: attempts at a steady cadence, missed
+               beats tolerated; sets the finding's cadence
+  host_role    [domain-controller, windows, linux]
+  followed_by  {match: {col: value…}, within}: a later event of the group matches
+  preceded_by  {match: {col: value…}, count: {gte: N}, within}: earlier events match
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..config import Profile
+from .load import RuleSet
+from .match import evaluate_rule, evaluate_selection
+from .model import Rule, Selection, Timespan
+
+__all__ = ["classify", "Classified", "periodicity"]
+
+_OPS = {"gte": np.greater_equal, "gt": np.greater, "lte": np.less_equal, "lt": np.less}
+_BIG = np.int64(1) << np.int64(40)
+
+
+@dataclass
+class Classified:
+    """Per event (aligned with the events' index): the cause and how it was decided."""
+
+    cause: pd.Series
+    verdict: pd.Series
+    confidence: pd.Series
+    rule: pd.Series
+    cadence: pd.Series  # seconds, where a periodicity condition measured one
+
+
+def _seconds(events: pd.DataFrame) -> np.ndarray:
+    ts = events["timestamp"]
+    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
+    return np.where(ts.isna().to_numpy(), 0, values // 1_000_000)
+
+
+def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
+    if not by:
+        return np.zeros(len(frame), dtype=np.int64)
+    return frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def _compare(spec: dict, values: np.ndarray) -> np.ndarray:
+    ok = np.ones(len(values), dtype=bool)
+    for op, fn in _OPS.items():
+        if op in spec:
+            ok &= fn(values, spec[op])
+    return ok
+
+
+def _window_max(gid: np.ndarray, t: np.ndarray, span: int | None, per_row: np.ndarray | None = None) -> np.ndarray:
+    """Per group: the largest number of rows (or distinct ``per_row`` values) in any
+    window of ``span`` seconds, on two grids offset by half a window."""
+    ngroups = int(gid.max()) + 1 if gid.size else 0
+    best = np.zeros(ngroups, dtype=np.int64)
+    offsets = (0, span // 2) if span else (0,)
+    for off in offsets:
+        bucket = (t + off) // span if span else np.zeros_like(t)
+        frame = pd.DataFrame({"g": gid, "b": bucket})
+        if per_row is None:
+            sizes = frame.groupby(["g", "b"], sort=False).size()
+        else:
+            frame["v"] = per_row
+            sizes = frame.groupby(["g", "b"], sort=False)["v"].nunique(dropna=True)
+        per_group = sizes.groupby(level=0).max()
+        best[per_group.index.to_numpy()] = np.maximum(best[per_group.index.to_numpy()], per_group.to_numpy())
+    return best
+
+
+def periodicity(
+    gid: np.ndarray, t: np.ndarray, max_cv: float, min_beats: int, min_interval: float = 60.0, burst: float = 30.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: is it periodic, and its cadence (median interval, seconds).
+
+    Events closer than ``burst`` seconds are one attempt (retries, the 4625 and 4776 of
+    one logon). Intervals are divided by the median; a group is periodic when at least
+    80 % of them are within ``max_cv`` of a whole number of beats (missed beats are fine),
+    it has at least ``min_beats`` attempts, and the cadence is at least ``min_interval``."""
+    ngroups = int(gid.max()) + 1 if gid.size else 0
+    order = np.lexsort((t, gid))
+    g, s = gid[order], t[order].astype("float64")
+    same = np.concatenate([[False], g[1:] == g[:-1]])
+    d = np.where(same, np.diff(s, prepend=s[:1]), np.nan)
+    d = np.where(d < burst, np.nan, d)  # within a burst: the same attempt
+    frame = pd.DataFrame({"g": g, "d": d})
+    med = frame.groupby("g")["d"].median().reindex(range(ngroups)).to_numpy()
+    counts = frame.groupby("g")["d"].count().reindex(range(ngroups)).fillna(0).to_numpy() + 1  # attempts
+    m = med[g]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = d / m
+        beats = np.maximum(np.rint(r), 1)
+        close = np.abs(r - beats) <= max_cv
+    frame["close"] = np.where(np.isnan(d), np.nan, close)
+    share = frame.groupby("g")["close"].mean().reindex(range(ngroups)).to_numpy()
+    periodic = (counts >= min_beats) & (share >= 0.8) & (med >= min_interval)
+    return np.nan_to_num(periodic, nan=0).astype(bool), med
+
+
+def _match_mask(events: pd.DataFrame, sel: Selection, variables: dict) -> np.ndarray:
+    return evaluate_selection(events, sel, variables)
+
+
+def _ordered(
+    events: pd.DataFrame, rows: np.ndarray, by: list[str], other: np.ndarray, span: int, after: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate row: how many ``other`` rows of the same group fall in the
+    window after (or before) it. Returns (count per candidate row, group id per row)."""
+    both = np.concatenate([rows, other])
+    gid = _group_ids(events.iloc[both], by)
+    t = _seconds(events.iloc[both])
+    g_rows, g_other = gid[: rows.size], gid[rows.size :]
+    t_rows, t_other = t[: rows.size], t[rows.size :]
+    keys = np.sort(g_other * _BIG + t_other)
+    base = g_rows * _BIG + t_rows
+    if after:  # (t, t + span]
+        count = np.searchsorted(keys, base + span, "right") - np.searchsorted(keys, base, "right")
+    else:  # [t - span, t)
+        count = np.searchsorted(keys, base, "left") - np.searchsorted(keys, base - span, "left")
+    return count, g_rows
+
+
+def _group_ok(
+    events: pd.DataFrame, rows: np.ndarray, rule: Rule, profile: Profile, roles: pd.Series, variables: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN)."""
+    g = rule.group or {}
+    cadence = np.full(rows.size, np.nan)
+    ok = np.ones(rows.size, dtype=bool)
+    if "host_role" in g:
+        ok &= roles.iloc[rows].isin(g["host_role"]).to_numpy()
+    sub = events.iloc[rows]
+    by = list(g.get("group-by", []))
+    span = Timespan(g["timespan"]).seconds if "timespan" in g else None
+    t = _seconds(sub)
+    gid = _group_ids(sub, by)
+    if "count" in g:
+        spec = g["count"]
+        if set(spec) & {"gte", "gt"}:
+            per_group = _window_max(gid, t, span)
+        else:
+            per_group = np.bincount(gid, minlength=int(gid.max()) + 1 if gid.size else 0)
+        ok &= _compare(spec, per_group)[gid]
+    if "value_count" in g:
+        spec = g["value_count"]
+        vby = list(spec.get("group-by", by))
+        if "_among" in spec:  # distinct values among other events of the same group
+            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
+            both = np.concatenate([rows, among])
+            gids = _group_ids(events.iloc[both], vby)
+            values = events[spec["field"]].astype(object).to_numpy()[among]
+            size = int(gids.max()) + 1 if gids.size else 0
+            distinct = pd.Series(values).groupby(gids[rows.size :]).nunique().reindex(range(size)).fillna(0)
+            ok &= _compare(spec, distinct.to_numpy())[gids[: rows.size]]
+            spec = None
+        vgid = _group_ids(sub, vby) if vby != by else gid
+        values = sub[spec["field"]].astype(object).to_numpy() if spec else None
+        if spec is None:
+            pass
+        elif set(spec) & {"gte", "gt"}:
+            per_group = _window_max(vgid, t, span, values)
+        else:
+            per_group = pd.Series(values).groupby(vgid).nunique().reindex(range(int(vgid.max()) + 1)).fillna(0)
+            per_group = per_group.to_numpy()
+        if spec is not None:
+            ok &= _compare(spec, per_group)[vgid]
+    if "periodicity" in g:
+        spec = g["periodicity"] or {}
+        periodic, med = periodicity(
+            gid,
+            t,
+            float(spec.get("max_cv", profile.thresholds["periodic_max_cv"])),
+            int(spec.get("min_beats", profile.thresholds["periodic_min_beats"])),
+            float(spec.get("min_interval", 60)),
+            float(spec.get("burst", 30)),
+        )
+        ok &= periodic[gid]
+        cadence = np.where(periodic[gid], med[gid], np.nan)
+    for key, after in (("followed_by", True), ("preceded_by", False)):
+        if key not in g:
+            continue
+        spec = g[key]
+        within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
+        sel = spec["_selection"]
+        other = np.flatnonzero(_match_mask(events, sel, variables))
+        if other.size == 0:
+            ok &= False
+            continue
+        count, _ = _ordered(events, rows, by, other, within, after)
+        need = spec.get("count", {"gte": 1})
+        ok &= _compare(need, count)
+    return ok, cadence
+
+
+def _profile_allows(rule: Rule, profile: Profile) -> bool:
+    want = (rule.when or {}).get("platform_networks")
+    if want == "configured":
+        return bool(profile.networks)
+    if want == "unset":
+        return not profile.networks
+    return True
+
+
+def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: dict[str, str]) -> Classified:
+    """Assign every event the first rule (by priority) that selects it."""
+    n = len(events)
+    variables = profile.variables()
+    role_col = events["host"].astype(object).map(roles).fillna("unknown")
+    which = np.full(n, -1, dtype=np.int32)
+    cadence = np.full(n, np.nan)
+    rules = list(ruleset.rules)
+    for i, rule in enumerate(rules):
+        if not _profile_allows(rule, profile):
+            continue
+        det = evaluate_rule(events, rule, variables) & (which < 0)
+        rows = np.flatnonzero(det)
+        if rows.size == 0:
+            continue
+        if rule.group:
+            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables)
+            rows, cad = rows[ok], cad[ok]
+            cadence[rows] = cad
+        which[rows] = i
+
+    def column(values: list[str]) -> pd.Series:
+        table = np.array([*values, None], dtype=object)
+        return pd.Series(pd.Categorical(table[np.where(which >= 0, which, len(values))]), index=events.index)
+
+    return Classified(
+        cause=column([r.cause for r in rules]),
+        verdict=column([r.verdict for r in rules]),
+        confidence=column([r.confidence for r in rules]),
+        rule=column([r.id for r in rules]),
+        cadence=pd.Series(cadence, index=events.index),
+    )

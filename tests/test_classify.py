@@ -1,0 +1,340 @@
+"""The cause catalog: every cause has a positive case and a near miss."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analyzer.analysis import analyze_events, host_roles
+from analyzer.classify import load_rules
+from analyzer.config import Profile, load_profile
+from analyzer.errors import UsageError
+from analyzer.ingest import read_events
+from analyzer.schema import conform
+
+T0 = pd.Timestamp("2025-11-03 14:00:00", tz="UTC")
+PLATFORM = "198.51.100.10"
+RULES = load_rules()
+
+
+def ev(rows: list[dict], **common) -> pd.DataFrame:
+    """Events from short dicts: `t` is minutes after T0; defaults fill the rest."""
+    out = []
+    for i, r in enumerate(rows):
+        r = {**common, **r}
+        minutes = r.pop("t", i)
+        out.append(
+            {
+                "timestamp": T0 + pd.Timedelta(minutes=minutes),
+                "host": r.pop("host", "web01"),
+                "source": "test",
+                "locator": i + 1,
+                "log": r.pop("log", "syslog"),
+                "action": r.pop("action", "logon"),
+                "outcome": r.pop("outcome", "failure"),
+                "raw": f"line {i + 1}",
+                **r,
+            }
+        )
+    frame = pd.DataFrame(out)
+    for col in frame.columns:
+        if frame[col].dtype == object and col not in ("raw",):
+            frame[col] = frame[col].astype("category")
+    frame["timestamp"] = frame["timestamp"].dt.as_unit("us")
+    return conform(frame)
+
+
+def causes(events: pd.DataFrame, profile: Profile | None = None) -> dict:
+    res = analyze_events(events, RULES, profile or Profile())
+    by_event = [None if pd.isna(c) else c for c in res["classification"].cause.astype(object)]
+    return {"by_event": by_event, "findings": res["findings"], "res": res}
+
+
+def probe(n=12, every=15, reason="bad-password", user="root", src=PLATFORM, **kw) -> list[dict]:
+    return [{"t": i * every, "user": user, "src_ip": src, "reason": reason, "service": "ssh", **kw} for i in range(n)]
+
+
+NETS = Profile(networks=("198.51.100.0/24",))
+
+
+def only(result) -> set:
+    return {c for c in result["by_event"] if c is not None}
+
+
+# ---- platform probe ------------------------------------------------------------------
+
+
+def test_password_mismatch_by_cadence_then_by_network():
+    events = ev(probe())
+    r = causes(events)
+    assert only(r) == {"probe-password-mismatch"}
+    f = r["findings"][0]
+    assert (f["confidence"], f["cadence_seconds"], f["beats"]) == ("medium", 900.0, {"expected": 12, "observed": 12})
+    assert "platform's network" in f["notes"][0]
+    r = causes(events, NETS)
+    assert (
+        only(r) == {"probe-password-mismatch"}
+        and r["findings"][0]["confidence"] == "high"
+        and not r["findings"][0]["notes"]
+    )
+
+
+def test_random_times_or_foreign_network_is_not_the_probe():
+    scattered = ev(
+        [{"t": t, "user": "root", "src_ip": PLATFORM, "reason": "bad-password"} for t in (0, 3, 47, 52, 200, 201, 390)]
+    )
+    assert "probe-password-mismatch" not in only(causes(scattered))
+    foreign = ev(probe(src="203.0.113.9"))
+    assert "probe-password-mismatch" not in only(causes(foreign, NETS))
+
+
+def test_periodic_but_many_accounts_is_not_the_probe():
+    rows = probe(src="203.0.113.5") + [
+        {"t": 1 + i, "user": f"user{i}", "src_ip": "203.0.113.5", "reason": "bad-password"} for i in range(6)
+    ]
+    r = causes(ev(rows))
+    assert "probe-password-mismatch" not in only(r)
+    assert "password-spray" in only(r)
+
+
+def test_password_change_transition():
+    rows = [{"t": i * 15, "outcome": "success", "user": "root", "src_ip": PLATFORM} for i in range(8)]
+    rows += [{"t": 115, "action": "password-change", "outcome": "success", "user": "root"}]
+    rows += [{**p, "t": 120 + i * 15} for i, p in enumerate(probe(n=8))]
+    r = causes(ev(rows))
+    f = next(f for f in r["findings"] if f["cause"] == "probe-password-mismatch")
+    tr = f["transition"]
+    assert tr["last_success"] == "2025-11-03T15:45:00Z" and tr["first_failure"] == "2025-11-03T16:00:00Z"
+    assert [c["time"] for c in tr["password_changes"]] == ["2025-11-03T15:55:00Z"]
+    assert any(x["cause"] == "probe-ok" for x in r["findings"])
+
+
+def _dc(rows: list[dict]) -> pd.DataFrame:
+    marker = {
+        "t": -600,
+        "event_id": 4768,
+        "action": "kerberos-ticket",
+        "outcome": "success",
+        "user": "alice",
+        "log": "evtx",
+        "channel": "Security",
+    }
+    return ev([marker, *rows], host="DC01", log="evtx", channel="Security")
+
+
+def test_domain_controller_probe_without_source_address():
+    rows = []
+    for i in range(12):
+        rows.append(
+            {
+                "t": i * 15,
+                "event_id": 4625,
+                "user": "Administrator",
+                "logon_type": 3,
+                "auth_method": "NTLM",
+                "reason": "bad-password",
+                "service": "network",
+            }
+        )
+        rows.append(
+            {
+                "t": i * 15,
+                "event_id": 4776,
+                "action": "credential-validation",
+                "user": "Administrator",
+                "reason": "bad-password",
+            }
+        )
+    events = _dc(rows)
+    hosts = host_roles(events)
+    assert hosts[0]["role"] == "domain-controller" and "4768" in hosts[0]["role_evidence"][0]
+    r = causes(events)
+    assert only(r) == {"probe-dc-account"}
+    f = r["findings"][0]
+    assert f["cadence_seconds"] == 900.0 and f["src_ips"] == [] and f["beats"]["observed"] == 12
+
+
+def test_same_failures_on_a_member_server_are_a_password_mismatch():
+    rows = [
+        {"t": i * 15, "event_id": 4625, "user": "Administrator", "logon_type": 3, "reason": "bad-password"}
+        for i in range(12)
+    ]
+    r = causes(ev(rows, host="APP01", log="evtx", channel="Security"))
+    assert only(r) == {"probe-password-mismatch"}
+
+
+def test_account_unusable_and_root_refused():
+    assert only(causes(ev(probe(reason="account-disabled", user="Administrator")))) == {"probe-account-unusable"}
+    assert only(causes(ev(probe(reason="root-login-refused")))) == {"probe-root-refused"}
+    # a root refused by policy for another account than the platform's is not the probe
+    assert "probe-root-refused" not in only(causes(ev(probe(reason="not-allowed-by-policy", user="deploy"))))
+
+
+def test_firewall_blocked_probe():
+    drops = [
+        {"t": i * 15, "action": "firewall-drop", "outcome": "blocked", "src_ip": PLATFORM, "dst_port": 22}
+        for i in range(10)
+    ]
+    assert only(causes(ev(drops))) == {"probe-firewall-blocked"}
+    web = [{**d, "dst_port": 80} for d in drops]
+    assert "probe-firewall-blocked" not in only(causes(ev(web)))
+
+
+def test_service_down():
+    stopped = ev([{"action": "service-state", "outcome": "info", "reason": "service-stopped", "service": "winrm"}])
+    assert only(causes(stopped)) == {"probe-service-down"}
+    started = ev([{"action": "service-state", "outcome": "info", "reason": "service-started", "service": "winrm"}])
+    assert only(causes(started)) == set()
+
+
+def test_probe_ok():
+    ok = ev([{"t": i * 15, "outcome": "success", "user": "root", "src_ip": PLATFORM} for i in range(10)])
+    assert only(causes(ok)) == {"probe-ok"}
+    assert causes(ok)["findings"][0]["verdict"] == "expected"
+
+
+# ---- not the platform --------------------------------------------------------------------
+
+
+def test_brute_force_and_near_miss():
+    burst = ev([{"t": i * 0.1, "user": "admin", "src_ip": "203.0.113.66", "reason": "bad-password"} for i in range(20)])
+    assert only(causes(burst)) == {"brute-force"}
+    few = ev([{"t": i, "user": "admin", "src_ip": "203.0.113.66", "reason": "bad-password"} for i in range(4)])
+    assert "brute-force" not in only(causes(few))
+
+
+def test_spray_enumeration_distributed():
+    spray = ev([{"t": i, "user": f"user{i}", "src_ip": "203.0.113.7", "reason": "bad-password"} for i in range(8)])
+    assert only(causes(spray)) == {"password-spray"}
+    enum = ev([{"t": i, "user": f"nobody{i}", "src_ip": "203.0.113.7", "reason": "unknown-user"} for i in range(8)])
+    assert only(causes(enum)) == {"user-enumeration"}
+    three = ev([{"t": i, "user": f"user{i}", "src_ip": "203.0.113.7", "reason": "bad-password"} for i in range(3)])
+    assert not only(causes(three)) & {"password-spray", "user-enumeration"}
+    dist = ev([{"t": i, "user": "admin", "src_ip": f"203.0.113.{i}", "reason": "bad-password"} for i in range(12)])
+    assert only(causes(dist)) == {"distributed-attack"}
+    five = ev([{"t": i * 20, "user": "admin", "src_ip": f"203.0.113.{i}", "reason": "bad-password"} for i in range(5)])
+    assert "distributed-attack" not in only(causes(five))
+
+
+def test_stale_credentials():
+    svc = ev(
+        [{"t": i * 5, "user": "svc_backup", "logon_type": 5, "reason": "bad-password", "log": "evtx"} for i in range(3)]
+    )
+    assert only(causes(svc)) == {"stale-credentials"}
+    periodic = ev([{"t": i * 5, "user": "jdoe", "src_ip": "10.0.0.40", "reason": "bad-password"} for i in range(10)])
+    assert only(causes(periodic)) == {"stale-credentials"}
+    scattered = ev(
+        [{"t": t, "user": "jdoe", "src_ip": "10.0.0.40", "reason": "bad-password"} for t in (0, 7, 61, 62, 300)]
+    )
+    assert "stale-credentials" not in only(causes(scattered))
+
+
+def test_user_typo():
+    typo = ev(
+        [
+            {"t": 0, "user": "alice", "src_ip": "10.0.0.5", "reason": "bad-password"},
+            {"t": 1, "user": "alice", "src_ip": "10.0.0.5", "outcome": "success"},
+        ]
+    )
+    assert causes(typo)["by_event"][0] == "user-typo"
+    no_success = ev([{"t": 0, "user": "alice", "src_ip": "10.0.0.5", "reason": "bad-password"}])
+    assert causes(no_success)["by_event"] == ["unclassified"]
+
+
+def test_success_after_attack():
+    rows = [{"t": i * 0.1, "user": "admin", "src_ip": "203.0.113.66", "reason": "bad-password"} for i in range(15)]
+    rows.append({"t": 3, "user": "admin", "src_ip": "203.0.113.66", "outcome": "success"})
+    rows.append({"t": 4, "user": "admin", "src_ip": "10.0.0.8", "outcome": "success"})
+    r = causes(ev(rows))
+    assert r["by_event"][15] == "success-after-attack" and r["by_event"][16] is None
+    assert r["findings"][0]["cause"] == "success-after-attack"  # ranked first
+
+
+def test_unclassified_is_kept():
+    r = causes(ev([{"user": "bob", "src_ip": "10.0.0.9", "reason": "other"}]))
+    assert (
+        r["by_event"] == ["unclassified"] and r["res"]["unclassified"] == 1 and r["findings"][0]["verdict"] == "unknown"
+    )
+
+
+# ---- profile -----------------------------------------------------------------------------
+
+
+def test_profile_file_and_overrides(tmp_path, monkeypatch):
+    cfg = tmp_path / "authtriage.toml"
+    cfg.write_text(
+        '[platform]\nnetworks = ["198.51.100.0/24"]\naccounts = ["Administrator", "root", "svcplat"]\n[thresholds]\nperiodic_min_beats = 6\n'
+    )
+    p = load_profile(cfg)
+    assert p.networks == ("198.51.100.0/24",) and "svcplat" in p.accounts and p.thresholds["periodic_min_beats"] == 6
+    monkeypatch.setenv("AUTHTRIAGE_CONFIG", str(cfg))
+    assert load_profile().path == str(cfg)
+    assert load_profile(cfg).with_overrides(["203.0.113.0/25"]).networks == ("203.0.113.0/25",)
+    (tmp_path / "bad.toml").write_text("[platform]\nnetworks = ['not-a-net']\n")
+    with pytest.raises(UsageError, match="not a network"):
+        load_profile(tmp_path / "bad.toml")
+
+
+# ---- the shared real logs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        ("ID 4776,4625-AccountRestore local bruteforce.evtx", "brute-force"),
+        ("ID4771-Kerberos brutforce with valid user.evtx", "brute-force"),
+    ],
+)
+def test_real_brute_force_files(shared, name, cause):
+    path = next(shared("evtx").rglob(name))
+    events = read_events([str(path)]).events
+    r = causes(events)
+    failures = [c for c, o in zip(r["by_event"], events["outcome"], strict=True) if o == "failure"]
+    assert failures and set(failures) == {cause}
+
+
+def test_no_real_file_is_a_high_confidence_platform_probe(shared):
+    root = shared("evtx")
+    for path in sorted(root.rglob("*.evtx")):
+        events = read_events([str(path)]).events
+        for profile in (Profile(), Profile(networks=("198.51.100.0/24",))):
+            for f in causes(events, profile)["findings"]:
+                assert not (f["cause"].startswith("probe-") and f["confidence"] == "high"), (path.name, f)
+
+
+def test_analyze_json_has_hosts_findings_and_unclassified(tmp_path):
+    from typer.testing import CliRunner
+
+    from analyzer.cli import app
+
+    res = CliRunner().invoke(app, ["analyze", "samples/linux-root-refused/auth.log", "--year", "2025"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["hosts"] == [{"name": "db02", "role": "linux", "role_evidence": ["Linux logs (syslog)"]}]
+    f = doc["findings"][0]
+    for key in (
+        "cause",
+        "verdict",
+        "confidence",
+        "host",
+        "service",
+        "src_ips",
+        "users",
+        "reasons",
+        "count",
+        "first_seen",
+        "last_seen",
+        "cadence_seconds",
+        "transition",
+        "examples",
+    ):
+        assert key in f
+    assert f["cause"] == "probe-root-refused" and f["cadence_seconds"] == 900.0
+    assert f["examples"][0]["where"].startswith("samples/linux-root-refused/auth.log:")
+    assert "unclassified" in doc
+    res = CliRunner().invoke(
+        app, ["analyze", "samples/linux-root-refused/auth.log", "--year", "2025", "--platform-net", "198.51.100.0/24"]
+    )
+    assert json.loads(res.stdout)["findings"][0]["confidence"] == "high"
