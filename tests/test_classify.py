@@ -338,3 +338,17 @@ def test_analyze_json_has_hosts_findings_and_unclassified(tmp_path):
         app, ["analyze", "samples/linux-root-refused/auth.log", "--year", "2025", "--platform-net", "198.51.100.0/24"]
     )
     assert json.loads(res.stdout)["findings"][0]["confidence"] == "high"
+
+
+def test_without_an_address_only_network_ntlm_logons_carry_the_probe():
+    interactive = [
+        {"t": i * 15, "event_id": 4625, "user": "Administrator", "logon_type": 2, "reason": "bad-password"}
+        for i in range(12)
+    ]
+    r = causes(ev(interactive, host="APP01", log="evtx", channel="Security"))
+    assert not any(c and c.startswith("probe-") for c in r["by_event"])
+
+
+def test_successes_at_random_times_are_not_the_probe():
+    rows = [{"t": t, "outcome": "success", "user": "root", "src_ip": PLATFORM} for t in (0, 4, 50, 51, 170, 400)]
+    assert "probe-ok" not in only(causes(ev(rows)))
