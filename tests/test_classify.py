@@ -158,7 +158,14 @@ def test_domain_controller_probe_without_source_address():
 
 def test_same_failures_on_a_member_server_are_a_password_mismatch():
     rows = [
-        {"t": i * 15, "event_id": 4625, "user": "Administrator", "logon_type": 3, "reason": "bad-password"}
+        {
+            "t": i * 15,
+            "event_id": 4625,
+            "user": "Administrator",
+            "logon_type": 3,
+            "auth_method": "NTLM",
+            "reason": "bad-password",
+        }
         for i in range(12)
     ]
     r = causes(ev(rows, host="APP01", log="evtx", channel="Security"))
