@@ -74,38 +74,81 @@ def _counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in vc.items()}
 
 
-def _transition(events: pd.DataFrame, host: Any, users: list[str], first_failure) -> dict | None:
-    """For an account that used to work: its last success before the failures began, and
-    any password change around that time."""
-    if not users:
-        return None
-    same = (events["host"].astype(object) == host) & events["user"].astype(object).isin(users)
-    before = events[same & (events["timestamp"] < first_failure)]
-    ok = before[(before["outcome"] == "success") & (before["action"] == "logon")]
-    changes = events[(events["host"].astype(object) == host) & (events["action"] == "password-change")]
-    if ok.empty and changes.empty:
-        return None
-    last_ok = ok["timestamp"].max() if len(ok) else None
-    window_start = last_ok if last_ok is not None else first_failure - pd.Timedelta(days=1)
-    near = changes[
-        (changes["timestamp"] >= window_start - pd.Timedelta(hours=1)) & (changes["timestamp"] <= first_failure)
-    ]
-    return {
-        "last_success": _iso(last_ok),
-        "first_failure": _iso(first_failure),
-        "password_changes": [
-            {
-                "time": _iso(r["timestamp"]),
-                "user": None if pd.isna(r["user"]) else str(r["user"]),
-                "where": f"{r['source']}:{r['locator']}",
-            }
-            for _, r in near.iterrows()
-        ],
-    }
+# causes where "it used to work" is the point: show the last success and password changes
+TRANSITION_CAUSES = {
+    "probe-password-mismatch",
+    "probe-account-unusable",
+    "probe-dc-account",
+    "probe-root-refused",
+    "stale-credentials",
+}
+
+
+class _History:
+    """Successes and password changes per (host, account), looked up per finding."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        ok = events[(events["outcome"] == "success") & (events["action"] == "logon")]
+        self.ok = {
+            key: grp["timestamp"]
+            for key, grp in ok.groupby([ok["host"].astype(object), ok["user"].astype(object)], sort=False)
+        }
+        ch = events[events["action"] == "password-change"]
+        self.changes = {
+            host: grp.sort_values("timestamp") for host, grp in ch.groupby(ch["host"].astype(object), sort=False)
+        }
+
+    def transition(self, host: Any, users: list[str], first_failure) -> dict | None:
+        if not users or first_failure is None or pd.isna(first_failure):
+            return None
+        last_ok = None
+        for u in users:
+            times = self.ok.get((host, u))
+            before = times[times < first_failure] if times is not None else ()
+            if len(before) and (last_ok is None or before.max() > last_ok):
+                last_ok = before.max()
+        changes = self.changes.get(host)
+        if last_ok is None and changes is None:
+            return None
+        near: list[dict] = []
+        if changes is not None:
+            start = (last_ok if last_ok is not None else first_failure - pd.Timedelta(days=1)) - pd.Timedelta(hours=1)
+            sel = changes[(changes["timestamp"] >= start) & (changes["timestamp"] <= first_failure)]
+            near = [
+                {
+                    "time": _iso(r["timestamp"]),
+                    "user": None if pd.isna(r["user"]) else str(r["user"]),
+                    "where": f"{r['source']}:{r['locator']}",
+                }
+                for _, r in sel.iterrows()
+            ]
+        return {"last_success": _iso(last_ok), "first_failure": _iso(first_failure), "password_changes": near}
+
+
+_FINDING_COLUMNS = [
+    "host",
+    "timestamp",
+    "user",
+    "src_ip",
+    "service",
+    "reason",
+    "action",
+    "outcome",
+    "source",
+    "locator",
+]
+_FINDING_COLUMNS.append("raw")
+
+
+def _sorted_unique(values: pd.Series) -> list[str]:
+    return sorted({str(v) for v in values.dropna()})
 
 
 def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3) -> list[dict[str, Any]]:
-    """Classified events gathered per (host, cause, source, account), ranked by urgency."""
+    """Classified events gathered per (host, cause, source, account), ranked by urgency.
+
+    One groupby per cause computes the counts and times; per finding only its small
+    lists (accounts, sources, reasons, examples) are built."""
     if events.empty:
         return []
     ev = events.assign(
@@ -115,60 +158,68 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
         rule=cls.rule.astype(object),
         cadence=cls.cadence,
     )
-    ev = ev[ev["cause"].notna()]
+    needed = [*_FINDING_COLUMNS, "cause", "verdict", "confidence", "rule", "cadence"]
+    ev = ev.loc[ev["cause"].notna(), needed]
+    if ev.empty:
+        return []
+    history = _History(events)
     out: list[dict[str, Any]] = []
     for cause, by_cause in ev.groupby("cause", sort=False):
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
-        frame = by_cause.assign(**{k: by_cause[k].astype(object) for k in keys})
-        for _, grp in frame.groupby(keys, dropna=False, sort=False):
-            grp = grp.sort_values("timestamp")
-            first, last = grp["timestamp"].min(), grp["timestamp"].max()
-            cad = grp["cadence"].dropna()
-            cadence = float(cad.median()) if len(cad) else None
-            if cadence is None and len(grp) >= 4:
-                t = (grp["timestamp"].astype("int64") // 1_000_000).to_numpy()
-                per, med = periodicity(np.zeros(len(t), dtype=np.int64), t, profile.thresholds["periodic_max_cv"], 4)
-                cadence = float(med[0]) if per[0] else None
+        frame = by_cause.assign(**{k: by_cause[k].astype(object) for k in keys}).sort_values("timestamp")
+        gid = frame.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+        frame = frame.assign(_g=gid)
+        secs = (frame["timestamp"].astype("int64") // 1_000_000).to_numpy()
+        per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
+        g = frame.groupby("_g", sort=True)
+        first, last, size = g["timestamp"].min(), g["timestamp"].max(), g.size()
+        rule_cad = g["cadence"].median()
+        fail_mask = frame["outcome"].isin(["failure", "blocked"])
+        first_fail = frame[fail_mask].groupby("_g")["timestamp"].min()
+        heads = frame.groupby("_g", sort=True).head(examples)
+        shown: dict[int, list[dict]] = {}
+        for gi, src, loc, raw in zip(heads["_g"], heads["source"], heads["locator"], heads["raw"], strict=True):
+            shown.setdefault(int(gi), []).append({"where": f"{src}:{loc}", "text": None if pd.isna(raw) else str(raw)})
+        for gi, grp in g:
+            measured = rule_cad.get(gi)  # by the rule's periodicity condition, else measured here
+            fallback = float(med[gi]) if per[gi] else None
+            cadence = fallback if measured is None or pd.isna(measured) else float(measured)
             beats = None
             if cadence:
-                secs = np.sort((grp["timestamp"].astype("int64") // 1_000_000).to_numpy())
-                attempts = 1 + int((np.diff(secs) >= 30).sum())  # events within 30 s are one attempt
-                expected = int(round((last - first).total_seconds() / cadence)) + 1
+                t = np.sort(secs[gid == gi])
+                attempts = 1 + int((np.diff(t) >= 30).sum())  # events within 30 s are one attempt
+                expected = int(round((last[gi] - first[gi]).total_seconds() / cadence)) + 1
                 beats = {"expected": expected, "observed": attempts}
             confidence = min(grp["confidence"].dropna(), key=lambda c: CONFIDENCE_RANK.get(c, 9), default="low")
-            failures = grp[grp["outcome"].isin(["failure", "blocked"])]
-            users = sorted({str(u) for u in grp["user"].dropna()})
+            users = _sorted_unique(grp["user"])
+            host = grp["host"].iloc[0]
             notes = []
             if cause.startswith("probe-") and not profile.networks and cause != "probe-service-down":
                 notes.append(
                     "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
                     "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
                 )
+            ff = first_fail.get(gi)
             out.append(
                 {
                     "cause": cause,
                     "verdict": grp["verdict"].iloc[0],
                     "confidence": confidence,
                     "rule": grp["rule"].iloc[0],
-                    "host": None if pd.isna(grp["host"].iloc[0]) else str(grp["host"].iloc[0]),
-                    "service": sorted({str(s) for s in grp["service"].dropna()}),
-                    "src_ips": sorted({str(s) for s in grp["src_ip"].dropna()}),
+                    "host": None if pd.isna(host) else str(host),
+                    "service": _sorted_unique(grp["service"]),
+                    "src_ips": _sorted_unique(grp["src_ip"]),
                     "users": users,
                     "reasons": _counts(grp["reason"]),
                     "actions": _counts(grp["action"]),
-                    "count": int(len(grp)),
-                    "failures": int(len(failures)),
-                    "first_seen": _iso(first),
-                    "last_seen": _iso(last),
+                    "count": int(size[gi]),
+                    "failures": int(fail_mask[grp.index].sum()),
+                    "first_seen": _iso(first[gi]),
+                    "last_seen": _iso(last[gi]),
                     "cadence_seconds": cadence,
                     "beats": beats,
-                    "transition": _transition(events, grp["host"].iloc[0], users, failures["timestamp"].min())
-                    if len(failures)
-                    else None,
-                    "examples": [
-                        {"where": f"{r['source']}:{r['locator']}", "text": None if pd.isna(r["raw"]) else str(r["raw"])}
-                        for _, r in grp.head(examples).iterrows()
-                    ],
+                    "transition": history.transition(host, users, ff) if cause in TRANSITION_CAUSES else None,
+                    "examples": shown.get(int(gi), []),
                     "notes": notes,
                 }
             )
