@@ -136,8 +136,8 @@ _FINDING_COLUMNS = [
     "outcome",
     "source",
     "locator",
+    "raw",
 ]
-_FINDING_COLUMNS.append("raw")
 
 
 def _sorted_unique(values: pd.Series) -> list[str]:
