@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (python3 >= 3.11 and make):
-#   make demo   set up .venv, analyze the bundled samples, write report.json
+#   make demo   set up .venv, analyze the sample support-ticket bundle, write report.html
 #   make test   set up .venv with the test extras, run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -14,8 +14,8 @@ $(BIN)/authtriage: pyproject.toml
 	touch $@
 
 demo: $(BIN)/authtriage
-	$(BIN)/authtriage analyze samples/ -o report.json
-	@echo "wrote report.json"
+	$(BIN)/authtriage analyze samples/ticket-bundle/ticket.zip -o report.html
+	@echo "wrote report.html (open it in a browser); other formats: --format md|text|json"
 
 test: $(BIN)/authtriage
 	$(BIN)/ruff check analyzer tests bench
@@ -26,4 +26,4 @@ bench: $(BIN)/authtriage
 	$(BIN)/python bench/evtx.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info report.json
+	rm -rf $(VENV) build dist *.egg-info report.html

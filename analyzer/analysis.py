@@ -137,6 +137,7 @@ _FINDING_COLUMNS = [
     "source",
     "locator",
     "raw",
+    "dst_port",
 ]
 
 
@@ -209,6 +210,7 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
                     "host": None if pd.isna(host) else str(host),
                     "service": _sorted_unique(grp["service"]),
                     "src_ips": _sorted_unique(grp["src_ip"]),
+                    "dst_ports": sorted({int(p) for p in grp["dst_port"].dropna()}),
                     "users": users,
                     "reasons": _counts(grp["reason"]),
                     "actions": _counts(grp["action"]),

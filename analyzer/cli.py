@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from .errors import AuthtriageError, UsageError
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
 from .ingest.sources import Limits
+from .report import enrich, exit_code, format_for, render
 from .summary import summarize
 
 app = typer.Typer(
@@ -63,6 +63,15 @@ class EventFormat(StrEnum):
 
 class AnalyzeFormat(StrEnum):
     json = "json"
+    html = "html"
+    md = "md"
+    text = "text"
+
+
+class FailOn(StrEnum):
+    attack = "attack"
+    misconfiguration = "misconfiguration"
+    any = "any"
 
 
 Paths = Annotated[list[str], typer.Argument(help="Files, directories, archives; - for stdin.", show_default=False)]
@@ -180,7 +189,12 @@ def events(
 @app.command()
 def analyze(
     paths: Paths,
-    format: Annotated[AnalyzeFormat, typer.Option("--format", help="Output format.")] = AnalyzeFormat.json,
+    format: Annotated[
+        AnalyzeFormat | None,
+        typer.Option(
+            "--format", help="json, html, md or text (default: by -o's extension; text on a terminal, else json)."
+        ),
+    ] = None,
     output: Output = None,
     since: Since = None,
     until: Until = None,
@@ -200,10 +214,16 @@ def analyze(
         list[str] | None, typer.Option("--platform-account", help="An account the platform logs in with; repeatable.")
     ] = None,
     rules: RulesDir = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--fail-on", help="Exit 1 when a finding is an attack, a misconfiguration, or anything not expected."
+        ),
+    ] = None,
 ) -> None:
-    """Read the logs, classify every failed login, and report hosts, roles and findings (JSON).
+    """Read the logs, classify every failed login, and report why logins fail.
 
-    Example: authtriage analyze ticket-1234.zip --platform-net 198.51.100.0/24 -o report.json
+    Example: authtriage analyze ticket-1234.zip --platform-net 198.51.100.0/24 -o report.html
     """
     from .classify import load_rules
     from .config import load_profile
@@ -215,8 +235,12 @@ def analyze(
         raise _fail(exc) from None
     tz = tz or profile.timezone
     opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend)
-    doc = summarize(result, opts, profile, ruleset)
-    _write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", output)
+    doc = enrich(summarize(result, opts, profile, ruleset))
+    fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
+    _write(render(doc, fmt), output)
+    code = exit_code(doc, fail_on.value if fail_on else None)
+    if code:
+        raise typer.Exit(code)
 
 
 @samples_app.command("generate")

@@ -15,6 +15,7 @@ from .analysis import analyze_events
 from .classify import RuleSet, load_rules
 from .config import Profile
 from .ingest import IngestOptions, IngestResult
+from .report import timeline
 
 __all__ = ["summarize", "SUMMARY_VERSION"]
 
@@ -73,6 +74,7 @@ def summarize(
             "ports": list(profile.ports),
             "config": profile.path,
         },
+        "timeline": timeline(ev, analysis["classification"].cause),
         "hosts": analysis["hosts"],
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],

@@ -1,0 +1,255 @@
+"""Reports: one document (the JSON), rendered to HTML, Markdown or text with Jinja.
+
+Every cause has one explanation template (``reports/templates/causes/<cause>.j2``) with
+blocks ``title``, ``explanation``, ``impact`` and ``remediation``; they render to plain
+text once per finding and every format shows that text with its own escaping: HTML by
+Jinja's autoescape, Markdown and text by the filters below. Strings from logs are
+hostile; nothing in a report executes, breaks a table or moves a terminal's cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from .resources import templates_dir
+
+__all__ = ["FORMATS", "render", "enrich", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
+
+REPORT_VERSION = 1
+FORMATS = ("json", "html", "md", "text")
+_EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
+PLAIN = {
+    "unknown-user": "unknown",
+    "bad-password": "given a wrong password",
+    "account-disabled": "disabled",
+    "account-locked": "locked out",
+    "account-expired": "expired",
+    "account-revoked": "revoked (disabled, expired or locked)",
+    "password-expired": "holding an expired password",
+    "password-must-change": "required to change its password",
+    "logon-type-not-granted": "not allowed this kind of logon",
+    "service-stopped": "stopped",
+    "service-disabled": "disabled",
+}
+HEADLINE = {
+    "attack": "harmful: an attack",
+    "misconfiguration": "needs action",
+    "user-error": "harmless",
+    "unknown": "needs a look",
+    "expected": "expected",
+}
+
+
+def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
+    """--format wins; else the output file's extension; else text on a terminal, JSON otherwise."""
+    if explicit:
+        return explicit
+    if path:
+        return _EXT.get(Path(path).suffix.lower(), "json")
+    return "text" if terminal else "json"
+
+
+def _show_control(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def md_escape(value: Any) -> str:
+    """Markdown-safe (tables included): markup escaped, no newlines, no control bytes."""
+    if value is None:
+        return ""
+    text = _show_control(str(value).replace("\r", " ").replace("\n", " "))
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def text_escape(value: Any) -> str:
+    """Terminal-safe: control characters (ANSI escapes) shown, not interpreted."""
+    return "" if value is None else _show_control(str(value))
+
+
+def _cadence_text(f: dict) -> str | None:
+    seconds = f.get("cadence_seconds")
+    if not seconds:
+        return None
+    if seconds % 3600 == 0:
+        every = f"{int(seconds // 3600)} h"
+    elif seconds >= 60:
+        every = f"{seconds / 60:.0f} min"
+    else:
+        every = f"{seconds:.0f} s"
+    beats = f.get("beats")
+    tail = f", {beats['observed']} of {beats['expected']} expected beats" if beats else ""
+    return f"every {every}{tail}"
+
+
+@cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = md_escape
+    env.filters["tx"] = text_escape
+    env.filters["plain"] = lambda r: PLAIN.get(str(r), str(r).replace("-", " "))
+    return env
+
+
+@cache
+def _plain_env() -> jinja2.Environment:
+    """For the cause explanations: plain text out, escaped later by each format."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir() / "causes")),
+        autoescape=False,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _explain(f: dict) -> dict[str, Any]:
+    env = _plain_env()
+    try:
+        tpl = env.get_template(f"{f['cause']}.j2")
+    except jinja2.TemplateNotFound:
+        tpl = env.get_template("unclassified.j2")
+    reasons = f.get("reasons") or {}
+    ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
+    ctx = {
+        **f,
+        "services": f.get("service") or [],
+        "cadence": _cadence_text(f),
+        "reasons_text": ", ".join(PLAIN.get(r, r) for r in reasons) or "not stated",
+        "ports_text": "TCP " + "/".join(ports),
+    }
+    context = tpl.new_context(ctx)
+    blocks = {name: "".join(fn(context)).strip() for name, fn in tpl.blocks.items()}
+    return {
+        "title": blocks.get("title", f["cause"]),
+        "explanation": " ".join(blocks.get("explanation", "").split()),
+        "impact": " ".join(blocks.get("impact", "").split()),
+        "remediation": [line.strip() for line in blocks.get("remediation", "").splitlines() if line.strip()],
+    }
+
+
+def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
+    """Attempts per time bucket, per host and cause (classified events only)."""
+    mask = causes.notna().to_numpy()
+    ev = events.loc[mask, ["host", "timestamp"]].assign(cause=causes[mask].astype(object))
+    ev = ev[ev["timestamp"].notna()]
+    if ev.empty:
+        return {"bucket_seconds": None, "start": None, "hosts": {}}
+    t = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
+    span = max(int(t.max() - t.min()), 1)
+    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
+    start = int(t.min() // size * size)
+    idx = (t - start) // size
+    n = int(idx.max()) + 1
+    out: dict[str, dict[str, list[int]]] = {}
+    frame = pd.DataFrame(
+        {
+            "host": ev["host"].astype(object).fillna("(unknown host)").to_numpy(),
+            "cause": ev["cause"].to_numpy(),
+            "i": idx,
+        }
+    )
+    for (host, cause), grp in frame.groupby(["host", "cause"], sort=True):
+        out.setdefault(str(host), {})[str(cause)] = np.bincount(grp["i"].to_numpy(), minlength=n).tolist()
+    return {
+        "bucket_seconds": size,
+        "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),
+        "hosts": out,
+    }
+
+
+def enrich(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add the prose: per finding its explanation, per host its headline."""
+    for f in doc["findings"]:
+        f.update(_explain(f))
+        f["cadence_text"] = _cadence_text(f)
+    for h in doc["hosts"]:
+        mine = [f for f in doc["findings"] if f["host"] == h["name"] and f["cause"] != "probe-ok"]
+        mine = mine or [f for f in doc["findings"] if f["host"] == h["name"]]
+        if mine:
+            top = mine[0]
+            h["headline"] = f"{top['title']} — {HEADLINE.get(top['verdict'], top['verdict'])}"
+            h["verdict"] = top["verdict"]
+        else:
+            h["headline"] = "no failed logins found"
+            h["verdict"] = "expected"
+    return {"report_version": REPORT_VERSION, **doc}
+
+
+def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120) -> dict[str, Any]:
+    """Stacked bars per bucket, one colour per cause: numbers for the SVG template."""
+    causes = sorted(series)
+    n = len(next(iter(series.values()))) if series else 0
+    totals = [sum(series[c][i] for c in causes) for i in range(n)]
+    peak = max(totals or [1]) or 1
+    bar_w = width / max(n, 1)
+    rects = []
+    for i in range(n):
+        y = height
+        for ci, cause in enumerate(causes):
+            v = series[cause][i]
+            if not v:
+                continue
+            h = max(1.0, height * v / peak)
+            y -= h
+            rects.append(
+                {
+                    "x": round(i * bar_w, 2),
+                    "y": round(y, 2),
+                    "w": round(max(bar_w - 1, 1), 2),
+                    "h": round(h, 2),
+                    "c": ci,
+                    "v": v,
+                    "cause": cause,
+                }
+            )
+    return {"rects": rects, "causes": causes, "peak": peak, "width": width, "height": height}
+
+
+def _spark(values: list[int]) -> str:
+    marks = " ▁▂▃▄▅▆▇█"
+    peak = max(values or [0])
+    if not peak:
+        return ""
+    return "".join(marks[min(8, math.ceil(8 * v / peak))] if v else " " for v in values)
+
+
+def render(doc: dict[str, Any], fmt: str) -> str:
+    """The report in one format (the document must have gone through :func:`enrich`)."""
+    if fmt == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
+    tl = doc.get("timeline") or {"hosts": {}}
+    charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
+    sparks = {host: {c: _spark(v) for c, v in series.items()} for host, series in tl["hosts"].items()}
+    template = _env().get_template(f"report.{fmt}.j2")
+    return template.render(doc=doc, charts=charts, sparks=sparks)
+
+
+def exit_code(doc: dict[str, Any], fail_on: str | None) -> int:
+    """--fail-on: 1 when a finding of that kind is present (attack, misconfiguration, any)."""
+    if not fail_on:
+        return 0
+    verdicts = {f["verdict"] for f in doc["findings"]}
+    if fail_on == "any":
+        return int(bool(verdicts - {"expected"}))
+    return int(fail_on in verdicts)

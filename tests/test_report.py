@@ -1,0 +1,130 @@
+"""Reports: every format from one document, the JSON schema, hostile strings, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from analyzer.cli import app
+from analyzer.report import md_escape, text_escape
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "reports" / "report.schema.json").read_text())
+runner = CliRunner()
+EVIL_USER = (
+    '<script>alert("x")</script><img src=x onerror=alert(1)>|`code`*b*_i_\x1b[31mRED\x1b[0m=HYPERLINK("x")' + "A" * 3000
+)
+
+
+def _analyze(args, tmp_path=None):
+    res = runner.invoke(app, ["analyze", *args])
+    assert res.exit_code in (0, 1), res.output
+    return res
+
+
+def test_json_report_validates_against_the_committed_schema():
+    res = _analyze(["samples/", "--year", "2025", "--format", "json"])
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["report_version"] == 1
+    assert all(h["headline"] for h in doc["hosts"])
+    f = next(f for f in doc["findings"] if f["cause"] == "probe-firewall-blocked")
+    assert f["cadence_text"] == "every 15 min, 48 of 48 expected beats"
+    assert f["remediation"] and "5985" in " ".join(f["remediation"])
+
+
+def test_format_follows_the_extension_and_the_flag(tmp_path):
+    for ext, marker in (
+        (".html", "<!doctype html>"),
+        (".md", "# Why logins fail"),
+        (".txt", "authtriage: why logins fail"),
+        (".json", '"report_version"'),
+    ):
+        out = tmp_path / f"r{ext}"
+        _analyze(["samples/linux-root-refused/auth.log", "--year", "2025", "-o", str(out)])
+        assert out.read_text().lstrip().startswith(marker) or marker in out.read_text()[:200], ext
+    out = tmp_path / "r.html"
+    _analyze(["samples/linux-root-refused/auth.log", "--year", "2025", "--format", "md", "-o", str(out)])
+    assert out.read_text().startswith("# Why logins fail")
+
+
+def test_fail_on():
+    base = ["samples/linux-brute-force/secure", "--year", "2025", "--format", "json"]
+    assert runner.invoke(app, ["analyze", *base]).exit_code == 0
+    assert runner.invoke(app, ["analyze", *base, "--fail-on", "attack"]).exit_code == 1
+    assert runner.invoke(app, ["analyze", *base, "--fail-on", "any"]).exit_code == 1
+    ok = ["samples/linux-root-refused/auth.log", "--year", "2025", "--format", "json"]
+    assert runner.invoke(app, ["analyze", *ok, "--fail-on", "attack"]).exit_code == 0
+    assert runner.invoke(app, ["analyze", *ok, "--fail-on", "misconfiguration"]).exit_code == 1
+
+
+class _Scan(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.handlers, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.handlers += [k for k, _ in attrs if k.startswith("on")]
+        if tag in ("link", "img", "iframe", "object", "embed") or (tag == "script"):
+            self.handlers.append(f"<{tag}>")
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    log = tmp / "auth.log"
+    lines = [
+        f"Nov  3 14:{m:02d}:00 evil<b>host sshd[{100 + m}]: Failed password for invalid user {EVIL_USER} from 203.0.113.9 port 4{m:04d} ssh2"
+        for m in range(12)
+    ]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = {}
+    for fmt in ("html", "md", "text", "json"):
+        res = runner.invoke(app, ["analyze", str(log), "--year", "2025", "--format", fmt])
+        assert res.exit_code == 0, res.output
+        out[fmt] = res.stdout
+    return out
+
+
+def test_hostile_strings_in_html(hostile):
+    scan = _Scan()
+    scan.feed(hostile["html"])
+    assert scan.handlers == [], scan.handlers  # no script, no event handler, no external resource
+    text = "".join(scan.text)
+    assert '<script>alert("x")</script>' in text  # shown as text
+    assert "Content-Security-Policy" in hostile["html"]
+
+
+def test_hostile_strings_in_markdown(hostile):
+    md = hostile["md"]
+    pipes = re.compile(r"(?<!\\)\|")
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    assert len(tables) >= 3
+    for table in tables:  # every row has the header's number of cells: no table is broken
+        widths = {len(pipes.findall(row)) for row in table}
+        assert len(widths) == 1, table
+    assert "\\<script\\>" in md and "\\`code\\`" in md and "\x1b" not in md
+    assert md_escape("a|b") == "a\\|b"
+
+
+def test_hostile_strings_in_text_and_json(hostile):
+    assert "\x1b" not in hostile["text"] and "\\x1b[31mRED" in hostile["text"]
+    doc = json.loads(hostile["json"])
+    assert any(EVIL_USER in f["users"] for f in doc["findings"])  # JSON keeps the text exactly
+    assert text_escape("\x1b[2J") == "\\x1b[2J"
