@@ -18,7 +18,7 @@ demo: $(BIN)/authtriage
 	@echo "wrote report.html (open it in a browser); other formats: --format md|text|json"
 
 test: $(BIN)/authtriage
-	$(BIN)/ruff check analyzer tests bench
+	$(BIN)/ruff check analyzer tests bench docs
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/authtriage
