@@ -362,3 +362,8 @@ def test_without_an_address_only_network_ntlm_logons_carry_the_probe():
 def test_successes_at_random_times_are_not_the_probe():
     rows = [{"t": t, "outcome": "success", "user": "root", "src_ip": PLATFORM} for t in (0, 4, 50, 51, 170, 400)]
     assert "probe-ok" not in only(causes(ev(rows)))
+
+
+def test_disabled_account_that_is_not_the_platforms_is_not_the_probe():
+    rows = probe(reason="account-disabled", user="jsmith")
+    assert "probe-account-unusable" not in only(causes(ev(rows)))
