@@ -247,7 +247,7 @@ def analyze(
 def samples_generate(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the scenario logs into.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 1,
-    scale: Annotated[int, typer.Option(help="Lines of the large auth log (0: the small samples only).")] = 0,
+    scale: Annotated[int, typer.Option(help="Lines of a large auth log (and half as many EVTX records); 0: none.")] = 0,
 ) -> None:
     """Write deterministic scenario logs (and, with --scale, a large auth log for benchmarks)."""
     from .samples import generate

@@ -12,9 +12,12 @@ import gzip
 import io
 import json
 import random
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .samples_windows import large_security_evtx, ticket_windows_parts, windows_scenarios
 
 __all__ = ["generate", "large_auth_log"]
 
@@ -106,7 +109,17 @@ def _password_mismatch(rng: random.Random) -> tuple[str, dict]:
         _probe(log, ts, ok=ts < change)
     log.add(change, "passwd", 30211, "pam_unix(passwd:chauthtok): password changed for root")
     failures = sum(1 for i in range(96) if EPOCH + dt.timedelta(minutes=15 * i) >= change)
-    return log.text(), {"host": "web01", "failed_logons": failures, "password_changes": 1, "successes": 96 - failures}
+    findings = [
+        {"host": "web01", "cause": "probe-password-mismatch", "verdict": "misconfiguration"},
+        {"host": "web01", "cause": "probe-ok", "verdict": "expected"},
+    ]
+    return log.text(), {
+        "host": "web01",
+        "failed_logons": failures,
+        "password_changes": 1,
+        "successes": 96 - failures,
+        "findings": findings,
+    }
 
 
 def _root_refused(rng: random.Random) -> tuple[str, dict]:
@@ -123,7 +136,8 @@ def _root_refused(rng: random.Random) -> tuple[str, dict]:
             pid,
             f"Connection closed by authenticating user root {PLATFORM_IP} port {port} [preauth]",
         )
-    return log.text(), {"host": "db02", "failed_logons": 48, "root_refused": 48}
+    findings = [{"host": "db02", "cause": "probe-root-refused", "verdict": "misconfiguration"}]
+    return log.text(), {"host": "db02", "failed_logons": 48, "root_refused": 48, "findings": findings}
 
 
 def _firewall(rng: random.Random) -> tuple[str, dict]:
@@ -140,7 +154,8 @@ def _firewall(rng: random.Random) -> tuple[str, dict]:
                 f"SRC={PLATFORM_IP} DST=192.0.2.23 LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID={rng.randint(1, 65535)} DF "
                 f"PROTO=TCP SPT={sport} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
             )
-    return log.text(), {"host": "app03", "firewall_drops": 144}
+    findings = [{"host": "app03", "cause": "probe-firewall-blocked", "verdict": "misconfiguration"}]
+    return log.text(), {"host": "app03", "firewall_drops": 144, "findings": findings}
 
 
 def _brute_force(rng: random.Random) -> tuple[str, dict]:
@@ -163,7 +178,11 @@ def _brute_force(rng: random.Random) -> tuple[str, dict]:
     log.add(
         start, "sshd", 777, f"message repeated 3 times: [ Failed password for root from {attacker} port 40000 ssh2]"
     )
-    return log.text(), {"host": "bastion", "failed_logons": 203, "invalid_users": invalid}
+    findings = [
+        {"host": "bastion", "cause": "user-enumeration", "verdict": "attack"},
+        {"host": "bastion", "cause": "brute-force", "verdict": "attack"},
+    ]
+    return log.text(), {"host": "bastion", "failed_logons": 203, "invalid_users": invalid, "findings": findings}
 
 
 def _journal(rng: random.Random) -> tuple[str, dict]:
@@ -181,7 +200,104 @@ def _journal(rng: random.Random) -> tuple[str, dict]:
             "MESSAGE": f"Failed password for root from {PLATFORM_IP} port {40000 + i} ssh2",
         }
         lines.append(json.dumps(rec, sort_keys=True))
-    return "\n".join(lines) + "\n", {"host": "deb12", "failed_logons": 20}
+    findings = [{"host": "deb12", "cause": "probe-password-mismatch", "verdict": "misconfiguration"}]
+    return "\n".join(lines) + "\n", {"host": "deb12", "failed_logons": 20, "findings": findings}
+
+
+def _attacks(rng: random.Random) -> tuple[str, dict]:
+    """Spraying, a distributed attack, user-name guessing, a typo, a success after an attack."""
+    log = _Log("gw01", rng, style="rfc3339")
+    log.noise(EPOCH, 6)
+    t = EPOCH + dt.timedelta(hours=1)
+    for i, user in enumerate(["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]):
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        log.add(
+            t + dt.timedelta(seconds=20 * i),
+            "sshd",
+            pid,
+            f"Failed password for {user} from 203.0.113.20 port {port} ssh2",
+        )
+    t = EPOCH + dt.timedelta(hours=2)
+    for i in range(14):
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        log.add(
+            t + dt.timedelta(minutes=3 * i),
+            "sshd",
+            pid,
+            f"Failed password for admin from 198.18.{i}.{rng.randint(2, 250)} port {port} ssh2",
+        )
+    t = EPOCH + dt.timedelta(hours=3)
+    for i in range(9):
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        user = f"scan{i}"
+        log.add(t + dt.timedelta(seconds=7 * i), "sshd", pid, f"Invalid user {user} from 203.0.113.30 port {port}")
+        log.add(
+            t + dt.timedelta(seconds=7 * i + 1),
+            "sshd",
+            pid,
+            f"Failed password for invalid user {user} from 203.0.113.30 port {port} ssh2",
+        )
+    t = EPOCH + dt.timedelta(hours=4)
+    pid, port = log.pid(), rng.randint(32768, 60999)
+    log.add(t, "sshd", pid, f"Failed password for alice from 10.0.0.5 port {port} ssh2")
+    log.add(t + dt.timedelta(seconds=9), "sshd", pid, f"Accepted password for alice from 10.0.0.5 port {port} ssh2")
+    t = EPOCH + dt.timedelta(hours=5)
+    for i in range(12):
+        pid, port = log.pid(), rng.randint(32768, 60999)
+        log.add(
+            t + dt.timedelta(seconds=4 * i),
+            "sshd",
+            pid,
+            f"Failed password for deploy from 203.0.113.40 port {port} ssh2",
+        )
+    log.add(
+        t + dt.timedelta(seconds=60),
+        "sshd",
+        log.pid(),
+        f"Accepted password for deploy from 203.0.113.40 port {port + 1} ssh2",
+    )
+    host = "gw01"
+    findings = [
+        {"host": host, "cause": c, "verdict": v}
+        for c, v in (
+            ("password-spray", "attack"),
+            ("distributed-attack", "attack"),
+            ("user-enumeration", "attack"),
+            ("user-typo", "user-error"),
+            ("success-after-attack", "attack"),
+            ("brute-force", "attack"),
+        )
+    ]
+    return log.text(), {"host": host, "findings": findings}
+
+
+def _journal_export(rng: random.Random) -> tuple[bytes, dict]:
+    """`journalctl -o export`: a backup job keeps failing with an old password every 5 min;
+    one field is binary-safe encoded, as journald does for text with control bytes."""
+    out = bytearray()
+    for i in range(24):
+        ts = EPOCH + dt.timedelta(minutes=5 * i, seconds=rng.randint(0, 2))
+        micros = int(ts.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+        pid = rng.randint(1000, 65000)
+        msg = f"Failed password for backup from 10.0.0.40 port {40000 + i} ssh2"
+        fields = [
+            f"__CURSOR=s=0;i={i}",
+            f"__REALTIME_TIMESTAMP={micros}",
+            "_HOSTNAME=nas01",
+            "SYSLOG_IDENTIFIER=sshd",
+            f"_PID={pid}",
+            "_SYSTEMD_UNIT=ssh.service",
+        ]
+        out += "\n".join(fields).encode() + b"\n"
+        if i % 6 == 0:  # binary-safe form: name, newline, little-endian length, bytes
+            raw = msg.encode()
+            out += b"MESSAGE\n" + len(raw).to_bytes(8, "little") + raw + b"\n\n"
+        else:
+            out += f"MESSAGE={msg}\n\n".encode()
+    return bytes(out), {
+        "host": "nas01",
+        "findings": [{"host": "nas01", "cause": "stale-credentials", "verdict": "misconfiguration"}],
+    }
 
 
 def _gz(data: bytes) -> bytes:
@@ -229,15 +345,36 @@ def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
     text, exp = _journal(rng)
     put("linux-journal/journal.json", text, exp)
 
-    # A support-ticket bundle: the mismatch host's rotated logs in one zip.
+    text, exp = _attacks(rng)
+    put("linux-attacks/auth.log", text, exp)
+    data, exp = _journal_export(rng)
+    put("linux-journal-export/journal.export", data, exp)
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, content, exp in windows_scenarios(rng, Path(tmp)):
+            put(rel, content, exp)
+        windows_parts = ticket_windows_parts(rng, Path(tmp))
+
+    # A support-ticket bundle: a DC's Security and System logs and a Linux host's rotated
+    # auth logs, in one zip.
     mismatch = (out / "linux-password-mismatch/auth.log").read_bytes().splitlines(keepends=True)
     third = len(mismatch) // 3
     bundle = {
+        **windows_parts,
         "web01/var/log/auth.log.2.gz": _gz(b"".join(mismatch[:third])),
         "web01/var/log/auth.log.1": b"".join(mismatch[third : 2 * third]),
         "web01/var/log/auth.log": b"".join(mismatch[2 * third :]),
     }
-    put("ticket-bundle/ticket.zip", _ticket_zip(bundle), {"host": "web01", "members": sorted(bundle)})
+    put(
+        "ticket-bundle/ticket.zip",
+        _ticket_zip(bundle),
+        {
+            "members": sorted(bundle),
+            "findings": [
+                {"host": "DC01.corp.example", "cause": "probe-dc-account", "verdict": "misconfiguration"},
+                {"host": "web01", "cause": "probe-password-mismatch", "verdict": "misconfiguration"},
+            ],
+        },
+    )
     if scale:
         path = out / "large" / "auth.log"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +382,9 @@ def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
             for chunk in large_auth_log(scale, seed):
                 fh.write(chunk)
         written.append(path)
+        evtx = out / "large" / "Security.evtx"
+        large_security_evtx(evtx, max(scale // 2, 1000), seed)
+        written.append(evtx)
     return written
 
 

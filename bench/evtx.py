@@ -1,10 +1,11 @@
 """EVTX benchmark: `authtriage events` with each backend beside the parsers' own loops.
 
-    python bench/evtx.py [--records 500000] [--python-records 20000]
+    python bench/evtx.py [--records 500000] [--python-records 20000] [--shared]
 
-Until the sample generator writes large EVTX files, the input is the largest Security log
-of ../shared/data named again and again on the command line (no copies are made) until
-about --records records. Baselines, run in the same invocation on the same inputs:
+The input is a busy domain controller's Security log written by the sample generator
+(bench/out/security-N.evtx, made once). With --shared, the largest Security log of
+../shared/data is named again and again on the command line instead (no copies are
+made). Baselines, run in the same invocation on the same inputs:
 `PyEvtxParser(path).records_json()` with `json.loads` of every record, `records_json()`
 alone, and python-evtx's own `record.xml()` loop (on --python-records only: it is slow).
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from run import run  # noqa: E402  (same measuring helper as the auth-log benchmark)
+from run import OUT, run  # noqa: E402  (same measuring helper as the auth-log benchmark)
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -70,12 +71,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=500_000)
     ap.add_argument("--python-records", type=int, default=20_000)
+    ap.add_argument("--shared", action="store_true", help="repeat the largest shared Security log instead")
     args = ap.parse_args()
-    path, per_file = largest_security()
-    copies = max(1, args.records // per_file)
-    py_copies = max(1, args.python_records // per_file)
-    big, small = [str(path)] * copies, [str(path)] * py_copies
+    if args.shared:
+        path, per_file = largest_security()
+        copies = max(1, args.records // per_file)
+        py_copies = max(1, args.python_records // per_file)
+        big, small = [str(path)] * copies, [str(path)] * py_copies
+    else:
+        from analyzer.samples_windows import large_security_evtx
+
+        OUT.mkdir(parents=True, exist_ok=True)
+        files = []
+        for n in (args.records, args.python_records):
+            f = OUT / f"security-{n}.evtx"
+            if not f.exists():
+                large_security_evtx(f, n)
+            files.append(f)
+        path, per_file, copies, py_copies = files[0], args.records, 1, 1
+        big, small = [str(files[0])], [str(files[1])]
+        per_file_small = args.python_records
     exe = [sys.executable, "-m", "analyzer", "events", "-o", os.devnull]
+    small_records = per_file if args.shared else per_file_small
     work = [
         ("records_json alone", copies, [sys.executable, "-c", RUST_JSON, "plain", *big]),
         ("records_json + json.loads", copies, [sys.executable, "-c", RUST_JSON, "loads", *big]),
@@ -92,7 +109,7 @@ def main() -> None:
         wall, rss, out = run(cmd)
         # a baseline prints how many records it decoded (python-evtx alone reads only the
         # chunks the header declares); authtriage reads them all
-        records = int(out.strip()) if out.strip().isdigit() else n * per_file
+        records = int(out.strip()) if out.strip().isdigit() else n * (small_records if "python" in name else per_file)
         rates[name] = records / wall
         print(f"{name:<30}{records:>10,}{wall:>9.2f}{records / wall:>12,.0f}{rss / 1e6:>9.0f}")
     rust = rates["authtriage events (rust)"] / rates["records_json + json.loads"]
