@@ -26,13 +26,14 @@ def main() -> None:
                 "-m",
                 "analyzer",
                 "analyze",
-                str(ROOT / "samples" / "ticket-bundle" / "ticket.zip"),
+                "samples/ticket-bundle/ticket.zip",
                 "--year",
                 "2025",
                 "-o",
                 str(report),
             ],
             check=True,
+            cwd=ROOT,
         )
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
