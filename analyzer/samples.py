@@ -154,8 +154,19 @@ def _firewall(rng: random.Random) -> tuple[str, dict]:
                 f"SRC={PLATFORM_IP} DST=192.0.2.23 LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID={rng.randint(1, 65535)} DF "
                 f"PROTO=TCP SPT={sport} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
             )
+    # a plain iptables LOG rule in front of a DROP, as older setups have it
+    for i in range(4):
+        ts = EPOCH + dt.timedelta(hours=12, minutes=15 * i)
+        log.add(
+            ts,
+            "kernel",
+            None,
+            f"IPTables-Dropped: IN=eth0 OUT= MAC=00:16:3e:11:22:33:00:16:3e:44:55:66:08:00 SRC={PLATFORM_IP} DST=192.0.2.23 "
+            f"LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID={rng.randint(1, 65535)} DF PROTO=TCP SPT={rng.randint(32768, 60999)} DPT=22 "
+            "WINDOW=64240 RES=0x00 SYN URGP=0",
+        )
     findings = [{"host": "app03", "cause": "probe-firewall-blocked", "verdict": "misconfiguration"}]
-    return log.text(), {"host": "app03", "firewall_drops": 144, "findings": findings}
+    return log.text(), {"host": "app03", "firewall_drops": 148, "findings": findings}
 
 
 def _brute_force(rng: random.Random) -> tuple[str, dict]:
@@ -178,6 +189,30 @@ def _brute_force(rng: random.Random) -> tuple[str, dict]:
     log.add(
         start, "sshd", 777, f"message repeated 3 times: [ Failed password for root from {attacker} port 40000 ssh2]"
     )
+    # the same scanners as older and newer OpenSSH versions log them
+    scanner = "203.0.113.67"
+    log.add(
+        start + dt.timedelta(minutes=11), "sshd", 4101, f"Did not receive identification string from {scanner}"
+    )  # <= 7.9
+    log.add(
+        start + dt.timedelta(minutes=11, seconds=5),
+        "sshd",
+        4102,
+        f"Received disconnect from {scanner}: 11: Bye Bye [preauth]",
+    )  # < 7.2
+    log.add(
+        start + dt.timedelta(minutes=12),
+        "sshd-session",
+        4103,
+        "error: kex_exchange_identification: Connection closed by remote host",
+    )  # >= 8.0
+    log.add(start + dt.timedelta(minutes=12), "sshd-session", 4103, f"Connection closed by {scanner} port 50022")
+    log.add(
+        start + dt.timedelta(minutes=13),
+        "sshd-auth",
+        4104,
+        f"Connection closed by invalid user support {scanner} port 50023 [preauth]",
+    )  # >= 10.0
     findings = [
         {"host": "bastion", "cause": "user-enumeration", "verdict": "attack"},
         {"host": "bastion", "cause": "brute-force", "verdict": "attack"},

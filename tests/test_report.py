@@ -34,8 +34,8 @@ def test_json_report_validates_against_the_committed_schema():
     jsonschema.validate(doc, SCHEMA)
     assert doc["report_version"] == 1
     assert all(h["headline"] for h in doc["hosts"])
-    f = next(f for f in doc["findings"] if f["cause"] == "probe-firewall-blocked")
-    assert f["cadence_text"] == "every 15 min, 48 of 48 expected beats"
+    f = next(f for f in doc["findings"] if f["cause"] == "probe-firewall-blocked" and f["host"] == "app03")
+    assert f["cadence_text"] == "every 15 min, 52 of 52 expected beats"  # UFW, then plain iptables lines
     assert f["remediation"] and "5985" in " ".join(f["remediation"])
 
 

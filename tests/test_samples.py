@@ -92,3 +92,14 @@ def test_large_log_is_deterministic_and_sized():
     first = "".join(large_auth_log(5000, seed=7))
     assert first == "".join(large_auth_log(5000, seed=7))
     assert 5000 <= first.count("\n") < 5010
+
+
+def test_scale_mode_writes_a_large_auth_log_and_security_evtx(tmp_path):
+    from evtx import PyEvtxParser
+
+    written = generate(tmp_path, scale=2000)
+    log = tmp_path / "large" / "auth.log"
+    evtx = tmp_path / "large" / "Security.evtx"
+    assert log in written and evtx in written
+    assert log.read_text().count("\n") >= 2000
+    assert sum(1 for _ in PyEvtxParser(str(evtx), validate_checksums=True).records_json()) == 1000
