@@ -4,6 +4,7 @@ and the Windows Firewall's pfirewall.log."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..schema import conform, empty_events
+from ..schema import concat_events, conform, empty_events
 from .evtx import Record, read_records, record_from_xml
 from .windows import load_semantics, records_to_events
 
@@ -40,10 +41,7 @@ def _warn_into(rep: InputReport, limit: int = 50):
 def _finish_records(
     records, rep: InputReport, src: Source, opts: IngestOptions, log: str, counts: dict
 ) -> pd.DataFrame:
-    try:
-        events, used = records_to_events(records, src.name, log, keep_raw=opts.keep_raw)
-    except InputError:
-        raise
+    events, used = records_to_events(records, src.name, log, keep_raw=opts.keep_raw)
     failed = counts.get("failed", 0)  # records the parser could not decode
     rep.records += counts["records"]
     rep.used += used
@@ -53,6 +51,9 @@ def _finish_records(
     return events
 
 
+BATCH = 50_000  # records normalized at a time (bounds the memory of a large log)
+
+
 def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     data = src.read()
     sem = load_semantics()
@@ -60,7 +61,19 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     warn = _warn_into(rep)
     records = read_records(data, opts.evtx_backend, sem.wanted, warn, counts)
     rep.assumptions["evtx_backend"] = opts.evtx_backend
-    return _finish_records(list(records), rep, src, opts, "evtx", counts)
+    frames, used = [], 0
+    while batch := list(itertools.islice(records, BATCH)):
+        events, n = records_to_events(batch, src.name, "evtx", keep_raw=opts.keep_raw)
+        frames.append(events)
+        used += n
+    events = concat_events(frames)
+    failed = counts.get("failed", 0)  # records the parser could not decode
+    rep.records += counts["records"]
+    rep.used += used
+    rep.unparsed += failed
+    rep.irrelevant += counts["records"] - used - failed
+    rep.events += len(events)
+    return events
 
 
 def _decode_text(data: bytes) -> str:
