@@ -87,13 +87,6 @@ class Catalog:
         return "|".join(f"(?:{f.line_filter})" for f in self.families.values())
 
 
-def _load_yaml(path: Path) -> Any:
-    return load_yaml(path)
-
-
-_clean = clean
-
-
 def _check_value(column: str, value: str) -> str | None:
     enum = ENUMS.get(column)
     if enum is not None and value not in {e.value for e in enum}:
@@ -109,7 +102,7 @@ def parse_catalog(path: Path, check_samples: bool = True) -> tuple[Catalog | Non
     """
     errors: list[RuleError] = []
     try:
-        doc = _load_yaml(path)
+        doc = load_yaml(path)
     except RuleError as exc:
         return None, [exc]
 
@@ -154,13 +147,13 @@ def parse_catalog(path: Path, check_samples: bool = True) -> tuple[Catalog | Non
             err(line, f"pattern {pid!r}: regex must be a string anchored with ^")
             continue
         groups = tuple(_GROUP.findall(regex))
-        sets = _clean(spec.get("set") or {})
+        sets = clean(spec.get("set") or {})
         for k, v in sets.items():
             if k not in SETTABLE:
                 err(line, f"pattern {pid!r}: set of {k!r} is not allowed (one of {SETTABLE})")
             elif (problem := _check_value(k, str(v))) is not None:
                 err(line, f"pattern {pid!r}: {problem}")
-        maps = {col: m if isinstance(m, list) else [m] for col, m in _clean(spec.get("map") or {}).items()}
+        maps = {col: m if isinstance(m, list) else [m] for col, m in clean(spec.get("map") or {}).items()}
         for col, specs in maps.items():
             if col not in SETTABLE:
                 err(line, f"pattern {pid!r}: map of {col!r} is not allowed")
@@ -187,7 +180,7 @@ def parse_catalog(path: Path, check_samples: bool = True) -> tuple[Catalog | Non
             groups=groups,
             line=line,
         )
-        problem = _check_sample(pat, _clean(spec.get("sample"))) if check_samples else None
+        problem = _check_sample(pat, clean(spec.get("sample"))) if check_samples else None
         if problem:
             err(line, f"pattern {pid!r}: {problem}")
         patterns.append(pat)

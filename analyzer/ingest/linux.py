@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
+from .syslog import null_empty as _null_empty
 
 __all__ = ["match_messages", "finish_events", "normalize_program"]
 
@@ -63,10 +64,6 @@ def _word_matcher(words: tuple[str, ...], vocab: list[str | None]) -> np.ndarray
         [v is not None and (v in exact or any(g.match(v) for g in globs)) for v in vocab] + [False],
         dtype=bool,
     )
-
-
-def _null_empty(arr: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
 class _Coded:

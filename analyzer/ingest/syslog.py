@@ -174,13 +174,13 @@ def frame_lines(
     hdr_len = np.asarray(pc.binary_length(field_("hdr")).to_numpy(zero_copy_only=False), dtype=np.int64)
     msg = slice_buffer(block, cs[idx] + hdr_len, np.maximum(ce[idx], cs[idx] + hdr_len))
     tag = pc.extract_regex(field_("tag"), _TAG_SPLIT)
-    pid = pc.coalesce(_null_empty(tag.field("pid")), _null_empty(tag.field("pid5424")))
+    pid = pc.coalesce(null_empty(tag.field("pid")), null_empty(tag.field("pid5424")))
     pid = pc.if_else(pc.match_substring_regex(pid, r"^[0-9]+$"), pid, pa.scalar(None, pa.string()))
     return Framed(
         rows=cand[idx],
         fmt=fmt,
         ts=field_("ts"),
-        host=_null_empty(field_("host")),
+        host=null_empty(field_("host")),
         prog=pc.fill_null(tag.field("prog"), ""),
         pid=pid,
         msg=msg,
@@ -190,7 +190,8 @@ def frame_lines(
     )
 
 
-def _null_empty(arr: pa.Array) -> pa.Array:
+def null_empty(arr: pa.Array) -> pa.Array:
+    """Empty strings (what RE2 gives for a group that did not take part) become null."""
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 

@@ -38,32 +38,17 @@ def _warn_into(rep: InputReport, limit: int = 50):
     return warn
 
 
-def _finish_records(
-    records, rep: InputReport, src: Source, opts: IngestOptions, log: str, counts: dict
-) -> pd.DataFrame:
-    events, used = records_to_events(records, src.name, log, keep_raw=opts.keep_raw)
-    failed = counts.get("failed", 0)  # records the parser could not decode
-    rep.records += counts["records"]
-    rep.used += used
-    rep.unparsed += failed
-    rep.irrelevant += counts["records"] - used - failed
-    rep.events += len(events)
-    return events
-
-
 BATCH = 50_000  # records normalized at a time (bounds the memory of a large log)
 
 
-def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    data = src.read()
-    sem = load_semantics()
-    counts = {"records": 0}
-    warn = _warn_into(rep)
-    records = read_records(data, opts.evtx_backend, sem.wanted, warn, counts)
-    rep.assumptions["evtx_backend"] = opts.evtx_backend
+def _finish_records(
+    records, rep: InputReport, src: Source, opts: IngestOptions, log: str, counts: dict
+) -> pd.DataFrame:  # noqa: E501
+    """Normalize records batch by batch and account for every one of them in ``rep``."""
+    records = iter(records)
     frames, used = [], 0
     while batch := list(itertools.islice(records, BATCH)):
-        events, n = records_to_events(batch, src.name, "evtx", keep_raw=opts.keep_raw)
+        events, n = records_to_events(batch, src.name, log, keep_raw=opts.keep_raw)
         frames.append(events)
         used += n
     events = concat_events(frames)
@@ -74,6 +59,14 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     rep.irrelevant += counts["records"] - used - failed
     rep.events += len(events)
     return events
+
+
+def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    data = src.read()
+    counts = {"records": 0}
+    records = read_records(data, opts.evtx_backend, load_semantics().wanted, _warn_into(rep), counts)
+    rep.assumptions["evtx_backend"] = opts.evtx_backend
+    return _finish_records(records, rep, src, opts, "evtx", counts)
 
 
 def _decode_text(data: bytes) -> str:
