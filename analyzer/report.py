@@ -25,6 +25,8 @@ from .resources import templates_dir
 __all__ = ["FORMATS", "render", "enrich", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
 
 REPORT_VERSION = 1
+# findings shown in full by the formats meant for reading in a terminal or a ticket
+FINDINGS_SHOWN = {"text": 20, "md": 30}
 FORMATS = ("json", "html", "md", "text")
 _EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -242,7 +244,7 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
     sparks = {host: {c: _spark(v) for c, v in series.items()} for host, series in tl["hosts"].items()}
     template = _env().get_template(f"report.{fmt}.j2")
-    return template.render(doc=doc, charts=charts, sparks=sparks)
+    return template.render(doc=doc, charts=charts, sparks=sparks, limit=FINDINGS_SHOWN.get(fmt, 10**9))
 
 
 def exit_code(doc: dict[str, Any], fail_on: str | None) -> int:

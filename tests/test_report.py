@@ -128,3 +128,15 @@ def test_hostile_strings_in_text_and_json(hostile):
     doc = json.loads(hostile["json"])
     assert any(EVIL_USER in f["users"] for f in doc["findings"])  # JSON keeps the text exactly
     assert text_escape("\x1b[2J") == "\\x1b[2J"
+
+
+def test_terminal_and_ticket_formats_show_the_most_urgent_findings_only(tmp_path):
+    from analyzer.report import FINDINGS_SHOWN, render
+
+    doc = json.loads(_analyze(["samples/", "--year", "2025", "--format", "json"]).stdout)
+    many = dict(doc, findings=doc["findings"] * 10)
+    text, md = render(many, "text"), render(many, "md")
+    assert f"[{FINDINGS_SHOWN['text']}]" in text and f"[{FINDINGS_SHOWN['text'] + 1}]" not in text
+    assert f"{len(many['findings']) - FINDINGS_SHOWN['text']} more finding(s)" in text
+    assert f"{len(many['findings']) - FINDINGS_SHOWN['md']} more finding(s)" in md
+    assert render(many, "html").count('<article class="finding') == len(many["findings"])
