@@ -23,6 +23,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
 __all__ = ["Record", "BACKENDS", "read_records", "record_from_json", "record_from_xml"]
 
 Wanted = Callable[[str | None, int | None], bool]
@@ -265,3 +270,112 @@ def read_records(data: bytes, backend: str, wanted: Wanted, warn: Warn, counts: 
     if backend == "python":
         return read_python(data, wanted, warn, counts)
     raise ValueError(f"unknown EVTX backend {backend!r}: one of {BACKENDS}")
+
+
+def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None:
+    """JSON texts of one (channel, event id) → a frame of system columns and ``d.<field>``,
+    parsed by pyarrow's JSON reader in one go. None when the texts do not fit one schema
+    (the caller then decodes them one by one)."""
+    blob = "\n".join(texts).encode("utf-8")
+    try:
+        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(block_size=max(len(blob) + 1, 1 << 20)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    cols = {name: table.column(name) for name in table.column_names}
+
+    def pick(*names: str) -> pa.ChunkedArray | None:
+        return next((cols[n] for n in names if n in cols), None)
+
+    def text(arr: pa.ChunkedArray | None) -> list:
+        if arr is None:
+            return [None] * table.num_rows
+        if pa.types.is_null(arr.type):
+            return [None] * table.num_rows
+        if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+            arr = pc.cast(arr, pa.string())
+        return arr.to_pylist()
+
+    out = {
+        "record_id": text(pick("Event.System.EventRecordID")),
+        "time": text(pick("Event.System.TimeCreated.#attributes.SystemTime")),
+        "event_id": text(pick("Event.System.EventID.#text", "Event.System.EventID")),
+        "channel": text(pick("Event.System.Channel")),
+        "provider": text(pick("Event.System.Provider.#attributes.Name")),
+        "computer": text(pick("Event.System.Computer")),
+    }
+    for name, arr in cols.items():
+        for prefix in ("Event.EventData.", "Event.UserData."):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix) :].split(".")
+            field = rest[0] if prefix == "Event.EventData." and len(rest) == 1 else rest[1] if len(rest) == 2 else None
+            if field and not field.startswith("#") and not pa.types.is_list(arr.type):
+                out[f"d.{field}"] = text(arr)
+    frame = pd.DataFrame(out)
+    frame["record_id"] = [
+        int(r) if r is not None else rid for r, rid in zip(frame["record_id"], record_ids, strict=True)
+    ]
+    frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce")
+    frame["time"] = frame["time"].map(_iso)
+    return frame
+
+
+def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000):
+    """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
+    yields lists of (table entry, frame) per batch of wanted records."""
+    from evtx import PyEvtxParser
+
+    from .windows import frame_from_records
+
+    parser = PyEvtxParser(fileobj, skip_errors=True)
+    buckets: dict[tuple[str | None, int | None], tuple[list[str], list[int]]] = {}
+    pending = 0
+
+    def flush() -> list:
+        frames = []
+        for (channel, eid), (texts, ids) in buckets.items():
+            frame = _table_frame(texts, ids)
+            if frame is None:
+                recs = []
+                for t, rid in zip(texts, ids, strict=True):
+                    rec = record_from_json(json.loads(t))
+                    rec.record_id = rec.record_id if rec.record_id is not None else rid
+                    recs.append(rec)
+                frame = frame_from_records(recs)
+            for entry in sem.entries.get((channel or "", eid or -1), ()):
+                if entry.provider is None:
+                    frames.append((entry, frame))
+                    break
+                part = frame[frame["provider"] == entry.provider]
+                if len(part):
+                    frames.append((entry, part))
+        buckets.clear()
+        return frames
+
+    event_ids = sem.event_ids
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for raw in parser.records_json():
+            counts["records"] += 1
+            text = raw["data"]
+            m = _JSON_EID.search(text)
+            eid = int(m.group(1)) if m else None
+            if eid not in event_ids:
+                continue
+            c = _JSON_CHANNEL.search(text)
+            channel = (json.loads(f'"{c.group(1)}"') if "\\" in c.group(1) else c.group(1)) if c else None
+            if not sem.wanted(channel, eid):
+                continue
+            texts, ids = buckets.setdefault((channel, eid), ([], []))
+            texts.append(text)
+            ids.append(raw.get("event_record_id"))
+            pending += 1
+            if pending >= batch:
+                yield flush()
+                pending = 0
+        if buckets:
+            yield flush()
+        for w in caught:
+            warn(str(w.message).replace("\n", " ")[:300])

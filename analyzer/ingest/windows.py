@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from ..errors import RuleError
@@ -264,56 +265,66 @@ def records_to_events(
 ) -> tuple[pd.DataFrame, int]:
     """Rows for the records the table knows; returns (events, records that became events).
 
+    Records are grouped by table entry and mapped column-wise (:func:`map_frame`);
     OpenSSH/Operational records carry sshd's own text and go through the Linux catalog."""
     sem = load_semantics()
-    rows: list[dict] = []
-    ssh_rows: list[tuple[dict, str]] = []
-    own = own_ips or set()
+    groups: dict[int, tuple[Entry, list[Record]]] = {}
     for rec in records:
         entry = sem.entry_for(rec)
-        if entry is None:
+        if entry is not None:
+            groups.setdefault(id(entry), (entry, []))[1].append(rec)
+    frames = [(entry, frame_from_records(recs)) for entry, recs in groups.values()]
+    return events_from_frames(sem, frames, source, log, keep_raw, own_ips or set())
+
+
+def events_from_frames(
+    sem: Semantics, frames: list[tuple[Entry, pd.DataFrame]], source: str, log: str, keep_raw: bool, own_ips: set[str]
+) -> tuple[pd.DataFrame, int]:
+    """Per-entry record frames → the schema's events."""
+    parts: list[pd.DataFrame] = []
+    ssh_rows: list[tuple[dict, str]] = []
+    for entry, frame in frames:
+        if frame.empty:
             continue
-        base = {
-            "timestamp": rec.time,
-            "host": rec.computer,
-            "locator": rec.record_id,
-            "channel": rec.channel,
-            "provider": rec.provider,
-            "event_id": rec.event_id,
-        }
-        if keep_raw:
-            base["raw"] = _render(entry, rec)
         if entry.spec.get("sshd"):
-            payload = _val(rec.data, "payload")
-            if payload:
-                ssh_rows.append((base, payload))
+            d = frame.rename(columns=lambda c: c[2:] if c.startswith("d.") else c)
+            raw = _render_frame(entry, frame, d[[c for c in d.columns if c not in _SYSTEM]]) if keep_raw else None
+            payload = _col(d, "payload")
+            for i, (idx, p) in enumerate(payload.items()):
+                if pd.isna(p):
+                    continue
+                base = {"timestamp": frame.at[idx, "time"], "host": frame.at[idx, "computer"],
+                        "locator": frame.at[idx, "record_id"], "channel": frame.at[idx, "channel"],
+                        "provider": frame.at[idx, "provider"], "event_id": frame.at[idx, "event_id"]}  # fmt: skip
+                if keep_raw:
+                    base["raw"] = raw.iloc[i]
+                ssh_rows.append((base, str(p)))
             continue
-        row = record_row(sem, entry, rec, own)
-        if row is None:
-            continue
-        base.update(row)
-        rows.append(base)
+        parts.append(map_frame(sem, entry, frame, keep_raw, own_ips))
     if ssh_rows:
-        rows.extend(_sshd_rows(ssh_rows))
-    if not rows:
+        rows = _sshd_rows(ssh_rows)
+        if rows:
+            parts.append(pd.DataFrame(rows))
+    parts = [p for p in parts if len(p)]
+    if not parts:
         return empty_events(), 0
-    frame = pd.DataFrame(rows)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce").dt.as_unit(
-        "us"
-    )
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.sort_values("locator", kind="stable", na_position="last").reset_index(drop=True)
+    times = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce")
+    frame["timestamp"] = times.dt.as_unit("us")
     frame["source"] = source
     frame["log"] = log
     for col, dtype in _INT_COLUMNS.items():
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(dtype)
-    if "event_id" in frame:
-        frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce").astype("Int32")
-    if "locator" in frame:
-        frame["locator"] = pd.to_numeric(frame["locator"], errors="coerce").astype("Int64")
+    frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce").astype("Int32")
+    frame["locator"] = pd.to_numeric(frame["locator"], errors="coerce").astype("Int64")
     for col in frame.columns:
-        if frame[col].dtype == object and col not in ("timestamp", "raw"):
-            frame[col] = frame[col].astype("category")
-    return conform(frame), len(rows)
+        if col not in ("timestamp", "raw") and (frame[col].dtype == object or str(frame[col].dtype) == "string"):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None).astype("category")
+    if "raw" in frame:
+        frame["raw"] = frame["raw"].astype("string[pyarrow]")
+    return conform(frame), len(frame)
 
 
 def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
@@ -347,3 +358,130 @@ def host_addresses(values: Iterable[str]) -> set[str]:
         except ValueError:
             continue
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Column-wise mapping: the same semantics as record_row/_render, over a frame of records
+# of one table entry (system columns plus one column per EventData field).
+
+_SYSTEM = ("record_id", "time", "event_id", "channel", "provider", "computer")
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A field as text: missing column, "", "-" and whitespace become null."""
+    if name not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    s = frame[name].astype("string").str.strip()
+    return s.mask(s.isin(["", "-"]))
+
+
+def _map_unique(s: pd.Series, fn) -> pd.Series:
+    """Apply a Python function once per distinct value."""
+    uniq = s.dropna().unique()
+    return s.map(dict(zip(uniq, (fn(u) for u in uniq), strict=True)))
+
+
+def frame_from_records(records: list[Record]) -> pd.DataFrame:
+    rows = [
+        {"record_id": r.record_id, "time": r.time, "event_id": r.event_id, "channel": r.channel,
+         "provider": r.provider, "computer": r.computer, **{f"d.{k}": v for k, v in r.data.items()}}
+        for r in records
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool, own_ips: set[str]) -> pd.DataFrame:
+    """Records of one entry (columns ``record_id…computer`` and ``d.<field>``) → event rows."""
+    spec = entry.spec
+    d = frame[[c for c in frame.columns if c.startswith("d.")]].rename(columns=lambda c: c[2:])
+    keep = pd.Series(True, index=frame.index)
+    for fname, values in (spec.get("when") or {}).items():
+        keep &= _col(d, fname).str.lower().isin(values).fillna(False)
+    frame, d = frame[keep], d[keep]
+    out = pd.DataFrame(index=frame.index)
+    out["timestamp"] = frame["time"]
+    out["host"] = frame["computer"]
+    out["locator"] = frame["record_id"]
+    out["channel"] = frame["channel"]
+    out["provider"] = frame["provider"]
+    out["event_id"] = frame["event_id"]
+    if keep_raw:
+        out["raw"] = _render_frame(entry, frame, d)
+    for col, value in (spec.get("set") or {}).items():
+        out[col] = value
+    for col, fname in (spec.get("fields") or {}).items():
+        names = fname if isinstance(fname, list) else [fname]
+        val = _col(d, names[0])
+        for n in names[1:]:
+            val = val.fillna(_col(d, n))
+        out[col] = val
+    if "src_ip" in out:
+        out["src_ip"] = _map_unique(out["src_ip"], _ip)
+    for col in ("status", "sub_status"):
+        if col in out:
+            out[col] = _map_unique(out[col], _hex_norm)
+    for col in _INT_COLUMNS:
+        if col in out:
+            out[col] = _map_unique(out[col], _number)
+    if (f := spec.get("outcome_from_status")) is not None:
+        status = _map_unique(_col(d, f), _hex_norm)
+        out["outcome"] = status.isin(["0x0", "0"]).map({True: "success", False: "failure"})
+    if (r := spec.get("reason")) is not None:
+        failing = out.get("outcome", pd.Series("failure", index=out.index)) != "success"
+        reason = out["reason"].astype(object) if "reason" in out else pd.Series(None, index=out.index, dtype=object)
+        found = pd.Series(False, index=out.index)
+        for fname, tname in zip(r["from"], r["tables"], strict=True):
+            value = _map_unique(_col(d, fname), lambda v: _hex_norm(v) if v.lower().startswith("0x") else v)
+            table = sem.tables[tname]
+            mapped = _map_unique(value.mask(value == "0x0"), lambda v, t=table: t.get(v.lower()))
+            take = failing & ~found & mapped.notna()
+            reason = reason.mask(take, mapped)
+            found |= take
+        default = out.get("outcome", pd.Series(None, index=out.index)).map({"failure": "other"})
+        missing = failing & ~found & reason.isna()
+        out["reason"] = reason.mask(missing, default)
+    if (s := spec.get("service")) and "service" not in (spec.get("set") or {}):
+        table = sem.tables[s["table"]]
+        out["service"] = _map_unique(_col(d, s["from"]), lambda v: table.get(v.lower())).fillna("other")
+    if st := spec.get("state"):
+        table = sem.tables[st["table"]]
+        out["reason"] = _map_unique(_col(d, st["from"]), lambda v: table.get(v.lower()))
+    if spec.get("firewall"):
+        _firewall_frame(out, d, own_ips)
+    return out
+
+
+def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> None:
+    a_ip, b_ip = _map_unique(_col(d, "SourceAddress"), _ip), _map_unique(_col(d, "DestAddress"), _ip)
+    a_port = _map_unique(_col(d, "SourcePort"), _number)
+    b_port = _map_unique(_col(d, "DestPort"), _number)
+    a_local = a_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
+    b_local = b_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
+    undecided = a_local == b_local
+    by_port = a_port.isin(WELL_KNOWN_PORTS) & ~b_port.isin(WELL_KNOWN_PORTS)
+    a_local = a_local.where(~undecided, by_port)
+    out["src_ip"] = b_ip.where(a_local, a_ip)
+    out["src_port"] = b_port.where(a_local, a_port)
+    out["dst_ip"] = a_ip.where(a_local, b_ip)
+    out["dst_port"] = a_port.where(a_local, b_port)
+    proto = _col(d, "Protocol")
+    out["auth_method"] = proto.map({"6": "TCP", "17": "UDP", "1": "ICMP"}).fillna(proto)
+    out["process"] = _col(d, "Application")
+    pid = _col(d, "ProcessId").fillna(_col(d, "ProcessID"))
+    out["pid"] = _map_unique(pid, _number)
+
+
+def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Series:
+    """The evidence rendering of _render, column-wise (pyarrow joins, nulls skipped)."""
+    parts = []
+    for n in _render_names(entry):
+        if n not in d.columns:
+            continue
+        raw = d[n].astype("string")
+        raw = raw.mask(raw == "")
+        shown = _map_unique(raw, lambda v, n=n: _show(n, v)).astype("string")
+        parts.append(pa.array((n + "=" + shown).to_numpy(dtype=object, na_value=None), pa.string()))
+    head = pa.array((frame["channel"].astype(str) + "/" + frame["event_id"].astype(str)).tolist(), pa.string())
+    joined = pc.binary_join_element_wise(head, *parts, " ", null_handling="skip") if parts else head
+    joined = pc.utf8_slice_codeunits(joined, 0, 2000)
+    return pd.Series(joined.to_pylist(), index=frame.index, dtype=object)

@@ -4,6 +4,7 @@ and the Windows Firewall's pfirewall.log."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 import re
@@ -15,8 +16,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
-from .evtx import Record, read_records, record_from_xml
-from .windows import load_semantics, records_to_events
+from .evtx import Record, read_records, read_rust_frames, record_from_xml
+from .windows import events_from_frames, load_semantics, records_to_events
 
 if TYPE_CHECKING:
     from . import IngestOptions, InputReport
@@ -51,7 +52,27 @@ def _finish_records(
         events, n = records_to_events(batch, src.name, log, keep_raw=opts.keep_raw)
         frames.append(events)
         used += n
-    events = concat_events(frames)
+    return _account_records(concat_events(frames), used, rep, counts)
+
+
+def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    data = src.read()
+    counts = {"records": 0}
+    sem = load_semantics()
+    rep.assumptions["evtx_backend"] = opts.evtx_backend
+    if opts.evtx_backend != "rust":
+        records = read_records(data, opts.evtx_backend, sem.wanted, _warn_into(rep), counts)
+        return _finish_records(records, rep, src, opts, "evtx", counts)
+    # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch
+    frames, used = [], 0
+    for batch in read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH):
+        events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
+        frames.append(events)
+        used += n
+    return _account_records(concat_events(frames), used, rep, counts)
+
+
+def _account_records(events: pd.DataFrame, used: int, rep: InputReport, counts: dict) -> pd.DataFrame:
     failed = counts.get("failed", 0)  # records the parser could not decode
     rep.records += counts["records"]
     rep.used += used
@@ -59,14 +80,6 @@ def _finish_records(
     rep.irrelevant += counts["records"] - used - failed
     rep.events += len(events)
     return events
-
-
-def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    data = src.read()
-    counts = {"records": 0}
-    records = read_records(data, opts.evtx_backend, load_semantics().wanted, _warn_into(rep), counts)
-    rep.assumptions["evtx_backend"] = opts.evtx_backend
-    return _finish_records(records, rep, src, opts, "evtx", counts)
 
 
 def _decode_text(data: bytes) -> str:
