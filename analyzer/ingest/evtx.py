@@ -15,6 +15,7 @@ Both give identical records for files both can read.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import re
@@ -202,9 +203,7 @@ def read_rust(fileobj: io.BufferedIOBase, wanted: Wanted, warn: Warn, counts: di
 
 
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
-    from Evtx.Evtx import ChunkHeader, FileHeader
-    from Evtx.Nodes import FiletimeTypeNode
-    from Evtx.Views import render_root_node
+    from Evtx.Evtx import FileHeader
 
     if len(data) < _HEADER_SIZE:
         warn("file shorter than an EVTX header")
@@ -218,6 +217,21 @@ def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterat
     )
     if extra:
         warn(f"header declares {declared} chunks but {extra} more follow them: reading every chunk")
+    # python-evtx allocates masses of short-lived cyclic node objects, and every collection
+    # also walks all the process already holds (pandas, pyarrow, the events so far):
+    # freezing those first keeps the collections small (about 1.4× faster here).
+    gc.freeze()
+    try:
+        yield from _python_chunks(data, present, wanted, warn, counts)
+    finally:
+        gc.unfreeze()
+
+
+def _python_chunks(data: bytes, present: int, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+    from Evtx.Evtx import ChunkHeader
+    from Evtx.Nodes import FiletimeTypeNode
+    from Evtx.Views import render_root_node
+
     for i in range(present):
         off = _HEADER_SIZE + i * _CHUNK_SIZE
         if data[off : off + 8] != _CHUNK_MAGIC:
