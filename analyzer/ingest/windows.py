@@ -28,7 +28,6 @@ from .evtx import Record
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
 
 WELL_KNOWN_PORTS = (22, 5985, 5986, 3389, 445)
-_NULLS = {"", "-", None}
 _KNOWN_KEYS = {
     "channel", "event_id", "provider", "set", "fields", "outcome_from_status", "reason", "service",
     "when", "state", "firewall", "sshd",
@@ -103,20 +102,6 @@ def load_semantics(path: str | None = None) -> Semantics:
     return Semantics(tables=tables, entries=entries, properties=props)
 
 
-def _val(data: dict[str, str | None], name: str) -> str | None:
-    v = data.get(name)
-    if v is None:
-        return None
-    v = str(v).strip()
-    return None if v in _NULLS else v
-
-
-def _lookup(table: dict[str, str], value: str | None) -> str | None:
-    if value is None:
-        return None
-    return table.get(value.lower())
-
-
 def _hex_norm(value: str | None) -> str | None:
     """``0xC000006D`` and ``0xc000006d`` alike; decimal stays decimal."""
     if value is None:
@@ -150,70 +135,6 @@ def _number(value: str | None) -> int | None:
         return None
 
 
-def _firewall(row: dict, data: dict[str, str | None], own_ips: set[str]) -> None:
-    """WFP 5152/5156/5157: the field names do not say reliably which end is local. Take
-    the end with one of this host's addresses, else the end on a well-known port."""
-    a_ip, a_port = _ip(_val(data, "SourceAddress")), _number(_val(data, "SourcePort"))
-    b_ip, b_port = _ip(_val(data, "DestAddress")), _number(_val(data, "DestPort"))
-    a_local = a_ip in own_ips if own_ips else False
-    b_local = b_ip in own_ips if own_ips else False
-    if a_local == b_local:  # unknown (or both): decide by the well-known port
-        a_local = a_port in WELL_KNOWN_PORTS and b_port not in WELL_KNOWN_PORTS
-        b_local = not a_local
-    local_ip, local_port, remote_ip, remote_port = (
-        (a_ip, a_port, b_ip, b_port) if a_local else (b_ip, b_port, a_ip, a_port)
-    )
-    row.update(src_ip=remote_ip, src_port=remote_port, dst_ip=local_ip, dst_port=local_port)
-    proto = _val(data, "Protocol")
-    row["auth_method"] = {"6": "TCP", "17": "UDP", "1": "ICMP"}.get(proto or "", proto)
-    row["process"] = _val(data, "Application")
-    row["pid"] = _number(_val(data, "ProcessId") or _val(data, "ProcessID"))
-
-
-def record_row(sem: Semantics, entry: Entry, rec: Record, own_ips: set[str]) -> dict | None:
-    """One record → one row (a dict of event columns), or None when ``when`` excludes it."""
-    spec = entry.spec
-    data = rec.data
-    for fname, values in (spec.get("when") or {}).items():
-        v = _val(data, fname)
-        if v is None or v.lower() not in values:
-            return None
-    row: dict[str, Any] = dict(spec.get("set") or {})
-    for col, fname in (spec.get("fields") or {}).items():
-        names = fname if isinstance(fname, list) else [fname]
-        row[col] = next((v for n in names if (v := _val(data, n)) is not None), None)
-    if row.get("src_ip") is not None:
-        row["src_ip"] = _ip(row["src_ip"])
-    for col in ("status", "sub_status"):
-        if row.get(col) is not None:
-            row[col] = _hex_norm(row[col])
-    for col in _INT_COLUMNS:
-        if col in row and row[col] is not None and not isinstance(row[col], int):
-            row[col] = _number(str(row[col]))
-    if (f := spec.get("outcome_from_status")) is not None:
-        status = _hex_norm(_val(data, f))
-        row["outcome"] = "success" if status in ("0x0", "0") else "failure"
-    if (r := spec.get("reason")) and row.get("outcome") != "success":
-        for fname, tname in zip(r["from"], r["tables"], strict=True):
-            value = _val(data, fname)
-            value = _hex_norm(value) if value and value.lower().startswith("0x") else value
-            if value in (None, "0x0"):
-                continue
-            reason = _lookup(sem.tables[tname], value)
-            if reason:
-                row["reason"] = reason
-                break
-        else:
-            row.setdefault("reason", "other" if row.get("outcome") == "failure" else None)
-    if (s := spec.get("service")) and row.get("service") is None:
-        row["service"] = _lookup(sem.tables[s["table"]], _val(data, s["from"])) or "other"
-    if st := spec.get("state"):
-        row["reason"] = _lookup(sem.tables[st["table"]], _val(data, st["from"]))
-    if spec.get("firewall"):
-        _firewall(row, data, own_ips)
-    return row
-
-
 _DECIMAL_FIELDS = {"ProcessId", "ProcessID", "IpPort", "SourcePort", "DestPort", "LogonType", "Protocol"}
 
 
@@ -223,13 +144,6 @@ def _show(name: str, value: object) -> str:
     if name in _DECIMAL_FIELDS and (n := _number(text)) is not None:
         return str(n)
     return _hex_norm(text) or text
-
-
-def _render(entry: Entry, rec: Record) -> str:
-    """A short, stable rendering of a record for evidence (both parsers give the same)."""
-    names = _render_names(entry)
-    body = " ".join(f"{n}={_show(n, v)}" for n in names if (v := rec.data.get(n)) not in (None, ""))
-    return f"{rec.channel}/{rec.event_id} {body}"[:2000]
 
 
 _NAMES: dict[int, tuple[str, ...]] = {}
