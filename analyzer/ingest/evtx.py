@@ -43,6 +43,7 @@ _JSON_EID = re.compile(r'"EventID":(?:\{"#attributes":\{[^{}]*\},"#text":)?"?(\d
 _JSON_CHANNEL = re.compile(r'"Channel":"((?:[^"\\]|\\.)*)"')
 _XML_EID = re.compile(r"<EventID[^>]*>(\d+)</EventID>")
 _XML_CHANNEL = re.compile(r"<Channel>([^<]*)</Channel>")
+_RUST_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 
 
 @dataclass(slots=True)
@@ -302,19 +303,18 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     def pick(*names: str) -> pa.ChunkedArray | None:
         return next((cols[n] for n in names if n in cols), None)
 
-    def text(arr: pa.ChunkedArray | None) -> list:
-        if arr is None:
-            return [None] * table.num_rows
-        if pa.types.is_null(arr.type):
-            return [None] * table.num_rows
-        if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
-            arr = pc.cast(arr, pa.string())
-        return arr.to_pylist()
+    def text(arr: pa.ChunkedArray | None) -> pa.Array:
+        if arr is None or pa.types.is_null(arr.type):
+            return pa.nulls(table.num_rows, pa.string())
+        arr = arr.combine_chunks()
+        return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
 
     out = {
-        "record_id": text(pick("Event.System.EventRecordID")),
+        "record_id": pc.coalesce(
+            pc.cast(text(pick("Event.System.EventRecordID")), pa.int64()), pa.array(record_ids, pa.int64())
+        ),
         "time": text(pick("Event.System.TimeCreated.#attributes.SystemTime")),
-        "event_id": text(pick("Event.System.EventID.#text", "Event.System.EventID")),
+        "event_id": pc.cast(text(pick("Event.System.EventID.#text", "Event.System.EventID")), pa.int64()),
         "channel": text(pick("Event.System.Channel")),
         "provider": text(pick("Event.System.Provider.#attributes.Name")),
         "computer": text(pick("Event.System.Computer")),
@@ -327,12 +327,13 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
             field = rest[0] if prefix == "Event.EventData." and len(rest) == 1 else rest[1] if len(rest) == 2 else None
             if field and not field.startswith("#") and not pa.types.is_list(arr.type):
                 out[f"d.{field}"] = text(arr)
-    frame = pd.DataFrame(out)
-    frame["record_id"] = [
-        int(r) if r is not None else rid for r, rid in zip(frame["record_id"], record_ids, strict=True)
-    ]
-    frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce")
-    frame["time"] = frame["time"].map(_iso)
+    # the Rust parser writes times as 2025-01-02T03:04:05.678901Z already; normalize the rest
+    times = out["time"]
+    odd = pc.invert(pc.fill_null(pc.match_substring_regex(times, _RUST_TIME), False))
+    if pc.any(odd).as_py():
+        fixed = [_iso(t) for t in times.to_pylist()]
+        out["time"] = pa.array(fixed, pa.string())
+    frame = pa.table(out).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
     return frame
 
 
