@@ -65,7 +65,8 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _iso(ts) -> str | None:
+def iso_utc(ts) -> str | None:
+    """A timestamp as ISO 8601 UTC with a Z (None for a missing one)."""
     return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).isoformat().replace("+00:00", "Z")
 
 
@@ -116,13 +117,13 @@ class _History:
             sel = changes[(changes["timestamp"] >= start) & (changes["timestamp"] <= first_failure)]
             near = [
                 {
-                    "time": _iso(r["timestamp"]),
+                    "time": iso_utc(r["timestamp"]),
                     "user": None if pd.isna(r["user"]) else str(r["user"]),
                     "where": f"{r['source']}:{r['locator']}",
                 }
                 for _, r in sel.iterrows()
             ]
-        return {"last_success": _iso(last_ok), "first_failure": _iso(first_failure), "password_changes": near}
+        return {"last_success": iso_utc(last_ok), "first_failure": iso_utc(first_failure), "password_changes": near}
 
 
 _FINDING_COLUMNS = [
@@ -216,8 +217,8 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
                     "actions": _counts(grp["action"]),
                     "count": int(size[gi]),
                     "failures": int(fail_mask[grp.index].sum()),
-                    "first_seen": _iso(first[gi]),
-                    "last_seen": _iso(last[gi]),
+                    "first_seen": iso_utc(first[gi]),
+                    "last_seen": iso_utc(last[gi]),
                     "cadence_seconds": cadence,
                     "beats": beats,
                     "transition": history.transition(host, users, ff) if cause in TRANSITION_CAUSES else None,

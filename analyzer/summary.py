@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .analysis import analyze_events
+from .analysis import analyze_events, iso_utc
 from .classify import RuleSet, load_rules
 from .config import Profile
 from .ingest import IngestOptions, IngestResult
@@ -64,8 +64,8 @@ def summarize(
             "errors": sum(1 for r in result.inputs if r.error),
             "findings": len(analysis["findings"]),
         },
-        "first_seen": _iso(ev["timestamp"].min()) if len(ev) else None,
-        "last_seen": _iso(ev["timestamp"].max()) if len(ev) else None,
+        "first_seen": iso_utc(ev["timestamp"].min()) if len(ev) else None,
+        "last_seen": iso_utc(ev["timestamp"].max()) if len(ev) else None,
         "events_by": {col: _counts(ev, col) for col in COUNT_BY},
         "failures_by": {col: _counts(failures, col) for col in COUNT_BY},
         "platform": {
@@ -79,7 +79,3 @@ def summarize(
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],
     }
-
-
-def _iso(ts: pd.Timestamp) -> str | None:
-    return None if pd.isna(ts) else ts.isoformat().replace("+00:00", "Z")

@@ -27,7 +27,7 @@ import pandas as pd
 from ..config import Profile
 from .load import RuleSet
 from .match import evaluate_rule, evaluate_selection
-from .model import Rule, Selection, Timespan
+from .model import Rule, Timespan
 
 __all__ = ["classify", "Classified", "periodicity"]
 
@@ -114,10 +114,6 @@ def periodicity(
     return np.nan_to_num(periodic, nan=0).astype(bool), med
 
 
-def _match_mask(events: pd.DataFrame, sel: Selection, variables: dict) -> np.ndarray:
-    return evaluate_selection(events, sel, variables)
-
-
 def _ordered(
     events: pd.DataFrame, rows: np.ndarray, by: list[str], other: np.ndarray, span: int, after: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +195,7 @@ def _group_ok(
         spec = g[key]
         within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
         sel = spec["_selection"]
-        other = np.flatnonzero(_match_mask(events, sel, variables))
+        other = np.flatnonzero(evaluate_selection(events, sel, variables))
         if other.size == 0:
             ok &= False
             continue

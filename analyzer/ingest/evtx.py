@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-__all__ = ["Record", "BACKENDS", "read_records", "record_from_json", "record_from_xml"]
+__all__ = ["Record", "read_python", "read_rust_frames", "record_from_json", "record_from_xml"]
 
 Wanted = Callable[[str | None, int | None], bool]
 Warn = Callable[[str], None]
@@ -177,32 +177,6 @@ def record_from_xml(xml: str | ET.Element, time_override: str | None = None) -> 
 # backends
 
 
-def read_rust(fileobj: io.BufferedIOBase, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
-    from evtx import PyEvtxParser
-
-    parser = PyEvtxParser(fileobj, skip_errors=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        event_ids = getattr(wanted, "event_ids", None)
-        for raw in parser.records_json():
-            counts["records"] += 1
-            text = raw["data"]
-            m = _JSON_EID.search(text)
-            eid = int(m.group(1)) if m else None
-            if event_ids is not None and eid not in event_ids:
-                continue  # the cheap test first: most records of a busy log end here
-            c = _JSON_CHANNEL.search(text)
-            channel = (json.loads(f'"{c.group(1)}"') if "\\" in c.group(1) else c.group(1)) if c else None
-            if not wanted(channel, eid):
-                continue
-            rec = record_from_json(json.loads(text))
-            if rec.record_id is None:
-                rec.record_id = raw.get("event_record_id")
-            yield rec
-        for w in caught:
-            warn(str(w.message).replace("\n", " ")[:300])
-
-
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
     from Evtx.Evtx import FileHeader
 
@@ -273,18 +247,6 @@ def _python_chunks(data: bytes, present: int, wanted: Wanted, warn: Warn, counts
 def _us_to_iso(us: int) -> str:
     t = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-BACKENDS = ("rust", "python")
-
-
-def read_records(data: bytes, backend: str, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
-    """The wanted records of an EVTX file held in ``data``, with the named backend."""
-    if backend == "rust":
-        return read_rust(io.BytesIO(data), wanted, warn, counts)
-    if backend == "python":
-        return read_python(data, wanted, warn, counts)
-    raise ValueError(f"unknown EVTX backend {backend!r}: one of {BACKENDS}")
 
 
 def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None:

@@ -8,7 +8,6 @@ readers decode at all (:meth:`Semantics.wanted`).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -260,17 +259,6 @@ def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
         if base.get("src_ip") is not None:
             base["src_ip"] = _ip(str(base["src_ip"]))
         out.append(base)
-    return out
-
-
-def host_addresses(values: Iterable[str]) -> set[str]:
-    """Valid IP addresses among ``values`` (the host's own, when known)."""
-    out = set()
-    for v in values:
-        try:
-            out.add(str(ipaddress.ip_address(v)))
-        except ValueError:
-            continue
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
-from .evtx import Record, read_records, read_rust_frames, record_from_xml
+from .evtx import Record, read_python, read_rust_frames, record_from_xml
 from .windows import events_from_frames, load_semantics, records_to_events
 
 if TYPE_CHECKING:
@@ -60,9 +60,11 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     counts = {"records": 0}
     sem = load_semantics()
     rep.assumptions["evtx_backend"] = opts.evtx_backend
-    if opts.evtx_backend != "rust":
-        records = read_records(data, opts.evtx_backend, sem.wanted, _warn_into(rep), counts)
+    if opts.evtx_backend == "python":
+        records = read_python(data, sem.wanted, _warn_into(rep), counts)
         return _finish_records(records, rep, src, opts, "evtx", counts)
+    if opts.evtx_backend != "rust":
+        raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch
     frames, used = [], 0
     for batch in read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH):
