@@ -32,6 +32,13 @@ samples_app = typer.Typer(help="Scenario logs for demos, tests and benchmarks.",
 app.add_typer(samples_app, name="samples")
 rules_app = typer.Typer(help="List and check the classification rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+schedule_app = typer.Typer(
+    help="Scheduled reports: run the jobs of authtriage.toml, list past runs, print systemd/cron units.",
+    no_args_is_help=True,
+)
+app.add_typer(schedule_app, name="schedule")
+ConfigOpt = Annotated[Path | None, typer.Option(help="The configuration with [[job]] tables; also AUTHTRIAGE_CONFIG.")]
+JobOpt = Annotated[str | None, typer.Option("--job", help="Only this job.")]
 RulesDir = Annotated[
     list[Path] | None, typer.Option("--rules", help="A directory of rule files; its rules replace shipped ones by id.")
 ]
@@ -287,6 +294,113 @@ def rules_check(paths: Annotated[list[Path] | None, typer.Argument(help="Rule fi
     typer.echo(f"{len(found)} rule(s) valid, {len(errors)} problem(s)")
     if errors:
         raise typer.Exit(2)
+
+
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; try again later
+
+
+@schedule_app.command("run")
+def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = os.cpu_count() or 1) -> None:
+    """Run the jobs once: read what is new, write the reports, remember where it stopped.
+
+    Exit 0 when every job ran, 1 when one failed (the others still ran), 75 when another
+    run is still going, 2 for configuration errors.
+    Example: authtriage schedule run --config /etc/authtriage/authtriage.toml
+    """
+    from .schedule import Busy, load_schedule, run_jobs
+
+    try:
+        sched = load_schedule(config)
+        if job:
+            sched.job(job)
+        outcomes = run_jobs(sched, only=job, progress=_Progress(), jobs=jobs)
+    except Busy as exc:
+        typer.echo(f"authtriage: {exc}", err=True)
+        raise typer.Exit(EXIT_BUSY) from None
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    for o in outcomes:
+        if o.ok:
+            t = o.trends
+            typer.echo(
+                f"{o.job}: run {o.run_id}: {len(t['new'])} new, {len(t['continuing'])} continuing, "
+                f"{len(t['stopped'])} stopped; wrote {', '.join(o.reports)}"
+            )
+        else:
+            typer.echo(f"authtriage: job {o.job} failed: {o.error}", err=True)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+class HistoryFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@schedule_app.command("history")
+def schedule_history(
+    config: ConfigOpt = None,
+    job: JobOpt = None,
+    format: Annotated[HistoryFormat, typer.Option("--format", help="text or json.")] = HistoryFormat.text,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+) -> None:
+    """List past runs, newest first: what they read, what they found, what changed."""
+    import json
+
+    from .report import text_escape
+    from .schedule import State, load_schedule
+
+    try:
+        sched = load_schedule(config)
+        if job:
+            sched.job(job)
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    if not sched.state.exists():
+        runs: list[dict] = []
+    else:
+        state = State(sched.state)
+        runs = state.runs(job, limit=limit)
+        state.close()
+    if format == HistoryFormat.json:
+        typer.echo(json.dumps(runs, indent=2, ensure_ascii=False))
+        return
+    if not runs:
+        typer.echo("no runs yet")
+        return
+    for r in runs:
+        if r["status"] != "ok":
+            first = (r["error"] or "").splitlines()[0] if r["error"] else ""
+            typer.echo(f"{r['started']}  {text_escape(r['job'])}  FAILED: {text_escape(first)}")
+            continue
+        t = r["trends"] or {"new": [], "continuing": [], "stopped": []}
+        typer.echo(
+            f"{r['started']}  {text_escape(r['job'])}  run {r['id']}: read {r['lines']} lines, {r['records']} records; "
+            f"{r['events']} new events; {r['findings']} findings over {r['window_events']} events; "
+            f"{len(t['new'])} new, {len(t['continuing'])} continuing, {len(t['stopped'])} stopped"
+        )
+        for kind in ("new", "continuing", "stopped"):
+            for item in t[kind]:
+                typer.echo(f"    {kind:<10} {text_escape(item['text'])}")
+
+
+@schedule_app.command("units")
+def schedule_units(config: ConfigOpt = None) -> None:
+    """Print a systemd service and timer, and a crontab line, for this configuration.
+
+    Install: save the first two under /etc/systemd/system/ and run
+    `systemctl enable --now authtriage.timer`; or add the crontab line with `crontab -e`.
+    """
+    from .schedule import load_schedule, units
+
+    try:
+        sched = load_schedule(config)
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
+    for name, text in units(sched).items():
+        typer.echo(f"# ---- {name} ----")
+        typer.echo(text.rstrip("\n"))
+        typer.echo("")
 
 
 @app.callback(invoke_without_command=True)

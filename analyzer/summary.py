@@ -31,13 +31,19 @@ def _counts(events: pd.DataFrame, column: str) -> list[dict[str, Any]]:
 
 
 def summarize(
-    result: IngestResult, options: IngestOptions, profile: Profile | None = None, ruleset: RuleSet | None = None
+    result: IngestResult,
+    options: IngestOptions,
+    profile: Profile | None = None,
+    ruleset: RuleSet | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready summary of an ingest run, with hosts, roles and findings."""
+    """A JSON-ready summary of an ingest run, with hosts, roles and findings
+    (``analysis``: :func:`analyze_events` of the same events, when already done)."""
     ev = result.events
     profile = profile or Profile()
     ruleset = ruleset or load_rules()
-    analysis = analyze_events(ev, ruleset, profile)
+    if analysis is None:
+        analysis = analyze_events(ev, ruleset, profile)
     failures = ev[ev["outcome"] == "failure"]
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:

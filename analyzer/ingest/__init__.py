@@ -51,6 +51,7 @@ class IngestOptions:
     keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes for large inputs
     evtx_backend: str = "rust"  # or "python" (python-evtx)
+    evtx_after: int = 0  # skip EVTX records with an EventRecordID up to this (incremental runs)
 
     def zone(self) -> dt.tzinfo:
         if not self.tz:
@@ -79,6 +80,8 @@ class InputReport:
     skipped: bool = False
     skip_reason: str | None = None  # read, but not a format authtriage reads
     assumptions: dict[str, str] = field(default_factory=dict)
+    first_record: int | None = None  # lowest and highest EventRecordID in the file (EVTX)
+    last_record: int | None = None
 
     def sample_unparsed(self, texts: list[str]) -> None:
         room = MAX_SAMPLES - len(self.unparsed_samples)

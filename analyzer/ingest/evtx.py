@@ -177,7 +177,16 @@ def record_from_xml(xml: str | ET.Element, time_override: str | None = None) -> 
 # backends
 
 
-def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+def _seen(counts: dict, rid: int | None, after: int) -> bool:
+    """Note a record id's range; False when the record is at or below ``after`` (read before)."""
+    if rid is None:
+        return True
+    counts["min_id"] = rid if counts.get("min_id") is None else min(counts["min_id"], rid)
+    counts["max_id"] = rid if counts.get("max_id") is None else max(counts["max_id"], rid)
+    return rid > after
+
+
+def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:
     from Evtx.Evtx import FileHeader
 
     if len(data) < _HEADER_SIZE:
@@ -197,12 +206,14 @@ def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict) -> Iterat
     # freezing those first keeps the collections small (about 1.4× faster here).
     gc.freeze()
     try:
-        yield from _python_chunks(data, present, wanted, warn, counts)
+        yield from _python_chunks(data, present, wanted, warn, counts, after)
     finally:
         gc.unfreeze()
 
 
-def _python_chunks(data: bytes, present: int, wanted: Wanted, warn: Warn, counts: dict) -> Iterator[Record]:
+def _python_chunks(
+    data: bytes, present: int, wanted: Wanted, warn: Warn, counts: dict, after: int = 0
+) -> Iterator[Record]:
     from Evtx.Evtx import ChunkHeader
     from Evtx.Nodes import FiletimeTypeNode
     from Evtx.Views import render_root_node
@@ -217,6 +228,8 @@ def _python_chunks(data: bytes, present: int, wanted: Wanted, warn: Warn, counts
             chunk = ChunkHeader(data, off)
             records = chunk.records()
             for record in records:
+                if not _seen(counts, record.record_num(), after):
+                    continue
                 counts["records"] += 1
                 try:
                     root = record.root()  # parsed once: rendered here, its values reused below
@@ -299,7 +312,7 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     return frame
 
 
-def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000):
+def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
     yields lists of (table entry, frame) per batch of wanted records."""
     from evtx import PyEvtxParser
@@ -335,6 +348,8 @@ def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for raw in parser.records_json():
+            if not _seen(counts, raw.get("event_record_id"), after):
+                continue
             counts["records"] += 1
             text = raw["data"]
             m = _JSON_EID.search(text)

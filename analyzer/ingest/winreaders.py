@@ -61,13 +61,13 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     sem = load_semantics()
     rep.assumptions["evtx_backend"] = opts.evtx_backend
     if opts.evtx_backend == "python":
-        records = read_python(data, sem.wanted, _warn_into(rep), counts)
+        records = read_python(data, sem.wanted, _warn_into(rep), counts, opts.evtx_after)
         return _finish_records(records, rep, src, opts, "evtx", counts)
     if opts.evtx_backend != "rust":
         raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch
     frames, used = [], 0
-    for batch in read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH):
+    for batch in read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH, opts.evtx_after):
         events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
         frames.append(events)
         used += n
@@ -76,6 +76,8 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
 
 def _account_records(events: pd.DataFrame, used: int, rep: InputReport, counts: dict) -> pd.DataFrame:
     failed = counts.get("failed", 0)  # records the parser could not decode
+    if counts.get("max_id") is not None:
+        rep.first_record, rep.last_record = counts["min_id"], counts["max_id"]
     rep.records += counts["records"]
     rep.used += used
     rep.unparsed += failed

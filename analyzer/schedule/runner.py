@@ -1,0 +1,322 @@
+"""One scheduled run: read what is new, compute findings over the window, write the
+reports, then commit the new state; trends compare this run's findings with the last."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..analysis import analyze_events, iso_utc
+from ..classify import load_rules
+from ..errors import AuthtriageError
+from ..ingest import IngestOptions, IngestResult, InputReport
+from ..report import enrich, render
+from ..summary import summarize
+from .inputs import read_new
+from .jobs import Job, Schedule
+from .state import State, locked
+
+__all__ = ["RunOutcome", "run_jobs", "run_job", "trends", "retain"]
+
+_STAMP = re.compile(r"^(\d{8}T\d{6}Z(?:-\d+)?)\.(json|html|md|text)$")
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    ok: bool
+    run_id: int | None = None
+    reports: list[str] = field(default_factory=list)
+    error: str | None = None
+    trends: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def run_jobs(
+    schedule: Schedule,
+    only: str | None = None,
+    progress: Callable[[InputReport], None] | None = None,
+    jobs: int | None = None,
+) -> list[RunOutcome]:
+    """Run every job (or the one named) once, under the state database's lock."""
+    selected = [schedule.job(only)] if only else list(schedule.jobs)
+    outcomes = []
+    with locked(schedule.state):
+        state = State(schedule.state)
+        try:
+            for job in selected:
+                outcomes.append(run_job(job, state, progress=progress, jobs=jobs))
+        finally:
+            state.close()
+    return outcomes
+
+
+def run_job(
+    job: Job,
+    state: State,
+    progress: Callable[[InputReport], None] | None = None,
+    jobs: int | None = None,
+    now: dt.datetime | None = None,
+) -> RunOutcome:
+    """Run one job; on any failure the state is rolled back and the failure recorded."""
+    started = now or _now()
+    try:
+        return _run(job, state, started, progress, jobs)
+    except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+        state.rollback()
+        message = str(exc) if isinstance(exc, AuthtriageError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AuthtriageError):
+            message += "\n" + traceback.format_exc(limit=5)
+        state.record_failure(job.name, _iso(started), _iso(_now()), message)
+        return RunOutcome(job=job.name, ok=False, error=message.splitlines()[0])
+
+
+def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOutcome:
+    ruleset = load_rules(list(job.rules))
+    opts = IngestOptions(tz=job.profile.timezone, jobs=max(1, jobs or os.cpu_count() or 1))
+    opts.zone()
+    state.begin()
+    previous = state.last_ok(job.name)
+    run_id = state.new_run(job.name, _iso(started))
+    got = read_new(job.inputs, state.files(job.name), opts, progress)
+    for origin in got.replaced:
+        state.drop_origin(job.name, origin)
+    new_events = 0
+    for origin, events in got.events:
+        state.add_events(job.name, run_id, origin, events)
+        new_events += len(events)
+    newest = state.newest(job.name)
+    until = newest if newest is not None else pd.Timestamp(started)
+    since = until - pd.Timedelta(days=job.window_days)
+    window, fresh = state.events_since(job.name, since, run_id)
+    opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
+    analysis = analyze_events(window, ruleset, job.profile)
+    cause = analysis["classification"].cause.astype(object).to_numpy()
+    hosts = window["host"].astype(object).fillna("(unknown host)").to_numpy()
+    m = fresh & pd.notna(cause)
+    active = set(zip(hosts[m].tolist(), cause[m].tolist(), strict=True))
+    doc = summarize(IngestResult(events=window, inputs=got.reports), opts_window, job.profile, ruleset, analysis)
+    for item, path in zip(doc["inputs"], got.paths, strict=True):
+        item["path"] = path
+    doc = enrich(doc)
+    found = trends(doc["findings"], state.streaks(job.name), active, previous is not None)
+    doc["schedule"] = {
+        "job": job.name,
+        "run": run_id,
+        "started": _iso(started),
+        "previous_run": (
+            {"run": previous["id"], "started": previous["started"], "high_water": previous["high_water"]}
+            if previous
+            else None
+        ),
+        "window": {"since": iso_utc(since), "until": iso_utc(until), "days": job.window_days},
+        "new_events": new_events,
+        "window_events": int(len(window)),
+        "notes": got.notes
+        + (
+            ["no new events were read in this run: the findings below come from events read by earlier runs"]
+            if new_events == 0 and previous
+            else []
+        ),
+        "trends": found["trends"],
+    }
+    written = write_reports(job, doc, started)
+    # the reports are on disk: now the state may move on
+    state.replace_files(job.name, got.files)
+    for (host, cause), item in found["streaks"].items():
+        state.put_streak(job.name, host, cause, item)
+    state.prune(job.name, since)
+    state.finish_run(
+        run_id,
+        finished=_iso(_now()),
+        status="ok",
+        lines=doc["totals"]["lines"],
+        records=doc["totals"]["records"],
+        events=new_events,
+        window_events=int(len(window)),
+        findings=len(doc["findings"]),
+        high_water=iso_utc(newest) if newest is not None else (previous or {}).get("high_water"),
+        trends=found["trends"],
+        reports=[str(p) for p in written],
+    )
+    state.commit()
+    retain(job)
+    return RunOutcome(job=job.name, ok=True, run_id=run_id, reports=[str(p) for p in written], trends=found["trends"])
+
+
+# ---------------------------------------------------------------------------------
+# trends
+
+
+def _every(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    if seconds % 3600 == 0:
+        return f" every {int(seconds // 3600)} h"
+    if seconds >= 60:
+        return f" every {seconds / 60:.0f} min"
+    return f" every {seconds:.0f} s"
+
+
+def _span(a: str, b: str) -> str:
+    delta = pd.Timestamp(b) - pd.Timestamp(a)
+    days = delta.days
+    if days >= 1:
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = int(delta.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} h"
+    return f"{max(int(delta.total_seconds() // 60), 0)} min"
+
+
+def _when(ts: str) -> str:
+    return pd.Timestamp(ts).strftime("%b %-d %H:%M UTC")
+
+
+def trends(
+    findings: list[dict[str, Any]],
+    streaks: dict[tuple[str, str], dict],
+    active: set[tuple[str, str]],
+    had_previous: bool,
+) -> dict[str, Any]:
+    """Per host and cause: new since the previous run, continuing (since when), stopped.
+
+    A (host, cause) is active in a run when events read in that run belong to it; active
+    now and then: it continues; active now only: it is new; active then only: it stopped."""
+    current: dict[tuple[str, str], dict] = {}
+    for f in findings:
+        key = (f["host"] or "(unknown host)", f["cause"])
+        agg = current.setdefault(
+            key,
+            {
+                "first": f["first_seen"],
+                "last": f["last_seen"],
+                "cadence": f.get("cadence_seconds"),
+                "title": f.get("title") or f["cause"],
+                "verdict": f["verdict"],
+                "count": 0,
+            },
+        )
+        agg["first"] = min(agg["first"], f["first_seen"])
+        agg["last"] = max(agg["last"], f["last_seen"])
+        agg["cadence"] = agg["cadence"] or f.get("cadence_seconds")
+        agg["count"] += f["count"]
+    out: dict[str, list[dict]] = {"new": [], "continuing": [], "stopped": []}
+    new_streaks: dict[tuple[str, str], dict] = {}
+    for key, agg in sorted(current.items()):
+        host, cause = key
+        old = streaks.get(key)
+        if key not in active:
+            continue
+        item = {
+            "host": host,
+            "cause": cause,
+            "title": agg["title"],
+            "verdict": agg["verdict"],
+            "count": agg["count"],
+            "last_seen": agg["last"],
+            "cadence_seconds": agg["cadence"],
+        }
+        if old and old["active"] and had_previous:
+            since = min(old["since"], agg["first"])
+            item["since"] = since
+            item["text"] = (
+                f"{agg['title']} on {host}: failing{_every(agg['cadence'])} since {_when(since)} — "
+                f"{_span(since, agg['last'])}, continuing"
+            )
+            out["continuing"].append(item)
+        else:
+            item["since"] = agg["first"]
+            item["text"] = f"{agg['title']} on {host}: new since the previous run, first at {_when(agg['first'])}"
+            out["new"].append(item)
+        new_streaks[key] = {
+            "since": item["since"],
+            "last_seen": agg["last"],
+            "active": True,
+            "cadence": agg["cadence"],
+            "title": agg["title"],
+        }
+    for key, old in sorted(streaks.items()):
+        if key in new_streaks or not old["active"]:
+            continue
+        host, cause = key
+        last = max(old["last_seen"], current[key]["last"]) if key in current else old["last_seen"]
+        out["stopped"].append(
+            {
+                "host": host,
+                "cause": cause,
+                "title": old["title"] or cause,
+                "since": old["since"],
+                "last_seen": last,
+                "cadence_seconds": old["cadence"],
+                "text": (
+                    f"{old['title'] or cause} on {host}: stopped — last seen {_when(last)}, "
+                    f"after {_span(old['since'], last)} since {_when(old['since'])}"
+                ),
+            }
+        )
+        new_streaks[key] = {**old, "last_seen": last, "active": False}
+    return {"trends": out, "streaks": new_streaks}
+
+
+# ---------------------------------------------------------------------------------
+# files
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[Path]:
+    """``<output>/<job>/<UTC stamp>.<fmt>`` per format, and ``latest.<fmt>`` replaced atomically."""
+    folder = job.directory
+    folder.mkdir(parents=True, exist_ok=True)
+    base = started.strftime("%Y%m%dT%H%M%SZ")
+    # two runs in one second: number them after the newest report of that second
+    taken = [m.group(1) for p in folder.iterdir() if (m := _STAMP.match(p.name)) and m.group(1).startswith(base)]
+    n = max((int(t[17:] or 1) for t in taken), default=0)
+    stamp = base if n == 0 else f"{base}-{n + 1}"
+    written = []
+    for fmt in job.formats:
+        text = render(doc, fmt)
+        path = folder / f"{stamp}.{fmt}"
+        _atomic_write(path, text)
+        _atomic_write(folder / f"latest.{fmt}", text)
+        written.append(path)
+    return written
+
+
+def retain(job: Job) -> list[Path]:
+    """Keep the newest ``keep`` reports per format; return what was removed."""
+    removed = []
+    by_fmt: dict[str, list[tuple[str, Path]]] = {}
+    for p in job.directory.iterdir():
+        m = _STAMP.match(p.name)
+        if m:
+            by_fmt.setdefault(m.group(2), []).append((m.group(1), p))
+    for items in by_fmt.values():
+        items.sort(key=lambda it: (it[0][:16], int(it[0][17:] or 1)))
+        for _, p in items[: max(0, len(items) - job.keep)]:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

@@ -1,0 +1,429 @@
+"""Scheduled runs: incremental reading, rotation, crash safety, the lock, cleared EVTX,
+retention, trends and the commands around them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+from typer.testing import CliRunner
+
+from analyzer.cli import app
+from analyzer.evtxwriter import EVENTLOG, Event
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.samples_windows import T0, _dc_probe, _member_mismatch, write_evtx
+from analyzer.schedule import State, load_schedule, units
+from analyzer.schedule.state import locked
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MISMATCH = (SAMPLES / "linux-password-mismatch" / "auth.log").read_bytes().splitlines(keepends=True)
+ATTACKS = (SAMPLES / "linux-attacks" / "auth.log").read_bytes().splitlines(keepends=True)
+runner = CliRunner()
+
+
+def _config(tmp: Path, inputs: list[str], keep: int = 30, formats=("json", "text"), extra: str = "") -> Path:
+    cfg = tmp / "authtriage.toml"
+    cfg.write_text(
+        textwrap.dedent(
+            f"""\
+            [[job]]
+            name = "nightly"
+            inputs = {json.dumps(inputs)}
+            output = "out"
+            formats = {json.dumps(list(formats))}
+            keep = {keep}
+            {extra}
+            """
+        )
+    )
+    return cfg
+
+
+def _run(cfg: Path, *args: str):
+    res = runner.invoke(app, ["schedule", "run", "--config", str(cfg), "--jobs", "1", *args])
+    return res
+
+
+def _latest(tmp: Path) -> dict:
+    return json.loads((tmp / "out" / "nightly" / "latest.json").read_text())
+
+
+def _inputs(doc: dict) -> dict[str, dict]:
+    return {Path(i["path"]).name: i for i in doc["inputs"] if i["path"]}
+
+
+def _one_shot(path: Path) -> int:
+    return len(read_events([str(path)], IngestOptions(jobs=1)).events)
+
+
+# the samples' year-less (RFC 3164) lines take their year from the file's time: pin it to
+# the scenario's year, so that they share a window with the samples that carry a year
+_MTIME = T0.timestamp() + 3 * 86400
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    os.utime(path, (_MTIME, _MTIME))
+
+
+def _append(path: Path, lines: list[bytes]) -> None:
+    with open(path, "ab") as fh:
+        fh.writelines(lines)
+    os.utime(path, (_MTIME, _MTIME))
+
+
+def test_second_run_reads_only_the_appended_lines(tmp_path):
+    log = tmp_path / "logs" / "auth.log"
+    log.parent.mkdir()
+    half = len(MISMATCH) // 2
+    _write(log, b"".join(MISMATCH[:half]))
+    cfg = _config(tmp_path, ["logs/auth.log*"])
+    assert _run(cfg).exit_code == 0
+    first = _latest(tmp_path)
+    assert _inputs(first)["auth.log"]["lines"] == half
+    _append(log, MISMATCH[half:])
+    assert _run(cfg).exit_code == 0
+    second = _latest(tmp_path)
+    item = _inputs(second)["auth.log"]
+    assert item["lines"] == len(MISMATCH) - half
+    assert "resumed" in item["assumptions"]
+    # the window holds both runs' events: as many as one pass over the whole file gives
+    assert second["schedule"]["window_events"] == _one_shot(log)
+    assert second["schedule"]["new_events"] + first["schedule"]["new_events"] == _one_shot(log)
+    # evidence locators count lines from the file's start, not from where the run began
+    where = [e["where"] for f in second["findings"] for e in f["examples"]]
+    assert where and all(int(w.rsplit(":", 1)[1]) <= len(MISMATCH) for w in where)
+    # a third run with nothing appended reads nothing
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["auth.log"]["lines"] == 0
+
+
+def test_a_partly_written_last_line_waits_for_the_next_run(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:10]) + MISMATCH[10][:20])
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["auth.log"]["lines"] == 10
+    _append(log, [MISMATCH[10][20:], *MISMATCH[11:20]])
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["auth.log"]["lines"] == 10
+    assert _latest(tmp_path)["schedule"]["window_events"] == _one_shot(log)
+
+
+def test_rotation_between_runs_loses_and_repeats_nothing(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = MISMATCH + ATTACKS
+    a, b, c, d = 150, 300, 520, len(lines)
+    log = logs / "auth.log"
+    _write(log, b"".join(lines[:a]))
+    cfg = _config(tmp_path, ["logs/auth.log*"])
+    read = []
+    assert _run(cfg).exit_code == 0
+    read.append(_latest(tmp_path)["totals"]["lines"])
+    # more lines, then logrotate: rename, new file
+    _append(log, lines[a:b])
+    log.rename(logs / "auth.log.1")
+    _write(log, b"".join(lines[b:c]))
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    assert _inputs(doc)["auth.log.1"]["lines"] == b - a
+    assert _inputs(doc)["auth.log"]["lines"] == c - b
+    read.append(doc["totals"]["lines"])
+    # next rotation: .1 is compressed to .2.gz, auth.log becomes .1, and a new auth.log
+    _append(log, lines[c : c + 10])
+    _write(logs / "auth.log.2.gz", gzip.compress((logs / "auth.log.1").read_bytes()))
+    (logs / "auth.log.1").unlink()
+    log.rename(logs / "auth.log.1")
+    _write(log, b"".join(lines[c + 10 : d]))
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    got = _inputs(doc)
+    assert got["auth.log.2.gz"]["lines"] == 0
+    assert got["auth.log.1"]["lines"] == 10
+    assert got["auth.log"]["lines"] == d - c - 10
+    read.append(doc["totals"]["lines"])
+    assert sum(read) == len(lines)
+    # the same events as one pass over the files as they now lie (a connection whose lines
+    # logrotate split between two files is two sources either way)
+    assert doc["schedule"]["window_events"] == _one_shot(logs)
+    # and once more, unchanged: nothing is read, the .gz is not even decompressed again
+    assert _run(cfg).exit_code == 0
+    assert _latest(tmp_path)["totals"]["lines"] == 0
+
+
+def test_a_connection_still_going_on_is_left_for_the_next_run(tmp_path):
+    """In a file being written to, the lines after the last pause of 2 minutes wait, so a
+    PAM line and the sshd failure it belongs to are never counted apart."""
+    cut = next(i for i, line in enumerate(MISMATCH) if b"pam_unix(sshd:auth): authentication failure" in line) + 1
+    assert b"Failed password" in MISMATCH[cut]  # the run would see the PAM line without its sshd line
+    log = tmp_path / "auth.log"
+    log.write_bytes(b"".join(MISMATCH[:cut]))  # modified just now: still being written
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    item = _inputs(_latest(tmp_path))["auth.log"]
+    assert "held back" in item["assumptions"]
+    first_lines = item["lines"]
+    assert 0 < first_lines < cut
+    with open(log, "ab") as fh:
+        fh.writelines(MISMATCH[cut:])
+    quiet = time.time() - 3600  # and now it has not been written to for an hour: read to the end
+    os.utime(log, (quiet, quiet))
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    assert _inputs(doc)["auth.log"]["lines"] == len(MISMATCH) - first_lines
+    assert doc["schedule"]["window_events"] == _one_shot(log)
+
+
+def test_copytruncate_is_read_from_the_start(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:100]))
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    with open(log, "r+b") as fh:  # same inode, new content
+        fh.truncate(0)
+        fh.write(b"".join(ATTACKS[:30]))
+    os.utime(log, (_MTIME, _MTIME))
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["auth.log"]["lines"] == 30
+
+
+def _state_snapshot(db: Path) -> tuple:
+    con = __import__("sqlite3").connect(db)
+    try:
+        return tuple(
+            con.execute(sql).fetchall()
+            for sql in (
+                "SELECT job, key, path, offset, lines FROM files ORDER BY key",
+                "SELECT id, status FROM runs ORDER BY id",
+                "SELECT count(*), sum(rows) FROM batches",
+                "SELECT * FROM streaks ORDER BY host, cause",
+            )
+        )
+    finally:
+        con.close()
+
+
+KILLER = """
+import os, sys
+import analyzer.schedule.runner as r
+original = r.write_reports
+def write_then_die(*a, **k):
+    out = original(*a, **k)
+    os.kill(os.getpid(), 9)  # killed after the reports are written, before the state commits
+    return out
+r.write_reports = write_then_die
+from analyzer.cli import main
+sys.argv = ["authtriage", "schedule", "run", "--config", sys.argv[1], "--jobs", "1"]
+main()
+"""
+
+
+def test_a_killed_run_leaves_the_state_as_it_was(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:200]))
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    db = load_schedule(cfg).state
+    before = _state_snapshot(db)
+    _append(log, MISMATCH[200:])
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg)], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert _state_snapshot(db) == before
+    # the next run reads the same new lines again
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["auth.log"]["lines"] == len(MISMATCH) - 200
+    assert _latest(tmp_path)["schedule"]["window_events"] == _one_shot(log)
+
+
+def test_a_second_concurrent_run_is_refused(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:50]))
+    cfg = _config(tmp_path, [str(log)])
+    db = load_schedule(cfg).state
+    with locked(db):  # as if a run were going on in this process
+        proc = subprocess.run(
+            [sys.executable, "-m", "analyzer", "schedule", "run", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 75
+    assert "another scheduled run" in proc.stderr and str(db) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "nightly").exists()
+    assert _run(cfg).exit_code == 0  # once the lock is free, it runs
+
+
+def _security(path: Path, events: list[Event], first: int) -> None:
+    write_evtx(path, events, first_record_id=first)
+
+
+def test_evtx_reads_new_records_and_notices_a_cleared_log(tmp_path):
+    events = sorted(_member_mismatch(random.Random(3)), key=lambda e: e.time)
+    path = tmp_path / "Security.evtx"
+    half = len(events) // 2
+    _security(path, events[:half], first=1000)
+    cfg = _config(tmp_path, [str(path)])
+    assert _run(cfg).exit_code == 0
+    assert _inputs(_latest(tmp_path))["Security.evtx"]["records"] == half
+    _security(path, events, first=1000)  # the log grew
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    assert _inputs(doc)["Security.evtx"]["records"] == len(events) - half
+    assert not doc["schedule"]["notes"]
+    # cleared: a new log starting over at record 1 with a 1102
+    cleared = [Event(1102, "Security", EVENTLOG, "APP01.corp.example", events[-1].time, {"SubjectUserName": "x"})]
+    later = sorted(_member_mismatch(random.Random(4)), key=lambda e: e.time)[:20]
+    _security(path, cleared + later, first=1)
+    res = _run(cfg)
+    assert res.exit_code == 0
+    doc = _latest(tmp_path)
+    assert _inputs(doc)["Security.evtx"]["records"] == 21
+    notes = " ".join(doc["schedule"]["notes"])
+    assert "cleared or replaced" in notes and "read from the start" in notes
+    assert "event 1102" in notes
+    text = (tmp_path / "out" / "nightly" / "latest.text").read_text()
+    assert "cleared or replaced" in text
+
+
+def test_retention_keeps_the_newest_reports(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:20]))
+    cfg = _config(tmp_path, [str(log)], keep=2, formats=("json", "md"))
+    for i in range(4):
+        _append(log, MISMATCH[20 + i : 21 + i])
+        assert _run(cfg).exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "out" / "nightly").iterdir())
+    assert len([n for n in names if n.endswith(".json") and not n.startswith("latest")]) == 2
+    assert len([n for n in names if n.endswith(".md") and not n.startswith("latest")]) == 2
+    assert "latest.json" in names and "latest.md" in names
+    history = json.loads(runner.invoke(app, ["schedule", "history", "--config", str(cfg), "--format", "json"]).stdout)
+    newest = history[0]["reports"]
+    assert all(Path(p).exists() for p in newest)
+    assert not any(Path(p).exists() for p in history[-1]["reports"])
+
+
+def test_trends_report_new_continuing_and_stopped(tmp_path):
+    """Scenario samples: a Linux server whose password changed, and a DC the probe
+    keeps failing on; a second night brings a new host and the Linux probe's success stops."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    half = len(MISMATCH) // 2
+    _write(logs / "web01.log", b"".join(MISMATCH[:half]))
+    dc = sorted(_dc_probe(random.Random(2), "0xc000006d", "0xc000006a"), key=lambda e: e.time)
+    write_evtx(logs / "dc01.evtx", dc[: len(dc) // 2])
+    cfg = _config(tmp_path, ["logs/*"], formats=("json", "html", "md", "text"))
+    assert _run(cfg).exit_code == 0
+    t1 = _latest(tmp_path)["schedule"]["trends"]
+    assert {(t["host"], t["cause"]) for t in t1["new"]} >= {
+        ("web01", "probe-ok"),
+        ("web01", "probe-password-mismatch"),
+        ("DC01.corp.example", "probe-dc-account"),
+    }
+    assert not t1["continuing"] and not t1["stopped"]
+    # night two: both logs grew; a host appears with an attack
+    _append(logs / "web01.log", MISMATCH[half:])
+    write_evtx(logs / "dc01.evtx", dc)
+    _write(logs / "bastion.log", b"".join(ATTACKS))
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    t2 = doc["schedule"]["trends"]
+    cont = {(t["host"], t["cause"]): t for t in t2["continuing"]}
+    assert ("web01", "probe-password-mismatch") in cont
+    assert ("DC01.corp.example", "probe-dc-account") in cont
+    mism = cont[("web01", "probe-password-mismatch")]
+    first = {(t["host"], t["cause"]): t for t in t1["new"]}[("web01", "probe-password-mismatch")]
+    assert mism["since"] == first["since"]
+    assert "every 15 min since" in mism["text"]
+    assert ("web01", "probe-ok") in {(t["host"], t["cause"]) for t in t2["stopped"]}
+    assert any(t["host"] == "gw01" and t["verdict"] == "attack" for t in t2["new"])
+    jsonschema.validate(doc, json.loads((SAMPLES.parent / "reports" / "report.schema.json").read_text()))
+    # every format shows it
+    folder = tmp_path / "out" / "nightly"
+    assert "What changed" in (folder / "latest.html").read_text()
+    assert "**stopped**" in (folder / "latest.md").read_text()
+    assert "continuing" in (folder / "latest.text").read_text()
+    # night three: nothing new anywhere: everything active stops
+    assert _run(cfg).exit_code == 0
+    t3 = _latest(tmp_path)["schedule"]["trends"]
+    assert not t3["new"] and not t3["continuing"]
+    assert ("web01", "probe-password-mismatch") in {(t["host"], t["cause"]) for t in t3["stopped"]}
+    # history shows the same, run by run
+    res = runner.invoke(app, ["schedule", "history", "--config", str(cfg)])
+    assert res.exit_code == 0
+    assert res.stdout.count("run ") == 3
+    assert "stopped    The password the platform holds" in res.stdout
+
+
+def test_hostile_strings_in_trends_are_escaped(tmp_path):
+    evil = b'Nov  3 14:00:00 <script>x</script> sshd[1]: Failed password for root from 203.0.113.9 port 1 ssh2\n'
+    _write(tmp_path / "a.log", evil * 30)
+    cfg = _config(tmp_path, [str(tmp_path / "a.log")], formats=("html", "json"))
+    assert _run(cfg).exit_code == 0
+    html = (tmp_path / "out" / "nightly" / "latest.html").read_text()
+    assert "<script>x" not in html
+
+
+def test_config_errors_name_the_file_and_job(tmp_path):
+    cfg = tmp_path / "authtriage.toml"
+    cfg.write_text('[[job]]\nname = "a"\ninputs = ["x"]\noutput = "o"\nformat = ["html"]\n')
+    res = _run(cfg)
+    assert res.exit_code == 2
+    assert str(cfg) in res.stderr and "job 'a'" in res.stderr and "format" in res.stderr
+    cfg.write_text("[platform]\n")
+    res = _run(cfg)
+    assert res.exit_code == 2 and "no [[job]] tables" in res.stderr
+    res = _run(_config(tmp_path, ["x"]), "--job", "nope")
+    assert res.exit_code == 2 and "no job named 'nope'" in res.stderr
+
+
+def test_missing_inputs_are_reported_and_the_run_goes_on(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:30]))
+    cfg = _config(tmp_path, [str(log), str(tmp_path / "gone.log"), str(tmp_path / "none*.log")])
+    assert _run(cfg).exit_code == 0
+    by_name = {i["name"]: i for i in _latest(tmp_path)["inputs"]}
+    assert by_name[str(tmp_path / "gone.log")]["error"] == "not found"
+    assert by_name[str(tmp_path / "none*.log")]["skip_reason"] == "no file matches this pattern"
+    assert by_name[str(log)]["lines"] == 30
+
+
+def test_units_name_the_config_and_directories(tmp_path):
+    cfg = _config(tmp_path, ["/var/log/auth.log*"], extra="")
+    sched = load_schedule(cfg)
+    out = units(sched, command="/opt/authtriage/bin/authtriage")
+    assert f"ExecStart=/opt/authtriage/bin/authtriage schedule run --config {cfg}" in out["authtriage.service"]
+    assert "Type=oneshot" in out["authtriage.service"]
+    assert f"ReadWritePaths={tmp_path / 'out'}" in out["authtriage.service"]
+    assert "OnCalendar=*-*-* 02:30" in out["authtriage.timer"] and "Persistent=true" in out["authtriage.timer"]
+    assert out["crontab"].startswith("30 2 * * * /opt/authtriage/bin/authtriage schedule run --config ")
+    res = runner.invoke(app, ["schedule", "units", "--config", str(cfg)])
+    assert res.exit_code == 0 and "[Timer]" in res.stdout and "# ---- crontab ----" in res.stdout
+
+
+def test_state_survives_reopening(tmp_path):
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(MISMATCH[:40]))
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    st = State(load_schedule(cfg).state)
+    try:
+        (run,) = st.runs("nightly")
+        assert run["status"] == "ok" and run["lines"] == 40
+        assert len(st.files("nightly")) == 1
+        events, fresh = st.events_since("nightly", pd.Timestamp(0, tz="UTC"), run["id"])
+        assert len(events) == _one_shot(log) and fresh.all()
+        assert str(events["host"].dtype) == "category"  # stored compactly, read back in the schema's dtypes
+    finally:
+        st.close()
+    assert os.path.exists(str(load_schedule(cfg).state) + ".lock")
