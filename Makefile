@@ -24,6 +24,7 @@ test: $(BIN)/authtriage
 bench: $(BIN)/authtriage
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/evtx.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info report.html

@@ -296,6 +296,55 @@ def rules_check(paths: Annotated[list[Path] | None, typer.Argument(help="Rule fi
         raise typer.Exit(2)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where uploads, reports and the index are kept.")
+    ] = Path("authtriage-data"),
+    token: Annotated[
+        str | None, typer.Option(envvar="AUTHTRIAGE_TOKEN", help="Require this token (Bearer header or sign-in).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Analyses run at once (default: the number of CPUs).")] = (
+        os.cpu_count() or 1
+    ),
+    queue: Annotated[int, typer.Option(help="Analyses that may wait for a worker; beyond that: 503.")] = 32,
+    max_upload: Annotated[int, typer.Option(help="Largest upload in bytes (all its files).")] = 2 * 1024**3,
+    time_limit: Annotated[float, typer.Option(help="Seconds an analysis may take before it is stopped.")] = 900.0,
+    keep_uploads: Annotated[bool, typer.Option(help="Keep uploaded files after their analysis.")] = False,
+    max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
+    max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+) -> None:
+    """Serve the upload page and the API: upload logs, read the report a minute later.
+
+    Example: AUTHTRIAGE_TOKEN=s3cret authtriage serve --host 0.0.0.0 --data-dir /var/lib/authtriage
+    """
+    import uvicorn
+
+    from .serve import Settings, create_app
+
+    settings = Settings(
+        data_dir=data_dir.resolve(),
+        host=host,
+        token=token or None,
+        workers=workers,
+        queue_size=queue,
+        max_upload=max_upload,
+        time_limit=time_limit,
+        keep_uploads=keep_uploads,
+        max_total_bytes=max_total_bytes,
+        max_ratio=max_ratio,
+    )
+    try:
+        application = create_app(settings)
+    except ValueError as exc:
+        typer.echo(f"authtriage: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"authtriage: serving http://{host}:{port}/ (data in {settings.data_dir})", err=True)
+    uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False, timeout_graceful_shutdown=5)
+
+
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 

@@ -32,6 +32,7 @@ def test_wheel_ships_data_and_finds_it(tmp_path):
     assert "analyzer/rules/README.md" in names
     assert "analyzer/reports/templates/README.md" in names
     assert "analyzer/data/linux_messages.yaml" in names
+    assert "analyzer/serve/templates/index.html.j2" in names and "analyzer/serve/static/app.js" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere = tmp_path / "elsewhere"
