@@ -173,6 +173,9 @@ def test_deleting_a_running_analysis_stops_it(tmp_path):
     with TestClient(create_app(settings)) as c:
         id = _upload(c, [("a.log", b"a\n")]).json()["id"]
         _wait(c, id, until=("running",))
+        page = c.get(f"/analyses/{id}")
+        assert page.status_code == 200 and "reading the logs" in page.text and 'http-equiv="refresh"' in page.text
+        assert c.get(f"/api/analyses/{id}/report.md").status_code == 409
         assert c.delete(f"/api/analyses/{id}").status_code == 204
         deadline = time.monotonic() + 10
         while (tmp_path / "d" / "analyses" / id).exists() and time.monotonic() < deadline:
@@ -298,3 +301,16 @@ def test_upload_page_in_chromium(server):
         assert page.locator("#recent").count() == 0
         browser.close()
     assert not errors, errors
+
+
+def test_form_post_without_javascript_and_keep_uploads(tmp_path):
+    with TestClient(create_app(Settings(data_dir=tmp_path / "d", keep_uploads=True))) as c:
+        res = c.post("/analyses", files=[("files", ("ticket.zip", TICKET.read_bytes()))], follow_redirects=False)
+        assert res.status_code == 303 and res.headers["location"].startswith("/analyses/")
+        id = res.headers["location"].rsplit("/", 1)[1]
+        status = c.get(f"/analyses/{id}")
+        assert status.status_code == 200
+        assert _wait(c, id)["status"] == "done"
+        assert (tmp_path / "d" / "analyses" / id / "uploads" / "ticket.zip").read_bytes() == TICKET.read_bytes()
+        gone = c.post(f"/analyses/{id}/delete", follow_redirects=False)
+        assert gone.status_code == 303 and c.get(f"/api/analyses/{id}").status_code == 404
