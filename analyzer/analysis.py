@@ -34,15 +34,22 @@ CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
 
 def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
     """Each host's role, with the evidence that decided it."""
-    out = []
+    out: list[dict[str, Any]] = []
     if events.empty:
         return out
-    for host, ev in events.groupby(events["host"].astype(object).fillna("(unknown host)"), sort=True):
+    host = events["host"].astype(object).fillna("(unknown host)")
+
+    def distinct(col: str) -> dict[str, set]:
+        pairs = pd.DataFrame({"h": host.to_numpy(), "v": events[col].to_numpy(dtype=object)}).dropna()
+        pairs = pairs.drop_duplicates()
+        return {h: set(grp["v"]) for h, grp in pairs.groupby("h", sort=False)}
+
+    ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
+    for name in sorted(host.unique()):
         evidence: list[str] = []
-        ids = ev["event_id"].dropna().astype(int)
-        dc_ids = sorted(set(ids[ids.isin(DC_EVENT_IDS)]))
-        channels = set(ev["channel"].dropna().astype(str))
-        logs = set(ev["log"].dropna().astype(str))
+        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in DC_EVENT_IDS)
+        channels = {str(c) for c in channels_by.get(name, ())}
+        logs = {str(x) for x in logs_by.get(name, ())}
         if dc_ids:
             evidence.append(
                 f"Kerberos KDC events {', '.join(map(str, dc_ids))} in its own Security log (only DCs log them)"
@@ -61,7 +68,7 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
         else:
             role = "unknown"
             evidence.append("no log kind that tells")
-        out.append({"name": host, "role": role, "role_evidence": evidence})
+        out.append({"name": name, "role": role, "role_evidence": evidence})
     return out
 
 
@@ -142,8 +149,55 @@ _FINDING_COLUMNS = [
 ]
 
 
-def _sorted_unique(values: pd.Series) -> list[str]:
-    return sorted({str(v) for v in values.dropna()})
+def _attempts(gid: np.ndarray, secs: np.ndarray, n: int) -> np.ndarray:
+    """Attempts per group: events within 30 s of the previous one are the same attempt."""
+    order = np.lexsort((secs, gid))
+    g, t = gid[order], secs[order]
+    new = np.ones(g.size, dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | (np.diff(t) >= 30)
+    return np.bincount(g[new], minlength=n)
+
+
+def _split(g: np.ndarray, values: list, n: int) -> list[list]:
+    """Values sorted by group id → one list per group (empty lists for groups without any)."""
+    out: list[list] = [[] for _ in range(n)]
+    if not len(g):
+        return out
+    cuts = np.flatnonzero(g[1:] != g[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(g)]])
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        out[int(g[a])] = values[a:b]
+    return out
+
+
+def _group_values(gid: np.ndarray, col: pd.Series, n: int, numeric: bool = False) -> list[list]:
+    """Each group's distinct non-null values, sorted (as strings, or as numbers)."""
+    mask = col.notna().to_numpy()
+    vals = col[mask].to_numpy(dtype=float) if numeric else col[mask].astype(str).to_numpy(dtype=object)
+    pairs = pd.DataFrame({"g": gid[mask], "v": vals}).drop_duplicates().sort_values(["g", "v"], kind="stable")
+    return _split(pairs["g"].to_numpy(), pairs["v"].tolist(), n)
+
+
+def _group_counts(gid: np.ndarray, col: pd.Series, n: int) -> list[dict[str, int]]:
+    """Each group's value counts, most frequent first (ties by value)."""
+    mask = col.notna().to_numpy()
+    frame = pd.DataFrame({"g": gid[mask], "v": col[mask].astype(str).to_numpy(dtype=object)})
+    counts = frame.groupby(["g", "v"], sort=False).size().reset_index(name="c")
+    counts = counts.assign(neg=-counts["c"]).sort_values(["g", "neg", "v"], kind="stable")
+    items = list(zip(counts["v"].tolist(), counts["c"].astype(int).tolist(), strict=True))
+    return [dict(x) for x in _split(counts["g"].to_numpy(), items, n)]
+
+
+def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[dict]]:
+    """The first ``k`` events of each group (frame is in time order), as evidence."""
+    rank = pd.Series(gid).groupby(gid).cumcount().to_numpy()
+    rows = np.flatnonzero(rank < k)
+    out: dict[int, list[dict]] = {}
+    src, loc, raw = (frame[c].to_numpy()[rows] for c in ("source", "locator", "raw"))
+    for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
+        out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": None if pd.isna(r_) else str(r_)})
+    return out
 
 
 def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3) -> list[dict[str, Any]]:
@@ -169,32 +223,41 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     for cause, by_cause in ev.groupby("cause", sort=False):
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
         frame = by_cause.assign(**{k: by_cause[k].astype(object) for k in keys}).sort_values("timestamp")
+        frame = frame.reset_index(drop=True)
         gid = frame.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
-        frame = frame.assign(_g=gid)
         secs = (frame["timestamp"].astype("int64") // 1_000_000).to_numpy()
         per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
-        g = frame.groupby("_g", sort=True)
-        first, last, size = g["timestamp"].min(), g["timestamp"].max(), g.size()
-        rule_cad = g["cadence"].median()
-        fail_mask = frame["outcome"].isin(["failure", "blocked"])
-        first_fail = frame[fail_mask].groupby("_g")["timestamp"].min()
-        heads = frame.groupby("_g", sort=True).head(examples)
-        shown: dict[int, list[dict]] = {}
-        for gi, src, loc, raw in zip(heads["_g"], heads["source"], heads["locator"], heads["raw"], strict=True):
-            shown.setdefault(int(gi), []).append({"where": f"{src}:{loc}", "text": None if pd.isna(raw) else str(raw)})
-        for gi, grp in g:
+        n = int(gid.max()) + 1
+        first_row = np.unique(gid, return_index=True)[1]  # each group's earliest event
+        ts = frame["timestamp"]
+        first = ts.groupby(gid).min()
+        last = ts.groupby(gid).max()
+        size = np.bincount(gid, minlength=n)
+        rule_cad = frame["cadence"].groupby(gid).median()
+        fail_mask = frame["outcome"].isin(["failure", "blocked"]).to_numpy()
+        failures = np.bincount(gid, weights=fail_mask, minlength=n).astype(int)
+        first_fail = ts[fail_mask].groupby(gid[fail_mask]).min()
+        attempts = _attempts(gid, secs, n)
+        rank = frame["confidence"].map(CONFIDENCE_RANK).fillna(9).to_numpy()
+        best = pd.Series(rank).groupby(gid).min()
+        by_rank = {v: k for k, v in CONFIDENCE_RANK.items()}
+        lists = {col: _group_values(gid, frame[col], n) for col in ("user", "service", "src_ip")}
+        ports = _group_values(gid, frame["dst_port"].astype("Float64"), n, numeric=True)
+        reasons = _group_counts(gid, frame["reason"], n)
+        actions = _group_counts(gid, frame["action"], n)
+        shown = _examples(gid, frame, examples)
+        verdicts, rules, hosts = (frame[c].to_numpy()[first_row] for c in ("verdict", "rule", "host"))
+        for gi in range(n):
             measured = rule_cad.get(gi)  # by the rule's periodicity condition, else measured here
             fallback = float(med[gi]) if per[gi] else None
             cadence = fallback if measured is None or pd.isna(measured) else float(measured)
             beats = None
             if cadence:
-                t = np.sort(secs[gid == gi])
-                attempts = 1 + int((np.diff(t) >= 30).sum())  # events within 30 s are one attempt
                 expected = int(round((last[gi] - first[gi]).total_seconds() / cadence)) + 1
-                beats = {"expected": expected, "observed": attempts}
-            confidence = min(grp["confidence"].dropna(), key=lambda c: CONFIDENCE_RANK.get(c, 9), default="low")
-            users = _sorted_unique(grp["user"])
-            host = grp["host"].iloc[0]
+                beats = {"expected": expected, "observed": int(attempts[gi])}
+            confidence = by_rank.get(int(best[gi]), "low")
+            users = lists["user"][gi]
+            host = hosts[gi]
             notes = []
             if cause.startswith("probe-") and not profile.networks and cause != "probe-service-down":
                 notes.append(
@@ -205,24 +268,24 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
             out.append(
                 {
                     "cause": cause,
-                    "verdict": grp["verdict"].iloc[0],
+                    "verdict": verdicts[gi],
                     "confidence": confidence,
-                    "rule": grp["rule"].iloc[0],
+                    "rule": rules[gi],
                     "host": None if pd.isna(host) else str(host),
-                    "service": _sorted_unique(grp["service"]),
-                    "src_ips": _sorted_unique(grp["src_ip"]),
-                    "dst_ports": sorted({int(p) for p in grp["dst_port"].dropna()}),
+                    "service": lists["service"][gi],
+                    "src_ips": lists["src_ip"][gi],
+                    "dst_ports": [int(p) for p in ports[gi]],
                     "users": users,
-                    "reasons": _counts(grp["reason"]),
-                    "actions": _counts(grp["action"]),
+                    "reasons": reasons[gi],
+                    "actions": actions[gi],
                     "count": int(size[gi]),
-                    "failures": int(fail_mask[grp.index].sum()),
+                    "failures": int(failures[gi]),
                     "first_seen": iso_utc(first[gi]),
                     "last_seen": iso_utc(last[gi]),
                     "cadence_seconds": cadence,
                     "beats": beats,
                     "transition": history.transition(host, users, ff) if cause in TRANSITION_CAUSES else None,
-                    "examples": shown.get(int(gi), []),
+                    "examples": shown.get(gi, []),
                     "notes": notes,
                 }
             )
