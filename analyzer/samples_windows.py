@@ -240,11 +240,10 @@ def ticket_windows_parts(rng: random.Random, tmp: Path) -> dict[str, bytes]:
     }
 
 
-def large_security_evtx(path: Path, records: int, seed: int = 1) -> int:
+def large_security_evtx(path: Path, records: int, seed: int = 1, host: str = "DC01.corp.example") -> int:
     """A busy DC's Security log of about ``records`` records: logons, Kerberos, the probe,
     password guessing. Returns the number written."""
     rng = random.Random(seed)
-    host = "DC01.corp.example"
     users = [f"user{i:03d}" for i in range(200)]
     n = 0
     with EvtxWriter(path) as w:

@@ -43,7 +43,7 @@ def summarize(
     profile = profile or Profile()
     ruleset = ruleset or load_rules()
     if analysis is None:
-        analysis = analyze_events(ev, ruleset, profile)
+        analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs)
     failures = ev[ev["outcome"] == "failure"]
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:

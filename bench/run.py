@@ -1,13 +1,21 @@
-"""Benchmark: authtriage on a large generated auth log, beside baselines run in the same
-invocation (the machine is noisy; only ratios measured side by side mean anything).
+"""The benchmark: authtriage end to end on three generated workloads, beside the baselines
+from the ingestion issues, all run in this one invocation (the machine is noisy; only
+ratios measured side by side mean anything).
 
-    python bench/run.py [--lines 1000000] [--repeat 3] [--gigabyte]
+    python bench/run.py [--lines 1000000] [--records 500000] [--hosts 20] [--repeat 1] [--gigabyte]
 
-Workloads: `wc -l` (the I/O floor), a Python loop running one compiled regex (sshd's
-Failed/Accepted line) over every line (the baseline the targets are stated against),
-`authtriage events` and `authtriage analyze`. Each command runs in its own process; the
-table shows the best wall time of --repeat runs, lines/s, and the peak RSS of that process.
---gigabyte adds a ~1 GB log for the memory target.
+Workloads (generated once into bench/out/ by the sample generator):
+- auth: a busy server's auth log of --lines lines; baselines `wc -l` (the I/O floor) and a
+  Python loop running one compiled regex (sshd's Failed/Accepted line) over every line;
+- evtx: a busy DC's Security log of --records records; baselines `PyEvtxParser.records_json()`
+  alone and with `json.loads` of every record;
+- bundle: a ticket bundle at scale, one directory of --hosts Linux hosts' auth logs
+  (--lines in all) and four DCs' Security logs (--records / 2 in all); baseline: both loops
+  above over its files, in one process.
+Each workload runs `authtriage analyze --jobs 1` and `--jobs <CPUs>`. The table shows the best
+wall time of --repeat runs, lines or records per second, the peak memory of the process
+tree (Pss, workers included), and the time relative to the workload's main baseline.
+--gigabyte adds a ~1 GB auth log (the memory target).
 """
 
 from __future__ import annotations
@@ -31,6 +39,27 @@ with open(sys.argv[1], "rb") as fh:
     for line in fh:
         if rx.search(line.decode("utf-8", "replace")):
             n += 1
+print(n)
+"""
+
+# one process: the regex loop over text files and records_json + json.loads over EVTX files
+MIXED = r"""
+import json, re, sys
+from evtx import PyEvtxParser
+rx = re.compile(r"sshd(?:-session)?\[\d+\]: (?:Failed|Accepted) (\S+) for (.*?) from (\S+) port (\d+)")
+mode = sys.argv[1]
+n = 0
+for p in sys.argv[2:]:
+    if p.endswith(".evtx"):
+        for r in PyEvtxParser(p, number_of_threads=1).records_json():
+            if mode != "plain":
+                json.loads(r["data"])
+            n += 1
+    else:
+        with open(p, "rb") as fh:
+            for line in fh:
+                if rx.search(line.decode("utf-8", "replace")):
+                    n += 1
 print(n)
 """
 
@@ -91,52 +120,138 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
     return wall, max(peak, usage.ru_maxrss * 1024), out
 
 
-def bench(path: Path, repeat: int) -> list[tuple[str, float, int]]:
-    exe = [sys.executable, "-m", "analyzer"]
-    work = {
-        "wc -l (I/O floor)": ["wc", "-l", str(path)],
-        "one-regex Python loop": [sys.executable, "-c", BASELINE, str(path)],
-        "authtriage events": [*exe, "events", str(path), "--year", "2025", "-o", os.devnull],
-        "authtriage analyze --jobs 1": [*exe, "analyze", str(path), "--year", "2025", "--jobs", "1", "-o", os.devnull],
-        "authtriage analyze": [*exe, "analyze", str(path), "--year", "2025", "-o", os.devnull],
-    }
-    results = []
-    for name, cmd in work.items():
-        runs = [run(cmd)[:2] for _ in range(repeat)]
-        best = min(r[0] for r in runs)
-        rss = max(r[1] for r in runs)
-        results.append((name, best, rss))
-    return results
+def make_evtx(path: Path, records: int, seed: int = 1, host: str = "DC01.corp.example") -> None:
+    from analyzer.samples_windows import large_security_evtx
+
+    if path.exists() and path.stat().st_size > 0:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    t = time.perf_counter()
+    large_security_evtx(tmp, records, seed, host)
+    tmp.rename(path)
+    print(f"generated {path.name}: {records} records in {time.perf_counter() - t:.1f} s")
 
 
-def table(path: Path, results: list[tuple[str, float, int]]) -> str:
-    with open(path, "rb") as fh:
-        lines = sum(1 for _ in fh)
-    base = dict((n, t) for n, t, _ in results)["one-regex Python loop"]
-    out = [
-        f"{path.name}: {lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB",
-        f"{'workload':<30}{'seconds':>9}{'lines/s':>12}{'peak RSS MB':>13}{'× regex loop':>14}",
-    ]
-    for name, t, rss in results:
-        out.append(f"{name:<30}{t:>9.2f}{lines / t:>12,.0f}{rss / 1e6:>13.0f}{t / base:>14.2f}")
-    return "\n".join(out)
+def make_bundle(folder: Path, hosts: int, lines: int, records: int) -> list[Path]:
+    """--hosts Linux hosts' auth logs and four DCs' Security logs, as a support ticket holds them."""
+    from analyzer.samples import large_auth_log
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    per_host = max(lines // hosts, 1000)
+    for i in range(hosts):
+        path = folder / f"host{i:02d}" / "auth.log"
+        files.append(path)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            for chunk in large_auth_log(per_host, seed=100 + i):
+                fh.write(
+                    chunk.replace("web01", f"h{i:02d}-web")
+                    .replace("web02", f"h{i:02d}-app")
+                    .replace("db01", f"h{i:02d}-db")
+                )
+    for k in range(4):
+        path = folder / f"dc{k + 1}" / "Security.evtx"
+        make_evtx(path, max(records // 8, 1000), seed=200 + k, host=f"DC{k + 1:02d}.corp.example")
+        files.append(path)
+    return files
+
+
+def lines_in(paths: list[Path]) -> int:
+    n = 0
+    for p in paths:
+        if p.suffix != ".evtx":
+            with open(p, "rb") as fh:
+                n += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
+    return n
+
+
+def measure(cmd: list[str], repeat: int) -> tuple[float, int, str]:
+    runs = [run(cmd) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r[0])
+    return best[0], max(r[1] for r in runs), best[2]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB log (memory target)")
+    ap.add_argument("--records", type=int, default=500_000)
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB auth log (memory target)")
     args = ap.parse_args()
-    path = OUT / f"auth-{args.lines}.log"
-    make_log(path, args.lines)
-    print(f"{os.cpu_count()} CPUs; analyze and events use all of them unless --jobs 1")
-    print(table(path, bench(path, args.repeat)))
+    cpus = os.cpu_count() or 1
+    auth = OUT / f"auth-{args.lines}.log"
+    make_log(auth, args.lines)
+    evtx = OUT / f"security-{args.records}.evtx"
+    make_evtx(evtx, args.records)
+    bundle = make_bundle(OUT / f"bundle-{args.hosts}x{args.lines}", args.hosts, args.lines, args.records)
+    exe = [sys.executable, "-m", "analyzer", "analyze", "--year", "2025", "--format", "json", "-o", os.devnull]
+    py = sys.executable
+    n_auth = lines_in([auth])
+    n_bundle_lines = lines_in(bundle)
+    workloads = {
+        "auth": (
+            f"{auth.name}: {n_auth:,} lines, {auth.stat().st_size / 1e6:,.0f} MB",
+            n_auth,
+            "lines",
+            [
+                ("wc -l (I/O floor)", ["wc", "-l", str(auth)], False),
+                ("one-regex Python loop", [py, "-c", BASELINE, str(auth)], True),
+                ("authtriage analyze --jobs 1", [*exe, "--jobs", "1", str(auth)], False),
+                (f"authtriage analyze --jobs {cpus}", [*exe, "--jobs", str(cpus), str(auth)], False),
+            ],
+        ),
+        "evtx": (
+            f"{evtx.name}: {args.records:,} records, {evtx.stat().st_size / 1e6:,.0f} MB",
+            args.records,
+            "records",
+            [
+                ("records_json() alone", [py, "-c", MIXED, "plain", str(evtx)], False),
+                ("records_json() + json.loads", [py, "-c", MIXED, "loads", str(evtx)], True),
+                ("authtriage analyze --jobs 1", [*exe, "--jobs", "1", str(evtx)], False),
+                (f"authtriage analyze --jobs {cpus}", [*exe, "--jobs", str(cpus), str(evtx)], False),
+            ],
+        ),
+        "bundle": (
+            f"{bundle[0].parent.parent.name}: {args.hosts} auth logs ({n_bundle_lines:,} lines) and 4 Security logs "
+            f"({4 * max(args.records // 8, 1000):,} records)",
+            n_bundle_lines + 4 * max(args.records // 8, 1000),
+            "lines+records",
+            [
+                ("regex loop + json.loads loop", [py, "-c", MIXED, "loads", *map(str, bundle)], True),
+                ("authtriage analyze --jobs 1", [*exe, "--jobs", "1", str(bundle[0].parent.parent)], False),
+                (f"authtriage analyze --jobs {cpus}", [*exe, "--jobs", str(cpus), str(bundle[0].parent.parent)], False),
+            ],
+        ),
+    }
     if args.gigabyte:
         big = OUT / "auth-1gb.log"
         make_log(big, 7_800_000)
-        print()
-        print(table(big, bench(big, 1)))
+        n_big = lines_in([big])
+        workloads["auth 1 GB"] = (
+            f"{big.name}: {n_big:,} lines, {big.stat().st_size / 1e6:,.0f} MB",
+            n_big,
+            "lines",
+            [
+                ("one-regex Python loop", [py, "-c", BASELINE, str(big)], True),
+                (f"authtriage analyze --jobs {cpus}", [*exe, "--jobs", str(cpus), str(big)], False),
+            ],
+        )
+    print(f"{cpus} CPUs; best of {args.repeat}; × baseline = time / the baseline's time (lower is better)")
+    print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}")
+    for key, (title, units, unit_name, cmds) in workloads.items():
+        print(f"-- {key}: {title} ({unit_name})")
+        results = [(name, *measure(cmd, args.repeat)[:2], is_base) for name, cmd, is_base in cmds]
+        base = next(t for _, t, _, b in results if b)
+        for name, t, rss, _ in results:
+            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{rss / 1e6:>9.0f}{t / base:>12.2f}")
+        jobs = [t for name, t, _, _ in results if name.startswith("authtriage analyze")]
+        if len(jobs) == 2:
+            print(f"{key:<8} {'--jobs ' + str(cpus) + ' / --jobs 1 throughput':<32}{jobs[0] / jobs[1]:>9.2f}×")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,64 @@ def test_many_files_in_workers_give_the_same_results_in_order(tmp_path):
     assert [r.name for r in one.inputs] == [r.name for r in two.inputs]
     assert [(r.lines, r.events, r.error) for r in one.inputs] == [(r.lines, r.events, r.error) for r in two.inputs]
     pd.testing.assert_frame_equal(_frame(one), _frame(two))
+
+
+def test_archive_members_in_workers_give_the_same_results(tmp_path):
+    import gzip
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(5):
+            z.writestr(f"host{i}/auth.log", "".join(large_auth_log(1_500, seed=10 + i)))
+        z.writestr("host5/auth.log.2.gz", gzip.compress("".join(large_auth_log(1_000, seed=20)).encode()))
+        z.writestr("junk.bin", bytes(range(256)) * 8)
+    (tmp_path / "ticket.zip").write_bytes(buf.getvalue())
+    one = read_events([str(tmp_path / "ticket.zip")], IngestOptions(year=2025, jobs=1))
+    two = read_events([str(tmp_path / "ticket.zip")], IngestOptions(year=2025, jobs=2))
+    names = [r.name for r in two.inputs]
+    assert names == [r.name for r in one.inputs] and any(n.endswith("ticket.zip!host5/auth.log.2.gz") for n in names)
+    assert [(r.lines, r.events, r.skipped, r.skip_reason) for r in one.inputs] == [
+        (r.lines, r.events, r.skipped, r.skip_reason) for r in two.inputs
+    ]
+    pd.testing.assert_frame_equal(_frame(one), _frame(two))
+
+
+def test_a_member_broken_midway_keeps_what_came_before(tmp_path):
+    import zlib
+
+    text = "".join(large_auth_log(3_000, seed=7)).encode()
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    data = comp.compress(text) + comp.flush()
+    broken = data[: len(data) // 2] + b"\x00" * 64 + data[len(data) // 2 + 64 :]
+    path = tmp_path / "auth.log.3.gz"
+    path.write_bytes(broken)
+    for jobs in (1, 2):
+        res = read_events([str(path)], IngestOptions(year=2025, jobs=jobs))
+        (rep,) = res.inputs
+        assert rep.error and "before" in rep.error, (jobs, rep.error)
+        assert rep.lines > 1_000 and len(res.events) > 0, jobs  # the lines before the fault
+
+
+def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
+    import analyzer.analysis as analysis
+    from analyzer.classify import load_rules
+    from analyzer.config import Profile
+    from analyzer.summary import summarize
+
+    for i in range(4):
+        text = "".join(large_auth_log(3_000, seed=30 + i)).replace("web01", f"w{i}").replace("db01", f"d{i}")
+        (tmp_path / f"auth{i}.log").write_text(text)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_EVENTS", 0)
+    used = []
+    original = analysis._partition
+    monkeypatch.setattr(analysis, "_partition", lambda ev, n: used.append(n) or original(ev, n))
+    docs = []
+    for jobs in (1, 2):
+        opts = IngestOptions(year=2025, jobs=jobs)
+        res = read_events([str(tmp_path)], opts)
+        docs.append(summarize(res, opts, Profile(), load_rules()))
+    assert used == [2]  # the second run did split the hosts between two processes
+    assert docs[0]["findings"] and docs[0] == docs[1]
+    assert len({f["host"] for f in docs[0]["findings"]}) >= 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import itertools
 import json
 import multiprocessing
@@ -151,6 +152,24 @@ def read_events(
                 in_flight.append(fut)
                 settle(2 * opts.jobs)
                 continue
+        elif opts.jobs > 1 and item.path is None:
+            # an archive member or stream: small ones go to a worker as bytes
+            rep = InputReport(name=item.name)
+            data, fault = _prefetch(item, 2 * BLOCK_BYTES + 1)
+            if fault is None and len(data) <= 2 * BLOCK_BYTES:
+                fut = _pool(opts.jobs).submit(_read_bytes, item.name, data, item.mtime, opts)
+                slots.append(fut)
+                in_flight.append(fut)
+                settle(2 * opts.jobs)
+                continue
+            if fault is None:
+                rest = Source(name=item.name, stream=_Prefixed(data[HEAD_BYTES:], item.stream), mtime=item.mtime)
+                rest.head = data[:HEAD_BYTES]
+                slots.append((rep, read_source(rest, opts, rep)))
+            else:  # keep what was read before the fault
+                frame = read_source(Source.from_bytes(item.name, data, item.mtime), opts, rep)
+                rep.error = f"{fault.message} (after {len(data)} bytes; what came before was read)"
+                slots.append((rep, frame))
         else:
             rep = InputReport(name=item.name)
             slots.append((rep, read_source(item, opts, rep)))
@@ -189,6 +208,49 @@ def _read_file(path: str, name: str, mtime: float | None, opts: IngestOptions) -
         return rep, empty_events()
 
 
+def _read_bytes(name: str, data: bytes, mtime: float | None, opts: IngestOptions) -> tuple[InputReport, pd.DataFrame]:
+    """One archive member (or stream) read into memory, in a worker process."""
+    rep = InputReport(name=name)
+    return rep, read_source(Source.from_bytes(name, data, mtime), dataclasses.replace(opts, jobs=1), rep)
+
+
+def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
+    """Up to ``n`` bytes from the start of ``src``, and the fault that stopped it early, if any."""
+    parts: list[bytes] = []
+    got = 0
+    try:
+        while got < n:
+            chunk = src.read(min(READ_BYTES, n - got))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+    except InputError as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` bytes, then the rest of ``inner``."""
+
+    def __init__(self, prefix: bytes, inner) -> None:
+        self._prefix = memoryview(prefix)
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if len(self._prefix):
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._inner.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
     if opts.since is None and opts.until is None:
         return events
@@ -223,19 +285,42 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
 # Text (syslog-framed) logs
 
 
-def _blocks(src: Source) -> Iterator[bytes]:
-    """Blocks that end at a line boundary."""
+READ_BYTES = 1 << 16  # read in pieces this size: a fault loses at most one piece
+
+
+def _blocks(src: Source, fault: list[InputError] | None = None) -> Iterator[bytes]:
+    """Blocks of about BLOCK_BYTES that end at a line boundary. On a read fault, the
+    complete lines read before it still come out; the fault goes into ``fault`` (or is
+    raised when no list is given)."""
     carry = b""
-    for chunk in src.chunks(BLOCK_BYTES):
-        data = carry + chunk
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for piece in src.chunks(READ_BYTES):
+            parts.append(piece)
+            size += len(piece)
+            if size < BLOCK_BYTES:
+                continue
+            data = carry + b"".join(parts)
+            parts, size = [], 0
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1 :]
+            yield data[: cut + 1]
+    except InputError as exc:
+        data = carry + b"".join(parts)
         cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        carry = data[cut + 1 :]
-        yield data[: cut + 1]
-    if carry:
-        yield carry
+        if cut >= 0:
+            yield data[: cut + 1]
+        if fault is None:
+            raise
+        fault.append(exc)
+        return
+    data = carry + b"".join(parts)
+    if data:
+        yield data
 
 
 def _auth_unparsed_filter() -> str:
@@ -316,13 +401,12 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
 
 def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     results: list[_Block] = []
-    try:
-        for res in _run_blocks(_blocks(src), opts):
-            results.append(res)
-    except InputError as exc:
-        # keep what was read before the fault; say where it happened
+    fault: list[InputError] = []
+    for res in _run_blocks(_blocks(src, fault), opts):
+        results.append(res)
+    if fault:  # keep what was read before the fault; say where it happened
         done = sum(r.lines for r in results)
-        rep.error = f"{exc.message} (after line {done}; the lines before it were read)"
+        rep.error = f"{fault[0].message} (after line {done}; the lines before it were read)"
     pieces = _stitch(results, rep)
     if not pieces:
         return empty_events()

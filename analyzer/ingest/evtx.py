@@ -312,14 +312,17 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     return frame
 
 
-def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0):
+def read_rust_frames(
+    fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0, threads: int = 0
+):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
-    yields lists of (table entry, frame) per batch of wanted records."""
+    yields lists of (table entry, frame) per batch of wanted records. ``threads``: the
+    parser's own worker threads (0: one per CPU)."""
     from evtx import PyEvtxParser
 
     from .windows import frame_from_records
 
-    parser = PyEvtxParser(fileobj, skip_errors=True)
+    parser = PyEvtxParser(fileobj, number_of_threads=threads, skip_errors=True)
     buckets: dict[tuple[str | None, int | None], tuple[list[str], list[int]]] = {}
     pending = 0
 

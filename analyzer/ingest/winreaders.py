@@ -67,7 +67,8 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch
     frames, used = [], 0
-    for batch in read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH, opts.evtx_after):
+    rust = read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
+    for batch in rust:
         events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
         frames.append(events)
         used += n

@@ -105,7 +105,7 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     since = until - pd.Timedelta(days=job.window_days)
     window, fresh = state.events_since(job.name, since, run_id)
     opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
-    analysis = analyze_events(window, ruleset, job.profile)
+    analysis = analyze_events(window, ruleset, job.profile, jobs=opts.jobs)
     cause = analysis["classification"].cause.astype(object).to_numpy()
     hosts = window["host"].astype(object).fillna("(unknown host)").to_numpy()
     m = fresh & pd.notna(cause)
