@@ -313,6 +313,8 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
 
 
 PARALLEL_MIN_EVENTS = 200_000  # below this, forking workers costs more than it saves
+# above this, the workers' copies of their shares would cost more memory than the time saved is worth
+PARALLEL_MAX_EVENTS = 2_000_000
 _SHARED: dict[str, Any] = {}  # what forked analysis workers read (inherited, not pickled)
 _AGGREGATES = {"count", "value_count", "periodicity", "followed_by", "preceded_by"}
 
@@ -349,8 +351,8 @@ def _analyze_part(i: int) -> dict[str, Any]:
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
     cls = out.pop("classification")
-    out["columns"] = {
-        name: getattr(cls, name).astype(object).to_numpy() for name in ("cause", "verdict", "confidence", "rule")
+    out["columns"] = {  # categoricals travel back as codes and categories (compact to pickle)
+        name: pd.Categorical(getattr(cls, name)) for name in ("cause", "verdict", "confidence", "rule")
     }
     out["cadence"] = cls.cadence.to_numpy(dtype="float64", na_value=np.nan)
     return out
@@ -384,7 +386,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
 
     nhosts = events["host"].nunique(dropna=False) if len(events) else 0
     n = min(jobs, nhosts)
-    if n < 2 or len(events) < PARALLEL_MIN_EVENTS or not _by_host(ruleset):
+    if n < 2 or not PARALLEL_MIN_EVENTS <= len(events) <= PARALLEL_MAX_EVENTS or not _by_host(ruleset):
         return _analyze_serial(events, ruleset, profile)
     parts = [p for p in _partition(events, n) if p.size]
     _SHARED["args"] = (events, ruleset, profile, parts)
@@ -395,22 +397,25 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
     finally:
         _SHARED.clear()
     size = len(events)
-    columns = {name: np.full(size, None, dtype=object) for name in ("cause", "verdict", "confidence", "rule")}
     cadence = np.full(size, np.nan)
     hosts: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     for rows, res in zip(parts, results, strict=True):
-        for name, values in res["columns"].items():
-            columns[name][rows] = values
         cadence[rows] = res["cadence"]
         hosts.extend(res["hosts"])
         found.extend(res["findings"])
     hosts.sort(key=lambda h: h["name"])
     found.sort(key=_rank)
     idx = events.index
-    cls = Classified(
-        **{name: pd.Series(values, index=idx).astype("category") for name, values in columns.items()},
-        cadence=pd.Series(cadence, index=idx),
-    )
+    columns = {}
+    for name in ("cause", "verdict", "confidence", "rule"):
+        cats = [res["columns"][name] for res in results]
+        union = pd.Index(np.concatenate([np.asarray(c.categories, dtype=object) for c in cats])).unique()
+        codes = np.full(size, -1, dtype=np.int32)
+        for rows, cat in zip(parts, cats, strict=True):
+            mapping = union.get_indexer(cat.categories)
+            codes[rows] = np.where(cat.codes >= 0, mapping[np.maximum(cat.codes, 0)], -1)
+        columns[name] = pd.Series(pd.Categorical.from_codes(codes, union), index=idx)
+    cls = Classified(**columns, cadence=pd.Series(cadence, index=idx))
     unclassified = sum(r["unclassified"] for r in results)
     return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}

@@ -184,6 +184,26 @@ def test_a_connection_still_going_on_is_left_for_the_next_run(tmp_path):
     assert doc["schedule"]["window_events"] == _one_shot(log)
 
 
+def test_a_gz_caught_half_written_is_read_again_whole(tmp_path):
+    """logrotate compressing while the run reads: the truncated .gz gives an error and
+    nothing from it is kept; the next run reads the finished file whole."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    full = gzip.compress(b"".join(MISMATCH))
+    _write(logs / "auth.log.2.gz", full[: len(full) // 2])
+    cfg = _config(tmp_path, ["logs/*"])
+    assert _run(cfg).exit_code == 0
+    item = _inputs(_latest(tmp_path))["auth.log.2.gz"]
+    assert item["error"] and "corrupt compressed data" in item["error"]
+    assert _latest(tmp_path)["schedule"]["new_events"] == 0
+    _write(logs / "auth.log.2.gz", full)
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    assert _inputs(doc)["auth.log.2.gz"]["error"] is None
+    assert _inputs(doc)["auth.log.2.gz"]["lines"] == len(MISMATCH)
+    assert doc["schedule"]["window_events"] == _one_shot(logs / "auth.log.2.gz")
+
+
 def test_copytruncate_is_read_from_the_start(tmp_path):
     log = tmp_path / "auth.log"
     _write(log, b"".join(MISMATCH[:100]))

@@ -24,6 +24,7 @@ import hashlib
 import io
 import os
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ class Read:
     replaced: list[str] = field(default_factory=list)  # origins whose stored events are superseded
     files: list[FileState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    claimed: dict[str, FileState] = field(default_factory=dict)  # path → the remembered file it continues
 
 
 def expand(patterns: tuple[str, ...] | list[str]) -> tuple[list[str], list[InputReport]]:
@@ -133,6 +135,34 @@ class _Window(io.RawIOBase):
         if self.left is not None:
             self.left -= n
         return n
+
+
+class _Faults(io.RawIOBase):
+    """Read errors of a compressed stream as :class:`InputError` (the readers report those)."""
+
+    def __init__(self, inner, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.inner.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        try:
+            data = self.inner.read(len(b))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"corrupt compressed data: {exc}", source=self.name) from exc
+        b[: len(data)] = data
+        return len(data)
 
 
 def _last_boundary(fh, start: int, end: int, sep: bytes) -> int:
@@ -241,7 +271,8 @@ def read_new(
                 if magic.startswith(b"ElfFile\x00"):
                     _read_evtx(path, fh, st, by_path.get(path), opts, rep, out)
                 elif magic.startswith(_GZIP):
-                    with gzip.GzipFile(fileobj=fh) as gz:
+                    with gzip.GzipFile(fileobj=fh) as raw_gz:
+                        gz = io.BufferedReader(_Faults(raw_gz, path), 1 << 20)
                         head = gz.read(HEAD_BYTES)
                         fmt, _ = sniff(head)
                         if fmt in _TEXT:
@@ -258,8 +289,10 @@ def read_new(
                         _read_whole(path, st, by_path.get(path), opts, rep, out)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             rep.error = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
-            # keep what was remembered about it, so that nothing is skipped next time
-            out.files.extend(k for k in pool if k.path == path)
+            # keep what was remembered about it, so that nothing is skipped or repeated next time
+            out.files.extend(k for k in pool if k.path == path and k.kind != "text")
+            if path in out.claimed:
+                out.files.append(out.claimed[path])
         except InputError as exc:
             rep.error = exc.message
         out.reports.append(rep)
@@ -273,6 +306,8 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
     """A text log, from the remembered offset to its last complete line (or journal entry)."""
     rep.format = fmt
     prev = _claim(head, st, pool)
+    if prev is not None:
+        out.claimed[path] = prev
     fp_len, fp = _fingerprint(head)
     if prev is not None and compressed and (prev.ino, prev.size, prev.mtime) == (st.st_ino, st.st_size, st.st_mtime):
         out.files.append(dataclasses.replace(prev, path=path))  # a rotated .gz, unchanged since it was read
@@ -346,12 +381,15 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
         offset=new_offset,
         lines=lines_before + units,
     )
-    if rep.error:  # keep the remembered position: the next run tries again
-        out.files.append(prev if prev is not None else dataclasses.replace(after, offset=0, lines=0))
-    else:
-        out.files.append(after)
     if prev is not None and start > 0:
         rep.assumptions["resumed"] = f"read from byte {start} (line {lines_before + 1}), where the last run stopped"
+    if rep.error:
+        # most likely logrotate was still compressing it: keep the remembered position and
+        # store nothing from it, so that the next run reads the same part again, whole
+        out.files.append(prev if prev is not None else dataclasses.replace(after, offset=0, lines=0))
+        rep.warnings.append("nothing from this file was kept in this run; the next run reads it again")
+        return
+    out.files.append(after)
     out.events.append((f"text:{path}", events))
 
 
