@@ -314,3 +314,15 @@ def test_form_post_without_javascript_and_keep_uploads(tmp_path):
         assert (tmp_path / "d" / "analyses" / id / "uploads" / "ticket.zip").read_bytes() == TICKET.read_bytes()
         gone = c.post(f"/analyses/{id}/delete", follow_redirects=False)
         assert gone.status_code == 303 and c.get(f"/api/analyses/{id}").status_code == 404
+
+
+def test_no_waiting_room_still_takes_work_for_an_idle_worker(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", workers=1, queue_size=0, target=serve_targets.block_until_released)
+    with TestClient(create_app(settings)) as c:
+        first = _upload(c, [("a.log", b"a\n")])
+        assert first.status_code == 202  # the worker is idle
+        _wait(c, first.json()["id"], until=("running",))
+        assert _upload(c, [("b.log", b"b\n")]).status_code == 503  # busy, and no room to wait
+        (tmp_path / "d" / "release").write_text("go")
+        assert _wait(c, first.json()["id"])["status"] == "failed"  # the stand-in analysis ends
+        assert _upload(c, [("c.log", b"c\n")]).status_code == 202

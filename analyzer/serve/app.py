@@ -128,7 +128,8 @@ class Service:
         self.root = settings.data_dir
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.root / "index.sqlite")
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max(settings.queue_size, 1))
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.queue_size + settings.workers)
+        self.busy = 0  # workers with an analysis in hand
         self.tasks: list[asyncio.Task] = []
         self.procs: dict[str, multiprocessing.Process] = {}
         self.ctx = multiprocessing.get_context("forkserver")
@@ -154,8 +155,9 @@ class Service:
         self.store.close()
 
     def full(self) -> bool:
-        waiting = self.queue.qsize()
-        return waiting >= self.settings.queue_size
+        """No idle worker and ``queue_size`` analyses already waiting."""
+        idle = max(0, self.settings.workers - self.busy)
+        return self.queue.qsize() >= self.settings.queue_size + idle
 
     def _drop_uploads(self, id: str) -> None:
         if not self.settings.keep_uploads:
@@ -164,11 +166,13 @@ class Service:
     async def _work(self) -> None:
         while True:
             id = await self.queue.get()
+            self.busy += 1
             try:
                 await self._run(id)
             except Exception as exc:  # noqa: BLE001 - a worker never dies of one analysis
                 self.store.update(id, status="failed", finished=now_iso(), error=f"internal error: {exc}")
             finally:
+                self.busy -= 1
                 self.queue.task_done()
 
     async def _run(self, id: str) -> None:
@@ -261,6 +265,8 @@ class Service:
         files = [{"name": f["name"], "bytes": f["bytes"]} for f in up.files]
         self.store.add(id, files, up.total, nets, tz)
         try:
+            if self.full():
+                raise asyncio.QueueFull
             self.queue.put_nowait(id)
         except asyncio.QueueFull:
             self.store.delete(id)
