@@ -15,6 +15,7 @@ import typer
 
 from . import __version__
 from .errors import AuthtriageError, UsageError
+from .evidence import fill_examples
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
 from .ingest.sources import Limits
@@ -100,9 +101,12 @@ Backend = Annotated[EvtxBackend, typer.Option("--evtx-backend", help="EVTX parse
 Jobs = Annotated[int, typer.Option(help="Worker processes for large inputs (default: the number of CPUs).")]
 
 
-def _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True) -> IngestOptions:
+def _options(
+    since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True, lazy_raw=False
+) -> IngestOptions:
     opts = IngestOptions(
         keep_raw=keep_raw,
+        lazy_raw=lazy_raw,
         evtx_backend=str(backend),
         jobs=max(1, jobs),
         tz=tz,
@@ -152,9 +156,9 @@ def _write(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True):
+def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True, lazy_raw=False):
     try:
-        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw)
+        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw, lazy_raw)
         progress = _Progress()
         result = read_events(paths, opts, progress=progress)
         progress.done()
@@ -241,8 +245,15 @@ def analyze(
     except AuthtriageError as exc:
         raise _fail(exc) from None
     tz = tz or profile.timezone
-    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend)
-    doc = enrich(summarize(result, opts, profile, ruleset))
+    # quoted lines of text logs are read again at the end instead of kept for every event
+    # (standard input cannot be read twice)
+    lazy = "-" not in paths
+    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend, lazy_raw=lazy)
+    summary = summarize(result, opts, profile, ruleset)
+    if lazy:
+        formats = {r.name: r.format for r in result.inputs}
+        fill_examples(summary["findings"], paths, formats, opts.limits)
+    doc = enrich(summary)
     fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
     _write(render(doc, fmt), output)
     code = exit_code(doc, fail_on.value if fail_on else None)

@@ -66,6 +66,7 @@ def test_upload_analyze_read_and_delete(client, tmp_path):
     # inputs are named as uploaded, never by their place on the server
     names = [i["name"] for i in body["report"]["inputs"]]
     assert "ticket.zip!DC01/Security.evtx" in names and not any(str(tmp_path) in n for n in names)
+    assert all(e["text"] for f in body["report"]["findings"] for e in f["examples"])  # quoted lines fetched
     html = client.get(f"/analyses/{id}")
     assert html.status_code == 200 and "DC01.corp.example" in html.text
     assert "script-src" not in html.headers["content-security-policy"]

@@ -50,6 +50,7 @@ class IngestOptions:
     until: pd.Timestamp | None = None
     limits: Limits = field(default_factory=Limits)
     keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
+    lazy_raw: bool = False  # syslog-framed lines without `raw`: analyzer.evidence fetches those quoted
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes for large inputs
     evtx_backend: str = "rust"  # or "python" (python-evtx)
     evtx_after: int = 0  # skip EVTX records with an EventRecordID up to this (incremental runs)
@@ -402,7 +403,8 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
 def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     results: list[_Block] = []
     fault: list[InputError] = []
-    for res in _run_blocks(_blocks(src, fault), opts):
+    keep = opts.keep_raw and not opts.lazy_raw
+    for res in _run_blocks(_blocks(src, fault), dataclasses.replace(opts, keep_raw=keep)):
         results.append(res)
     if fault:  # keep what was read before the fault; say where it happened
         done = sum(r.lines for r in results)

@@ -17,6 +17,7 @@ from typing import Any
 from ..classify import load_rules
 from ..config import Profile
 from ..errors import AuthtriageError
+from ..evidence import fill_examples
 from ..ingest import IngestOptions, read_events
 from ..ingest.catalog import load_catalog
 from ..ingest.sources import Limits
@@ -41,7 +42,7 @@ def analyze_upload(
     or raises :class:`ValueError` with the reason when nothing could be read."""
     out = Path(out_dir)
     profile = Profile().with_overrides(platform_net or None)
-    opts = IngestOptions(tz=tz or None, jobs=1, limits=Limits(**limits))
+    opts = IngestOptions(tz=tz or None, jobs=1, limits=Limits(**limits), lazy_raw=True)
     opts.zone()
     names = sorted(os.listdir(upload_dir))
     last = [0.0]
@@ -63,7 +64,14 @@ def analyze_upload(
     if not result.readable:
         problems = [f"{r.name}: {r.error or r.skip_reason}" for r in result.inputs if r.error or r.skipped]
         raise ValueError("nothing readable in the upload — " + "; ".join(problems or ["no files"]))
-    doc = enrich(summarize(result, opts, profile, load_rules()))
+    summary = summarize(result, opts, profile, load_rules())
+    cwd = os.getcwd()
+    os.chdir(upload_dir)
+    try:
+        fill_examples(summary["findings"], names, {r.name: r.format for r in result.inputs}, opts.limits)
+    finally:
+        os.chdir(cwd)
+    doc = enrich(summary)
     for fmt in REPORT_FORMATS:
         _write(out / f"report.{fmt}", render(doc, fmt))
     hosts = doc["hosts"]
