@@ -350,6 +350,9 @@ def _analyze_part(i: int) -> dict[str, Any]:
     events, ruleset, profile, parts = _SHARED["args"]
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
+    from .report import explain
+
+    explain(out["findings"])  # the prose too, while the work is shared out
     cls = out.pop("classification")
     out["columns"] = {  # categoricals travel back as codes and categories (compact to pickle)
         name: pd.Categorical(getattr(cls, name)) for name in ("cause", "verdict", "confidence", "rule")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "render", "enrich", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
+__all__ = ["FORMATS", "render", "enrich", "explain", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
 
 REPORT_VERSION = 1
 # findings shown in full by the formats meant for reading in a terminal or a ticket
@@ -104,6 +104,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the package; no stat per lookup
     )
     env.filters["md"] = md_escape
     env.filters["tx"] = text_escape
@@ -120,6 +121,7 @@ def _plain_env() -> jinja2.Environment:
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
     )
 
 
@@ -178,11 +180,17 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
     }
 
 
+def explain(findings: list[dict[str, Any]]) -> None:
+    """Add each finding's prose (title, explanation, impact, remediation), once."""
+    for f in findings:
+        if "title" not in f:
+            f.update(_explain(f))
+            f["cadence_text"] = _cadence_text(f)
+
+
 def enrich(doc: dict[str, Any]) -> dict[str, Any]:
     """Add the prose: per finding its explanation, per host its headline."""
-    for f in doc["findings"]:
-        f.update(_explain(f))
-        f["cadence_text"] = _cadence_text(f)
+    explain(doc["findings"])
     for h in doc["hosts"]:
         mine = [f for f in doc["findings"] if f["host"] == h["name"] and f["cause"] != "probe-ok"]
         mine = mine or [f for f in doc["findings"] if f["host"] == h["name"]]
