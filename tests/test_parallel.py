@@ -99,6 +99,7 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
     import analyzer.analysis as analysis
     from analyzer.classify import load_rules
     from analyzer.config import Profile
+    from analyzer.report import enrich
     from analyzer.summary import summarize
 
     for i in range(4):
@@ -112,7 +113,7 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
     for jobs in (1, 2):
         opts = IngestOptions(year=2025, jobs=jobs)
         res = read_events([str(tmp_path)], opts)
-        docs.append(summarize(res, opts, Profile(), load_rules()))
+        docs.append(enrich(summarize(res, opts, Profile(), load_rules())))
     assert used == [2]  # the second run did split the hosts between two processes
     assert docs[0]["findings"] and docs[0] == docs[1]
     assert len({f["host"] for f in docs[0]["findings"]}) >= 4
