@@ -2,7 +2,7 @@
 from the ingestion issues, all run in this one invocation (the machine is noisy; only
 ratios measured side by side mean anything).
 
-    python bench/run.py [--lines 1000000] [--records 500000] [--hosts 20] [--repeat 1] [--gigabyte]
+    python bench/run.py [--lines 1000000] [--records 500000] [--hosts 20] [--repeat 1] [--gigabyte] [--only bundle]
 
 Workloads (generated once into bench/out/ by the sample generator):
 - auth: a busy server's auth log of --lines lines; baselines `wc -l` (the I/O floor) and a
@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB auth log (memory target)")
+    ap.add_argument("--only", default="", help="comma-separated workloads to run (auth, evtx, bundle)")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
     auth = OUT / f"auth-{args.lines}.log"
@@ -257,6 +258,8 @@ def main() -> None:
                 (f"authtriage analyze --jobs {cpus}", [*exe, "--jobs", str(cpus), str(big)], False),
             ],
         )
+    if args.only:
+        workloads = {k: v for k, v in workloads.items() if k in args.only.split(",")}
     print(f"{cpus} CPUs; best of {args.repeat}; × baseline = time / the baseline's time (lower is better)")
     print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}")
     for key, (title, units, unit_name, cmds) in workloads.items():
