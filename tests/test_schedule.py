@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -218,7 +219,7 @@ def test_copytruncate_is_read_from_the_start(tmp_path):
 
 
 def _state_snapshot(db: Path) -> tuple:
-    con = __import__("sqlite3").connect(db)
+    con = sqlite3.connect(db)
     try:
         return tuple(
             con.execute(sql).fetchall()

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from analyzer.cli import app as cli
 from analyzer.serve import Settings, create_app
+from analyzer.serve.uploads import safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKET = ROOT / "samples" / "ticket-bundle" / "ticket.zip"
@@ -188,8 +189,11 @@ def test_hostile_names_are_contained_and_escaped(client, tmp_path):
     evil = "../../<img src=x onerror=alert(1)>.log"
     res = _upload(client, [(evil, b"Nov  3 14:00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 1 ssh2\n")])
     id = res.json()["id"]
-    _wait(client, id)
-    assert not list(tmp_path.glob("**/*onerror*"))  or all("analyses" in str(p) for p in tmp_path.glob("**/*onerror*"))
+    body = _wait(client, id)
+    assert body["files"][0]["name"] == evil  # shown as uploaded …
+    assert safe_name(evil, set()) == "img_src=x_onerror=alert_1_.log"  # … stored under a harmless name
+    assert safe_name("..", set()) == "upload" and safe_name("a.log", {"a.log"}) == "a-2.log"
+    assert body["report"]["inputs"][0]["name"] == "img_src=x_onerror=alert_1_.log"
     page = client.get("/").text
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
