@@ -331,3 +331,44 @@ def test_no_waiting_room_still_takes_work_for_an_idle_worker(tmp_path):
         (tmp_path / "d" / "release").write_text("go")
         assert _wait(c, first.json()["id"])["status"] == "failed"  # the stand-in analysis ends
         assert _upload(c, [("c.log", b"c\n")]).status_code == 202
+
+
+def test_a_full_disk_is_an_answer(client, monkeypatch):
+    import errno
+
+    import analyzer.serve.uploads as uploads
+
+    def no_space(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(uploads, "open", no_space, raising=False)
+    res = _upload(client, [("a.log", b"x\n")])
+    assert res.status_code == 507 and "No space left on device" in res.json()["detail"]
+    monkeypatch.undo()
+    assert _upload(client, [("a.log", b"x\n")]).status_code == 202
+
+
+def test_a_client_that_goes_away_mid_upload_leaves_nothing(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path / "d"))
+    body = b'--B\r\nContent-Disposition: form-data; name="files"; filename="a.log"\r\n\r\npartial line'
+    messages = [{"type": "http.request", "body": body, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/analyses", "raw_path": b"/api/analyses", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=B"), (b"host", b"testserver")],
+        "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    with TestClient(app) as c:
+        c.portal.call(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 400 and b"interrupted" in payload
+    assert not list((tmp_path / "d").glob("analyses/*"))

@@ -29,6 +29,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .store import Store, new_id, now_iso, valid_id
@@ -244,6 +245,12 @@ class Service:
         except UploadError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             return None, str(exc), 400
+        except ClientDisconnect:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None, "the upload was interrupted before it finished", 400
+        except OSError as exc:  # the data directory is full or unwritable
+            shutil.rmtree(folder, ignore_errors=True)
+            return None, f"cannot store the upload: {exc.strerror or exc}", 507
         problem = None
         if not up.files or not any(f["bytes"] for f in up.files):
             problem = "no files in the upload (form field 'files')"

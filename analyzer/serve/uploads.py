@@ -121,14 +121,18 @@ async def receive(
             "on_part_end": on_part_end,
         },
     )
+    def feed(step, *args) -> None:
+        try:
+            step(*args)
+        except (UploadError, OSError):
+            raise  # ours, or the disk's
+        except Exception as exc:  # the parser's own errors: a malformed body
+            raise UploadError(f"malformed multipart body: {exc}") from exc
+
     try:
-        async for chunk in body:
-            parser.write(chunk)
-        parser.finalize()
-    except UploadError:
-        raise
-    except Exception as exc:  # the parser's own errors: a malformed body
-        raise UploadError(f"malformed multipart body: {exc}") from exc
+        async for chunk in body:  # a client that goes away raises here, as itself
+            feed(parser.write, chunk)
+        feed(parser.finalize)
     finally:
         if state["out"] is not None:
             state["out"].close()
