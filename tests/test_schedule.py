@@ -317,6 +317,20 @@ def test_evtx_reads_new_records_and_notices_a_cleared_log(tmp_path):
     assert "cleared or replaced" in text
 
 
+def test_an_archived_copy_of_a_windows_log_counts_once(tmp_path):
+    events = sorted(_member_mismatch(random.Random(3)), key=lambda e: e.time)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_evtx(logs / "Security.evtx", events)
+    (logs / "Archive-Security-2025-11-04.evtx").write_bytes((logs / "Security.evtx").read_bytes())
+    cfg = _config(tmp_path, ["logs/*.evtx"])
+    assert _run(cfg).exit_code == 0
+    doc = _latest(tmp_path)
+    assert doc["schedule"]["window_events"] == _one_shot(logs / "Security.evtx")
+    assert any("counted once" in n for n in doc["schedule"]["notes"])
+    assert {(t["host"], t["cause"]) for t in doc["schedule"]["trends"]["new"]}
+
+
 def test_retention_keeps_the_newest_reports(tmp_path):
     log = tmp_path / "auth.log"
     _write(log, b"".join(MISMATCH[:20]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..analysis import analyze_events, iso_utc
@@ -104,6 +105,13 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     until = newest if newest is not None else pd.Timestamp(started)
     since = until - pd.Timedelta(days=job.window_days)
     window, fresh = state.events_since(job.name, since, run_id)
+    twice = _same_records(window)
+    if twice.any():  # an archived copy of a Windows log beside the live one: count each record once
+        window, fresh = window[~twice].reset_index(drop=True), fresh[~twice]
+        got.notes.append(
+            f"{int(twice.sum())} Windows event(s) appeared in more than one file (an archived copy of a log?) "
+            "and were counted once"
+        )
     opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
     analysis = analyze_events(window, ruleset, job.profile, jobs=opts.jobs)
     cause = analysis["classification"].cause.astype(object).to_numpy()
@@ -157,6 +165,18 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     state.commit()
     retain(job)
     return RunOutcome(job=job.name, ok=True, run_id=run_id, reports=[str(p) for p in written], trends=found["trends"])
+
+
+def _same_records(events: pd.DataFrame) -> np.ndarray:
+    """EVTX events seen before in the window: same computer, channel, event id, record id and time."""
+    evtx = (events["log"] == "evtx").fillna(False).to_numpy() & events["locator"].notna().to_numpy()
+    if not evtx.any():
+        return np.zeros(len(events), dtype=bool)
+    keys = ["host", "channel", "event_id", "locator", "timestamp", "action", "outcome"]
+    dup = events.loc[evtx, keys].astype(object).duplicated(keep="first").to_numpy()
+    out = np.zeros(len(events), dtype=bool)
+    out[np.flatnonzero(evtx)[dup]] = True
+    return out
 
 
 # ---------------------------------------------------------------------------------
