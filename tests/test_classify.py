@@ -124,20 +124,23 @@ def _dc(rows: list[dict]) -> pd.DataFrame:
     return ev([marker, *rows], host="DC01", log="evtx", channel="Security")
 
 
+def _ntlm_failure(i: int, **extra) -> dict:
+    """The platform's NTLM network logon as Administrator every 15 minutes, failing."""
+    return {
+        "t": i * 15,
+        "event_id": 4625,
+        "user": "Administrator",
+        "logon_type": 3,
+        "auth_method": "NTLM",
+        "reason": "bad-password",
+        **extra,
+    }
+
+
 def test_domain_controller_probe_without_source_address():
     rows = []
     for i in range(12):
-        rows.append(
-            {
-                "t": i * 15,
-                "event_id": 4625,
-                "user": "Administrator",
-                "logon_type": 3,
-                "auth_method": "NTLM",
-                "reason": "bad-password",
-                "service": "network",
-            }
-        )
+        rows.append(_ntlm_failure(i, service="network"))
         rows.append(
             {
                 "t": i * 15,
@@ -157,17 +160,7 @@ def test_domain_controller_probe_without_source_address():
 
 
 def test_same_failures_on_a_member_server_are_a_password_mismatch():
-    rows = [
-        {
-            "t": i * 15,
-            "event_id": 4625,
-            "user": "Administrator",
-            "logon_type": 3,
-            "auth_method": "NTLM",
-            "reason": "bad-password",
-        }
-        for i in range(12)
-    ]
+    rows = [_ntlm_failure(i) for i in range(12)]
     r = causes(ev(rows, host="APP01", log="evtx", channel="Security"))
     assert only(r) == {"probe-password-mismatch"}
 

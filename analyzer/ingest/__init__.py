@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import itertools
 import json
 import multiprocessing
@@ -33,7 +32,7 @@ from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import HEAD_BYTES, Limits, Skipped, Source, iter_sources
+from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -85,6 +84,13 @@ class InputReport:
     first_record: int | None = None  # lowest and highest EventRecordID in the file (EVTX)
     last_record: int | None = None
 
+    @classmethod
+    def skipped_input(cls, item: Skipped) -> InputReport:
+        """The report of an input that was not read: an error, or a deliberate skip."""
+        if item.error:
+            return cls(name=item.name, skipped=True, error=item.reason)
+        return cls(name=item.name, skipped=True, skip_reason=item.reason)
+
     def sample_unparsed(self, texts: list[str]) -> None:
         room = MAX_SAMPLES - len(self.unparsed_samples)
         if room > 0:
@@ -134,12 +140,7 @@ def read_events(
 
     for item in iter_sources(paths, opts.limits):
         if isinstance(item, Skipped):
-            rep = InputReport(name=item.name, skipped=True)
-            if item.error:
-                rep.error = item.reason
-            else:
-                rep.skip_reason = item.reason
-            slots.append((rep, empty_events()))
+            slots.append((InputReport.skipped_input(item), empty_events()))
         elif opts.jobs > 1 and item.path is not None and (size := _size(item.path)) <= 2 * BLOCK_BYTES:
             sent_bytes += size
             if sent_bytes > opts.limits.max_total_bytes:
@@ -164,7 +165,7 @@ def read_events(
                 settle(2 * opts.jobs)
                 continue
             if fault is None:
-                rest = Source(name=item.name, stream=_Prefixed(data[HEAD_BYTES:], item.stream), mtime=item.mtime)
+                rest = Source(name=item.name, stream=Prefixed(data[HEAD_BYTES:], item.stream), mtime=item.mtime)
                 rest.head = data[:HEAD_BYTES]
                 slots.append((rep, read_source(rest, opts, rep)))
             else:  # keep what was read before the fault
@@ -229,27 +230,6 @@ def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
     except InputError as exc:
         return b"".join(parts), exc
     return b"".join(parts), None
-
-
-class _Prefixed(io.RawIOBase):
-    """``prefix`` bytes, then the rest of ``inner``."""
-
-    def __init__(self, prefix: bytes, inner) -> None:
-        self._prefix = memoryview(prefix)
-        self._inner = inner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        if len(self._prefix):
-            n = min(len(b), len(self._prefix))
-            b[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._inner.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:

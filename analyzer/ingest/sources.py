@@ -154,6 +154,37 @@ class Source:
             yield block
 
 
+class Prefixed(io.RawIOBase):
+    """``prefix`` bytes, then at most ``limit`` bytes of ``inner`` (all of it when None);
+    ``count`` says how many came from ``inner``."""
+
+    def __init__(self, prefix: bytes, inner, limit: int | None = None) -> None:
+        self.prefix = memoryview(prefix)
+        self.inner = inner
+        self.left = limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if len(self.prefix):
+            n = min(len(b), len(self.prefix))
+            b[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
+        want = len(b) if self.left is None else min(len(b), self.left)
+        if want <= 0:
+            return 0
+        data = self.inner.read(want)
+        n = len(data)
+        b[:n] = data
+        self.count += n
+        if self.left is not None:
+            self.left -= n
+        return n
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """An input that was not read, and why (one line, naming it)."""

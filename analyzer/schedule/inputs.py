@@ -33,7 +33,7 @@ import pandas as pd
 from ..errors import InputError
 from ..ingest import READERS, IngestOptions, InputReport, read_source
 from ..ingest.sniff import sniff
-from ..ingest.sources import HEAD_BYTES, Skipped, Source, iter_sources
+from ..ingest.sources import HEAD_BYTES, Prefixed, Skipped, Source, iter_sources
 from ..schema import concat_events, empty_events
 from .state import FileState
 
@@ -105,36 +105,6 @@ def _matches(head: bytes, known: FileState) -> bool:
         and known.fp_len <= len(head)
         and hashlib.sha256(head[: known.fp_len]).hexdigest() == known.fp
     )
-
-
-class _Window(io.RawIOBase):
-    """``prefix`` then at most ``limit`` bytes of ``inner`` (all of it when None), counted."""
-
-    def __init__(self, prefix: bytes, inner, limit: int | None) -> None:
-        self.prefix = prefix
-        self.inner = inner
-        self.left = limit
-        self.count = 0  # bytes taken from inner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        if self.prefix:
-            n = min(len(b), len(self.prefix))
-            b[:n] = self.prefix[:n]
-            self.prefix = self.prefix[n:]
-            return n
-        want = len(b) if self.left is None else min(len(b), self.left)
-        if want <= 0:
-            return 0
-        data = self.inner.read(want)
-        n = len(data)
-        b[:n] = data
-        self.count += n
-        if self.left is not None:
-            self.left -= n
-        return n
 
 
 class _Faults(io.RawIOBase):
@@ -335,7 +305,7 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
     header = _header_lines(head) if fmt == "pfirewall" and start > 0 else b""
 
     def read(limit: int | None, into: InputReport) -> tuple[pd.DataFrame, int]:
-        window = _Window(header + prefix, inner, limit)
+        window = Prefixed(header + prefix, inner, limit)
         src = Source(name=path, stream=io.BufferedReader(window, 1 << 20), mtime=st.st_mtime)
         src.head = src.stream.read(HEAD_BYTES)
         events = empty_events()
@@ -437,11 +407,10 @@ def _read_whole(path, st, prev: FileState | None, opts, rep, out: Read) -> None:
     frames = []
     inner_reports = []
     for item in iter_sources([path], opts.limits):
-        sub = InputReport(name=item.name)
         if isinstance(item, Skipped):
-            sub.skipped, sub.error = True, item.reason if item.error else None
-            sub.skip_reason = None if item.error else item.reason
+            sub = InputReport.skipped_input(item)
         else:
+            sub = InputReport(name=item.name)
             frames.append(read_source(item, opts, sub))
         inner_reports.append(sub)
     if len(inner_reports) == 1:

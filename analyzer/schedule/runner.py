@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._files import atomic_write
 from ..analysis import analyze_events, iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
@@ -298,15 +299,6 @@ def trends(
 # files
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[Path]:
     """``<output>/<job>/<UTC stamp>.<fmt>`` per format, and ``latest.<fmt>`` replaced atomically."""
     folder = job.directory
@@ -320,8 +312,8 @@ def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[P
     for fmt in job.formats:
         text = render(doc, fmt)
         path = folder / f"{stamp}.{fmt}"
-        _atomic_write(path, text)
-        _atomic_write(folder / f"latest.{fmt}", text)
+        atomic_write(path, text)
+        atomic_write(folder / f"latest.{fmt}", text)
         written.append(path)
     return written
 

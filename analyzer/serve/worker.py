@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_write
 from ..classify import load_rules
 from ..config import Profile
 from ..errors import AuthtriageError
@@ -27,12 +28,6 @@ from ..summary import summarize
 __all__ = ["analyze_upload", "child_main", "REPORT_FORMATS"]
 
 REPORT_FORMATS = ("json", "html", "md")
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def analyze_upload(
@@ -53,7 +48,7 @@ def analyze_upload(
         now = time.monotonic()
         if now - last[0] > 0.5:
             last[0] = now
-            _write(out / "progress.json", json.dumps({"inputs_read": done[0], "current": rep.name}))
+            atomic_write(out / "progress.json", json.dumps({"inputs_read": done[0], "current": rep.name}))
 
     cwd = os.getcwd()
     os.chdir(upload_dir)  # inputs are named as uploaded, not by their path on the server
@@ -73,7 +68,7 @@ def analyze_upload(
         os.chdir(cwd)
     doc = enrich(summary)
     for fmt in REPORT_FORMATS:
-        _write(out / f"report.{fmt}", render(doc, fmt))
+        atomic_write(out / f"report.{fmt}", render(doc, fmt))
     hosts = doc["hosts"]
     headline = "; ".join(f"{h['name']}: {h['headline']}" for h in hosts[:3]) or "no logins found"
     return {"findings": len(doc["findings"]), "headline": headline[:500]}
@@ -102,4 +97,4 @@ def child_main(upload_dir: str, out_dir: str, platform_net: list[str], tz: str |
         outcome = {"ok": False, "error": str(exc)[:2000]}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
         outcome = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"[:2000]}
-    _write(out / "result.json", json.dumps(outcome))
+    atomic_write(out / "result.json", json.dumps(outcome))
