@@ -13,7 +13,11 @@ from .errors import RuleError
 __all__ = ["load_yaml", "clean", "line_of"]
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (about 9x faster on the catalog)
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_Base):  # type: ignore[misc, valid-type]
     """Safe loader that refuses duplicate keys and records each mapping's line."""
 
 
@@ -27,7 +31,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
                 source=f"{loader.name}:{key_node.start_mark.line + 1}",
             )
         seen[key] = key_node.start_mark.line
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    mapping = yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
