@@ -219,6 +219,35 @@ def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[di
     return out
 
 
+_NO_TIME = np.iinfo(np.int64).min  # a group without a time (or without a failure)
+
+
+def _micros(ts: pd.Series) -> np.ndarray:
+    """UTC timestamps as µs since the epoch; a missing one is _NO_TIME."""
+    return ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+
+
+def _per_group(gid: np.ndarray, values: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
+    """Per group the minimum (``np.minimum``) or maximum of its values, NaT-like
+    _NO_TIME ignored; a group without any is _NO_TIME."""
+    known = values != _NO_TIME
+    g, v = gid[known], values[known]
+    fill = np.iinfo(np.int64).max if op is np.minimum else _NO_TIME + 1
+    out = np.full(n, fill, dtype=np.int64)
+    op.at(out, g, v)
+    return np.where(out == fill, _NO_TIME, out)
+
+
+def _iso_many(micros: np.ndarray) -> list[str | None]:
+    """µs since the epoch → ISO 8601 UTC with a Z, as :func:`iso_utc` writes them
+    (fractions only when there are any)."""
+    text = np.datetime_as_string(micros.view("datetime64[us]"), unit="us")
+    return [
+        None if m == _NO_TIME else (t[:-7] if t.endswith(".000000") else t) + "Z"
+        for m, t in zip(micros.tolist(), text.tolist(), strict=True)
+    ]
+
+
 def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3) -> list[dict[str, Any]]:
     """Classified events gathered per (host, cause, source, account), ranked by urgency.
 
@@ -248,47 +277,52 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
         per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
         n = int(gid.max()) + 1
         first_row = np.unique(gid, return_index=True)[1]  # each group's earliest event
-        ts = frame["timestamp"]
-        first = ts.groupby(gid).min()
-        last = ts.groupby(gid).max()
+        micros = _micros(frame["timestamp"])
+        first = _per_group(gid, micros, n, np.minimum)
+        last = _per_group(gid, micros, n, np.maximum)
         size = np.bincount(gid, minlength=n)
-        rule_cad = frame["cadence"].groupby(gid).median()
+        rule_cad = frame["cadence"].groupby(gid).median().reindex(range(n)).to_numpy(dtype=float)
         fail_mask = frame["outcome"].isin(["failure", "blocked"]).to_numpy()
-        failures = np.bincount(gid, weights=fail_mask, minlength=n).astype(int)
-        first_fail = ts[fail_mask].groupby(gid[fail_mask]).min()
-        attempts = _attempts(gid, secs, n)
+        failures = np.bincount(gid, weights=fail_mask, minlength=n).astype(int).tolist()
+        first_fail = _per_group(gid[fail_mask], micros[fail_mask], n, np.minimum)
+        attempts = _attempts(gid, secs, n).tolist()
         rank = frame["confidence"].map(CONFIDENCE_RANK).fillna(9).to_numpy()
-        best = pd.Series(rank).groupby(gid).min()
+        best = _per_group(gid, rank.astype(np.int64), n, np.minimum).tolist()
         by_rank = {v: k for k, v in CONFIDENCE_RANK.items()}
         lists = {col: _group_values(gid, frame[col], n) for col in ("user", "service", "src_ip")}
         ports = _group_values(gid, frame["dst_port"].astype("Float64"), n, numeric=True)
         reasons = _group_counts(gid, frame["reason"], n)
         actions = _group_counts(gid, frame["action"], n)
         shown = _examples(gid, frame, examples)
-        verdicts, rules, hosts = (frame[c].to_numpy()[first_row] for c in ("verdict", "rule", "host"))
+        verdicts, rules, hosts = (frame[c].to_numpy()[first_row].tolist() for c in ("verdict", "rule", "host"))
+        # cadence: by the rule's periodicity condition, else measured here when periodic
+        cadences = np.where(np.isnan(rule_cad), np.where(per, med, np.nan), rule_cad)
+        spans = (last - first) / 1e6
+        first_iso, last_iso = _iso_many(first), _iso_many(last)
+        note = None
+        if cause.startswith("probe-") and not profile.networks and cause != "probe-service-down":
+            note = (
+                "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
+                "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
+            )
+        transitions = cause in TRANSITION_CAUSES
         for gi in range(n):
-            measured = rule_cad.get(gi)  # by the rule's periodicity condition, else measured here
-            fallback = float(med[gi]) if per[gi] else None
-            cadence = fallback if measured is None or pd.isna(measured) else float(measured)
+            cad = float(cadences[gi])
+            cadence = None if np.isnan(cad) else cad
             beats = None
-            if cadence:
-                expected = int(round((last[gi] - first[gi]).total_seconds() / cadence)) + 1
-                beats = {"expected": expected, "observed": int(attempts[gi])}
-            confidence = by_rank.get(int(best[gi]), "low")
+            if cadence and first[gi] != _NO_TIME:
+                beats = {"expected": int(round(float(spans[gi]) / cadence)) + 1, "observed": attempts[gi]}
             users = lists["user"][gi]
             host = hosts[gi]
-            notes = []
-            if cause.startswith("probe-") and not profile.networks and cause != "probe-service-down":
-                notes.append(
-                    "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
-                    "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
-                )
-            ff = first_fail.get(gi)
+            transition = None
+            if transitions and first_fail[gi] != _NO_TIME:
+                ff = pd.Timestamp(int(first_fail[gi]), unit="us", tz="UTC")
+                transition = history.transition(host, users, ff)
             out.append(
                 {
                     "cause": cause,
                     "verdict": verdicts[gi],
-                    "confidence": confidence,
+                    "confidence": by_rank.get(best[gi], "low"),
                     "rule": rules[gi],
                     "host": None if pd.isna(host) else str(host),
                     "service": lists["service"][gi],
@@ -298,14 +332,14 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
                     "reasons": reasons[gi],
                     "actions": actions[gi],
                     "count": int(size[gi]),
-                    "failures": int(failures[gi]),
-                    "first_seen": iso_utc(first[gi]),
-                    "last_seen": iso_utc(last[gi]),
+                    "failures": failures[gi],
+                    "first_seen": first_iso[gi],
+                    "last_seen": last_iso[gi],
                     "cadence_seconds": cadence,
                     "beats": beats,
-                    "transition": history.transition(host, users, ff) if cause in TRANSITION_CAUSES else None,
+                    "transition": transition,
                     "examples": shown.get(gi, []),
-                    "notes": notes,
+                    "notes": [note] if note else [],
                 }
             )
     out.sort(key=_rank)
