@@ -25,6 +25,8 @@ FINDING_KEYS: dict[str, list[str]] = {
     "brute-force": ["user"],
     "probe-service-down": ["service"],
     "probe-firewall-blocked": ["src_ip"],
+    # what no rule explains: one finding per host and reason, not one per address and account
+    "unclassified": ["reason"],
 }
 DEFAULT_KEYS = ["src_ip", "user"]
 # what needs action first

@@ -109,13 +109,23 @@ def _env() -> jinja2.Environment:
     env.filters["md"] = md_escape
     env.filters["tx"] = text_escape
     env.filters["plain"] = lambda r: PLAIN.get(str(r), str(r).replace("-", " "))
+    env.filters["some"] = some
     return env
+
+
+def some(values: list, limit: int = 10) -> str:
+    """A list for people: the first ``limit`` values, then how many more (the JSON report
+    keeps them all)."""
+    values = [str(v) for v in values]
+    if len(values) <= limit:
+        return ", ".join(values)
+    return f"{', '.join(values[:limit])} and {len(values) - limit:,} more"
 
 
 @cache
 def _plain_env() -> jinja2.Environment:
     """For the cause explanations: plain text out, escaped later by each format."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir() / "causes")),
         autoescape=False,
         undefined=jinja2.ChainableUndefined,
@@ -123,6 +133,8 @@ def _plain_env() -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    env.filters["some"] = some
+    return env
 
 
 def _explain(f: dict) -> dict[str, Any]:

@@ -259,6 +259,22 @@ def test_unclassified_is_kept():
     )
 
 
+def test_what_no_rule_explains_is_one_finding_per_host_and_reason():
+    rows = [{"t": i * 7, "user": f"u{i}", "src_ip": f"10.0.{i}.9", "reason": "other"} for i in range(5)]
+    rows += [{"t": 2, "user": "u9", "src_ip": "10.0.9.9", "reason": "expired", "host": "web02"}]
+    rows += [{"t": 3, "user": "u8", "src_ip": "10.0.8.9", "reason": "bad-password"}]
+    r = causes(ev(rows))
+    assert r["by_event"] == ["unclassified"] * 7
+    got = sorted(
+        (f["host"], tuple(f["reasons"]), f["count"], len(f["users"]), len(f["src_ips"])) for f in r["findings"]
+    )
+    assert got == [
+        ("web01", ("bad-password",), 1, 1, 1),
+        ("web01", ("other",), 5, 5, 5),
+        ("web02", ("expired",), 1, 1, 1),
+    ]
+
+
 # ---- profile -----------------------------------------------------------------------------
 
 

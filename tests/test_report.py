@@ -140,3 +140,50 @@ def test_terminal_and_ticket_formats_show_the_most_urgent_findings_only(tmp_path
     assert f"{len(many['findings']) - FINDINGS_SHOWN['text']} more finding(s)" in text
     assert f"{len(many['findings']) - FINDINGS_SHOWN['md']} more finding(s)" in md
     assert render(many, "html").count('<article class="finding') == len(many["findings"])
+
+
+def test_long_lists_are_cut_for_people_and_whole_in_json():
+    from analyzer.report import enrich, render, some
+
+    assert some(["a", "b"]) == "a, b"
+    assert some([str(i) for i in range(1234)], 3) == "0, 1, 2 and 1,231 more"
+    ips = [f"203.0.113.{i}" for i in range(80)]
+    finding = {
+        "cause": "unclassified",
+        "verdict": "unknown",
+        "confidence": "low",
+        "rule": "unclassified",
+        "host": "web01",
+        "service": ["ssh"],
+        "src_ips": ips,
+        "dst_ports": [22],
+        "users": ["root"],
+        "reasons": {"other": 80},
+        "actions": {"logon": 80},
+        "count": 80,
+        "failures": 80,
+        "first_seen": "2025-11-03T14:00:00Z",
+        "last_seen": "2025-11-03T15:00:00Z",
+        "cadence_seconds": None,
+        "beats": None,
+        "transition": None,
+        "examples": [],
+        "notes": [],
+    }
+    doc = enrich(
+        {
+            "generator": "test",
+            "totals": {"inputs": 0, "lines": 0, "records": 0, "events": 80, "findings": 1},
+            "hosts": [{"name": "web01", "role": "linux", "role_evidence": []}],
+            "findings": [finding],
+            "timeline": {"bucket_seconds": None, "start": None, "hosts": {}},
+            "inputs": [],
+            "assumptions": {},
+            "platform": {"networks": [], "accounts": ["root"]},
+        }
+    )
+    assert "and 70 more" in doc["findings"][0]["explanation"]
+    for fmt in ("html", "md"):
+        out = render(doc, fmt)
+        assert "203.0.113.49" in out and "203.0.113.50" not in out and "and 30 more" in out
+    assert json.loads(render(doc, "json"))["findings"][0]["src_ips"] == ips
