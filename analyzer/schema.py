@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = [
     "COLUMNS",
@@ -164,8 +165,17 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         elif dtype == _CAT:
             out[name] = pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=frame.index)
         else:
-            out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=frame.index)
+            out[name] = pd.Series(_nulls(dtype, n), index=frame.index)
     return pd.DataFrame(out, index=frame.index)
+
+
+def _nulls(dtype: str, n: int):
+    """``n`` missing values of a schema dtype, without a Python object per row."""
+    if dtype.startswith("Int"):
+        return pd.arrays.IntegerArray(np.zeros(n, dtype=dtype.lower()), np.ones(n, dtype=bool))
+    if dtype.startswith("datetime64"):
+        return pd.array(np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")).tz_localize("UTC")
+    return pd.array(pa.nulls(n, pa.string()), dtype=dtype)
 
 
 def _union(parts: list[pd.Series]) -> pd.Categorical:

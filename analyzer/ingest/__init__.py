@@ -390,9 +390,11 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
         done = sum(r.lines for r in results)
         rep.error = f"{fault[0].message} (after line {done}; the lines before it were read)"
     pieces = _stitch(results, rep)
+    results.clear()
     if not pieces:
         return empty_events()
     ev = concat_events(pieces)
+    pieces.clear()  # the blocks' frames go before the source-wide steps copy the whole
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     return _finish(ev, src, "syslog", rep)
 
@@ -480,6 +482,9 @@ def _syslog_piece(
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
     piece["weight"] = weight[rows]
+    for col in ("src_port", "dst_port"):  # the schema's width, while the blocks wait in memory
+        if col in piece.columns:
+            piece[col] = piece[col].astype("Int32")
     fmt = fr.fmt[rows]
     ts = fr.ts.take(take)
     # One int64 per row until the whole source is read: µs since the epoch (UTC or local
@@ -533,14 +538,29 @@ def _pack3164(parts: pd.DataFrame) -> np.ndarray:
     return np.where(bad, _NAT, packed)
 
 
-def _unpack3164(packed: np.ndarray) -> pd.DataFrame:
-    bad = packed == _NAT
-    out = {}
-    rest = np.where(bad, 0, packed)
-    for name, unit in zip(("yidx", "month", "day", "hour", "minute", "second"), _PACK, strict=True):
-        out[name] = np.where(bad, np.nan, rest // unit)
-        rest = rest % unit
-    return pd.DataFrame(out)
+def _part(packed: np.ndarray, i: int) -> np.ndarray:
+    """One field of packed RFC 3164 times (0 year index, 1 month, … 5 second)."""
+    out = packed // _PACK[i]
+    if i:
+        out %= _PACK[i - 1] // _PACK[i]
+    return out
+
+
+def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
+    """Packed RFC 3164 times → naive datetime64[us] once the first line's year is known;
+    NaT for an unreadable time or a date that does not exist (Feb 30). A time past
+    23:59:59 (a leap second) rolls on into the next minute."""
+    ok = packed != _NAT
+    packed = np.where(ok, packed, 0)
+    month, day = _part(packed, 1), _part(packed, 2)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+    first = ((base_year - 1970 + _part(packed, 0)) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
+    date = first.astype("datetime64[D]") + (np.clip(day, 1, 31) - 1)
+    ok &= date.astype("datetime64[M]") == first  # day 31 of a 30-day month is not a date
+    secs = _part(packed, 3) * 3600 + _part(packed, 4) * 60 + _part(packed, 5)
+    out = date.astype("datetime64[us]") + secs * 1_000_000
+    out[~ok] = np.datetime64("NaT")
+    return out
 
 
 def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
@@ -552,40 +572,40 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
     naive = np.where(kind == _T_LOCAL, t, _NAT).view("datetime64[us]")
     is3164 = kind == _T_3164
     if is3164.any():
-        parts = _unpack3164(t[is3164])
+        packed = t[is3164]
         if opts.year is not None:
             base = opts.year
             rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
         else:
             anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
             what = "the file's modification time" if src.mtime else "today's date (no file time known)"
-            known = parts.dropna(subset=["month", "day"])
+            known = np.flatnonzero(packed != _NAT)
             year_last = anchor.year
-            if len(known):
-                last = known.iloc[-1]
-                if (int(last["month"]), int(last["day"])) > (anchor.month, anchor.day + 1):
+            if known.size:
+                last = packed[known[-1:]]
+                if (int(_part(last, 1)[0]), int(_part(last, 2)[0])) > (anchor.month, anchor.day + 1):
                     year_last -= 1
-                base = year_last - int(last["yidx"])
+                base = year_last - int(_part(last, 0)[0])
             else:
                 base = year_last
             rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
-        naive[is3164] = syslog.resolve_times(parts, base).to_numpy(dtype="datetime64[us]")
+        naive[is3164] = _resolve3164(packed, base)
         bad = int(np.isnat(naive[is3164]).sum())
         if bad:
             rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
-    out = pd.Series(pd.DatetimeIndex(utc).tz_localize("UTC"), index=ev.index)
     need_zone = ~np.isnat(naive)
     if need_zone.any():
         rep.assumptions["timezone"] = f"{zname} for timestamps without a zone" + (
             "" if opts.tz else " (assumed; use --tz)"
         )
-        local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
-            zone if opts.tz else "UTC",
-            ambiguous=np.zeros(int(need_zone.sum()), dtype=bool),
-            nonexistent="shift_forward",
-        )
-        out[need_zone] = local.tz_convert("UTC").as_unit("us")
-    return out
+        if opts.tz:
+            local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
+                zone, ambiguous=np.zeros(int(need_zone.sum()), dtype=bool), nonexistent="shift_forward"
+            )
+            utc[need_zone] = local.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy()
+        else:  # UTC assumed: the wall time is the time
+            utc[need_zone] = naive[need_zone]
+    return pd.Series(pd.DatetimeIndex(utc).tz_localize("UTC"), index=ev.index)
 
 
 def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.DataFrame:

@@ -238,7 +238,10 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
 
     # Addresses first (the folding below looks at them).
     sshd = has_pid & (ev["family"] == _SSHD_FAMILY).fillna(False)
-    if sshd.any() and ev.loc[sshd, "src_ip"].isna().any():
+    lacking = sshd & ev["src_ip"].isna()
+    if lacking.any():
+        # only the connections with a row lacking its address (a small share, usually)
+        sshd &= key.isin(pd.unique(key[lacking].to_numpy()))
         sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
         sub["k"] = key[sshd]
         known_ts = sub["timestamp"].where(sub["src_ip"].notna())
@@ -257,23 +260,30 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     # policy, limits) belong to the connection as a whole.
     enrich = (ev["role"] == "enrich").fillna(False) & has_pid
     if enrich.any():
+        # only the connections that have enrich rows take part
+        part = key.isin(pd.unique(key[enrich].to_numpy())).to_numpy()
+        sub = ev.loc[part, ["family", "action", "outcome", "role", "reason"]]
+        k = key[part]
         attempt = (
-            (ev["family"] == _SSHD_FAMILY)
-            & (ev["action"] == "logon")
-            & (ev["outcome"] == "failure")
-            & (ev["role"] == "attempt")
-        ).fillna(False) & has_pid
-        n_attempts = attempt.groupby(key).transform("sum")
-        generic = enrich & ev["reason"].isin(_GENERIC_REASONS).fillna(False)
-        rank = generic.astype("int64").groupby(key).cumsum() - 1
-        folded = (generic & (rank < n_attempts)) | (enrich & ~generic & (n_attempts > 0))
+            (sub["family"] == _SSHD_FAMILY)
+            & (sub["action"] == "logon")
+            & (sub["outcome"] == "failure")
+            & (sub["role"] == "attempt")
+        ).fillna(False)
+        n_attempts = attempt.groupby(k).transform("sum")
+        en = enrich[part]
+        generic = en & sub["reason"].isin(_GENERIC_REASONS).fillna(False)
+        rank = generic.astype("int64").groupby(k).cumsum() - 1
+        folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
         # A specific reason from PAM (expired, policy) beats sshd's generic one.
-        specific = folded & ~generic & (ev["action"] == "logon").fillna(False)
+        specific = folded & ~generic & (sub["action"] == "logon").fillna(False)
         if specific.any():
-            best = ev.loc[specific].groupby(key[specific])["reason"].first()
-            target = attempt & key.isin(best.index)
-            ev.loc[target, "reason"] = key[target].map(best).to_numpy()
-        ev = ev.loc[~folded]
+            best = sub.loc[specific].groupby(k[specific])["reason"].first()
+            target = attempt & k.isin(best.index)
+            ev.loc[target.index[target.to_numpy()], "reason"] = k[target].map(best).to_numpy()
+        drop = np.zeros(len(ev), dtype=bool)
+        drop[np.flatnonzero(part)[folded.to_numpy()]] = True
+        ev = ev.loc[~drop]
     if "weight" in ev.columns and (ev["weight"] > 1).any():
         ev = ev.loc[ev.index.repeat(ev["weight"].to_numpy())]
     return ev.reset_index(drop=True)

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "resolve_times", "YearState"]
+__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "YearState"]
 
 _TAG = r"(?P<tag>[^ :\[\]]+(?:\[[0-9]+\])?|\[[^ \]]+\](?:\[[0-9]+\])?):? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
 _HOST = r"(?: (?P<host>[^ \[\]]*[^ \[\]:]))?"
@@ -300,21 +300,6 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
     return pd.DataFrame(
         {"month": month, "day": num("day"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
     )
-
-
-def resolve_times(parts: pd.DataFrame, base_year: int) -> pd.Series:
-    """Naive datetimes from :func:`rfc3164_parts` once the first line's year is known."""
-    comp = pd.DataFrame(
-        {
-            "year": base_year + parts["yidx"],
-            "month": parts["month"],
-            "day": parts["day"],
-            "hour": parts["hour"],
-            "minute": parts["minute"],
-            "second": parts["second"],
-        }
-    )
-    return pd.to_datetime(comp, errors="coerce")
 
 
 def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
