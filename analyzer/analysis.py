@@ -40,15 +40,21 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if events.empty:
         return out
-    host = events["host"].astype(object).fillna("(unknown host)")
+    host_codes, host_names = _codes(events["host"])
+    names = [("(unknown host)" if pd.isna(h) else h) for h in host_names]
 
     def distinct(col: str) -> dict[str, set]:
-        pairs = pd.DataFrame({"h": host.to_numpy(), "v": events[col].to_numpy(dtype=object)}).dropna()
-        pairs = pairs.drop_duplicates()
-        return {h: set(grp["v"]) for h, grp in pairs.groupby("h", sort=False)}
+        """Per host the distinct values of ``col``, from (host, value) code pairs."""
+        codes, values = _codes(events[col])
+        known = codes >= 0
+        pairs = np.unique(host_codes[known] * (len(values) + 1) + codes[known])
+        out: dict[str, set] = {}
+        for h, v in zip((pairs // (len(values) + 1)).tolist(), (pairs % (len(values) + 1)).tolist(), strict=True):
+            out.setdefault(names[h], set()).add(values[v])
+        return out
 
     ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
-    for name in sorted(host.unique()):
+    for name in sorted(set(names)):
         evidence: list[str] = []
         dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in DC_EVENT_IDS)
         channels = {str(c) for c in channels_by.get(name, ())}
@@ -73,6 +79,13 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
             evidence.append("no log kind that tells")
         out.append({"name": name, "role": role, "role_evidence": evidence})
     return out
+
+
+def _codes(col: pd.Series) -> tuple[np.ndarray, list]:
+    """A column as integer codes (-1 for missing; a missing value counts as one value
+    only where it is the host) and the values they stand for."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=col.name != "host")
+    return codes.astype(np.int64), list(uniques)
 
 
 def iso_utc(ts) -> str | None:
@@ -167,6 +180,7 @@ def _rank(f: dict[str, Any]) -> tuple:
         f["users"],
         f["src_ips"],
         f["service"],
+        list(f["reasons"]),
     )
 
 
@@ -192,22 +206,47 @@ def _split(g: np.ndarray, values: list, n: int) -> list[list]:
     return out
 
 
+def _coded(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column as codes (-1 for missing) and its values as strings, without a Python
+    object per row for categoricals."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy(dtype=np.int64), np.array([str(v) for v in col.cat.categories], dtype=object)
+    codes, uniques = pd.factorize(col)
+    return codes.astype(np.int64), np.array([str(v) for v in uniques], dtype=object)
+
+
+def _pairs(gid: np.ndarray, col: pd.Series, counts: bool = False):
+    """Distinct (group, value) pairs of the non-null values, with their counts; values as
+    codes into the returned strings."""
+    codes, values = _coded(col)
+    known = codes >= 0
+    width = len(values) + 1
+    keys, n = np.unique(gid[known] * width + codes[known], return_counts=True)
+    return keys // width, keys % width, values, n
+
+
 def _group_values(gid: np.ndarray, col: pd.Series, n: int, numeric: bool = False) -> list[list]:
     """Each group's distinct non-null values, sorted (as strings, or as numbers)."""
-    mask = col.notna().to_numpy()
-    vals = col[mask].to_numpy(dtype=float) if numeric else col[mask].astype(str).to_numpy(dtype=object)
-    pairs = pd.DataFrame({"g": gid[mask], "v": vals}).drop_duplicates().sort_values(["g", "v"], kind="stable")
-    return _split(pairs["g"].to_numpy(), pairs["v"].tolist(), n)
+    g, c, values, _ = _pairs(gid, col)
+    if numeric:
+        values = np.array([float(v) for v in values], dtype=float)
+    order = np.lexsort((_rank_of(values)[c], g))
+    return _split(g[order], values[c[order]].tolist(), n)
+
+
+def _rank_of(values: np.ndarray) -> np.ndarray:
+    """Each value's position in sorted order."""
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return rank
 
 
 def _group_counts(gid: np.ndarray, col: pd.Series, n: int) -> list[dict[str, int]]:
     """Each group's value counts, most frequent first (ties by value)."""
-    mask = col.notna().to_numpy()
-    frame = pd.DataFrame({"g": gid[mask], "v": col[mask].astype(str).to_numpy(dtype=object)})
-    counts = frame.groupby(["g", "v"], sort=False).size().reset_index(name="c")
-    counts = counts.assign(neg=-counts["c"]).sort_values(["g", "neg", "v"], kind="stable")
-    items = list(zip(counts["v"].tolist(), counts["c"].astype(int).tolist(), strict=True))
-    return [dict(x) for x in _split(counts["g"].to_numpy(), items, n)]
+    g, c, values, counts = _pairs(gid, col, counts=True)
+    order = np.lexsort((_rank_of(values)[c], -counts, g))
+    items = list(zip(values[c[order]].tolist(), counts[order].tolist(), strict=True))
+    return [dict(x) for x in _split(g[order], items, n)]
 
 
 def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[dict]]:
@@ -215,7 +254,7 @@ def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[di
     rank = pd.Series(gid).groupby(gid).cumcount().to_numpy()
     rows = np.flatnonzero(rank < k)
     out: dict[int, list[dict]] = {}
-    src, loc, raw = (frame[c].to_numpy()[rows] for c in ("source", "locator", "raw"))
+    src, loc, raw = (frame[c].take(rows).tolist() for c in ("source", "locator", "raw"))
     for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
         out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": None if pd.isna(r_) else str(r_)})
     return out
@@ -257,24 +296,24 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     lists (accounts, sources, reasons, examples) are built."""
     if events.empty:
         return []
-    ev = events.assign(
-        cause=cls.cause.astype(object),
-        verdict=cls.verdict.astype(object),
-        confidence=cls.confidence.astype(object),
-        rule=cls.rule.astype(object),
-        cadence=cls.cadence,
+    ev = events[_FINDING_COLUMNS].assign(
+        cause=cls.cause, verdict=cls.verdict, confidence=cls.confidence, rule=cls.rule, cadence=cls.cadence
     )
-    needed = [*_FINDING_COLUMNS, "cause", "verdict", "confidence", "rule", "cadence"]
-    ev = ev.loc[ev["cause"].notna(), needed]
+    ev = ev.loc[ev["cause"].notna().to_numpy()]
     if ev.empty:
         return []
     history = _History(events)
     out: list[dict[str, Any]] = []
-    for cause, by_cause in ev.groupby("cause", sort=False):
+    cause_codes = ev["cause"].cat.codes.to_numpy()
+    for code, cause in enumerate(ev["cause"].cat.categories):
+        rows = np.flatnonzero(cause_codes == code)
+        if not rows.size:
+            continue
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
-        frame = by_cause.assign(**{k: by_cause[k].astype(object) for k in keys}).sort_values("timestamp", kind="stable")
-        frame = frame.reset_index(drop=True)
-        gid = frame.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+        frame = ev.take(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+        # groups from the keys' codes (a missing value is a value of its own)
+        key_codes = pd.DataFrame({k: pd.factorize(frame[k], use_na_sentinel=False)[0] for k in keys})
+        gid = key_codes.groupby(keys, sort=False).ngroup().to_numpy()
         secs = (frame["timestamp"].astype("int64") // 1_000_000).to_numpy()
         per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
         n = int(gid.max()) + 1
@@ -296,7 +335,7 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
         reasons = _group_counts(gid, frame["reason"], n)
         actions = _group_counts(gid, frame["action"], n)
         shown = _examples(gid, frame, examples)
-        verdicts, rules, hosts = (frame[c].to_numpy()[first_row].tolist() for c in ("verdict", "rule", "host"))
+        verdicts, rules, hosts = (frame[c].take(first_row).tolist() for c in ("verdict", "rule", "host"))
         # cadence: by the rule's periodicity condition, else measured here when periodic
         cadences = np.where(np.isnan(rule_cad), np.where(per, med, np.nan), rule_cad)
         spans = (last - first) / 1e6
@@ -377,7 +416,7 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
     cls = classify(events, ruleset, profile, roles)
     found = findings(events, cls, profile)
     failures = events["outcome"].isin(["failure", "blocked"]).to_numpy()
-    unclassified = int((cls.cause.astype(object) == "unclassified").to_numpy()[failures].sum())
+    unclassified = int((cls.cause == "unclassified").to_numpy(dtype=bool, na_value=False)[failures].sum())
     return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
 
 

@@ -164,27 +164,31 @@ def _explain(f: dict) -> dict[str, Any]:
 
 def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
     """Attempts per time bucket, per host and cause (classified events only)."""
-    mask = causes.notna().to_numpy()
-    ev = events.loc[mask, ["host", "timestamp"]].assign(cause=causes[mask].astype(object))
-    ev = ev[ev["timestamp"].notna()]
-    if ev.empty:
+    micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
+    keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
+    if not keep.any():
         return {"bucket_seconds": None, "start": None, "hosts": {}}
-    t = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
+    t = micros[keep] // 1_000_000
     span = max(int(t.max() - t.min()), 1)
     size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
     start = int(t.min() // size * size)
     idx = (t - start) // size
     n = int(idx.max()) + 1
+    # (host, cause, bucket) counted on codes; names only for the pairs that occur
+    hosts, host_names = pd.factorize(events["host"], use_na_sentinel=False)
+    cause_codes = causes.cat.codes.to_numpy(dtype=np.int64)[keep]
+    ncause = len(causes.cat.categories)
+    pair = hosts[keep].astype(np.int64) * ncause + cause_codes
+    keys, inverse = np.unique(pair, return_inverse=True)
+    counts = np.zeros((len(keys), n), dtype=np.int64)
+    np.add.at(counts, (inverse, idx), 1)
+    named = {}
+    for row, key in enumerate(keys.tolist()):
+        h = host_names[key // ncause]
+        named[("(unknown host)" if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
     out: dict[str, dict[str, list[int]]] = {}
-    frame = pd.DataFrame(
-        {
-            "host": ev["host"].astype(object).fillna("(unknown host)").to_numpy(),
-            "cause": ev["cause"].to_numpy(),
-            "i": idx,
-        }
-    )
-    for (host, cause), grp in frame.groupby(["host", "cause"], sort=True):
-        out.setdefault(str(host), {})[str(cause)] = np.bincount(grp["i"].to_numpy(), minlength=n).tolist()
+    for host, cause in sorted(named):
+        out.setdefault(host, {})[cause] = counts[named[(host, cause)]].tolist()
     return {
         "bucket_seconds": size,
         "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),

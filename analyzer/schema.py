@@ -166,7 +166,7 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
             out[name] = pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=frame.index)
         else:
             out[name] = pd.Series(_nulls(dtype, n), index=frame.index)
-    return pd.DataFrame(out, index=frame.index)
+    return pd.DataFrame(out, index=frame.index, copy=False)  # the columns are new or the caller's
 
 
 def _nulls(dtype: str, n: int):
@@ -204,4 +204,4 @@ def concat_events(frames: list[pd.DataFrame]) -> pd.DataFrame:
             out[name] = pd.Series(_union(parts))
         else:
             out[name] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # the columns are new arrays

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -24,8 +25,9 @@ COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
 TOP = 50
 
 
-def _counts(events: pd.DataFrame, column: str) -> list[dict[str, Any]]:
-    vc = events[column].value_counts(dropna=False)
+def _counts(events: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+    col = events[column] if rows is None else events[column][rows]
+    vc = col.value_counts(dropna=False)
     vc = vc[vc > 0].head(TOP)
     return [{"value": "(none)" if pd.isna(k) else str(k), "count": int(v)} for k, v in vc.items()]
 
@@ -44,7 +46,7 @@ def summarize(
     ruleset = ruleset or load_rules()
     if analysis is None:
         analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs)
-    failures = ev[ev["outcome"] == "failure"]
+    failures = (ev["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)  # a mask: no copy of the rows
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:
         for key, text in rep.assumptions.items():
@@ -65,7 +67,7 @@ def summarize(
             "lines": sum(r.lines for r in result.inputs),
             "records": sum(r.records for r in result.inputs),
             "events": int(len(ev)),
-            "failures": int(len(failures)),
+            "failures": int(failures.sum()),
             "unparsed": sum(r.unparsed for r in result.inputs),
             "errors": sum(1 for r in result.inputs if r.error),
             "findings": len(analysis["findings"]),
@@ -73,7 +75,7 @@ def summarize(
         "first_seen": iso_utc(ev["timestamp"].min()) if len(ev) else None,
         "last_seen": iso_utc(ev["timestamp"].max()) if len(ev) else None,
         "events_by": {col: _counts(ev, col) for col in COUNT_BY},
-        "failures_by": {col: _counts(failures, col) for col in COUNT_BY},
+        "failures_by": {col: _counts(ev, col, failures) for col in COUNT_BY},
         "platform": {
             "networks": list(profile.networks),
             "accounts": list(profile.accounts),

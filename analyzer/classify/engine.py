@@ -120,8 +120,9 @@ def _ordered(
     """For each candidate row: how many ``other`` rows of the same group fall in the
     window after (or before) it. Returns (count per candidate row, group id per row)."""
     both = np.concatenate([rows, other])
-    gid = _group_ids(events.iloc[both], by)
-    t = _seconds(events.iloc[both])
+    sub = events[[*by, "timestamp"]].iloc[both]  # only the columns needed, not whole rows
+    gid = _group_ids(sub, by)
+    t = _seconds(sub)
     g_rows, g_other = gid[: rows.size], gid[rows.size :]
     t_rows, t_other = t[: rows.size], t[rows.size :]
     keys = np.sort(g_other * _BIG + t_other)
@@ -142,8 +143,10 @@ def _group_ok(
     ok = np.ones(rows.size, dtype=bool)
     if "host_role" in g:
         ok &= roles.iloc[rows].isin(g["host_role"]).to_numpy()
-    sub = events.iloc[rows]
     by = list(g.get("group-by", []))
+    vc = g.get("value_count") or {}
+    needed = dict.fromkeys([*by, *vc.get("group-by", []), "timestamp", *([vc["field"]] if "field" in vc else [])])
+    sub = events[list(needed)].iloc[rows]  # only the columns the conditions read
     span = Timespan(g["timespan"]).seconds if "timespan" in g else None
     t = _seconds(sub)
     gid = _group_ids(sub, by)
@@ -160,7 +163,7 @@ def _group_ok(
         if "_among" in spec:  # distinct values among other events of the same group
             among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
             both = np.concatenate([rows, among])
-            gids = _group_ids(events.iloc[both], vby)
+            gids = _group_ids(events[vby].iloc[both], vby)
             values = events[spec["field"]].astype(object).to_numpy()[among]
             size = int(gids.max()) + 1 if gids.size else 0
             distinct = pd.Series(values).groupby(gids[rows.size :]).nunique().reindex(range(size)).fillna(0)
@@ -236,8 +239,13 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
         which[rows] = i
 
     def column(values: list[str]) -> pd.Series:
-        table = np.array([*values, None], dtype=object)
-        return pd.Series(pd.Categorical(table[np.where(which >= 0, which, len(values))]), index=events.index)
+        """Per event the chosen rule's value, built from codes (no object per event)."""
+        cats, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
+        used = np.zeros(len(cats), dtype=bool)
+        used[inverse[np.unique(which[which >= 0])]] = True
+        remap = np.cumsum(used) - 1  # only the values some event has, as before
+        codes = np.where(which >= 0, remap[inverse[np.maximum(which, 0)]], -1)
+        return pd.Series(pd.Categorical.from_codes(codes, categories=cats[used]), index=events.index)
 
     return Classified(
         cause=column([r.cause for r in rules]),

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._memory import release
 from ..errors import InputError, UsageError
 from ..schema import concat_events, conform, empty_events
 from . import syslog, winreaders
@@ -185,7 +186,10 @@ def read_events(
             progress(rep)
         reports.append(rep)
         frames.append(frame)
-    events = _window(concat_events(frames), opts)
+    events = concat_events(frames)
+    frames.clear()
+    events = _window(events, opts)
+    release()
     return IngestResult(events=events, inputs=reports)
 
 
@@ -395,7 +399,9 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
         return empty_events()
     ev = concat_events(pieces)
     pieces.clear()  # the blocks' frames go before the source-wide steps copy the whole
+    release()
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
+    release()
     return _finish(ev, src, "syslog", rep)
 
 
@@ -611,6 +617,7 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
 def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.DataFrame:
     """Source-wide steps, then the schema."""
     ev = finish_events(ev)  # folded PAM lines stay counted as used: they enriched an event
+    release()
     for col in ("src_ip", "dst_ip"):
         ev[col] = normalize_ip(ev[col])
     n = len(ev)

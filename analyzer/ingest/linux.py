@@ -193,7 +193,7 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     }
     for col, coded in cols.items():
         out[col] = coded.categorical(rows)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
 
 
 _IPV4_MAPPED = r"^::ffff:(\d+\.\d+\.\d+\.\d+)$"
@@ -231,59 +231,73 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     if ev.empty:
         return ev
     ev = ev.reset_index(drop=True)
-    host = ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1
-    pid = ev["pid"].fillna(-1).to_numpy(dtype=np.int64)
-    key = pd.Series(host * (1 << 40) + pid, index=ev.index)
-    has_pid = ev["pid"].notna()
-
-    # Addresses first (the folding below looks at them).
-    sshd = has_pid & (ev["family"] == _SSHD_FAMILY).fillna(False)
-    lacking = sshd & ev["src_ip"].isna()
-    if lacking.any():
-        # only the connections with a row lacking its address (a small share, usually)
-        sshd &= key.isin(pd.unique(key[lacking].to_numpy()))
-        sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
-        sub["k"] = key[sshd]
-        known_ts = sub["timestamp"].where(sub["src_ip"].notna())
-        g = sub.groupby("k", sort=False)
-        fwd_ip, fwd_ts = g["src_ip"].ffill(), known_ts.groupby(sub["k"]).ffill()
-        bwd_ip, bwd_ts = g["src_ip"].bfill(), known_ts.groupby(sub["k"]).bfill()
-        window = pd.Timedelta(minutes=10)
-        fwd_ok = (sub["timestamp"] - fwd_ts).abs() <= window
-        bwd_ok = (bwd_ts - sub["timestamp"]).abs() <= window
-        fill = fwd_ip.where(fwd_ok.fillna(False)).fillna(bwd_ip.where(bwd_ok.fillna(False)))
-        missing = sub["src_ip"].isna()
-        ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
-
-    # Fold enrich rows into the failures of the same connection: a PAM auth failure pairs
-    # with one sshd failure (the k-th with the k-th); other enrich lines (account expired,
-    # policy, limits) belong to the connection as a whole.
-    enrich = (ev["role"] == "enrich").fillna(False) & has_pid
-    if enrich.any():
-        # only the connections that have enrich rows take part
-        part = key.isin(pd.unique(key[enrich].to_numpy())).to_numpy()
-        sub = ev.loc[part, ["family", "action", "outcome", "role", "reason"]]
-        k = key[part]
-        attempt = (
-            (sub["family"] == _SSHD_FAMILY)
-            & (sub["action"] == "logon")
-            & (sub["outcome"] == "failure")
-            & (sub["role"] == "attempt")
-        ).fillna(False)
-        n_attempts = attempt.groupby(k).transform("sum")
-        en = enrich[part]
-        generic = en & sub["reason"].isin(_GENERIC_REASONS).fillna(False)
-        rank = generic.astype("int64").groupby(k).cumsum() - 1
-        folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
-        # A specific reason from PAM (expired, policy) beats sshd's generic one.
-        specific = folded & ~generic & (sub["action"] == "logon").fillna(False)
-        if specific.any():
-            best = sub.loc[specific].groupby(k[specific])["reason"].first()
-            target = attempt & k.isin(best.index)
-            ev.loc[target.index[target.to_numpy()], "reason"] = k[target].map(best).to_numpy()
-        drop = np.zeros(len(ev), dtype=bool)
-        drop[np.flatnonzero(part)[folded.to_numpy()]] = True
-        ev = ev.loc[~drop]
-    if "weight" in ev.columns and (ev["weight"] > 1).any():
-        ev = ev.loc[ev.index.repeat(ev["weight"].to_numpy())]
+    has_pid = ev["pid"].notna().to_numpy()
+    key = pd.Series(
+        (ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1) * (1 << 40) + ev["pid"].to_numpy(np.int64, na_value=-1)
+    )
+    _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
+    gone = _fold(ev, key, has_pid)
+    del key
+    # One copy of the rows that stay, each as many times as its weight (folded rows: 0),
+    # without the helper columns nothing reads after this.
+    times = ev["weight"].to_numpy(dtype=np.int64, copy=True) if "weight" in ev.columns else np.ones(len(ev), np.int64)
+    times[gone] = 0
+    ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
+    if (times != 1).any():
+        ev = ev.take(np.repeat(np.arange(len(ev)), times))
     return ev.reset_index(drop=True)
+
+
+def _fill_addresses(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> None:
+    """An sshd row without an address takes the one known for its (host, pid) connection
+    from the nearest line within ten minutes (in place)."""
+    sshd = has_pid & (ev["family"] == _SSHD_FAMILY).to_numpy(dtype=bool, na_value=False)
+    lacking = sshd & ev["src_ip"].isna().to_numpy()
+    if not lacking.any():
+        return
+    # only the connections with a row lacking its address (a small share, usually)
+    sshd &= key.isin(pd.unique(key[lacking].to_numpy())).to_numpy()
+    sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
+    sub["k"] = key[sshd]
+    known_ts = sub["timestamp"].where(sub["src_ip"].notna())
+    g = sub.groupby("k", sort=False)
+    fwd_ip, fwd_ts = g["src_ip"].ffill(), known_ts.groupby(sub["k"]).ffill()
+    bwd_ip, bwd_ts = g["src_ip"].bfill(), known_ts.groupby(sub["k"]).bfill()
+    window = pd.Timedelta(minutes=10)
+    fwd_ok = (sub["timestamp"] - fwd_ts).abs() <= window
+    bwd_ok = (bwd_ts - sub["timestamp"]).abs() <= window
+    fill = fwd_ip.where(fwd_ok.fillna(False)).fillna(bwd_ip.where(bwd_ok.fillna(False)))
+    missing = sub["src_ip"].isna()
+    ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
+
+
+def _fold(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> np.ndarray:
+    """Fold enrich rows into the failures of the same connection: a PAM auth failure
+    pairs with one sshd failure (the k-th with the k-th); other enrich lines (account
+    expired, policy, limits) belong to the connection as a whole. A specific reason from
+    PAM (expired, policy) replaces sshd's generic one (in place). Returns the positions
+    of the folded rows."""
+    enrich = (ev["role"] == "enrich").to_numpy(dtype=bool, na_value=False) & has_pid
+    if not enrich.any():
+        return np.empty(0, dtype=np.int64)
+    # only the connections that have enrich rows take part
+    part = np.flatnonzero(key.isin(pd.unique(key[enrich].to_numpy())).to_numpy())
+    sub = ev.iloc[part][["family", "action", "outcome", "role", "reason"]].reset_index(drop=True)
+    k = key.iloc[part].reset_index(drop=True)
+    attempt = (
+        (sub["family"] == _SSHD_FAMILY)
+        & (sub["action"] == "logon")
+        & (sub["outcome"] == "failure")
+        & (sub["role"] == "attempt")
+    ).fillna(False)
+    n_attempts = attempt.groupby(k).transform("sum")
+    en = pd.Series(enrich[part])
+    generic = en & sub["reason"].isin(_GENERIC_REASONS).fillna(False)
+    rank = generic.astype("int64").groupby(k).cumsum() - 1
+    folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
+    specific = folded & ~generic & (sub["action"] == "logon").fillna(False)
+    if specific.any():
+        best = sub.loc[specific].groupby(k[specific])["reason"].first()
+        target = (attempt & k.isin(best.index)).to_numpy()
+        ev.loc[part[target], "reason"] = k[target].map(best).to_numpy()
+    return part[folded.to_numpy()]
