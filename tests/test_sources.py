@@ -7,6 +7,7 @@ import io
 import os
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,15 @@ def test_stdin(monkeypatch, compress):
     res = read_events(["-"], IngestOptions(year=2025))
     assert res.inputs[0].name == "<stdin>"
     assert len(res.events) == 1
+
+
+def test_total_size_limit_counts_an_evtx_file_the_parser_opens_itself(tmp_path):
+    evtx = Path(__file__).resolve().parent.parent / "samples" / "windows-dc-probe" / "Security.evtx"
+    size = evtx.stat().st_size
+    within = read_events([str(evtx)], IngestOptions(limits=Limits(max_total_bytes=size)))
+    assert within.inputs[0].error is None and len(within.events) > 0
+    (tmp_path / "a.log").write_bytes(LINE)
+    over = read_events([str(evtx), str(tmp_path / "a.log")], IngestOptions(year=2025, limits=Limits(max_total_bytes=size)))
+    errors = {r.name: r.error for r in over.inputs}
+    assert "total uncompressed input exceeds" in errors[str(tmp_path / "a.log")]
+    assert errors[str(evtx)] is None

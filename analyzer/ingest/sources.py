@@ -145,6 +145,24 @@ class Source:
             return self.head + self.stream.read(n - len(self.head))
         return self.stream.read(n)
 
+    def on_disk(self) -> str | None:
+        """The file's path, for a reader that opens the file itself (the EVTX parser reads
+        a path faster than a stream, and without a copy in memory); None when the input is
+        not a plain file read from its start. The bytes are counted against the total
+        limit now, as reading them would."""
+        if self.path is None or self._head_consumed:
+            return None
+        if isinstance(self.stream, _Guard):
+            inner = self.stream._inner
+            try:
+                rest = max(os.fstat(inner.fileno()).st_size - inner.tell(), 0)
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                return None
+            self.stream._budget.spend(rest, self.name)
+            self.stream.count += rest
+        self._head_consumed = True
+        return self.path
+
     def chunks(self, size: int) -> Iterator[bytes]:
         """The whole content in blocks of about ``size`` bytes."""
         while True:

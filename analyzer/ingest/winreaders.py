@@ -56,18 +56,19 @@ def _finish_records(
 
 
 def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    data = src.read()
     counts = {"records": 0}
     sem = load_semantics()
     rep.assumptions["evtx_backend"] = opts.evtx_backend
     if opts.evtx_backend == "python":
-        records = read_python(data, sem.wanted, _warn_into(rep), counts, opts.evtx_after)
+        records = read_python(src.read(), sem.wanted, _warn_into(rep), counts, opts.evtx_after)
         return _finish_records(records, rep, src, opts, "evtx", counts)
     if opts.evtx_backend != "rust":
         raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
-    # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch
+    # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch; a file on
+    # disk is opened by the parser itself, anything else (an archive member) is read first
+    where = src.on_disk() or io.BytesIO(src.read())
     frames, used = [], 0
-    rust = read_rust_frames(io.BytesIO(data), sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
+    rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
     for batch in rust:
         events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
         frames.append(events)
