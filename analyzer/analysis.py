@@ -112,12 +112,14 @@ class _History:
     """Successes and password changes per (host, account), looked up per finding."""
 
     def __init__(self, events: pd.DataFrame) -> None:
-        ok = events[(events["outcome"] == "success") & (events["action"] == "logon")]
+        is_ok = ((events["outcome"] == "success") & (events["action"] == "logon")).to_numpy(dtype=bool, na_value=False)
+        ok = events[["host", "user", "timestamp"]][is_ok]  # the columns needed, then the rows
         self.ok = {
             key: grp["timestamp"]
             for key, grp in ok.groupby([ok["host"].astype(object), ok["user"].astype(object)], sort=False)
         }
-        ch = events[events["action"] == "password-change"]
+        is_change = (events["action"] == "password-change").to_numpy(dtype=bool, na_value=False)
+        ch = events[["host", "user", "timestamp", "source", "locator"]][is_change]
         self.changes = {
             host: grp.sort_values("timestamp", kind="stable")
             for host, grp in ch.groupby(ch["host"].astype(object), sort=False)

@@ -374,16 +374,28 @@ def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> No
 
 
 def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Series:
-    """The evidence rendering of _render, column-wise (pyarrow joins, nulls skipped)."""
+    """The evidence rendering of _render, column-wise in pyarrow (each distinct value
+    shown once, nulls skipped, no Python string per record)."""
     parts = []
     for n in _render_names(entry):
         if n not in d.columns:
             continue
-        raw = d[n].astype("string")
-        raw = raw.mask(raw == "")
-        shown = _map_unique(raw, lambda v, n=n: _show(n, v)).astype("string")
-        parts.append(pa.array((n + "=" + shown).to_numpy(dtype=object, na_value=None), pa.string()))
-    head = pa.array((frame["channel"].astype(str) + "/" + frame["event_id"].astype(str)).tolist(), pa.string())
+        values = _arrow_text(d[n])
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        enc = pc.dictionary_encode(values)
+        shown = pa.array([_show(n, v) for v in enc.dictionary.to_pylist()], pa.string())
+        parts.append(pc.binary_join_element_wise(n + "=", shown.take(enc.indices), ""))
+    channel = pc.fill_null(_arrow_text(frame["channel"]), "<NA>")
+    event_id = pc.fill_null(_arrow_text(frame["event_id"]), "<NA>")
+    head = pc.binary_join_element_wise(channel, event_id, "/")
     joined = pc.binary_join_element_wise(head, *parts, " ", null_handling="skip") if parts else head
     joined = pc.utf8_slice_codeunits(joined, 0, 2000)
-    return pd.Series(joined.to_pylist(), index=frame.index, dtype=object)
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=frame.index)
+
+
+def _arrow_text(col: pd.Series) -> pa.Array:
+    """A column as an Arrow string array (zero-copy for pyarrow-backed strings)."""
+    arr = pa.array(col.array) if not isinstance(col.dtype, pd.CategoricalDtype) else pa.array(col.astype(object))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
