@@ -190,18 +190,22 @@ def _union(parts: list[pd.Series]) -> pd.Categorical:
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union)
 
 
-def concat_events(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate event frames, keeping categoricals categorical (unioned categories)."""
+def concat_events(frames: list[pd.DataFrame], consume: bool = False) -> pd.DataFrame:
+    """Concatenate event frames, keeping categoricals categorical (unioned categories).
+
+    With ``consume`` the frames are emptied column by column as the result is built, so
+    at most one column exists twice (the caller must not use them afterwards)."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_events()
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     out = {}
-    for name in frames[0].columns:
-        parts = [f[name] for f in frames]
+    for name in list(frames[0].columns):
+        parts = [f.pop(name) if consume else f[name] for f in frames]
         if isinstance(parts[0].dtype, pd.CategoricalDtype):
             out[name] = pd.Series(_union(parts))
         else:
             out[name] = pd.concat(parts, ignore_index=True)
+        del parts
     return pd.DataFrame(out, copy=False)  # the columns are new arrays

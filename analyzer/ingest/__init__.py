@@ -186,7 +186,7 @@ def read_events(
             progress(rep)
         reports.append(rep)
         frames.append(frame)
-    events = concat_events(frames)
+    events = concat_events(frames, consume=True)
     frames.clear()
     events = _window(events, opts)
     release()
@@ -351,6 +351,8 @@ def _syslog_block(block: bytes, keep_raw: bool) -> _Block:
     out.irrelevant = counts.irrelevant + n - len(fr.msg) - int(fr.unframed.size)
     if used_rows.size:
         out.piece = _syslog_piece(fr, matched, prog, weight, 0, out.year, keep_raw)
+    del fr, matched, msg, prog, lines, block
+    release()  # the block's transient arrays; else they stay interleaved with the events kept
     return out
 
 
@@ -397,8 +399,8 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     results.clear()
     if not pieces:
         return empty_events()
-    ev = concat_events(pieces)
-    pieces.clear()  # the blocks' frames go before the source-wide steps copy the whole
+    ev = concat_events(pieces, consume=True)  # the blocks' frames go column by column
+    pieces.clear()
     release()
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     release()

@@ -243,9 +243,12 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     times = ev["weight"].to_numpy(dtype=np.int64, copy=True) if "weight" in ev.columns else np.ones(len(ev), np.int64)
     times[gone] = 0
     ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
-    if (times != 1).any():
-        ev = ev.take(np.repeat(np.arange(len(ev)), times))
-    return ev.reset_index(drop=True)
+    if (times == 1).all():
+        return ev
+    rows = np.repeat(np.arange(len(ev)), times)
+    # column by column, each old column let go once copied: one column exists twice at most
+    out = {c: ev.pop(c).take(rows).reset_index(drop=True) for c in list(ev.columns)}
+    return pd.DataFrame(out, copy=False)
 
 
 def _fill_addresses(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> None:
