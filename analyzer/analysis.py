@@ -259,7 +259,7 @@ def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[di
     out: dict[int, list[dict]] = {}
     src, loc, raw = (frame[c].take(rows).tolist() for c in ("source", "locator", "raw"))
     for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
-        out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": None if pd.isna(r_) else str(r_)})
+        out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": r_ if isinstance(r_, str) else None})
     return out
 
 
@@ -423,16 +423,16 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
     return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
 
 
-def _analyze_part(i: int) -> dict[str, Any]:
-    """In a forked worker: one share of the hosts."""
+def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
+    """One share of the hosts: in a forked worker, or (``local``) in the parent itself."""
     events, ruleset, profile, parts = _SHARED["args"]
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
     from .report import explain
 
     explain(out["findings"])  # the prose too, while the work is shared out
-    # findings travel as JSON text: orjson reads it back in half the time unpickling takes
-    out["findings"] = orjson.dumps(out["findings"])
+    if not local:  # findings travel as JSON text: read back in half the time unpickling takes
+        out["findings"] = orjson.dumps(out["findings"])
     cls = out.pop("classification")
     out["columns"] = {  # categoricals travel back as codes and categories (compact to pickle)
         name: pd.Categorical(getattr(cls, name)) for name in ("cause", "verdict", "confidence", "rule")
@@ -473,10 +473,13 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
         return _analyze_serial(events, ruleset, profile)
     parts = [p for p in _partition(events, n) if p.size]
     _SHARED["args"] = (events, ruleset, profile, parts)
+    # the first share is analyzed here, while forked workers take the others: the parent
+    # does not sit idle, and its share needs no trip back through a pipe
     ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(max_workers=len(parts), mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=len(parts) - 1, mp_context=ctx)
     try:
-        results = list(pool.map(_analyze_part, range(len(parts))))
+        others = [pool.submit(_analyze_part, i) for i in range(1, len(parts))]
+        results = [_analyze_part(0, local=True), *(f.result() for f in others)]
     finally:
         _SHARED.clear()
         # the results are in: the workers free their copies and exit while this goes on
@@ -488,7 +491,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
     for rows, res in zip(parts, results, strict=True):
         cadence[rows] = res["cadence"]
         hosts.extend(res["hosts"])
-        found.extend(orjson.loads(res["findings"]))
+        found.extend(orjson.loads(res["findings"]) if isinstance(res["findings"], bytes) else res["findings"])
     hosts.sort(key=lambda h: h["name"])
     found.sort(key=_rank)
     idx = events.index

@@ -190,11 +190,15 @@ def lines_in(paths: list[Path]) -> int:
     return n
 
 
-def measure(cmd: list[str], repeat: int) -> tuple[float, int, str]:
-    """Best wall time of ``repeat`` unsampled runs; peak memory from one more, sampled."""
-    runs = [run(cmd, sample=False) for _ in range(repeat)]
-    best = min(runs, key=lambda r: r[0])
-    return best[0], run(cmd, sample=True)[1], best[2]
+def measure(cmds: list[list[str]], repeat: int) -> list[tuple[float, int]]:
+    """Per command: the best wall time of ``repeat`` unsampled runs, taken in rounds (each
+    round runs every command once, so a slow spell of the machine falls on all of them
+    alike), and the peak memory from one more, sampled run."""
+    best = [float("inf")] * len(cmds)
+    for _ in range(repeat):
+        for i, cmd in enumerate(cmds):
+            best[i] = min(best[i], run(cmd, sample=False)[0])
+    return [(t, run(cmd, sample=True)[1]) for t, cmd in zip(best, cmds, strict=True)]
 
 
 def main() -> None:
@@ -266,11 +270,12 @@ def main() -> None:
         )
     if args.only:
         workloads = {k: v for k, v in workloads.items() if k in args.only.split(",")}
-    print(f"{cpus} CPUs; best of {args.repeat}; × baseline = time / the baseline's time (lower is better)")
+    print(f"{cpus} CPUs; best of {args.repeat} rounds; × baseline = time / the baseline's time (lower is better)")
     print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}")
     for key, (title, units, unit_name, cmds) in workloads.items():
         print(f"-- {key}: {title} ({unit_name})")
-        results = [(name, *measure(cmd, args.repeat)[:2], is_base) for name, cmd, is_base in cmds]
+        measured = measure([cmd for _, cmd, _ in cmds], args.repeat)
+        results = [(name, t, rss, is_base) for (name, _, is_base), (t, rss) in zip(cmds, measured, strict=True)]
         base = next(t for _, t, _, b in results if b)
         for name, t, rss, _ in results:
             print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{rss / 1e6:>9.0f}{t / base:>12.2f}")
