@@ -17,7 +17,8 @@ def _frame(res):
 def test_jobs_give_identical_results(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(20_000, seed=3)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256 * 1024)  # many blocks
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256 * 1024)  # many blocks,
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert len(one.events) > 10_000
@@ -40,6 +41,7 @@ def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text(dec + jan)
     monkeypatch.setattr(ingest, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", len(dec))  # that the workers read
     for jobs in (1, 2):
         ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
         years = ev.sort_values("locator")["timestamp"].dt.year.tolist()

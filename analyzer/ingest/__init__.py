@@ -37,7 +37,10 @@ from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
-BLOCK_BYTES = 16 * 1024 * 1024
+BLOCK_BYTES = 8 * 1024 * 1024  # a text log is read in blocks this size (each costs ~12× in transient arrays)
+# files and archive members up to this size go to a worker whole; larger text logs are split
+# into blocks for the workers instead
+WHOLE_BYTES = 32 * 1024 * 1024
 MAX_SAMPLES = 20
 _AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
 
@@ -125,7 +128,7 @@ def read_events(
 ) -> IngestResult:
     """Read every input under ``paths``; never stops at a bad one.
 
-    With ``jobs`` > 1, plain files on disk of up to two blocks are read in worker
+    With ``jobs`` > 1, plain files on disk of up to WHOLE_BYTES are read in worker
     processes, several at a time; larger files are split into blocks for the workers
     instead (see :func:`read_syslog`). Results come back in input order either way.
     """
@@ -142,7 +145,7 @@ def read_events(
     for item in iter_sources(paths, opts.limits):
         if isinstance(item, Skipped):
             slots.append((InputReport.skipped_input(item), empty_events()))
-        elif opts.jobs > 1 and item.path is not None and (size := _size(item.path)) <= 2 * BLOCK_BYTES:
+        elif opts.jobs > 1 and item.path is not None and (size := _size(item.path)) <= WHOLE_BYTES:
             sent_bytes += size
             if sent_bytes > opts.limits.max_total_bytes:
                 rep = InputReport(
@@ -158,8 +161,8 @@ def read_events(
         elif opts.jobs > 1 and item.path is None:
             # an archive member or stream: small ones go to a worker as bytes
             rep = InputReport(name=item.name)
-            data, fault = _prefetch(item, 2 * BLOCK_BYTES + 1)
-            if fault is None and len(data) <= 2 * BLOCK_BYTES:
+            data, fault = _prefetch(item, WHOLE_BYTES + 1)
+            if fault is None and len(data) <= WHOLE_BYTES:
                 fut = _pool(opts.jobs).submit(_read_bytes, item.name, data, item.mtime, opts)
                 slots.append(fut)
                 in_flight.append(fut)
