@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from typing import Any
 
@@ -476,6 +477,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
     # the first share is analyzed here, while forked workers take the others: the parent
     # does not sit idle, and its share needs no trip back through a pipe
     ctx = multiprocessing.get_context("fork")
+    gc.freeze()  # what exists now is never collected: neither process copies its pages for that
     pool = ProcessPoolExecutor(max_workers=len(parts) - 1, mp_context=ctx)
     try:
         others = [pool.submit(_analyze_part, i) for i in range(1, len(parts))]
@@ -484,6 +486,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
         _SHARED.clear()
         # the results are in: the workers free their copies and exit while this goes on
         pool.shutdown(wait=False)
+        gc.unfreeze()
     size = len(events)
     cadence = np.full(size, np.nan)
     hosts: list[dict[str, Any]] = []
