@@ -129,3 +129,41 @@ def test_hostile_user_names_survive_every_event_format(tmp_path):
     want = ["'" + u if u[0] in "=+-@" else u for u in HOSTILE]
     assert got == want
     assert all(not r["raw"].startswith(("=", "+", "-", "@")) for r in rows)
+
+
+def test_events_jsonl_escapes_hostile_strings():
+    import pandas as pd
+
+    from analyzer.export import write_events
+    from analyzer.schema import conform
+
+    hostile = ['a"b\\c', "line\nbreak\r\t", "\u2028\x85\u2029\x00\x1b[31m\x0b\x1c", "\ufffd é 😀", "</script>", "=1+1"]
+    frame = conform(
+        pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(["2025-03-04T09:15:02Z"] * 5 + [None], utc=True).as_unit("us"),
+                "user": pd.Categorical(hostile),
+                "raw": pd.array(hostile, dtype="string[pyarrow]"),
+                "src_port": pd.array([22, None, 1, 2, 3, 4], dtype="Int32"),
+            }
+        )
+    )
+    out = io.StringIO()
+    assert write_events(frame, out) == len(hostile)
+    lines = out.getvalue().splitlines()  # Python's idea of a line end is the broadest
+    assert len(lines) == len(hostile)  # no value breaks a line
+    back = [json.loads(line) for line in lines]
+    assert [r["user"] for r in back] == hostile and [r["raw"] for r in back] == hostile
+    assert [r["src_port"] for r in back] == [22, None, 1, 2, 3, 4] and back[0]["event_id"] is None
+    assert back[0]["timestamp"] == "2025-03-04T09:15:02.000000Z" and back[-1]["timestamp"] is None
+
+
+def test_a_lone_surrogate_escape_in_json_input_is_replaced_not_fatal(tmp_path):
+    line = (
+        '{"__REALTIME_TIMESTAMP":"1700000000000000","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"5",'
+        '"MESSAGE":"Failed password for ro\\ud800ot from 203.0.113.7 port 22 ssh2"}\n'
+    )
+    (tmp_path / "j.json").write_text(line)
+    res = runner.invoke(app, ["events", str(tmp_path / "j.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[0])["user"] == "ro\ufffdot"

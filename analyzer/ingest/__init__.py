@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-import json
 import multiprocessing
 import os
 import struct
@@ -33,7 +32,7 @@ from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources
+from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -707,7 +706,7 @@ def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.
             records.append({})
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_text(line)
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
         except ValueError as exc:

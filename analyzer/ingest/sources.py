@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
+import re
 import stat
 import sys
 import tarfile
@@ -502,3 +504,24 @@ def _expand_tar(src: Source, budget: Budget, depth: int, outer: str) -> Iterator
                 continue
             guard = _Guard(fh, mname, budget, compressed=None)
             yield from _expand(Source(name=mname, stream=guard, mtime=float(info.mtime)), budget, depth + 1)
+
+
+_LONE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def loads_text(text: str | bytes) -> object:
+    """``json.loads``, with lone UTF-16 surrogates (a hostile ``\\ud800`` escape) turned
+    into U+FFFD: Python strings may hold them, UTF-8 and Arrow may not."""
+    obj = json.loads(text)
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    return _scrub(obj) if _LONE_ESCAPE.search(raw) else obj
+
+
+def _scrub(obj: object) -> object:
+    if isinstance(obj, str):
+        return obj.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(obj, dict):
+        return {_scrub(k): _scrub(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    return obj

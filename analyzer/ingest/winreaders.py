@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import itertools
-import json
 import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ import pandas as pd
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
 from .evtx import Record, read_python, read_rust_frames, record_from_xml
+from .sources import loads_text
 from .windows import events_from_frames, load_semantics, records_to_events
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _ps_time(value: object) -> str | None:
 def read_windows_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     """`Get-WinEvent | ConvertTo-Json`: values by position in Properties, names from the table."""
     try:
-        doc = json.loads(_decode_text(src.read()))
+        doc = loads_text(_decode_text(src.read()))
     except ValueError as exc:
         raise InputError(f"not valid JSON: {exc}") from exc
     items = doc if isinstance(doc, list) else [doc]
