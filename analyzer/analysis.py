@@ -42,17 +42,15 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if events.empty:
         return out
-    host_codes, host_names = _codes(events["host"])
-    names = [("(unknown host)" if pd.isna(h) else h) for h in host_names]
+    host_codes, host_names = pd.factorize(events["host"], use_na_sentinel=False)  # no host: a host too
+    names = [("(unknown host)" if pd.isna(h) else str(h)) for h in host_names]
 
     def distinct(col: str) -> dict[str, set]:
-        """Per host the distinct values of ``col``, from (host, value) code pairs."""
-        codes, values = _codes(events[col])
-        known = codes >= 0
-        pairs = np.unique(host_codes[known] * (len(values) + 1) + codes[known])
+        """Per host the distinct values of ``col`` (as text), from (host, value) code pairs."""
+        hosts, codes, values, _ = _pairs(host_codes.astype(np.int64), events[col])
         out: dict[str, set] = {}
-        for h, v in zip((pairs // (len(values) + 1)).tolist(), (pairs % (len(values) + 1)).tolist(), strict=True):
-            out.setdefault(names[h], set()).add(values[v])
+        for h, c in zip(hosts.tolist(), codes.tolist(), strict=True):
+            out.setdefault(names[h], set()).add(values[c])
         return out
 
     ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
@@ -81,13 +79,6 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
             evidence.append("no log kind that tells")
         out.append({"name": name, "role": role, "role_evidence": evidence})
     return out
-
-
-def _codes(col: pd.Series) -> tuple[np.ndarray, list]:
-    """A column as integer codes (-1 for missing; a missing value counts as one value
-    only where it is the host) and the values they stand for."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=col.name != "host")
-    return codes.astype(np.int64), list(uniques)
 
 
 def iso_utc(ts) -> str | None:
@@ -219,7 +210,7 @@ def _coded(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.array([str(v) for v in uniques], dtype=object)
 
 
-def _pairs(gid: np.ndarray, col: pd.Series, counts: bool = False):
+def _pairs(gid: np.ndarray, col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (group, value) pairs of the non-null values, with their counts; values as
     codes into the returned strings."""
     codes, values = _coded(col)
@@ -247,7 +238,7 @@ def _rank_of(values: np.ndarray) -> np.ndarray:
 
 def _group_counts(gid: np.ndarray, col: pd.Series, n: int) -> list[dict[str, int]]:
     """Each group's value counts, most frequent first (ties by value)."""
-    g, c, values, counts = _pairs(gid, col, counts=True)
+    g, c, values, counts = _pairs(gid, col)
     order = np.lexsort((_rank_of(values)[c], -counts, g))
     items = list(zip(values[c[order]].tolist(), counts[order].tolist(), strict=True))
     return [dict(x) for x in _split(g[order], items, n)]

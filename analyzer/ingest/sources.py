@@ -506,15 +506,15 @@ def _expand_tar(src: Source, budget: Budget, depth: int, outer: str) -> Iterator
             yield from _expand(Source(name=mname, stream=guard, mtime=float(info.mtime)), budget, depth + 1)
 
 
-_LONE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
+_SURROGATE_IN = {bytes: re.compile(_SURROGATE_ESCAPE.encode()), str: re.compile(_SURROGATE_ESCAPE)}
 
 
 def loads_text(text: str | bytes) -> object:
     """``json.loads``, with lone UTF-16 surrogates (a hostile ``\\ud800`` escape) turned
     into U+FFFD: Python strings may hold them, UTF-8 and Arrow may not."""
     obj = json.loads(text)
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    return _scrub(obj) if _LONE_ESCAPE.search(raw) else obj
+    return _scrub(obj) if _SURROGATE_IN[type(text)].search(text) else obj
 
 
 def _scrub(obj: object) -> object:
