@@ -128,3 +128,27 @@ def test_every_line_is_accounted_for_in_all_shared_linux_logs(shared):
     for rep in read:
         assert rep.lines == rep.used + rep.irrelevant + rep.unparsed, rep.name
         assert len(rep.unparsed_samples) <= 20
+
+
+def test_year_from_a_dated_line_after_the_ones_without(tmp_path):
+    # rsyslog switched to RFC 3339 (an upgrade to Debian 12): the first dated line gives the year
+    text = (
+        f"Dec 30 10:00:00 h {FAILED}\nJan  2 10:00:00 h {FAILED}\n"
+        f"2024-01-05T08:00:00.000000+00:00 h {FAILED}\n"
+    )
+    res = _events(tmp_path, text, mtime="2026-06-01T00:00:00")
+    assert [str(t.date()) for t in res.events["timestamp"]] == ["2023-12-30", "2024-01-02", "2024-01-05"]
+    assert "dated line 3" in res.inputs[0].assumptions["year"]
+
+
+def test_year_from_a_dated_line_before_the_ones_without(tmp_path):
+    text = f"2024-12-30T08:00:00+00:00 h {FAILED}\nDec 31 10:00:00 h {FAILED}\nJan  1 10:00:00 h {FAILED}\n"
+    res = _events(tmp_path, text, mtime="2026-06-01T00:00:00")
+    assert [str(t.date()) for t in res.events["timestamp"]] == ["2024-12-30", "2024-12-31", "2025-01-01"]
+    assert "before them" in res.inputs[0].assumptions["year"]
+
+
+def test_year_option_still_wins_over_dated_lines(tmp_path):
+    text = f"Dec 30 10:00:00 h {FAILED}\n2024-01-05T08:00:00+00:00 h {FAILED}\n"
+    res = _events(tmp_path, text, year=2020)
+    assert res.events["timestamp"].iloc[0].year == 2020
