@@ -138,14 +138,20 @@ def test_year_from_a_dated_line_after_the_ones_without(tmp_path):
     )
     res = _events(tmp_path, text, mtime="2026-06-01T00:00:00")
     assert [str(t.date()) for t in res.events["timestamp"]] == ["2023-12-30", "2024-01-02", "2024-01-05"]
-    assert "dated line 3" in res.inputs[0].assumptions["year"]
+    assert "full date nearby" in res.inputs[0].assumptions["year"]
 
 
 def test_year_from_a_dated_line_before_the_ones_without(tmp_path):
     text = f"2024-12-30T08:00:00+00:00 h {FAILED}\nDec 31 10:00:00 h {FAILED}\nJan  1 10:00:00 h {FAILED}\n"
     res = _events(tmp_path, text, mtime="2026-06-01T00:00:00")
     assert [str(t.date()) for t in res.events["timestamp"]] == ["2024-12-30", "2024-12-31", "2025-01-01"]
-    assert "before them" in res.inputs[0].assumptions["year"]
+    assert "full date nearby" in res.inputs[0].assumptions["year"]
+
+
+def test_year_from_interleaved_formats_ending_without_a_year(tmp_path):
+    text = f"Dec 31 23:00:00 h {FAILED}\n2025-01-01T00:30:00+00:00 h {FAILED}\nJan  1 01:00:00 h {FAILED}\n"
+    res = _events(tmp_path, text, mtime="2026-06-01T00:00:00")
+    assert [str(t.date()) for t in res.events["timestamp"]] == ["2024-12-31", "2025-01-01", "2025-01-01"]
 
 
 def test_year_option_still_wins_over_dated_lines(tmp_path):

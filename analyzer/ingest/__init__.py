@@ -573,24 +573,20 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
     return out
 
 
-def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tuple[int, int, bool] | None:
-    """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the RFC 3164 lines of a
-    source: the first one after the last RFC 3164 line, else the last one before the first.
-    Returns (row, line number, after) or None when the source has no such line."""
+def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
+    """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the last RFC 3164 line
+    of a source: the first one after it, else the last one before it. Returns (row, after)
+    or None when the source has no such line."""
     dated = (kind != _T_3164) & (t != _NAT)
     is3164 = (kind == _T_3164) & (t != _NAT)
     if not dated.any() or not is3164.any():
         return None
     rows = np.flatnonzero(dated)
-    later = rows[lines[rows] > lines[is3164].max()]
+    last = lines[is3164].max()
+    later = rows[lines[rows] > last]
     if later.size:
-        row = int(later[np.argmin(lines[later])])
-        return row, int(lines[row]), True
-    earlier = rows[lines[rows] < lines[is3164].min()]
-    if earlier.size:
-        row = int(earlier[np.argmax(lines[earlier])])
-        return row, int(lines[row]), False
-    return None
+        return int(later[np.argmin(lines[later])]), True
+    return int(rows[np.argmax(lines[rows])]), False
 
 
 def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
@@ -608,22 +604,18 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
             rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
         elif (found := _dated_neighbour(ev["locator"].to_numpy(dtype=np.int64, na_value=0), t, kind)) is not None:
             # the file has lines with a full date too (rsyslog switched formats, an upgrade to
-            # Debian 12): the one right after the RFC 3164 lines (or right before) gives the year
-            row, line, after = found
+            # Debian 12; programs logging through different templates): the one nearest the last
+            # RFC 3164 line gives the year
+            row, after = found
             date = t[row : row + 1].view("datetime64[us]").astype("datetime64[D]").astype(dt.date)[0]
-            known = np.flatnonzero(packed != _NAT)
-            edge = packed[known[-1:] if after else known[:1]]
-            month, day = int(_part(edge, 1)[0]), int(_part(edge, 2)[0])
+            last = packed[np.flatnonzero(packed != _NAT)[-1:]]
+            month, day = int(_part(last, 1)[0]), int(_part(last, 2)[0])
             if after:  # the last RFC 3164 line is on or before that date
                 year = date.year - ((month, day) > (date.month, date.day + 1))
-            else:  # the first RFC 3164 line is on or after it
+            else:  # on or after it
                 year = date.year + ((month, day) < (date.month, date.day - 1))
-            base = year - int(_part(edge, 0)[0])
-            which = "last" if after else "first"
-            rep.assumptions["year"] = (
-                f"from the dated line {line} {'after' if after else 'before'} them: the {which} line without a "
-                f"year is in {year}"
-            )
+            base = year - int(_part(last, 0)[0])
+            rep.assumptions["year"] = f"from a line with a full date nearby: the last line without one is in {year}"
         else:
             anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
             what = "the file's modification time" if src.mtime else "today's date (no file time known)"
