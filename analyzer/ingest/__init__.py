@@ -525,8 +525,7 @@ def _syslog_piece(
 
 def _categorical(arr: pa.Array) -> pd.Categorical:
     """Strings → a pandas Categorical (empty strings become null)."""
-    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    enc = pc.dictionary_encode(arr)
+    enc = pc.dictionary_encode(syslog.null_empty(arr))
     codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
     return pd.Categorical.from_codes(codes, categories=enc.dictionary.to_pylist())
 

@@ -23,6 +23,7 @@ import yaml
 from ..errors import RuleError
 from ..schema import ENUMS, conform, empty_events
 from .evtx import Record
+from .syslog import null_empty
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
 
@@ -380,9 +381,7 @@ def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Seri
     for n in _render_names(entry):
         if n not in d.columns:
             continue
-        values = _arrow_text(d[n])
-        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-        enc = pc.dictionary_encode(values)
+        enc = pc.dictionary_encode(null_empty(_arrow_text(d[n])))
         shown = pa.array([_show(n, v) for v in enc.dictionary.to_pylist()], pa.string())
         parts.append(pc.binary_join_element_wise(n + "=", shown.take(enc.indices), ""))
     channel = pc.fill_null(_arrow_text(frame["channel"]), "<NA>")
@@ -395,7 +394,9 @@ def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Seri
 
 def _arrow_text(col: pd.Series) -> pa.Array:
     """A column as an Arrow string array (zero-copy for pyarrow-backed strings)."""
-    arr = pa.array(col.array) if not isinstance(col.dtype, pd.CategoricalDtype) else pa.array(col.astype(object))
+    arr = pa.array(col.array)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):  # a categorical: its codes and values, no object per row
+        arr = arr.dictionary_decode()
     return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
