@@ -53,3 +53,20 @@ def test_wheel_ships_data_and_finds_it(tmp_path):
     assert out[1] == str(site / "analyzer" / "rules")
     assert out[2] == str(site / "analyzer" / "reports" / "templates")
     assert int(out[3]) > 50
+
+
+def _hugepage_advice(env: dict[str, str]) -> str:
+    code = "import analyzer, numpy; print(numpy._core.multiarray._get_madvise_hugepage())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_numpy_hugepage_advice_off_unless_asked(monkeypatch):
+    """Importing the analyzer turns off numpy's MADV_HUGEPAGE (it stalls first touches of
+    big arrays where THP defrag is `madvise`); a user's own setting is kept."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    assert _hugepage_advice(env) == "False"
+    if sys.platform.startswith("linux"):  # numpy only advises on Linux
+        assert _hugepage_advice({**env, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "True"
