@@ -27,9 +27,12 @@ TOP = 50
 
 def _counts(events: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
     col = events[column] if rows is None else events[column][rows]
-    vc = col.value_counts(dropna=False)
-    vc = vc[vc > 0].head(TOP)
-    return [{"value": "(none)" if pd.isna(k) else str(k), "count": int(v)} for k, v in vc.items()]
+    vc = col.value_counts(dropna=False)  # by count, descending
+    vc = vc[vc > 0]
+    if len(vc) > TOP:  # the first TOP and everything tied with the last of them
+        vc = vc[vc >= vc.iloc[TOP - 1]]
+    items = sorted((-int(v), "(none)" if pd.isna(k) else str(k)) for k, v in vc.items())  # ties by value
+    return [{"value": k, "count": -n} for n, k in items[:TOP]]
 
 
 def summarize(
