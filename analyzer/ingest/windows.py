@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +25,8 @@ from ..errors import RuleError
 from ..schema import ENUMS, conform, empty_events
 from .evtx import Record
 from .syslog import null_empty
+
+_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
 
@@ -73,7 +76,7 @@ def _path() -> Path:
 def load_semantics(path: str | None = None) -> Semantics:
     """Load and check the table once; every problem is an error naming the file."""
     p = Path(path) if path else _path()
-    doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    doc = yaml.load(p.read_text(encoding="utf-8"), Loader=_SAFE)  # noqa: S506 - a safe loader
     tables = {name: {str(k).lower(): str(v) for k, v in t.items()} for name, t in doc["tables"].items()}
     reasons = {e.value for e in ENUMS["reason"]}
     services = {e.value for e in ENUMS["service"]}
@@ -235,7 +238,7 @@ def events_from_frames(
     frame["locator"] = pd.to_numeric(frame["locator"], errors="coerce").astype("Int64")
     for col in frame.columns:
         if col not in ("timestamp", "raw") and (frame[col].dtype == object or str(frame[col].dtype) == "string"):
-            frame[col] = frame[col].astype(object).where(frame[col].notna(), None).astype("category")
+            frame[col] = _category(frame[col])
     if "raw" in frame:
         frame["raw"] = frame["raw"].astype("string[pyarrow]")
     return conform(frame), len(frame)
@@ -270,18 +273,31 @@ def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
 _SYSTEM = ("record_id", "time", "event_id", "channel", "provider", "computer")
 
 
+_BLANK = pa.array(["", "-"], pa.string())
+
+
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
     """A field as text: missing column, "", "-" and whitespace become null."""
     if name not in frame.columns:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
-    s = frame[name].astype("string").str.strip()
-    return s.mask(s.isin(["", "-"]))
+    arr = pc.utf8_trim_whitespace(_arrow_text(frame[name]))
+    arr = pc.if_else(pc.is_in(arr, value_set=_BLANK), pa.scalar(None, arr.type), arr)
+    return pd.Series(pd.arrays.ArrowStringArray(arr), index=frame.index)
 
 
 def _map_unique(s: pd.Series, fn) -> pd.Series:
-    """Apply a Python function once per distinct value."""
-    uniq = s.dropna().unique()
-    return s.map(dict(zip(uniq, (fn(u) for u in uniq), strict=True)))
+    """Apply a Python function once per distinct value (nulls stay None)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    values = np.empty(len(uniques) + 1, dtype=object)  # the last one (code -1) stays None
+    for i, u in enumerate(uniques):
+        values[i] = fn(u)
+    return pd.Series(values[codes], index=s.index)
+
+
+def _category(col: pd.Series) -> pd.Categorical:
+    """Text (None/NA for missing) → a categorical, from its distinct values only."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uniques, dtype=object), dtype=object))
 
 
 def frame_from_records(records: list[Record]) -> pd.DataFrame:
