@@ -119,3 +119,49 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
     assert used == [2]  # the second run did split the hosts between two processes
     assert docs[0]["findings"] and docs[0] == docs[1]
     assert len({f["host"] for f in docs[0]["findings"]}) >= 4
+
+
+def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch):
+    """With several jobs a large EVTX file is parsed in chunk ranges by workers; the
+    events (in record order) and the account of records match one parser over the file."""
+    from analyzer.ingest import winreaders
+    from analyzer.ingest.evtx import chunk_ranges
+    from analyzer.samples_windows import large_security_evtx
+
+    path = tmp_path / "Security.evtx"
+    large_security_evtx(path, 6_000, seed=5)
+    monkeypatch.setattr(winreaders, "PART_CHUNKS", 4)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
+    parts = chunk_ranges(str(path), 4)
+    assert parts is not None and len(parts) >= 5
+    shared: list[int] = []
+    real = winreaders._read_parts
+    monkeypatch.setattr(winreaders, "_read_parts", lambda path, parts, *a: shared.append(len(parts)) or real(path, parts, *a))
+    one = read_events([str(path)], IngestOptions(jobs=1))
+    two = read_events([str(path)], IngestOptions(jobs=2))
+    assert shared == [len(parts)] and len(one.events) > 3_000
+    pd.testing.assert_frame_equal(one.events.astype(object), two.events.astype(object))
+    assert two.events["locator"].is_monotonic_increasing
+    keys = ("records", "used", "irrelevant", "unparsed", "events", "first_record", "last_record", "warnings")
+    assert [getattr(one.inputs[0], k) for k in keys] == [getattr(two.inputs[0], k) for k in keys]
+    assert one.inputs[0].records == 6_000
+    # incremental runs skip what was read before, in every part alike
+    after = int(one.events["locator"].iloc[len(one.events) // 2])
+    one = read_events([str(path)], IngestOptions(jobs=1, evtx_after=after))
+    two = read_events([str(path)], IngestOptions(jobs=2, evtx_after=after))
+    assert one.inputs[0].records == two.inputs[0].records < 6_000
+    pd.testing.assert_frame_equal(one.events.astype(object), two.events.astype(object))
+
+
+def test_stale_header_evtx_is_not_split(tmp_path):
+    """A file whose header's chunk count disagrees with its size is read whole."""
+    from analyzer.ingest.evtx import chunk_ranges
+    from analyzer.samples_windows import large_security_evtx
+
+    path = tmp_path / "Security.evtx"
+    large_security_evtx(path, 3_000, seed=6)
+    assert chunk_ranges(str(path), 2) is not None
+    data = bytearray(path.read_bytes())
+    data[42:44] = (int.from_bytes(data[42:44], "little") - 1).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert chunk_ranges(str(path), 2) is None

@@ -18,6 +18,7 @@ import datetime as dt
 import gc
 import io
 import json
+import os
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -29,7 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-__all__ = ["Record", "read_python", "read_rust_frames", "record_from_json", "record_from_xml"]
+__all__ = [
+    "ChunkRange",
+    "Record",
+    "chunk_ranges",
+    "read_python",
+    "read_rust_frames",
+    "record_from_json",
+    "record_from_xml",
+]
 
 Wanted = Callable[[str | None, int | None], bool]
 Warn = Callable[[str], None]
@@ -43,6 +52,7 @@ _JSON_EID = re.compile(r'"EventID":(?:\{"#attributes":\{[^{}]*\},"#text":)?"?(\d
 _JSON_CHANNEL = re.compile(r'"Channel":"((?:[^"\\]|\\.)*)"')
 _XML_EID = re.compile(r"<EventID[^>]*>(\d+)</EventID>")
 _XML_CHANNEL = re.compile(r"<Channel>([^<]*)</Channel>")
+_JSON_BLOCK = 4 << 20  # pyarrow parses JSON in blocks of this size, in parallel
 _RUST_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 
 
@@ -257,6 +267,69 @@ def _python_chunks(
             continue
 
 
+def chunk_ranges(path: str, per_part: int) -> list[tuple[int, int]] | None:
+    """Split a file's chunks into ranges of ``per_part`` for separate parsers, or None
+    when the file is not worth splitting or its header does not match what is on disk
+    (a stale chunk count: such a file is read whole, by one parser, as always)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_SIZE)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None
+    if len(head) < _HEADER_SIZE or not head.startswith(b"ElfFile\x00"):
+        return None
+    declared = int.from_bytes(head[42:44], "little")
+    present = (size - _HEADER_SIZE) // _CHUNK_SIZE
+    if declared != present or present < 2 * per_part or (size - _HEADER_SIZE) % _CHUNK_SIZE:
+        return None
+    return [(lo, min(lo + per_part, present)) for lo in range(0, present, per_part)]
+
+
+class ChunkRange(io.RawIOBase):
+    """A file's header followed by its chunks ``lo``…``hi-1``: what a parser sees as a whole
+    EVTX file (chunks are self-contained; the header's chunk count is not relied on)."""
+
+    def __init__(self, path: str, lo: int, hi: int) -> None:
+        super().__init__()
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._head = self._fh.read(_HEADER_SIZE)
+        self._start = _HEADER_SIZE + lo * _CHUNK_SIZE
+        self._size = _HEADER_SIZE + (hi - lo) * _CHUNK_SIZE
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        if self._pos < _HEADER_SIZE:
+            data = self._head[self._pos : self._pos + want]
+        else:
+            self._fh.seek(self._start + self._pos - _HEADER_SIZE)
+            data = self._fh.read(want)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 def _us_to_iso(us: int) -> str:
     t = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -268,7 +341,7 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     (the caller then decodes them one by one)."""
     blob = "\n".join(texts).encode("utf-8")
     try:
-        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(block_size=max(len(blob) + 1, 1 << 20)))
+        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(block_size=_JSON_BLOCK))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     while any(pa.types.is_struct(f.type) for f in table.schema):
@@ -312,9 +385,7 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     return frame
 
 
-def read_rust_frames(
-    fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0, threads: int = 0
-):
+def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0, threads: int = 0):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
     yields lists of (table entry, frame) per batch of wanted records. ``threads``: the
     parser's own worker threads (0: one per CPU)."""

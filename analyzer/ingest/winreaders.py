@@ -8,6 +8,7 @@ import io
 import itertools
 import re
 import xml.etree.ElementTree as ET
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
-from .evtx import Record, read_python, read_rust_frames, record_from_xml
+from .evtx import ChunkRange, Record, chunk_ranges, read_python, read_rust_frames, record_from_xml
 from .sources import loads_text
 from .windows import events_from_frames, load_semantics, records_to_events
 
@@ -40,6 +41,9 @@ def _warn_into(rep: InputReport, limit: int = 50):
 
 
 BATCH = 50_000  # records normalized at a time (bounds the memory of a large log)
+# with more than one job, an EVTX file on disk of at least two parts is parsed in parts of
+# this many 64 KiB chunks (16 MiB, ~40,000 records) by worker processes
+PART_CHUNKS = 256
 
 
 def _finish_records(
@@ -52,7 +56,8 @@ def _finish_records(
         events, n = records_to_events(batch, src.name, log, keep_raw=opts.keep_raw)
         frames.append(events)
         used += n
-    return _account_records(concat_events(frames), used, rep, counts)
+    events = concat_events(frames, consume=True)
+    return _account_records(_by_record(events) if log == "evtx" else events, used, rep, counts)
 
 
 def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
@@ -67,13 +72,81 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch; a file on
     # disk is opened by the parser itself, anything else (an archive member) is read first
     where = src.on_disk() or io.BytesIO(src.read())
-    frames, used = [], 0
-    rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
-    for batch in rust:
-        events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
+    parts = chunk_ranges(where, PART_CHUNKS) if isinstance(where, str) and opts.jobs > 1 else None
+    if parts:
+        frames, used = _read_parts(where, parts, src.name, opts, rep, counts)
+    else:
+        frames, used = [], 0
+        rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
+        for batch in rust:
+            events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
+            frames.append(events)
+            used += n
+    return _account_records(_by_record(concat_events(frames, consume=True)), used, rep, counts)
+
+
+def _read_parts(
+    path: str, parts: list[tuple[int, int]], name: str, opts: IngestOptions, rep: InputReport, counts: dict
+) -> tuple[list[pd.DataFrame], int]:
+    """A large EVTX file's chunk ranges, each parsed and normalized in a worker process;
+    the results come back in file order, at most two per worker in flight."""
+    from . import _pool
+
+    pool = _pool(opts.jobs)
+    warn = _warn_into(rep)
+    frames: list[pd.DataFrame] = []
+    used = 0
+    pending: deque = deque()
+
+    def take() -> None:
+        nonlocal used
+        events, n, part_counts, warnings = pending.popleft().result()
         frames.append(events)
         used += n
-    return _account_records(concat_events(frames), used, rep, counts)
+        counts["records"] += part_counts["records"]
+        counts["failed"] = counts.get("failed", 0) + part_counts.get("failed", 0)
+        for key, pick in (("min_id", min), ("max_id", max)):
+            if part_counts.get(key) is not None:
+                counts[key] = part_counts[key] if counts.get(key) is None else pick(counts[key], part_counts[key])
+        for msg in warnings:
+            warn(msg)
+
+    for lo, hi in parts:
+        pending.append(pool.submit(_read_part, path, lo, hi, name, opts.keep_raw, opts.evtx_after))
+        if len(pending) >= 2 * opts.jobs:
+            take()
+    while pending:
+        take()
+    return frames, used
+
+
+def _read_part(
+    path: str, lo: int, hi: int, name: str, keep_raw: bool, after: int
+) -> tuple[pd.DataFrame, int, dict, list[str]]:
+    """Chunks ``lo``…``hi-1`` of an EVTX file → (events, records used, counts, warnings),
+    in a worker process."""
+    sem = load_semantics()
+    counts: dict = {"records": 0}
+    warnings: list[str] = []
+    frames, used = [], 0
+    with ChunkRange(path, lo, hi) as part:
+        where = f"chunks {lo}-{hi - 1}: "
+        for batch in read_rust_frames(part, sem, lambda m: warnings.append(where + m), counts, BATCH, after, 1):
+            events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set())
+            frames.append(events)
+            used += n
+    return concat_events(frames, consume=True), used, counts, warnings
+
+
+def _by_record(events: pd.DataFrame) -> pd.DataFrame:
+    """A file's events in record order, however its records were batched or shared out."""
+    if len(events) < 2:
+        return events
+    locator = events["locator"].to_numpy(dtype="float64", na_value=np.inf)
+    if (np.diff(locator) >= 0).all():
+        return events
+    order = np.argsort(locator, kind="stable")
+    return events.take(order).reset_index(drop=True)
 
 
 def _account_records(events: pd.DataFrame, used: int, rep: InputReport, counts: dict) -> pd.DataFrame:
