@@ -60,19 +60,37 @@ def _json(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-def _no_line_ends(text: str) -> str:
+_LINE_ENDS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def _no_line_ends(data: bytes) -> bytes:
     """Escape what JSON allows raw inside strings but line-splitting readers (Python's
-    splitlines, JavaScript) take for a line end."""
-    for char, escaped in (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        if char in text:
-            text = text.replace(char, escaped)
-    return text
+    splitlines, JavaScript) take for a line end (U+0085, U+2028, U+2029, in UTF-8)."""
+    if data.isascii():  # one fast pass; the usual case
+        return data
+    for raw, escaped in _LINE_ENDS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
+def _json_text(text: pa.Array) -> pa.Array:
+    """Strings as JSON strings, escaped as orjson does: backslash and quote by Arrow for
+    every value, values with control characters by orjson itself (nulls stay null)."""
+    quoted = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+    quoted = pc.binary_join_element_wise('"', quoted, '"', "")
+    control = pc.fill_null(pc.match_substring_regex(text, r"[\x00-\x1f]"), False)
+    if pc.any(control).as_py():
+        rows = np.flatnonzero(control.to_numpy(zero_copy_only=False))
+        fixed = pa.array([_json(v) for v in text.take(pa.array(rows)).to_pylist()], pa.string())
+        quoted = pc.replace_with_mask(quoted, control, fixed)
+    return quoted
 
 
 def _json_fragments(name: str, col: pd.Series) -> pa.Array:
     """``"name":value`` per row, the value JSON-encoded (``null`` when missing). Each
     distinct value of a categorical is encoded once; numbers are cast by Arrow; free text
-    is escaped by orjson, value by value."""
+    is escaped column-wise (:func:`_json_text`)."""
     key = _json(name) + ":"
     if isinstance(col.dtype, pd.CategoricalDtype):
         encoded = pa.array([key + _json(str(c)) for c in col.cat.categories] + [key + "null"])
@@ -85,21 +103,32 @@ def _json_fragments(name: str, col: pd.Series) -> pa.Array:
     if pd.api.types.is_integer_dtype(col.dtype):
         text = pc.cast(pa.array(col.array), pa.string())
         return pc.binary_join_element_wise(key, pc.fill_null(text, "null"), "")
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        text = pa.array(col.array)
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        text = text if pa.types.is_string(text.type) else pc.cast(text, pa.string())
+        return pc.binary_join_element_wise(key, pc.fill_null(_json_text(text), "null"), "")
     values = [None if v is None or v is pd.NA or v != v else _json(str(v)) for v in col.tolist()]
     return pc.binary_join_element_wise(key, pc.fill_null(pa.array(values, pa.string()), "null"), "")
 
 
-def _json_lines(chunk: pd.DataFrame) -> str:
-    """Rows as JSON objects, one per line, built column by column."""
+def _json_lines(chunk: pd.DataFrame) -> bytes:
+    """Rows as JSON objects, one per line, built column by column (UTF-8)."""
     parts = [_json_fragments(name, chunk[name]) for name in chunk.columns]
-    rows = pc.binary_join_element_wise(*parts, ",")
-    return _no_line_ends("".join("{" + r + "}\n" for r in rows.to_pylist()))
+    rows = pc.binary_join_element_wise("{", pc.binary_join_element_wise(*parts, ","), "}\n", "")
+    width = np.int64 if pa.types.is_large_string(rows.type) else np.int32
+    offsets = np.frombuffer(rows.buffers()[1], dtype=width)[rows.offset : rows.offset + len(rows) + 1]
+    return _no_line_ends(rows.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes())
 
 
 def write_events(events: pd.DataFrame, fh: TextIO, fmt: str = "jsonl") -> int:
     """Write ``events`` to ``fh`` as ``jsonl`` or ``csv``; return the number of rows."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
+    # JSON Lines are built as UTF-8 bytes: straight to a UTF-8 text file's buffer
+    binary = getattr(fh, "buffer", None) if (getattr(fh, "encoding", "") or "").lower() in ("utf-8", "utf8") else None
+    if binary is not None:
+        fh.flush()
     for start in range(0, max(len(events), 1), CHUNK_ROWS):
         chunk = events.iloc[start : start + CHUNK_ROWS]
         if fmt == "csv":
@@ -107,5 +136,9 @@ def write_events(events: pd.DataFrame, fh: TextIO, fmt: str = "jsonl") -> int:
                 fh, index=False, header=start == 0, quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
             )
         elif len(chunk):
-            fh.write(_json_lines(_prepare(chunk, False)))
+            data = _json_lines(_prepare(chunk, False))
+            if binary is not None:
+                binary.write(data)
+            else:
+                fh.write(data.decode("utf-8"))
     return len(events)

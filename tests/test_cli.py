@@ -188,3 +188,26 @@ def test_summary_counts_break_ties_by_value_whatever_the_category_order():
         assert [r["value"] for r in summary._counts(forward, "user")] == ["c", "d", "a"]
     finally:
         summary.TOP = old
+
+
+def test_jsonl_text_escaping_matches_orjson_value_by_value(tmp_path):
+    """Free text is escaped column-wise; every value must come out as orjson writes it,
+    and a UTF-8 file gets the same lines as a text stream."""
+    import orjson
+    import pandas as pd
+    import pyarrow as pa
+
+    from analyzer.export import _json_text, write_events
+    from analyzer.schema import conform
+
+    texts = ['C:\\Windows\\x "q"', "\\\\", '"', "tab\there", "\x00\x1f\x7f", "é\u2028😀", "", "plain", "a\\\"b"]
+    got = _json_text(pa.array([*texts, None], pa.string())).to_pylist()
+    assert got == [orjson.dumps(t).decode() for t in texts] + [None]
+    frame = conform(pd.DataFrame({"raw": pd.array(texts, dtype="string[pyarrow]")}))
+    stream = io.StringIO()
+    write_events(frame, stream)
+    with open(tmp_path / "e.jsonl", "w", encoding="utf-8", newline="") as fh:
+        write_events(frame, fh)
+    on_disk = (tmp_path / "e.jsonl").read_text(encoding="utf-8")
+    assert on_disk == stream.getvalue()
+    assert [json.loads(line)["raw"] for line in on_disk.splitlines()] == texts
