@@ -155,3 +155,49 @@ def test_scm_7036_for_winrm_only():
         (15535, "winrm", "service-started"),
     ]
     assert (scm["action"] == "service-state").all()
+
+
+def test_rust_prefilter_reads_every_shape_of_event_id_and_channel(monkeypatch):
+    """The per-record prefilter finds the event id and channel with plain string search;
+    the shapes it does not take directly (an id with attributes, a quoted id, an id last
+    in System, an escaped channel) still reach the regex and are not lost."""
+    import sys
+    import types
+
+    from analyzer.ingest.evtx import read_rust_frames
+    from analyzer.ingest.windows import load_semantics
+
+    def text(system: str) -> str:
+        data = '"EventData":{"TargetUserName":"bob","IpAddress":"203.0.113.9","Status":"0xc000006d","LogonType":3}'
+        head = '"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},'
+        return '{"Event":{"System":{' + head + system + "}," + data + "}}"
+
+    time = '"TimeCreated":{"#attributes":{"SystemTime":"2025-01-02T03:04:05.000000Z"}},"Computer":"h"'
+    records = [
+        (1, text(f'"EventID":4625,"Version":0,{time},"Channel":"Security"')),
+        (2, text(f'"EventID":{{"#attributes":{{"Qualifiers":0}},"#text":4625}},{time},"Channel":"Security"')),
+        (3, text(f'"EventID":"4625",{time},"Channel":"Security"')),
+        (4, text(f'{time},"Channel":"Security","EventID":4625')),
+        (5, text(f'"EventID":4625,{time},"Channel":"Secu\\u0072ity"')),
+        (6, text(f'"EventID":4634,{time},"Channel":"Security"')),  # not in the table
+        (7, text(f'"EventID":4625,{time},"Channel":"Application"')),  # not this channel
+        (8, text(f'"EventID":4625,{time},"Channel":null')),
+    ]
+
+    class Parser:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def records_json(self):
+            for rid, data in records:
+                json.loads(data)  # the fixture is real JSON
+                yield {"event_record_id": rid, "timestamp": "", "data": data}
+
+    monkeypatch.setitem(sys.modules, "evtx", types.SimpleNamespace(PyEvtxParser=Parser))
+    sem = load_semantics()
+    for after, expect in ((0, [1, 2, 3, 4, 5]), (2, [3, 4, 5])):
+        counts = {"records": 0}
+        frames = [f for batch in read_rust_frames("x.evtx", sem, print, counts, after=after) for _, f in batch]
+        got = sorted(int(r) for f in frames for r in f["record_id"])
+        assert got == expect, after
+        assert counts["records"] == 8 - after and (counts["min_id"], counts["max_id"]) == (1, 8)

@@ -61,7 +61,7 @@ def _hugepage_advice(env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
-def test_numpy_hugepage_advice_off_unless_asked(monkeypatch):
+def test_numpy_hugepage_advice_off_unless_asked():
     """Importing the analyzer turns off numpy's MADV_HUGEPAGE (it stalls first touches of
     big arrays where THP defrag is `madvise`); a user's own setting is kept."""
     import os

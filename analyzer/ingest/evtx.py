@@ -196,6 +196,16 @@ def _seen(counts: dict, rid: int | None, after: int) -> bool:
     return rid > after
 
 
+def _note_ids(counts: dict, seen: list[int | None], skipped: int) -> None:
+    """Count the records read (all but ``skipped``) and note their id range."""
+    counts["records"] += len(seen) - skipped
+    ids = [r for r in seen if r is not None] if None in seen else seen
+    if ids:
+        lo, hi = min(ids), max(ids)
+        counts["min_id"] = lo if counts.get("min_id") is None else min(counts["min_id"], lo)
+        counts["max_id"] = hi if counts.get("max_id") is None else max(counts["max_id"], hi)
+
+
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:
     from Evtx.Evtx import FileHeader
 
@@ -418,29 +428,52 @@ def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000
         buckets.clear()
         return frames
 
-    event_ids = sem.event_ids
+    # the common shape of a record's event id ('"EventID":4624,') → the id, for the ids the
+    # table knows; other shapes (attributes, quoted, last in System) go through the regex
+    known = {f'"EventID":{e},': e for e in sem.event_ids}
+    seen: list[int | None] = []  # every record's id: the file's range, what was read before
+    skipped = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for raw in parser.records_json():
-            if not _seen(counts, raw.get("event_record_id"), after):
+            rid = raw.get("event_record_id")
+            seen.append(rid)
+            if rid is not None and rid <= after:
+                skipped += 1
                 continue
-            counts["records"] += 1
             text = raw["data"]
-            m = _JSON_EID.search(text)
-            eid = int(m.group(1)) if m else None
-            if eid not in event_ids:
+            # str.find, not a regex, per record: this loop runs once per record of the file
+            i = text.find('"EventID":')
+            if i < 0:
                 continue
-            c = _JSON_CHANNEL.search(text)
-            channel = (json.loads(f'"{c.group(1)}"') if "\\" in c.group(1) else c.group(1)) if c else None
-            if not sem.wanted(channel, eid):
-                continue
-            texts, ids = buckets.setdefault((channel, eid), ([], []))
-            texts.append(text)
-            ids.append(raw.get("event_record_id"))
+            j = text.find(",", i)
+            eid = known.get(text[i : j + 1])
+            if eid is None:
+                if text[i + 10 : j].isdigit():
+                    continue  # a plain id the table does not know
+                m = _JSON_EID.search(text, i)
+                eid = int(m.group(1)) if m else None
+                if eid not in sem.event_ids:
+                    continue
+            k = text.find('"Channel":"')
+            channel = None
+            if k >= 0:
+                channel = text[k + 11 : text.find('"', k + 11)]
+                if "\\" in channel:  # escaped: take the whole JSON string and decode it
+                    c = _JSON_CHANNEL.search(text, k)
+                    channel = json.loads(f'"{c.group(1)}"') if c else None
+            bucket = buckets.get((channel, eid))
+            if bucket is None:
+                if not sem.wanted(channel, eid):
+                    continue
+                bucket = buckets[(channel, eid)] = ([], [])
+            bucket[0].append(text)
+            bucket[1].append(rid)
             pending += 1
             if pending >= batch:
                 yield flush()
                 pending = 0
+        _note_ids(counts, seen, skipped)
         if buckets:
             yield flush()
         for w in caught:
