@@ -195,9 +195,16 @@ def records_to_events(
 
 
 def events_from_frames(
-    sem: Semantics, frames: list[tuple[Entry, pd.DataFrame]], source: str, log: str, keep_raw: bool, own_ips: set[str]
+    sem: Semantics,
+    frames: list[tuple[Entry, pd.DataFrame]],
+    source: str,
+    log: str,
+    keep_raw: bool,
+    own_ips: set[str],
+    ordered: bool = True,
 ) -> tuple[pd.DataFrame, int]:
-    """Per-entry record frames → the schema's events."""
+    """Per-entry record frames → the schema's events (in record order unless ``ordered``
+    is False: a caller that orders the whole file afterwards)."""
     parts: list[pd.DataFrame] = []
     ssh_rows: list[tuple[dict, str]] = []
     for entry, frame in frames:
@@ -226,7 +233,8 @@ def events_from_frames(
     if not parts:
         return empty_events(), 0
     frame = pd.concat(parts, ignore_index=True)
-    frame = frame.sort_values("locator", kind="stable", na_position="last").reset_index(drop=True)
+    if ordered:
+        frame = frame.sort_values("locator", kind="stable", na_position="last").reset_index(drop=True)
     times = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce")
     frame["timestamp"] = times.dt.as_unit("us")
     frame["source"] = source

@@ -79,7 +79,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         frames, used = [], 0
         rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
         for batch in rust:
-            events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set())
+            events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set(), ordered=False)
             frames.append(events)
             used += n
     return _account_records(_by_record(concat_events(frames, consume=True)), used, rep, counts)
@@ -132,10 +132,11 @@ def _read_part(
     with ChunkRange(path, lo, hi) as part:
         where = f"chunks {lo}-{hi - 1}: "
         for batch in read_rust_frames(part, sem, lambda m: warnings.append(where + m), counts, BATCH, after, 1):
-            events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set())
+            events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set(), ordered=False)
             frames.append(events)
             used += n
-    return concat_events(frames, consume=True), used, counts, warnings
+    # ordered here, in the worker: parts in file order then need no sorting in the parent
+    return _by_record(concat_events(frames, consume=True)), used, counts, warnings
 
 
 def _by_record(events: pd.DataFrame) -> pd.DataFrame:
