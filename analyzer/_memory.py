@@ -28,6 +28,10 @@ _TRIM = _malloc_trim()
 
 
 def release() -> None:
-    """Return free heap pages to the system (cheap: a walk over the free lists)."""
+    """Return free heap pages to the system (cheap: a walk over the free lists), glibc's
+    and those of pyarrow's own allocator (jemalloc or mimalloc keep freed pages for reuse)."""
     if _TRIM is not None:
         _TRIM(0)
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()

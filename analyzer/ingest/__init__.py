@@ -188,6 +188,7 @@ def read_events(
             progress(rep)
         reports.append(rep)
         frames.append(frame)
+    _close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     events = concat_events(frames, consume=True)
     frames.clear()
     events = _window(events, opts)
@@ -210,16 +211,20 @@ def _read_file(path: str, name: str, mtime: float | None, opts: IngestOptions) -
         with open(path, "rb") as fh:
             src = Source(name=name, stream=fh, mtime=mtime, path=path)
             src.head = fh.read(HEAD_BYTES)
-            return rep, read_source(src, single, rep)
+            events = read_source(src, single, rep)
     except OSError as exc:
         rep.error = f"cannot open: {exc.strerror or exc}"
         return rep, empty_events()
+    release()  # an idle worker should not hold the transients of its last file
+    return rep, events
 
 
 def _read_bytes(name: str, data: bytes, mtime: float | None, opts: IngestOptions) -> tuple[InputReport, pd.DataFrame]:
     """One archive member (or stream) read into memory, in a worker process."""
     rep = InputReport(name=name)
-    return rep, read_source(Source.from_bytes(name, data, mtime), dataclasses.replace(opts, jobs=1), rep)
+    events = read_source(Source.from_bytes(name, data, mtime), dataclasses.replace(opts, jobs=1), rep)
+    release()  # as in _read_file
+    return rep, events
 
 
 def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
@@ -436,8 +441,14 @@ def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
+def _close_pools() -> None:
+    """Let the workers of this read exit (in the background: their results are in)."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=False)
+
+
 def _pool(jobs: int) -> ProcessPoolExecutor:
-    """One pool per size for the life of the process (workers fork with the catalog loaded)."""
+    """One pool per size for the rest of a read (workers fork with the catalog loaded)."""
     pool = _POOLS.get(jobs)
     if pool is None:
         load_catalog()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._memory import release
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
 from .evtx import ChunkRange, Record, chunk_ranges, read_python, read_rust_frames, record_from_xml
@@ -136,7 +137,10 @@ def _read_part(
             frames.append(events)
             used += n
     # ordered here, in the worker: parts in file order then need no sorting in the parent
-    return _by_record(concat_events(frames, consume=True)), used, counts, warnings
+    events = _by_record(concat_events(frames, consume=True))
+    frames.clear()
+    release()  # an idle worker should not hold the transients of its last part
+    return events, used, counts, warnings
 
 
 def _by_record(events: pd.DataFrame) -> pd.DataFrame:
