@@ -165,3 +165,17 @@ def test_stale_header_evtx_is_not_split(tmp_path):
     data[42:44] = (int.from_bytes(data[42:44], "little") - 1).to_bytes(2, "little")
     path.write_bytes(bytes(data))
     assert chunk_ranges(str(path), 2) is None
+
+
+def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
+    """Idle read workers would hold their memory through the analysis: none are kept."""
+    path = tmp_path / "auth.log"
+    path.write_text("".join(large_auth_log(4_000, seed=4)))
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 128 * 1024)
+    used: list[int] = []
+    real = ingest._pool
+    monkeypatch.setattr(ingest, "_pool", lambda jobs: used.append(jobs) or real(jobs))
+    res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
+    assert used and len(res.events) > 1_000
+    assert ingest._POOLS == {}
