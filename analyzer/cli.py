@@ -252,7 +252,7 @@ def analyze(
     summary = summarize(result, opts, profile, ruleset)
     if lazy:
         formats = {r.name: r.format for r in result.inputs}
-        fill_examples(summary["findings"], paths, formats, opts.limits)
+        fill_examples(summary["findings"], paths, formats, opts.limits, opts.jobs)
     doc = enrich(summary)
     fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
     _write(render(doc, fmt), output)

@@ -1,13 +1,18 @@
 """Evidence on demand: the original text of the few lines a report quotes.
 
-``analyze`` reads syslog-framed logs without keeping each event's original line (on a
-large log those lines are most of the memory); once the findings are known, the lines
-their examples cite are read again from the inputs by line number — a scan for
-newlines, no parsing. Other formats keep their ``raw`` text as they are read.
+``analyze`` reads syslog-framed logs and EVTX files (Rust backend) without keeping each
+event's original text (on a large log those texts are most of the memory); once the
+findings are known, what their examples cite is read again from the inputs: lines by
+line number (a scan for newlines, no parsing), EVTX records by record id (only the
+chunks whose headers hold those ids are parsed). Other formats keep their ``raw`` text
+as they are read.
 """
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -17,7 +22,7 @@ from .ingest.sources import Limits, Skipped, Source, iter_sources
 
 __all__ = ["LAZY_FORMATS", "fill_examples", "lines_at"]
 
-LAZY_FORMATS = {"syslog"}  # formats whose raw text is fetched here by line number
+LAZY_FORMATS = {"syslog", "evtx"}  # formats whose raw text is fetched here (line number, record id)
 _CHUNK = 4 << 20
 
 
@@ -50,9 +55,14 @@ def lines_at(src: Source, wanted: list[int]) -> dict[int, str]:
 
 
 def fill_examples(
-    findings: list[dict[str, Any]], paths: list[str], formats: dict[str, str | None], limits: Limits
+    findings: list[dict[str, Any]],
+    paths: list[str],
+    formats: dict[str, str | None],
+    limits: Limits,
+    jobs: int = 1,
 ) -> int:
-    """Give the findings' examples from lazily read sources their text; returns how many."""
+    """Give the findings' examples from lazily read sources their text; returns how many.
+    With ``jobs`` > 1, EVTX files on disk are rendered again in worker processes."""
     wanted: dict[str, dict[int, list[dict]]] = {}
     for f in findings:
         for ex in f.get("examples", []):
@@ -63,19 +73,48 @@ def fill_examples(
                 wanted.setdefault(source, {}).setdefault(int(loc), []).append(ex)
     if not wanted:
         return 0
+    from .ingest.winreaders import evtx_texts
+
     filled = 0
-    for item in iter_sources(paths, limits):
-        if isinstance(item, Skipped) or item.name not in wanted:
-            continue
-        by_line = wanted.pop(item.name)
-        try:
-            texts = lines_at(item, sorted(by_line))
-        except InputError:
-            continue  # the reading already reported it; the examples stay without text
+    pool: ProcessPoolExecutor | None = None
+    pending: list[tuple[Future, dict[int, list[dict]]]] = []
+
+    def fill(texts: dict[int, str], by_line: dict[int, list[dict]]) -> None:
+        nonlocal filled
         for number, text in texts.items():
             for ex in by_line[number]:
                 ex["text"] = text
                 filled += 1
-        if not wanted:
-            break
+
+    try:
+        for item in iter_sources(paths, limits):
+            if isinstance(item, Skipped) or item.name not in wanted:
+                continue
+            by_line = wanted.pop(item.name)
+            evtx = formats.get(item.name) == "evtx"
+            if evtx and jobs > 1 and item.path is not None:
+                if pool is None:
+                    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+                pending.append((pool.submit(evtx_texts, item.path, item.name, sorted(by_line)), by_line))
+                if not wanted:
+                    break
+                continue
+            try:
+                if evtx:
+                    texts = evtx_texts(item.on_disk() or io.BytesIO(item.read()), item.name, sorted(by_line))
+                else:
+                    texts = lines_at(item, sorted(by_line))
+            except (InputError, OSError):
+                continue  # the reading already reported it; the examples stay without text
+            fill(texts, by_line)
+            if not wanted:
+                break
+        for future, by_line in pending:
+            try:
+                fill(future.result(), by_line)
+            except (InputError, OSError):
+                continue  # as above
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
     return filled

@@ -34,6 +34,7 @@ def test_examples_quote_the_lines_a_full_read_keeps():
     texts = [e for e in examples if "auth.log" in e["where"]]
     assert texts, "the bundle's Linux findings quote its auth logs (plain and .gz members)"
     assert any(".gz" in e["where"] for e in texts)
+    assert any(".evtx" in e["where"] for e in examples), "and the DC's EVTX records, rendered again"
     for e in examples:
         assert e["text"] is not None and e["text"] == raw[e["where"]], e
 
@@ -47,3 +48,41 @@ def test_standard_input_keeps_its_lines(tmp_path):
     assert res.exit_code == 0, res.output
     examples = [e for f in json.loads(res.stdout)["findings"] for e in f["examples"]]
     assert examples and all(e["text"] and "Failed password" in e["text"] for e in examples)
+
+
+@pytest.mark.parametrize("headers", [True, False])
+def test_evtx_texts_are_what_a_full_read_keeps(tmp_path, monkeypatch, headers):
+    """EVTX evidence is rendered again for the quoted records: from the chunks whose
+    headers hold them, or (headers that do not say) from the whole file."""
+    from analyzer.ingest import winreaders
+    from analyzer.ingest.sources import Limits, iter_sources
+    from analyzer.samples_windows import large_security_evtx
+
+    path = tmp_path / "Security.evtx"
+    large_security_evtx(path, 3_000, seed=9)
+    full = read_events([str(path)], IngestOptions(jobs=1)).events
+    lazy = read_events([str(path)], IngestOptions(jobs=1, lazy_raw=True)).events
+    assert full["raw"].notna().all() and lazy["raw"].isna().all()  # nothing kept for every event
+    raw = dict(zip(full["locator"].tolist(), full["raw"].tolist(), strict=True))
+    ids = sorted(raw)[:: max(1, len(raw) // 40)] + [sorted(raw)[-1]]
+    if not headers:
+        monkeypatch.setattr(winreaders, "chunk_spans", lambda where: [])
+    for src in iter_sources([str(path)], Limits()):  # the source is open while iterating
+        assert winreaders.evtx_texts(src.on_disk(), src.name, ids) == {i: raw[i] for i in ids}
+
+
+def test_evtx_examples_rendered_again_in_workers(tmp_path):
+    """With several jobs, the EVTX files a report quotes are rendered again in workers:
+    the same texts as a read that keeps them."""
+    from analyzer.samples_windows import large_security_evtx
+
+    for i, host in enumerate(("DC01.corp.example", "DC02.corp.example")):
+        (tmp_path / host).mkdir()
+        large_security_evtx(tmp_path / host / "Security.evtx", 2_500, seed=20 + i, host=host)
+    res = CliRunner().invoke(app, ["analyze", str(tmp_path), "--format", "json", "--jobs", "2"])
+    assert res.exit_code == 0, res.output
+    examples = [e for f in json.loads(res.stdout)["findings"] for e in f["examples"]]
+    full = read_events([str(tmp_path)], IngestOptions(jobs=1)).events
+    raw = {f"{s}:{loc}": r for s, loc, r in zip(full["source"], full["locator"], full["raw"], strict=True)}
+    assert {e["where"].split("/")[-2] for e in examples} == {"DC01.corp.example", "DC02.corp.example"}
+    assert all(e["text"] is not None and e["text"] == raw[e["where"]] for e in examples)

@@ -168,6 +168,10 @@ def test_stdin(monkeypatch, compress):
     class FakeStdin:
         buffer = io.BufferedReader(io.BytesIO(data))
 
+        @staticmethod
+        def close() -> None:  # a forked worker closes its standard input first
+            pass
+
     monkeypatch.setattr("sys.stdin", FakeStdin)
     res = read_events(["-"], IngestOptions(year=2025))
     assert res.inputs[0].name == "<stdin>"

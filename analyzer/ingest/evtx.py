@@ -24,6 +24,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -297,15 +298,18 @@ def chunk_ranges(path: str, per_part: int) -> list[tuple[int, int]] | None:
 
 
 class ChunkRange(io.RawIOBase):
-    """A file's header followed by its chunks ``lo``…``hi-1``: what a parser sees as a whole
-    EVTX file (chunks are self-contained; the header's chunk count is not relied on)."""
+    """A file's header followed by some of its chunks (``lo``…``hi-1``, or the indexes
+    ``chunks``): what a parser sees as a whole EVTX file (chunks are self-contained; the
+    header's chunk count is not relied on)."""
 
-    def __init__(self, path: str, lo: int, hi: int) -> None:
+    def __init__(self, source: str | BinaryIO, lo: int = 0, hi: int = 0, chunks: list[int] | None = None) -> None:
         super().__init__()
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._own = isinstance(source, str)
+        self._fh = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115 - closed with this
+        self._fh.seek(0)
         self._head = self._fh.read(_HEADER_SIZE)
-        self._start = _HEADER_SIZE + lo * _CHUNK_SIZE
-        self._size = _HEADER_SIZE + (hi - lo) * _CHUNK_SIZE
+        self._chunks = list(range(lo, hi)) if chunks is None else list(chunks)
+        self._size = _HEADER_SIZE + len(self._chunks) * _CHUNK_SIZE
         self._pos = 0
 
     def readable(self) -> bool:
@@ -328,16 +332,38 @@ class ChunkRange(io.RawIOBase):
             return 0
         if self._pos < _HEADER_SIZE:
             data = self._head[self._pos : self._pos + want]
-        else:
-            self._fh.seek(self._start + self._pos - _HEADER_SIZE)
-            data = self._fh.read(want)
+        else:  # within one chunk at a time
+            k, within = divmod(self._pos - _HEADER_SIZE, _CHUNK_SIZE)
+            self._fh.seek(_HEADER_SIZE + self._chunks[k] * _CHUNK_SIZE + within)
+            data = self._fh.read(min(want, _CHUNK_SIZE - within))
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._own:
+            self._fh.close()
         super().close()
+
+
+def chunk_spans(source: str | BinaryIO) -> list[tuple[int, int, int]]:
+    """(chunk index, first record id, last record id) of every chunk with a valid magic,
+    from the chunk headers: where to look for a record without parsing the file."""
+    fh = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
+    try:
+        fh.seek(0, io.SEEK_END)
+        present = (fh.tell() - _HEADER_SIZE) // _CHUNK_SIZE
+        spans = []
+        for i in range(max(present, 0)):
+            fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
+            head = fh.read(40)
+            if head[:8] == _CHUNK_MAGIC and len(head) == 40:
+                first, last = int.from_bytes(head[24:32], "little"), int.from_bytes(head[32:40], "little")
+                spans.append((i, first, last))
+        return spans
+    finally:
+        if isinstance(source, str):
+            fh.close()
 
 
 def _us_to_iso(us: int) -> str:
@@ -395,10 +421,19 @@ def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None
     return frame
 
 
-def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000, after: int = 0, threads: int = 0):
+def read_rust_frames(
+    fileobj,
+    sem,
+    warn: Warn,
+    counts: dict,
+    batch: int = 50_000,
+    after: int = 0,
+    threads: int = 0,
+    only: set[int] | None = None,
+):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
     yields lists of (table entry, frame) per batch of wanted records. ``threads``: the
-    parser's own worker threads (0: one per CPU)."""
+    parser's own worker threads (0: one per CPU); ``only``: just these record ids."""
     from evtx import PyEvtxParser
 
     from .windows import frame_from_records
@@ -438,7 +473,7 @@ def read_rust_frames(fileobj, sem, warn: Warn, counts: dict, batch: int = 50_000
         for raw in parser.records_json():
             rid = raw.get("event_record_id")
             seen.append(rid)
-            if rid is not None and rid <= after:
+            if (rid is not None and rid <= after) or (only is not None and rid not in only):
                 skipped += 1
                 continue
             text = raw["data"]

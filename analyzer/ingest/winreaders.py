@@ -9,7 +9,7 @@ import itertools
 import re
 import xml.etree.ElementTree as ET
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 from .._memory import release
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
-from .evtx import ChunkRange, Record, chunk_ranges, read_python, read_rust_frames, record_from_xml
+from .evtx import ChunkRange, Record, chunk_ranges, chunk_spans, read_python, read_rust_frames, record_from_xml
 from .sources import loads_text
 from .windows import events_from_frames, load_semantics, records_to_events
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from . import IngestOptions, InputReport
     from .sources import Source
 
-__all__ = ["read_evtx", "read_windows_xml", "read_windows_json", "read_pfirewall"]
+__all__ = ["evtx_texts", "read_evtx", "read_windows_xml", "read_windows_json", "read_pfirewall"]
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 _DATE_MS = re.compile(r"/Date\((-?\d+)\)/")
@@ -73,21 +73,24 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch; a file on
     # disk is opened by the parser itself, anything else (an archive member) is read first
     where = src.on_disk() or io.BytesIO(src.read())
+    # with lazy_raw the evidence text is rendered again for the records a report quotes
+    # (evtx_texts), not kept for every event
+    keep = opts.keep_raw and not opts.lazy_raw
     parts = chunk_ranges(where, PART_CHUNKS) if isinstance(where, str) and opts.jobs > 1 else None
     if parts:
-        frames, used = _read_parts(where, parts, src.name, opts, rep, counts)
+        frames, used = _read_parts(where, parts, src.name, opts, rep, counts, keep)
     else:
         frames, used = [], 0
         rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
         for batch in rust:
-            events, n = events_from_frames(sem, batch, src.name, "evtx", opts.keep_raw, set(), ordered=False)
+            events, n = events_from_frames(sem, batch, src.name, "evtx", keep, set(), ordered=False)
             frames.append(events)
             used += n
     return _account_records(_by_record(concat_events(frames, consume=True)), used, rep, counts)
 
 
 def _read_parts(
-    path: str, parts: list[tuple[int, int]], name: str, opts: IngestOptions, rep: InputReport, counts: dict
+    path: str, parts: list[tuple[int, int]], name: str, opts: IngestOptions, rep: InputReport, counts: dict, keep: bool
 ) -> tuple[list[pd.DataFrame], int]:
     """A large EVTX file's chunk ranges, each parsed and normalized in a worker process;
     the results come back in file order, at most two per worker in flight."""
@@ -113,7 +116,7 @@ def _read_parts(
             warn(msg)
 
     for lo, hi in parts:
-        pending.append(pool.submit(_read_part, path, lo, hi, name, opts.keep_raw, opts.evtx_after))
+        pending.append(pool.submit(_read_part, path, lo, hi, name, keep, opts.evtx_after))
         if len(pending) >= 2 * opts.jobs:
             take()
     while pending:
@@ -141,6 +144,36 @@ def _read_part(
     frames.clear()
     release()  # an idle worker should not hold the transients of its last part
     return events, used, counts, warnings
+
+
+def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, str]:
+    """The evidence text of the records ``ids`` of the EVTX file ``name`` (a path, or its
+    bytes), as a read with raw text would give it: only the records themselves are
+    decoded, from the chunks whose headers say they hold them."""
+    sem = load_semantics()
+    wanted = set(ids)
+    spans = chunk_spans(where)
+    first = np.array([s[1] for s in spans], dtype=np.int64)
+    last = np.array([s[2] for s in spans], dtype=np.int64)
+    index = np.array([s[0] for s in spans], dtype=np.int64)
+    chunks = sorted({int(c) for rid in wanted for c in index[(first <= rid) & (rid <= last)]})
+    out: dict[int, str] = {}
+
+    def scan(fileobj) -> None:
+        for batch in read_rust_frames(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, wanted):
+            events, _ = events_from_frames(sem, batch, name, "evtx", True, set(), ordered=False)
+            hit = events["locator"].isin(wanted).to_numpy(dtype=bool, na_value=False)
+            for loc, raw in zip(events["locator"][hit].tolist(), events["raw"][hit].tolist(), strict=True):
+                out.setdefault(int(loc), raw)
+
+    if chunks:
+        with ChunkRange(where, chunks=chunks) as part:
+            scan(part)
+    if wanted - out.keys():  # headers that do not say (a dirty file): the whole file
+        if not isinstance(where, str):
+            where.seek(0)
+        scan(where)
+    return {rid: out[rid] for rid in ids if rid in out}
 
 
 def _by_record(events: pd.DataFrame) -> pd.DataFrame:
