@@ -153,17 +153,24 @@ def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(one.events.astype(object), two.events.astype(object))
 
 
-def test_stale_header_evtx_is_not_split(tmp_path):
-    """A file whose header's chunk count disagrees with its size is read whole."""
+def test_chunk_ranges_cover_what_the_file_holds(tmp_path):
+    """Ranges end at the last chunk that is not blank (a log not yet full is followed by
+    empty space), reach leftovers that are not blank (the parser should see and report
+    them), and a file that ends in a chunk cut short is left whole."""
     from analyzer.ingest.evtx import chunk_ranges
     from analyzer.samples_windows import large_security_evtx
 
     path = tmp_path / "Security.evtx"
     large_security_evtx(path, 3_000, seed=6)
-    assert chunk_ranges(str(path), 2) is not None
-    data = bytearray(path.read_bytes())
-    data[42:44] = (int.from_bytes(data[42:44], "little") - 1).to_bytes(2, "little")
-    path.write_bytes(bytes(data))
+    data = path.read_bytes()
+    chunks = (len(data) - 4096) // 65536
+    assert chunk_ranges(str(path), 2) == [(lo, min(lo + 2, chunks)) for lo in range(0, chunks, 2)]
+    assert chunk_ranges(str(path), chunks) is None  # not worth splitting
+    path.write_bytes(data + bytes(65536 * 5))  # empty space after the chunks
+    assert chunk_ranges(str(path), 2)[-1][1] == chunks
+    path.write_bytes(data + bytes(65536 * 2) + b"junk" + bytes(65532))  # leftovers after a gap
+    assert chunk_ranges(str(path), 2)[-1][1] == chunks + 3
+    path.write_bytes(data + data[4096 : 4096 + 30000])  # a chunk cut short
     assert chunk_ranges(str(path), 2) is None
 
 

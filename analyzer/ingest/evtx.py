@@ -279,22 +279,30 @@ def _python_chunks(
 
 
 def chunk_ranges(path: str, per_part: int) -> list[tuple[int, int]] | None:
-    """Split a file's chunks into ranges of ``per_part`` for separate parsers, or None
-    when the file is not worth splitting or its header does not match what is on disk
-    (a stale chunk count: such a file is read whole, by one parser, as always)."""
+    """Split a file's chunks, up to the last one that is not blank (a log not yet full has
+    empty space after its chunks), into ranges of ``per_part`` for separate parsers; None
+    when the file is not worth splitting or ends in a partial chunk (read whole, by one
+    parser)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEADER_SIZE)
             size = os.fstat(fh.fileno()).st_size
+            present, tail = divmod(max(size - _HEADER_SIZE, 0), _CHUNK_SIZE)
+            if len(head) < _HEADER_SIZE or not head.startswith(b"ElfFile\x00") or present < 2 * per_part:
+                return None
+            used = 0
+            for i in range(present + (1 if tail else 0)):
+                fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
+                start = fh.read(8)
+                if start == _CHUNK_MAGIC and i == present:  # a chunk cut short: leave it to one parser
+                    return None
+                if start.strip(b"\x00"):  # a chunk, or leftovers the parser should see and report
+                    used = i + 1
     except OSError:
         return None
-    if len(head) < _HEADER_SIZE or not head.startswith(b"ElfFile\x00"):
+    if used < 2 * per_part:
         return None
-    declared = int.from_bytes(head[42:44], "little")
-    present = (size - _HEADER_SIZE) // _CHUNK_SIZE
-    if declared != present or present < 2 * per_part or (size - _HEADER_SIZE) % _CHUNK_SIZE:
-        return None
-    return [(lo, min(lo + per_part, present)) for lo in range(0, present, per_part)]
+    return [(lo, min(lo + per_part, used)) for lo in range(0, used, per_part)]
 
 
 class ChunkRange(io.RawIOBase):

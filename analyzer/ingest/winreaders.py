@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["evtx_texts", "read_evtx", "read_windows_xml", "read_windows_json", "read_pfirewall"]
 
+_CHUNK_NUMBER = re.compile(r"(chunk number )(\d+)")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 _DATE_MS = re.compile(r"/Date\((-?\d+)\)/")
 
@@ -133,9 +134,11 @@ def _read_part(
     counts: dict = {"records": 0}
     warnings: list[str] = []
     frames, used = [], 0
+    def warn(msg: str) -> None:  # the parser counts chunks from the start of its range
+        warnings.append(f"chunks {lo}-{hi - 1}: " + _CHUNK_NUMBER.sub(lambda m: f"{m[1]}{int(m[2]) + lo}", msg))
+
     with ChunkRange(path, lo, hi) as part:
-        where = f"chunks {lo}-{hi - 1}: "
-        for batch in read_rust_frames(part, sem, lambda m: warnings.append(where + m), counts, BATCH, after, 1):
+        for batch in read_rust_frames(part, sem, warn, counts, BATCH, after, 1):
             events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set(), ordered=False)
             frames.append(events)
             used += n
