@@ -54,6 +54,12 @@ def lines_at(src: Source, wanted: list[int]) -> dict[int, str]:
     return out
 
 
+def _lines_of_file(path: str, wanted: list[int]) -> dict[int, str]:
+    """:func:`lines_at` of a plain file, opened here (in a worker process)."""
+    with open(path, "rb") as fh:
+        return lines_at(Source(name=path, stream=fh, path=path), wanted)
+
+
 def fill_examples(
     findings: list[dict[str, Any]],
     paths: list[str],
@@ -62,7 +68,7 @@ def fill_examples(
     jobs: int = 1,
 ) -> int:
     """Give the findings' examples from lazily read sources their text; returns how many.
-    With ``jobs`` > 1, EVTX files on disk are rendered again in worker processes."""
+    With ``jobs`` > 1, plain files on disk are read again by worker processes."""
     wanted: dict[str, dict[int, list[dict]]] = {}
     for f in findings:
         for ex in f.get("examples", []):
@@ -92,10 +98,14 @@ def fill_examples(
                 continue
             by_line = wanted.pop(item.name)
             evtx = formats.get(item.name) == "evtx"
-            if evtx and jobs > 1 and item.path is not None:
+            if jobs > 1 and item.path is not None:  # a plain file: a worker opens it itself
                 if pool is None:
                     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
-                pending.append((pool.submit(evtx_texts, item.path, item.name, sorted(by_line)), by_line))
+                if evtx:
+                    future = pool.submit(evtx_texts, item.path, item.name, sorted(by_line))
+                else:
+                    future = pool.submit(_lines_of_file, item.path, sorted(by_line))
+                pending.append((future, by_line))
                 if not wanted:
                     break
                 continue

@@ -193,16 +193,21 @@ def _union(parts: list[pd.Series]) -> pd.Categorical:
 def concat_events(frames: list[pd.DataFrame], consume: bool = False) -> pd.DataFrame:
     """Concatenate event frames, keeping categoricals categorical (unioned categories).
 
-    With ``consume`` the frames are emptied column by column as the result is built, so
-    at most one column exists twice (the caller must not use them afterwards)."""
+    With ``consume`` the list is emptied and each column let go as soon as it is copied, so
+    at most one column exists twice, provided the caller holds no other reference to the
+    frames."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_events()
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
+    names = list(frames[0].columns)
+    columns = [[f[name] for f in frames] for name in names]
+    if consume:  # from here on these columns are the only references to the frames' arrays
+        frames.clear()
     out = {}
-    for name in list(frames[0].columns):
-        parts = [f.pop(name) if consume else f[name] for f in frames]
+    for name in names:
+        parts = columns.pop(0)
         if isinstance(parts[0].dtype, pd.CategoricalDtype):
             out[name] = pd.Series(_union(parts))
         else:

@@ -189,6 +189,9 @@ def read_events(
         reports.append(rep)
         frames.append(frame)
     _close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
+    slots.clear()  # the frames live on only in `frames`, which the concatenation empties
+    in_flight.clear()
+    slot = frame = None
     events = concat_events(frames, consume=True)
     frames.clear()
     events = _window(events, opts)
