@@ -10,11 +10,12 @@ import yaml
 
 from .errors import RuleError
 
-__all__ = ["load_yaml", "clean", "line_of"]
+__all__ = ["SafeLoader", "load_yaml", "clean", "line_of"]
 
 
 # libyaml's parser when PyYAML was built with it (about 9x faster on the catalog)
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeLoader = _Base  # for plain data files: yaml.load(text, Loader=SafeLoader)
 
 
 class _LineLoader(_Base):  # type: ignore[misc, valid-type]

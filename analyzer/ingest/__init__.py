@@ -193,7 +193,6 @@ def read_events(
     in_flight.clear()
     slot = frame = None
     events = concat_events(frames, consume=True)
-    frames.clear()
     events = _window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports)
@@ -410,7 +409,6 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     if not pieces:
         return empty_events()
     ev = concat_events(pieces, consume=True)  # the blocks' frames go column by column
-    pieces.clear()
     release()
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     release()

@@ -35,6 +35,7 @@ __all__ = [
     "ChunkRange",
     "Record",
     "chunk_ranges",
+    "chunk_spans",
     "read_python",
     "read_rust_frames",
     "record_from_json",
@@ -473,7 +474,8 @@ def read_rust_frames(
 
     # the common shape of a record's event id ('"EventID":4624,') → the id, for the ids the
     # table knows; other shapes (attributes, quoted, last in System) go through the regex
-    known = {f'"EventID":{e},': e for e in sem.event_ids}
+    event_ids = sem.event_ids
+    known = {f'"EventID":{e},': e for e in event_ids}
     seen: list[int | None] = []  # every record's id: the file's range, what was read before
     skipped = 0
     with warnings.catch_warnings(record=True) as caught:
@@ -496,7 +498,7 @@ def read_rust_frames(
                     continue  # a plain id the table does not know
                 m = _JSON_EID.search(text, i)
                 eid = int(m.group(1)) if m else None
-                if eid not in sem.event_ids:
+                if eid not in event_ids:
                     continue
             k = text.find('"Channel":"')
             channel = None

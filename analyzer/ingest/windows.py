@@ -21,12 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from .._yaml import SafeLoader
 from ..errors import RuleError
 from ..schema import ENUMS, conform, empty_events
 from .evtx import Record
 from .syslog import null_empty
-
-_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
 
@@ -76,7 +75,7 @@ def _path() -> Path:
 def load_semantics(path: str | None = None) -> Semantics:
     """Load and check the table once; every problem is an error naming the file."""
     p = Path(path) if path else _path()
-    doc = yaml.load(p.read_text(encoding="utf-8"), Loader=_SAFE)  # noqa: S506 - a safe loader
+    doc = yaml.load(p.read_text(encoding="utf-8"), Loader=SafeLoader)  # noqa: S506 - a safe loader
     tables = {name: {str(k).lower(): str(v) for k, v in t.items()} for name, t in doc["tables"].items()}
     reasons = {e.value for e in ENUMS["reason"]}
     services = {e.value for e in ENUMS["service"]}

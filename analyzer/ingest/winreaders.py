@@ -134,6 +134,7 @@ def _read_part(
     counts: dict = {"records": 0}
     warnings: list[str] = []
     frames, used = [], 0
+
     def warn(msg: str) -> None:  # the parser counts chunks from the start of its range
         warnings.append(f"chunks {lo}-{hi - 1}: " + _CHUNK_NUMBER.sub(lambda m: f"{m[1]}{int(m[2]) + lo}", msg))
 
@@ -144,7 +145,6 @@ def _read_part(
             used += n
     # ordered here, in the worker: parts in file order then need no sorting in the parent
     events = _by_record(concat_events(frames, consume=True))
-    frames.clear()
     release()  # an idle worker should not hold the transients of its last part
     return events, used, counts, warnings
 
