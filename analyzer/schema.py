@@ -196,7 +196,10 @@ def concat_events(frames: list[pd.DataFrame], consume: bool = False) -> pd.DataF
     With ``consume`` the list is emptied and each column let go as soon as it is copied, so
     at most one column exists twice, provided the caller holds no other reference to the
     frames."""
-    frames = [f for f in frames if len(f)]
+    given = frames
+    frames = [f for f in given if len(f)]
+    if consume:
+        given.clear()  # the caller's list too: its frames must not outlive their columns
     if not frames:
         return empty_events()
     if len(frames) == 1:

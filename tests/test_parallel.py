@@ -186,3 +186,24 @@ def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert used and len(res.events) > 1_000
     assert ingest._POOLS == {}
+
+
+def test_consuming_concatenation_lets_the_frames_go():
+    """concat_events(consume=True) empties the caller's list and keeps nothing of the
+    frames alive: on a large log they would otherwise double the peak while later steps run."""
+    import gc
+    import weakref
+
+    from analyzer.schema import concat_events, conform
+
+    frames = [
+        conform(pd.DataFrame({"user": pd.Categorical([f"u{i}", "root"]), "pid": pd.array([i, None], dtype="Int64")}))
+        for i in range(3)
+    ]
+    frames.append(conform(pd.DataFrame({"user": pd.Categorical([])})))  # an empty one, filtered out
+    refs = [weakref.ref(f) for f in frames]
+    out = concat_events(frames, consume=True)
+    gc.collect()
+    assert frames == [] and all(r() is None for r in refs)
+    assert out["user"].tolist() == ["u0", "root", "u1", "root", "u2", "root"]
+    assert out["pid"].tolist()[::2] == [0, 1, 2]

@@ -285,7 +285,8 @@ def _fold(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     # only the connections that have enrich rows take part
     part = np.flatnonzero(key.isin(pd.unique(key[enrich].to_numpy())).to_numpy())
-    sub = ev.iloc[part][["family", "action", "outcome", "role", "reason"]].reset_index(drop=True)
+    # the five columns first, then the rows: taking rows first copied every column of them
+    sub = ev[["family", "action", "outcome", "role", "reason"]].iloc[part].reset_index(drop=True)
     k = key.iloc[part].reset_index(drop=True)
     attempt = (
         (sub["family"] == _SSHD_FAMILY)
