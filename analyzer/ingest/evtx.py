@@ -36,6 +36,7 @@ __all__ = [
     "Record",
     "chunk_ranges",
     "chunk_spans",
+    "note_id_range",
     "read_python",
     "read_rust_frames",
     "record_from_json",
@@ -189,12 +190,19 @@ def record_from_xml(xml: str | ET.Element, time_override: str | None = None) -> 
 # backends
 
 
+def note_id_range(counts: dict, lo: int | None, hi: int | None) -> None:
+    """Widen the record-id range noted in ``counts`` (``min_id``/``max_id``) to ``lo``…``hi``."""
+    if lo is None or hi is None:
+        return
+    counts["min_id"] = lo if counts.get("min_id") is None else min(counts["min_id"], lo)
+    counts["max_id"] = hi if counts.get("max_id") is None else max(counts["max_id"], hi)
+
+
 def _seen(counts: dict, rid: int | None, after: int) -> bool:
     """Note a record id's range; False when the record is at or below ``after`` (read before)."""
     if rid is None:
         return True
-    counts["min_id"] = rid if counts.get("min_id") is None else min(counts["min_id"], rid)
-    counts["max_id"] = rid if counts.get("max_id") is None else max(counts["max_id"], rid)
+    note_id_range(counts, rid, rid)
     return rid > after
 
 
@@ -203,9 +211,7 @@ def _note_ids(counts: dict, seen: list[int | None], skipped: int) -> None:
     counts["records"] += len(seen) - skipped
     ids = [r for r in seen if r is not None] if None in seen else seen
     if ids:
-        lo, hi = min(ids), max(ids)
-        counts["min_id"] = lo if counts.get("min_id") is None else min(counts["min_id"], lo)
-        counts["max_id"] = hi if counts.get("max_id") is None else max(counts["max_id"], hi)
+        note_id_range(counts, min(ids), max(ids))
 
 
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:

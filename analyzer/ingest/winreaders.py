@@ -17,7 +17,16 @@ import pandas as pd
 from .._memory import release
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
-from .evtx import ChunkRange, Record, chunk_ranges, chunk_spans, read_python, read_rust_frames, record_from_xml
+from .evtx import (
+    ChunkRange,
+    Record,
+    chunk_ranges,
+    chunk_spans,
+    note_id_range,
+    read_python,
+    read_rust_frames,
+    record_from_xml,
+)
 from .sources import loads_text
 from .windows import events_from_frames, load_semantics, records_to_events
 
@@ -110,9 +119,7 @@ def _read_parts(
         used += n
         counts["records"] += part_counts["records"]
         counts["failed"] = counts.get("failed", 0) + part_counts.get("failed", 0)
-        for key, pick in (("min_id", min), ("max_id", max)):
-            if part_counts.get(key) is not None:
-                counts[key] = part_counts[key] if counts.get(key) is None else pick(counts[key], part_counts[key])
+        note_id_range(counts, part_counts.get("min_id"), part_counts.get("max_id"))
         for msg in warnings:
             warn(msg)
 
