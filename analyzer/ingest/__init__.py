@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import itertools
 import multiprocessing
 import os
@@ -446,6 +447,7 @@ def _close_pools() -> None:
     """Let the workers of this read exit (in the background: their results are in)."""
     while _POOLS:
         _POOLS.popitem()[1].shutdown(wait=False)
+        gc.unfreeze()
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
@@ -454,6 +456,10 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     if pool is None:
         load_catalog()
         _auth_unparsed_filter()
+        # what exists now is shared with the workers, which fork from here: kept out of
+        # the collector's scans, its pages are not copied by them (a worker's collector
+        # would otherwise touch every object it inherited); thawed when the pool closes
+        gc.freeze()
         pool = _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
     return pool
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import pandas as pd
 
-from .._memory import release
 from ..errors import InputError
 from ..schema import concat_events, conform, empty_events
 from .evtx import (
@@ -151,9 +150,10 @@ def _read_part(
             frames.append(events)
             used += n
     # ordered here, in the worker: parts in file order then need no sorting in the parent
-    events = _by_record(concat_events(frames, consume=True))
-    release()  # an idle worker should not hold the transients of its last part
-    return events, used, counts, warnings
+    # no release() here: the worker goes on to the next part of the file at once, and
+    # handing its free pages back only had it fault them in again (the pool's workers
+    # exit when the read is done)
+    return _by_record(concat_events(frames, consume=True)), used, counts, warnings
 
 
 def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, str]:
