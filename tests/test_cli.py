@@ -211,3 +211,39 @@ def test_jsonl_text_escaping_matches_orjson_value_by_value(tmp_path):
     on_disk = (tmp_path / "e.jsonl").read_text(encoding="utf-8")
     assert on_disk == stream.getvalue()
     assert [json.loads(line)["raw"] for line in on_disk.splitlines()] == texts
+
+
+def test_jsonl_times_and_chunk_order_survive_threaded_writing(monkeypatch):
+    """Lines are built a few chunks ahead by threads but written in order; times are ISO
+    8601 UTC with microseconds whatever the zone they were held in (NaT → null)."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer import export
+    from analyzer.schema import conform
+
+    stamps = pd.to_datetime(
+        ["1969-12-31T23:59:59.999999Z", "1970-01-01T00:00:00Z", "2025-03-30T01:00:00.5Z", None, "2038-01-19T03:14:08Z"],
+        utc=True,
+        format="ISO8601",
+    )
+    want = [None if t is pd.NaT else np.datetime_as_string(t.to_datetime64(), unit="us") + "Z" for t in stamps]
+    n = 23
+    frame = conform(
+        pd.DataFrame(
+            {
+                "timestamp": pd.Series([stamps[i % 5] for i in range(n)]).dt.tz_convert("Asia/Kolkata"),
+                "raw": pd.array([f"line {i}" for i in range(n)], dtype="string[pyarrow]"),
+            }
+        )
+    )
+    monkeypatch.setattr(export, "CHUNK_ROWS", 4)
+    outs = []
+    for threads in (1, 3):
+        stream = io.StringIO()
+        assert export.write_events(frame, stream, threads=threads) == n
+        outs.append(stream.getvalue())
+    assert outs[0] == outs[1]
+    rows = [json.loads(line) for line in outs[1].splitlines()]
+    assert [r["raw"] for r in rows] == [f"line {i}" for i in range(n)]
+    assert [r["timestamp"] for r in rows] == [want[i % 5] for i in range(n)]
