@@ -386,13 +386,13 @@ def _us_to_iso(us: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _table_frame(texts: list[str], record_ids: list[int]) -> pd.DataFrame | None:
+def _table_frame(texts: list[str], record_ids: list[int], threads: bool = True) -> pd.DataFrame | None:
     """JSON texts of one (channel, event id) → a frame of system columns and ``d.<field>``,
     parsed by pyarrow's JSON reader in one go. None when the texts do not fit one schema
     (the caller then decodes them one by one)."""
     blob = "\n".join(texts).encode("utf-8")
     try:
-        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(block_size=_JSON_BLOCK))
+        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(use_threads=threads, block_size=_JSON_BLOCK))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     while any(pa.types.is_struct(f.type) for f in table.schema):
@@ -460,7 +460,7 @@ def read_rust_frames(
     def flush() -> list:
         frames = []
         for (channel, eid), (texts, ids) in buckets.items():
-            frame = _table_frame(texts, ids)
+            frame = _table_frame(texts, ids, threads != 1)
             if frame is None:
                 recs = []
                 for t, rid in zip(texts, ids, strict=True):
