@@ -234,3 +234,68 @@ def test_corpus_read_in_chunk_ranges_matches_a_whole_read(monkeypatch):
         assert all(w.startswith("chunks ") for w in b.warnings), rel
         assert said == [w for w in a.warnings if w in said or blank not in w], rel
     assert split >= 30  # the corpus really exercised the parts
+
+
+def test_learned_schemas_read_the_corpus_as_inference_does(monkeypatch):
+    """After a first batch of an event id, later batches are read with the schema it was
+    inferred to have, cut to the fields the table uses: every shared EVTX file, in tiny
+    batches (so that path carries nearly every record), gives the events of a read that
+    infers every batch — values of other types and fields the first records lacked
+    included."""
+    from analyzer.ingest import evtx, winreaders
+
+    class Forgetful(dict):
+        def __setitem__(self, key, value) -> None:
+            pass
+
+    learned = 0
+
+    def read(schemas) -> dict[str, pd.DataFrame]:
+        monkeypatch.setattr(evtx, "_SCHEMAS", schemas)
+        out = {}
+        for rel in _evtx_files():
+            res = read_events([str(SHARED_DATA / rel)], IngestOptions(jobs=1))
+            out[rel] = res.events
+        return out
+
+    monkeypatch.setattr(winreaders, "BATCH", 40)
+    inferred = read(Forgetful())
+    schemas: dict = {}
+    real = evtx._read_table
+
+    def counting(blob, threads, key):
+        nonlocal learned
+        learned += key in schemas
+        return real(blob, threads, key)
+
+    monkeypatch.setattr(evtx, "_read_table", counting)
+    pruned = read(schemas)
+    assert learned > 100 and schemas
+    for rel, events in inferred.items():
+        pd.testing.assert_frame_equal(events.astype(object), pruned[rel].astype(object), obj=rel)
+
+
+def test_a_learned_schema_gives_way_to_values_of_another_type():
+    """A field first seen as a number, then as text (or a field the first records did not
+    have at all): the batch is inferred again, nothing is lost."""
+    from analyzer.ingest import evtx
+
+    def record(rid: int, data: dict) -> str:
+        system = {"EventID": 4625, "EventRecordID": rid, "Channel": "Security", "Computer": "h",
+                  "TimeCreated": {"#attributes": {"SystemTime": "2025-01-02T03:04:05.000000Z"}},
+                  "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}}  # fmt: skip
+        return json.dumps({"Event": {"System": system, "EventData": data}})
+
+    key = ("Security", 4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
+    evtx._SCHEMAS.pop(key, None)
+    first = evtx._table_frame([record(1, {"LogonType": 3, "IpPort": "1"})], [1], key=key)
+    assert key in evtx._SCHEMAS and first["d.LogonType"].tolist() == ["3"]
+    later = evtx._table_frame(
+        [record(2, {"LogonType": "x", "IpPort": "2"}), record(3, {"LogonType": "y", "SubStatus": "0xC0000064"})],
+        [2, 3],
+        key=key,
+    )
+    assert later["d.LogonType"].tolist() == ["x", "y"]
+    assert later["d.SubStatus"].tolist()[1] == "0xC0000064"
+    again = evtx._table_frame([record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})], [4], key=key)
+    assert again["d.SubStatus"].tolist() == ["0x0"] and "d.Other" not in again

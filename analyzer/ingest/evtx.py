@@ -386,13 +386,70 @@ def _us_to_iso(us: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _table_frame(texts: list[str], record_ids: list[int], threads: bool = True) -> pd.DataFrame | None:
+_SYSTEM_FIELDS = ("Provider", "EventID", "TimeCreated", "EventRecordID", "Channel", "Computer")
+# per (channel, event id, fields): the schema a first batch's records were inferred to
+# have, cut down to the system fields and the data fields the table's entries use
+_SCHEMAS: dict[tuple, pa.Schema] = {}
+
+
+def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
+    """``schema`` with only what the mapping reads: fields JSON has in other places or
+    that no entry uses are then skipped by the reader instead of built into arrays."""
+    if schema.get_field_index("Event") < 0 or not pa.types.is_struct(event := schema.field("Event").type):
+        return None
+
+    def keep(struct: pa.StructType, wanted) -> list[pa.Field]:
+        return [struct.field(i) for i in range(struct.num_fields) if wanted(struct.field(i).name)]
+
+    kept: list[pa.Field] = []
+    for f in keep(event, lambda n: n in ("System", "EventData", "UserData")):
+        if not pa.types.is_struct(f.type):
+            kept.append(f)
+        elif f.name == "System":
+            kept.append(pa.field(f.name, pa.struct(keep(f.type, _SYSTEM_FIELDS.__contains__))))
+        elif f.name == "EventData":
+            fields = keep(f.type, names.__contains__)
+            # a field the first records lacked (another version of the event) is still read
+            fields += [pa.field(n, pa.string()) for n in sorted(names - {x.name for x in fields})]
+            kept.append(pa.field(f.name, pa.struct(fields)))
+        else:  # UserData: <wrapper element>: {fields}
+            wrappers = [
+                pa.field(w.name, pa.struct(keep(w.type, names.__contains__))) if pa.types.is_struct(w.type) else w
+                for w in keep(f.type, lambda n: True)
+            ]
+            kept.append(pa.field(f.name, pa.struct(wrappers)))
+    return pa.schema([pa.field("Event", pa.struct(kept))])
+
+
+def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
+    """The records of one (channel, event id) as a table: with the schema learned from an
+    earlier batch when there is one (a value of another type: inferred again)."""
+    options = pj.ReadOptions(use_threads=threads, block_size=_JSON_BLOCK)
+    schema = _SCHEMAS.get(key) if key is not None else None
+    if schema is not None:
+        parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        try:
+            return pj.read_json(io.BytesIO(blob), read_options=options, parse_options=parse)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    table = pj.read_json(io.BytesIO(blob), read_options=options)
+    if key is not None:
+        pruned = _pruned(table.schema, key[2])
+        if pruned is not None:
+            _SCHEMAS[key] = pruned
+    return table
+
+
+def _table_frame(
+    texts: list[str], record_ids: list[int], threads: bool = True, key: tuple | None = None
+) -> pd.DataFrame | None:
     """JSON texts of one (channel, event id) → a frame of system columns and ``d.<field>``,
     parsed by pyarrow's JSON reader in one go. None when the texts do not fit one schema
-    (the caller then decodes them one by one)."""
+    (the caller then decodes them one by one). ``key``: (channel, event id, the data
+    fields the entries use), to read only those after the first batch."""
     blob = "\n".join(texts).encode("utf-8")
     try:
-        table = pj.read_json(io.BytesIO(blob), read_options=pj.ReadOptions(use_threads=threads, block_size=_JSON_BLOCK))
+        table = _read_table(blob, threads, key)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     while any(pa.types.is_struct(f.type) for f in table.schema):
@@ -451,16 +508,21 @@ def read_rust_frames(
     parser's own worker threads (0: one per CPU); ``only``: just these record ids."""
     from evtx import PyEvtxParser
 
-    from .windows import frame_from_records
+    from .windows import field_names, frame_from_records
 
     parser = PyEvtxParser(fileobj, number_of_threads=threads, skip_errors=True)
     buckets: dict[tuple[str | None, int | None], tuple[list[str], list[int]]] = {}
+    fields_of: dict[tuple[str | None, int | None], frozenset[str]] = {}
     pending = 0
 
     def flush() -> list:
         frames = []
         for (channel, eid), (texts, ids) in buckets.items():
-            frame = _table_frame(texts, ids, threads != 1)
+            names = fields_of.get((channel, eid))
+            if names is None:
+                entries = sem.entries.get((channel or "", eid or -1), ())
+                names = fields_of[(channel, eid)] = frozenset().union(*map(field_names, entries))
+            frame = _table_frame(texts, ids, threads != 1, (channel, eid, names))
             if frame is None:
                 recs = []
                 for t, rid in zip(texts, ids, strict=True):

@@ -176,6 +176,16 @@ def _render_names(entry: Entry) -> tuple[str, ...]:
     return result
 
 
+def field_names(entry: Entry) -> frozenset[str]:
+    """Every data field the mapping of ``entry`` may read (the rest need not be parsed)."""
+    names = set(_render_names(entry))
+    if f := entry.spec.get("outcome_from_status"):
+        names.add(f)
+    if entry.spec.get("firewall"):
+        names |= {"ProcessId", "ProcessID"}
+    return frozenset(names)
+
+
 def records_to_events(
     records: Iterable[Record], source: str, log: str, keep_raw: bool = True, own_ips: set[str] | None = None
 ) -> tuple[pd.DataFrame, int]:
