@@ -11,7 +11,7 @@ import ctypes
 import sys
 from collections.abc import Callable
 
-__all__ = ["release"]
+__all__ = ["release", "keep_heap"]
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -25,6 +25,22 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _malloc_trim()
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+
+
+def keep_heap(limit: int = 256 << 20) -> None:
+    """Serve allocations below ``limit`` from the heap and keep freed memory there (for a
+    worker that parses one batch after another): by default glibc maps each large
+    array afresh and unmaps it when freed, so every batch faults in zeroed pages again.
+    :func:`release` still hands free pages back when asked."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, limit)
+    mallopt(_M_TRIM_THRESHOLD, 2 * limit)
 
 
 def release() -> None:

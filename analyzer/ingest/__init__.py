@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._memory import release
+from .._memory import keep_heap, release
 from ..errors import InputError, UsageError
 from ..schema import concat_events, conform, empty_events
 from . import syslog, winreaders
@@ -460,7 +460,9 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         # the collector's scans, its pages are not copied by them (a worker's collector
         # would otherwise touch every object it inherited); thawed when the pool closes
         gc.freeze()
-        pool = _POOLS[jobs] = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+        pool = _POOLS[jobs] = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=keep_heap
+        )
     return pool
 
 
