@@ -299,3 +299,21 @@ def test_a_learned_schema_gives_way_to_values_of_another_type():
     assert later["d.SubStatus"].tolist()[1] == "0xC0000064"
     again = evtx._table_frame([record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})], [4], key=key)
     assert again["d.SubStatus"].tolist() == ["0x0"] and "d.Other" not in again
+
+
+def test_evidence_text_is_cut_at_2000_characters_not_bytes():
+    """A long field value: the rendering stops at 2000 characters, multi-byte ones counted
+    once; short renderings are left whole."""
+    from analyzer.ingest.evtx import Record
+    from analyzer.ingest.windows import records_to_events
+
+    def rec(rid: int, user: str) -> Record:
+        return Record(rid, "2025-01-02T03:04:05.000000Z", 4625, "Security", "Microsoft-Windows-Security-Auditing",
+                      "dc", {"TargetUserName": user, "Status": "0xC000006D", "IpAddress": "10.0.0.1"})  # fmt: skip
+
+    events, _ = records_to_events([rec(1, "é" * 3000), rec(2, "bob")], "x.evtx", "evtx")
+    long, short = events["raw"].tolist()
+    assert len(long) == 2000 and long.startswith("Security/4625 TargetUserName=éé")
+    assert short.startswith("Security/4625 TargetUserName=bob") and len(short) < 200
+    events, _ = records_to_events([rec(3, "é" * 1500)], "x.evtx", "evtx")  # 3000+ bytes, < 2000 chars
+    assert events["raw"].iloc[0].endswith("Status=0xc000006d")  # whole

@@ -407,6 +407,9 @@ def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> No
     out["pid"] = _map_unique(pid, _number)
 
 
+_RENDER_MAX = 2000  # characters of evidence text per event
+
+
 def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Series:
     """The evidence rendering of _render, column-wise in pyarrow (each distinct value
     shown once, nulls skipped, no Python string per record)."""
@@ -415,13 +418,15 @@ def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Seri
         if n not in d.columns:
             continue
         enc = pc.dictionary_encode(null_empty(_arrow_text(d[n])))
-        shown = pa.array([_show(n, v) for v in enc.dictionary.to_pylist()], pa.string())
-        parts.append(pc.binary_join_element_wise(n + "=", shown.take(enc.indices), ""))
+        # "name=value" once per distinct value; a take then gives every row its text
+        shown = pa.array([f"{n}={_show(n, v)}" for v in enc.dictionary.to_pylist()], pa.string())
+        parts.append(shown.take(enc.indices))
     channel = pc.fill_null(_arrow_text(frame["channel"]), "<NA>")
     event_id = pc.fill_null(_arrow_text(frame["event_id"]), "<NA>")
     head = pc.binary_join_element_wise(channel, event_id, "/")
     joined = pc.binary_join_element_wise(head, *parts, " ", null_handling="skip") if parts else head
-    joined = pc.utf8_slice_codeunits(joined, 0, 2000)
+    if (pc.max(pc.binary_length(joined)).as_py() or 0) > _RENDER_MAX:  # bytes bound code units
+        joined = pc.utf8_slice_codeunits(joined, 0, _RENDER_MAX)
     return pd.Series(pd.arrays.ArrowStringArray(joined), index=frame.index)
 
 
