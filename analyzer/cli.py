@@ -15,12 +15,9 @@ import typer
 
 from . import __version__
 from .errors import AuthtriageError, UsageError
-from .evidence import fill_examples
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
 from .ingest.sources import Limits
-from .report import enrich, exit_code, format_for, render
-from .summary import summarize
 
 app = typer.Typer(
     name="authtriage",
@@ -238,6 +235,9 @@ def analyze(
     """
     from .classify import load_rules
     from .config import load_profile
+    from .evidence import fill_examples  # here: `events` and the rest need none of these
+    from .report import enrich, exit_code, format_for, render
+    from .summary import summarize
 
     try:
         profile = load_profile(config).with_overrides(platform_net, platform_account)

@@ -308,7 +308,17 @@ def _map_unique(s: pd.Series, fn) -> pd.Series:
     values = np.empty(len(uniques) + 1, dtype=object)  # the last one (code -1) stays None
     for i, u in enumerate(uniques):
         values[i] = fn(u)
-    return pd.Series(values[codes], index=s.index)
+    # the dtype is inferred from the distinct values (as it would be from every row), and
+    # the rows are then taken from them
+    return pd.Series(pd.Series(values).array.take(codes), index=s.index)
+
+
+def _map_numbers(s: pd.Series) -> pd.Series:
+    """Text → whole numbers (decimal or hex; None where there is none), each distinct
+    value parsed once, as a nullable integer column."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    numbers = pd.array([_number(u) for u in uniques] + [None], dtype="Int64")
+    return pd.Series(numbers.take(codes), index=s.index)
 
 
 def _category(col: pd.Series) -> pd.Categorical:
@@ -358,7 +368,7 @@ def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool,
             out[col] = _map_unique(out[col], _hex_norm)
     for col in _INT_COLUMNS:
         if col in out:
-            out[col] = _map_unique(out[col], _number)
+            out[col] = _map_numbers(out[col])
     if (f := spec.get("outcome_from_status")) is not None:
         status = _map_unique(_col(d, f), _hex_norm)
         out["outcome"] = status.isin(["0x0", "0"]).map({True: "success", False: "failure"})
