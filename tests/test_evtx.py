@@ -317,3 +317,21 @@ def test_evidence_text_is_cut_at_2000_characters_not_bytes():
     assert short.startswith("Security/4625 TargetUserName=bob") and len(short) < 200
     events, _ = records_to_events([rec(3, "é" * 1500)], "x.evtx", "evtx")  # 3000+ bytes, < 2000 chars
     assert events["raw"].iloc[0].endswith("Status=0xc000006d")  # whole
+
+
+def test_event_times_read_by_arrow_or_pandas_alike():
+    """Times are cast by Arrow when it reads every value of a column, else by pandas'
+    ISO 8601 parser: either way the same instants (NaT for what is not a time), and the
+    rows keep their index."""
+    from analyzer.ingest.windows import _utc_times
+
+    good = ["2025-11-03T14:00:00.140000Z", "2025-11-03T14:00:00Z", "2025-11-03T14:00:00+02:00", None,
+            "1601-01-01T00:00:00.000000Z"]  # fmt: skip
+    odd = ["2025-11-03T14:00:00.1234567Z", "2025-11-03 14:00:00", "garbage", "2025-02-30T00:00:00Z", *good]
+    for values in (good, odd):
+        index = list(range(10, 10 + len(values)))[::-1]
+        col = pd.Series(pd.array(values, dtype="string[pyarrow]"), index=index)
+        want = pd.to_datetime(pd.Series(values, dtype=object, index=index), format="ISO8601", utc=True, errors="coerce")
+        got = _utc_times(col)
+        assert str(got.dtype) == "datetime64[us, UTC]"
+        pd.testing.assert_series_equal(got, want.dt.as_unit("us"))

@@ -244,8 +244,7 @@ def events_from_frames(
     frame = pd.concat(parts, ignore_index=True)
     if ordered:
         frame = frame.sort_values("locator", kind="stable", na_position="last").reset_index(drop=True)
-    times = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce")
-    frame["timestamp"] = times.dt.as_unit("us")
+    frame["timestamp"] = _utc_times(frame["timestamp"])
     frame["source"] = source
     frame["log"] = log
     for col, dtype in _INT_COLUMNS.items():
@@ -259,6 +258,19 @@ def events_from_frames(
     if "raw" in frame:
         frame["raw"] = frame["raw"].astype("string[pyarrow]")
     return conform(frame), len(frame)
+
+
+def _utc_times(col: pd.Series) -> pd.Series:
+    """ISO 8601 text → UTC timestamps (µs; NaT where unreadable). Arrow's cast when every
+    value is one it reads (the Rust parser's form), else pandas' parser for the column."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        try:
+            stamps = pa.array(col.array).cast(pa.timestamp("us", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return pd.Series(stamps.to_pandas().array, index=col.index)
+    return pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
 
 
 def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
