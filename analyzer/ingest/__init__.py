@@ -18,6 +18,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -136,11 +137,12 @@ def read_events(
     opts.zone()  # fail early on a bad zone
     slots: list[tuple[InputReport, pd.DataFrame] | Future] = []
     in_flight: deque[Future] = deque()
+    calls: dict[Future, tuple] = {}  # what each worker was asked: to ask again if it died
     sent_bytes = 0
 
     def settle(limit: int) -> None:
         while len(in_flight) > limit:
-            in_flight.popleft().result()
+            in_flight.popleft().exception()  # waits; a failure is the input's (see _settled)
 
     for item in iter_sources(paths, opts.limits):
         if isinstance(item, Skipped):
@@ -153,7 +155,9 @@ def read_events(
                 )
                 slots.append((rep, empty_events()))
             else:
-                fut = _pool(opts.jobs).submit(_read_file, item.path, item.name, item.mtime, opts)
+                call = (_read_file, item.path, item.name, item.mtime, opts)
+                fut = _pool(opts.jobs).submit(*call)
+                calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
                 settle(2 * opts.jobs)
@@ -163,7 +167,9 @@ def read_events(
             rep = InputReport(name=item.name)
             data, fault = _prefetch(item, WHOLE_BYTES + 1)
             if fault is None and len(data) <= WHOLE_BYTES:
-                fut = _pool(opts.jobs).submit(_read_bytes, item.name, data, item.mtime, opts)
+                call = (_read_bytes, item.name, data, item.mtime, opts)
+                fut = _pool(opts.jobs).submit(*call)
+                calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
                 settle(2 * opts.jobs)
@@ -184,7 +190,7 @@ def read_events(
     frames: list[pd.DataFrame] = []
     reports: list[InputReport] = []
     for slot in slots:
-        rep, frame = slot.result() if isinstance(slot, Future) else slot
+        rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
         if isinstance(slot, Future) and progress:
             progress(rep)
         reports.append(rep)
@@ -197,6 +203,24 @@ def read_events(
     events = _window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports)
+
+
+def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataFrame]:
+    """A worker's result. When a worker died, every read in flight in its pool fails:
+    each is asked once more, alone, of a new pool; failing again, it is that input's
+    error (the others are read)."""
+    fault: BaseException
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        try:
+            return _pool(jobs).submit(*call).result()
+        except Exception as exc:  # noqa: BLE001
+            fault = exc
+    except Exception as exc:  # noqa: BLE001
+        fault = exc
+    name = call[2] if call[0] is _read_file else call[1]  # (function, path, name, …) or (function, name, …)
+    return InputReport(name=name, error=_unforeseen(fault)), empty_events()
 
 
 def _size(path: str) -> int:
@@ -274,6 +298,15 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     except InputError as exc:
         rep.error = exc.message
         return empty_events()
+    except Exception as exc:  # noqa: BLE001  (a fault no reader foresaw: this input only)
+        rep.error = _unforeseen(exc)
+        return empty_events()
+
+
+def _unforeseen(exc: BaseException) -> str:
+    if isinstance(exc, BrokenProcessPool):
+        return "a worker process reading it stopped (out of memory?); the other inputs were read"
+    return f"could not be read ({type(exc).__name__}: {str(exc)[:300]}); this is an authtriage bug, please report it"
 
 
 # ---------------------------------------------------------------------------------
@@ -453,6 +486,9 @@ def _close_pools() -> None:
 def _pool(jobs: int) -> ProcessPoolExecutor:
     """One pool per size for the rest of a read (workers fork with the catalog loaded)."""
     pool = _POOLS.get(jobs)
+    if pool is not None and getattr(pool, "_broken", False):  # a worker died: start afresh
+        _POOLS.pop(jobs).shutdown(wait=False)
+        pool = None
     if pool is None:
         load_catalog()
         _auth_unparsed_filter()
@@ -508,7 +544,7 @@ def _syslog_piece(
     piece["locator"] = fr.rows[rows] + base + 1
     piece["host"] = _categorical(fr.host.take(take))
     piece["process"] = _categorical(prog.take(take))
-    piece["pid"] = pd.array(pc.cast(fr.pid.take(take), pa.int64()).to_pandas(), dtype="Int64")
+    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), syslog.PID_MAX).to_pandas(), dtype="Int64")
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
     piece["weight"] = weight[rows]
@@ -667,8 +703,40 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
     return pd.Series(pd.DatetimeIndex(utc).tz_localize("UTC"), index=ev.index)
 
 
+REPEAT_BUDGET = 2_000_000  # events one input's ``message repeated`` lines may add in all
+
+
+def _lines(locators: pd.Series, rows: np.ndarray, most: int = 5) -> str:
+    shown = ", ".join(str(x) for x in locators.iloc[rows[:most]].tolist())
+    return shown + (f" and {rows.size - most} more" if rows.size > most else "")
+
+
+def _bound_repeats(ev: pd.DataFrame, rep: InputReport) -> None:
+    """``message repeated N times`` lines: say which were cut to MAX_REPEAT, and count
+    those past the input's REPEAT_BUDGET once (forged lines must not exhaust memory)."""
+    w = ev["weight"].to_numpy(dtype=np.int64, copy=True)
+    if w.max(initial=1) <= 1:
+        return
+    cut = np.flatnonzero(w >= syslog.MAX_REPEAT)
+    if cut.size:
+        most = f"{syslog.MAX_REPEAT:,}"
+        where = _lines(ev["locator"], cut)
+        rep.warnings.append(f"'message repeated N times' counted as at most {most} on line(s) {where}")
+    over = np.flatnonzero(np.cumsum(w - 1) > REPEAT_BUDGET)
+    over = over[w[over] > 1]
+    if over.size:
+        w[over] = 1
+        ev["weight"] = w
+        rep.warnings.append(
+            f"'message repeated N times' lines add more than {REPEAT_BUDGET:,} events: counted once from "
+            f"line(s) {_lines(ev['locator'], over)}"
+        )
+
+
 def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.DataFrame:
     """Source-wide steps, then the schema."""
+    if "weight" in ev.columns:
+        _bound_repeats(ev, rep)
     ev = finish_events(ev)  # folded PAM lines stay counted as used: they enriched an event
     release()
     for col in ("src_ip", "dst_ip"):
@@ -738,7 +806,8 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     ev["locator"] = orig + 1
     ev["host"] = _categorical(pa.array([host[i] or "" for i in orig], pa.string()))
     ev["process"] = _categorical(prog_a.take(pa.array(rows)))
-    ev["pid"] = pd.to_numeric(pd.Series([pid[i] for i in orig]), errors="coerce").astype("Int64")
+    pids = pa.array([pid[i] if pid[i] and pid[i].isascii() and pid[i].isdigit() else None for i in orig], pa.string())
+    ev["pid"] = pd.array(syslog.digits_to_int(pids, syslog.PID_MAX).to_pandas(), dtype="Int64")
     if opts.keep_raw:
         ev["raw"] = _strings(raw_c.take(pa.array(rows)))
     ev["weight"] = weight[rows]

@@ -195,8 +195,22 @@ def null_empty(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
+PID_MAX = (1 << 31) - 1  # Linux allows 2**22, Windows 2**32 - 4; beyond this is not a pid
+MAX_REPEAT = 100_000  # one ``message repeated N times`` line counts as at most this many
+
+
+def digits_to_int(arr: pa.Array, hi: int) -> pa.Array:
+    """Strings of digits → int64; null when empty or above ``hi`` (a hostile line's
+    ``sshd[99999999999999999999]`` must not stop the read)."""
+    arr = pc.if_else(pc.less_equal(pc.utf8_length(arr), len(str(hi))), arr, pa.scalar(None, pa.string()))
+    nums = pc.cast(null_empty(arr), pa.int64())
+    return pc.if_else(pc.greater(nums, hi), pa.scalar(None, pa.int64()), nums)
+
+
 def expand_repeats(msg: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Unwrap rsyslog's ``message repeated N times: [ … ]``; return messages and weights."""
+    """Unwrap rsyslog's ``message repeated N times: [ … ]``; return messages and weights
+    (N, at most MAX_REPEAT: rsyslog cannot have folded more in its flush interval, and a
+    forged line must not make billions of events)."""
     weights = np.ones(len(msg), dtype=np.int64)
     maybe = np.flatnonzero(
         np.asarray(pc.starts_with(msg, "message repeated ").to_numpy(zero_copy_only=False), dtype=bool)
@@ -210,7 +224,8 @@ def expand_repeats(msg: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return msg, weights
     okm = pa.array(ok)
     inner = st.field("inner").filter(okm)
-    weights[rows] = np.asarray(pc.cast(st.field("n").filter(okm), pa.int64()).to_numpy(), dtype=np.int64)
+    n = pc.fill_null(digits_to_int(st.field("n").filter(okm), 10**12), MAX_REPEAT)
+    weights[rows] = np.minimum(np.asarray(n.to_numpy(), dtype=np.int64), MAX_REPEAT)
     pos = np.full(len(msg), -1, dtype=np.int64)
     pos[rows] = np.arange(rows.size)
     merged = pc.if_else(

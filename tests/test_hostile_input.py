@@ -1,0 +1,149 @@
+"""Numbers and counts that logs (forged lines, damaged records) can carry: no input stops
+the read, nothing else is lost, and what could not be taken is said."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import syslog as syslog_mod
+
+H = "Mar  4 09:15:02 web1"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_huge_pids_and_ports_in_syslog_lines_become_null(tmp_path, jobs):
+    path = tmp_path / "auth.log"
+    path.write_text(
+        f"{H} sshd[99999999999999999999999]: Failed password for root from 10.0.0.1 port 22 ssh2\n"
+        f"{H} sshd[7]: Failed password for root from 10.0.0.2 port 99999999999999999999 ssh2\n"
+        f"{H} sshd[8]: Failed password for root from 10.0.0.3 port 70000 ssh2\n"
+        f"{H} sshd[4294967296]: Failed password for root from 10.0.0.4 port 65535 ssh2\n"
+    )
+    res = read_events([str(path)], IngestOptions(jobs=jobs, year=2025))
+    assert res.inputs[0].error is None
+    ev = res.events
+    assert ev["src_ip"].tolist() == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    assert ev["pid"].tolist() == [pd.NA, 7, 8, pd.NA]
+    assert ev["src_port"].tolist() == [22, pd.NA, pd.NA, 65535]
+
+
+def test_huge_pid_in_a_journal_export(tmp_path):
+    rec = {"__REALTIME_TIMESTAMP": "1700000000000000", "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd",
+           "MESSAGE": "Failed password for root from 203.0.113.7 port 22 ssh2"}  # fmt: skip
+    lines = [json.dumps({**rec, "_PID": pid}) for pid in ("99999999999999999999999", "5", "x1")]
+    (tmp_path / "j.json").write_text("\n".join(lines) + "\n")
+    res = read_events([str(tmp_path / "j.json")], IngestOptions(jobs=1))
+    assert res.inputs[0].error is None
+    assert res.events["pid"].tolist() == [pd.NA, 5, pd.NA]
+
+
+def test_message_repeated_is_bounded_per_line_and_per_input(tmp_path, monkeypatch):
+    """rsyslog's count is honoured up to MAX_REPEAT per line; past the input's budget
+    further repeats count once; both are reported with their line numbers."""
+    from analyzer import ingest
+
+    monkeypatch.setattr(syslog_mod, "MAX_REPEAT", 1000)
+    monkeypatch.setattr(ingest, "REPEAT_BUDGET", 2500)
+    line = f"{H} sshd[5]: message repeated {{n}} times: [ Failed password for root from 10.0.0.9 port 22 ssh2]\n"
+    path = tmp_path / "auth.log"
+    ns = [3, 99999999999999999999999999, 2000, 1500, 7]
+    path.write_text("".join(line.format(n=n) for n in ns) + f"{H} sshd[6]: Failed password for x from 10.0.0.8\n")
+    res = read_events([str(path)], IngestOptions(jobs=1, year=2025))
+    rep = res.inputs[0]
+    assert rep.error is None
+    # 3 + 1000 + 1000 (cut) = 2003 (1002 + 999 + 999 extra = 2000); 1500 would pass 2500: once; 7: once
+    assert len(res.events) == 3 + 1000 + 1000 + 1 + 1 + 1
+    assert any("at most 1,000 on line(s) 2, 3" in w for w in rep.warnings), rep.warnings
+    assert any("counted once from line(s) 4, 5" in w for w in rep.warnings), rep.warnings
+
+
+def test_huge_numbers_in_windows_records_become_null():
+    from analyzer.ingest.evtx import Record
+    from analyzer.ingest.windows import records_to_events
+
+    def rec(rid: int, port: str, logon: str, pid: str) -> Record:
+        data = {"TargetUserName": "u", "Status": "0xC000006D", "SubStatus": "0xC000006A", "IpAddress": "10.0.0.1",
+                "IpPort": port, "LogonType": logon, "ProcessId": pid}  # fmt: skip
+        return Record(rid, "2025-01-02T03:04:05.000000Z", 4625, "Security", "Microsoft-Windows-Security-Auditing",
+                      "dc", data)  # fmt: skip
+
+    events, n = records_to_events(
+        [rec(1, "99999999999999999999", "70000", "0xffffffffffffffffff"), rec(2, "-5", "3", "0x10"), rec(3, "22", "10", "4")],
+        "x.evtx",
+        "evtx",
+    )
+    assert n == 3
+    assert events["src_port"].tolist() == [pd.NA, pd.NA, 22]
+    assert events["logon_type"].tolist() == [pd.NA, 3, 10]
+    assert events["pid"].tolist() == [pd.NA, 16, 4]
+
+
+def test_huge_numbers_in_pfirewall_become_null(tmp_path):
+    (tmp_path / "pfirewall.log").write_text(
+        "#Version: 1.5\n#Software: Microsoft Windows Firewall\n#Time Format: Local\n"
+        "#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin "
+        "icmptype icmpcode info path pid\n\n"
+        "2025-03-04 09:15:02 DROP TCP 198.51.100.10 192.0.2.20 99999999999999999999 5985 52 S 1 0 1 - - - RECEIVE 4\n"
+        "2025-03-04 09:15:03 DROP TCP 198.51.100.11 192.0.2.20 51022 70000 52 S 1 0 1 - - - RECEIVE 99999999999999\n"
+    )
+    res = read_events([str(tmp_path / "pfirewall.log")], IngestOptions(jobs=1))
+    assert res.inputs[0].error is None
+    ev = res.events
+    assert ev["src_port"].tolist() == [pd.NA, 51022] and ev["dst_port"].tolist() == [5985, pd.NA]
+    assert ev["pid"].tolist() == [4, pd.NA]
+
+
+def test_a_reader_fault_costs_its_input_only(tmp_path, monkeypatch):
+    """An exception no reader foresaw becomes that input's error (named, with the fault);
+    the other inputs are read as usual, in a worker or not."""
+    from analyzer import ingest
+
+    good = tmp_path / "a.log"
+    good.write_text(f"{H} sshd[1]: Failed password for root from 10.0.0.1 port 22 ssh2\n")
+    bad = tmp_path / "b.evtx"
+    bad.write_bytes(b"ElfFile\x00" + b"\x00" * 8192)
+    real = ingest.READERS["evtx"]
+
+    def broken(src, opts, rep):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setitem(ingest.READERS, "evtx", broken)
+    for jobs in (1, 2):
+        res = read_events([str(bad), str(good)], IngestOptions(jobs=jobs, year=2025))
+        errors = {r.name.rsplit("/", 1)[-1]: r.error for r in res.inputs}
+        assert errors["a.log"] is None and len(res.events) == 1
+        assert "OverflowError" in errors["b.evtx"] and "authtriage bug" in errors["b.evtx"]
+    monkeypatch.setitem(ingest.READERS, "evtx", real)
+
+
+def test_a_worker_that_dies_costs_its_input_only(tmp_path, monkeypatch):
+    """A worker process killed while reading (out of memory, say) breaks its pool: every
+    read in flight there is asked again, alone, of a new pool; the one that kills its
+    worker again is that input's error, every other input is read."""
+    import os
+    import signal
+
+    from analyzer import ingest
+
+    paths = []
+    for i in range(8):
+        p = tmp_path / f"{i}.log"
+        p.write_text(f"{H} sshd[1]: Failed password for root from 10.0.0.{i} port 22 ssh2\n")
+        paths.append(str(p))
+    real = ingest._read_file
+
+    def dying(path, name, mtime, opts):
+        if path.endswith("1.log"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, name, mtime, opts)
+
+    dying.__module__, dying.__qualname__ = ingest.__name__, "_read_file"  # sent to workers by name
+    monkeypatch.setattr(ingest, "_read_file", dying)
+    res = read_events(paths, IngestOptions(jobs=2, year=2025))
+    errors = [r.error for r in res.inputs]
+    assert "worker" in errors[1] and errors[:1] + errors[2:] == [None] * 7
+    assert sorted(res.events["src_ip"]) == [f"10.0.0.{i}" for i in range(8) if i != 1]
