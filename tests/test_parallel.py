@@ -132,8 +132,8 @@ def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch
     large_security_evtx(path, 6_000, seed=5)
     monkeypatch.setattr(winreaders, "PART_CHUNKS", 4)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
-    parts = chunk_ranges(str(path), 4)
-    assert parts is not None and len(parts) >= 5
+    parts = chunk_ranges(str(path), 4, 2)
+    assert parts is not None and len(parts) >= 5 and len(parts) % 2 == 0
     shared: list[int] = []
     real = winreaders._read_parts
     monkeypatch.setattr(winreaders, "_read_parts", lambda path, parts, *a: shared.append(len(parts)) or real(path, parts, *a))
@@ -172,6 +172,14 @@ def test_chunk_ranges_cover_what_the_file_holds(tmp_path):
     assert chunk_ranges(str(path), 2)[-1][1] == chunks + 3
     path.write_bytes(data + data[4096 : 4096 + 30000])  # a chunk cut short
     assert chunk_ranges(str(path), 2) is None
+    path.write_bytes(data)  # for several workers: a multiple of them, of about the size asked
+    for workers in (2, 3):
+        for per in (2, 3, 5):
+            ranges = chunk_ranges(str(path), per, workers)
+            sizes = [hi - lo for lo, hi in ranges]
+            assert ranges[0][0] == 0 and ranges[-1][1] == chunks and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            assert len(ranges) % workers == 0 and max(sizes) - min(sizes) <= 1, (workers, per, ranges)
+            assert abs(len(ranges) - chunks / per) <= workers
 
 
 def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):

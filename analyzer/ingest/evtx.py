@@ -285,11 +285,11 @@ def _python_chunks(
             continue
 
 
-def chunk_ranges(path: str, per_part: int) -> list[tuple[int, int]] | None:
+def chunk_ranges(path: str, per_part: int, workers: int = 1) -> list[tuple[int, int]] | None:
     """Split a file's chunks, up to the last one that is not blank (a log not yet full has
-    empty space after its chunks), into ranges of ``per_part`` for separate parsers; None
-    when the file is not worth splitting or ends in a partial chunk (read whole, by one
-    parser)."""
+    empty space after its chunks), into ranges of about ``per_part`` for separate parsers,
+    as many as a multiple of ``workers`` (so that they finish together); None when the
+    file is not worth splitting or ends in a partial chunk (read whole, by one parser)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEADER_SIZE)
@@ -309,6 +309,9 @@ def chunk_ranges(path: str, per_part: int) -> list[tuple[int, int]] | None:
         return None
     if used < 2 * per_part:
         return None
+    if workers > 1:  # equal ranges (±1 chunk), as many as a multiple of the workers
+        count = workers * max(1, round(used / (workers * per_part)))
+        return [(used * k // count, used * (k + 1) // count) for k in range(count)]
     return [(lo, min(lo + per_part, used)) for lo in range(0, used, per_part)]
 
 
