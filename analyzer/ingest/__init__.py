@@ -497,9 +497,24 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         # would otherwise touch every object it inherited); thawed when the pool closes
         gc.freeze()
         pool = _POOLS[jobs] = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=keep_heap
+            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
         )
     return pool
+
+
+_IN_WORKER = False
+
+
+def _worker_start() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    keep_heap()
+
+
+def in_worker() -> bool:
+    """Whether this is one of the read's worker processes (which then use no thread pools
+    of their own: the workers are the parallelism)."""
+    return _IN_WORKER
 
 
 def _account(

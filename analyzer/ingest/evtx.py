@@ -505,10 +505,13 @@ def read_rust_frames(
     after: int = 0,
     threads: int = 0,
     only: set[int] | None = None,
+    json_threads: bool = True,
 ):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
     yields lists of (table entry, frame) per batch of wanted records. ``threads``: the
-    parser's own worker threads (0: one per CPU); ``only``: just these record ids."""
+    parser's own worker threads (0: one per CPU); ``only``: just these record ids;
+    ``json_threads``: pyarrow's JSON reader on its thread pool (not in a worker process,
+    where the workers are the parallelism)."""
     from evtx import PyEvtxParser
 
     from .windows import field_names, frame_from_records
@@ -525,7 +528,7 @@ def read_rust_frames(
             if names is None:
                 entries = sem.entries.get((channel or "", eid or -1), ())
                 names = fields_of[(channel, eid)] = frozenset().union(*map(field_names, entries))
-            frame = _table_frame(texts, ids, threads != 1, (channel, eid, names))
+            frame = _table_frame(texts, ids, json_threads, (channel, eid, names))
             if frame is None:
                 recs = []
                 for t, rid in zip(texts, ids, strict=True):

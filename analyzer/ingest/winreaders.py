@@ -92,7 +92,12 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         frames, used = _read_parts(where, parts, src.name, opts, rep, counts, keep)
     else:
         frames, used = [], 0
-        rust = read_rust_frames(where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs)
+        from . import in_worker
+
+        threaded = not in_worker()
+        rust = read_rust_frames(
+            where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
+        )
         for batch in rust:
             events, n = events_from_frames(sem, batch, src.name, "evtx", keep, set(), ordered=False)
             frames.append(events)
@@ -147,7 +152,7 @@ def _read_part(
         warnings.append(f"chunks {lo}-{hi - 1}: " + _CHUNK_NUMBER.sub(lambda m: f"{m[1]}{int(m[2]) + lo}", msg))
 
     with ChunkRange(path, lo, hi) as part:
-        for batch in read_rust_frames(part, sem, warn, counts, BATCH, after, 1):
+        for batch in read_rust_frames(part, sem, warn, counts, BATCH, after, 1, json_threads=False):
             events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set(), ordered=False)
             frames.append(events)
             used += n
