@@ -73,11 +73,20 @@ _LINE_ENDS = (("\u0085", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"
 
 def _no_line_ends(rows: pa.Array) -> pa.Array:
     """Escape U+0085, U+2028 and U+2029 in ``rows`` (one test when all is ASCII)."""
-    if pc.all(pc.string_is_ascii(rows)).as_py() is not False:
+    if not (_data(rows) >= 0x80).any():
         return rows
     for raw, escaped in _LINE_ENDS:
         rows = pc.replace_substring(rows, raw, escaped)
     return rows
+
+
+def _data(text: pa.Array) -> np.ndarray:
+    """The UTF-8 bytes of a string array's values, back to back (no copy)."""
+    if len(text) == 0 or text.buffers()[2] is None:
+        return np.empty(0, dtype=np.uint8)
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    offsets = np.frombuffer(text.buffers()[1], dtype=width)[text.offset : text.offset + len(text) + 1]
+    return np.frombuffer(text.buffers()[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
 
 
 def _json_text(text: pa.Array) -> pa.Array:
@@ -85,6 +94,8 @@ def _json_text(text: pa.Array) -> pa.Array:
     every value, values with control characters by orjson itself (nulls stay null)."""
     quoted = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
     quoted = pc.binary_join_element_wise('"', quoted, '"', "")
+    if not (_data(text) < 0x20).any():  # one pass over the bytes; control characters are rare
+        return quoted
     control = pc.fill_null(pc.match_substring_regex(text, r"[\x00-\x1f]"), False)
     if pc.any(control).as_py():
         rows = np.flatnonzero(control.to_numpy(zero_copy_only=False))
@@ -93,35 +104,36 @@ def _json_text(text: pa.Array) -> pa.Array:
     return quoted
 
 
-def _json_fragments(name: str, col: pd.Series) -> pa.Array:
-    """``"name":value`` per row, the value JSON-encoded (``null`` when missing). Each
-    distinct value of a categorical is encoded once; numbers are cast by Arrow; free text
-    is escaped column-wise (:func:`_json_text`)."""
-    key = _json(name) + ":"
+def _json_values(col: pd.Series, timestamps: bool = False) -> pa.Array:
+    """Each row's value as JSON text (``null`` when missing). Each distinct value of a
+    categorical is encoded once; numbers are cast by Arrow; free text is escaped
+    column-wise (:func:`_json_text`)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        encoded = pa.array([key + _json(str(c)) for c in col.cat.categories] + [key + "null"])
+        encoded = pa.array([_json(str(c)) for c in col.cat.categories] + ["null"])
         codes = col.cat.codes.to_numpy()
         return encoded.take(pa.array(np.where(codes >= 0, codes, len(encoded) - 1)))
-    if name == "timestamp":  # ISO 8601 text: nothing in it needs escaping
-        quoted = pc.binary_join_element_wise('"', _iso_text(col), '"', "")
-        return pc.binary_join_element_wise(key, pc.fill_null(quoted, "null"), "")
+    if timestamps:  # ISO 8601 text: nothing in it needs escaping
+        return pc.fill_null(pc.binary_join_element_wise('"', _iso_text(col), '"', ""), "null")
     if pd.api.types.is_integer_dtype(col.dtype):
-        text = pc.cast(pa.array(col.array), pa.string())
-        return pc.binary_join_element_wise(key, pc.fill_null(text, "null"), "")
+        return pc.fill_null(pc.cast(pa.array(col.array), pa.string()), "null")
     if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
         text = pa.array(col.array)
         text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
         text = text if pa.types.is_string(text.type) else pc.cast(text, pa.string())
-        return pc.binary_join_element_wise(key, pc.fill_null(_json_text(text), "null"), "")
+        return pc.fill_null(_json_text(text), "null")
     values = [None if v is None or v is pd.NA or v != v else _json(str(v)) for v in col.tolist()]
-    return pc.binary_join_element_wise(key, pc.fill_null(pa.array(values, pa.string()), "null"), "")
+    return pc.fill_null(pa.array(values, pa.string()), "null")
 
 
 def _json_lines(chunk: pd.DataFrame) -> pa.Buffer:
-    """Rows as JSON objects, one per line, built column by column: UTF-8 in one buffer."""
-    parts = [_json_fragments(name, chunk[name]) for name in chunk.columns]
-    rows = pc.binary_join_element_wise("{", pc.binary_join_element_wise(*parts, ","), "}\n", "")
-    rows = _no_line_ends(rows)
+    """Rows as JSON objects, one per line, in one join over the columns' value texts with
+    the keys between them: UTF-8 in one buffer."""
+    pieces: list = []
+    for i, name in enumerate(chunk.columns):
+        pieces.append(pa.scalar(("{" if i == 0 else ",") + _json(name) + ":"))
+        pieces.append(_json_values(chunk[name], timestamps=name == "timestamp"))
+    pieces.append(pa.scalar("}\n" if len(pieces) else "{}\n"))
+    rows = _no_line_ends(pc.binary_join_element_wise(*pieces, ""))
     width = np.int64 if pa.types.is_large_string(rows.type) else np.int32
     offsets = np.frombuffer(rows.buffers()[1], dtype=width)[rows.offset : rows.offset + len(rows) + 1]
     return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1]) - int(offsets[0]))
