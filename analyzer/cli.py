@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import gc
 import os
 import re
 import sys
@@ -473,4 +475,8 @@ def _main(
 
 
 def main() -> None:
+    # The interpreter's last collection at exit scans every object still alive (pandas,
+    # pyarrow, the events): ~0.1 s of a 2.8 s `events` run. Frozen, they just go with
+    # the process; registered first, this runs after every other exit handler.
+    atexit.register(gc.freeze)
     app()
