@@ -1,7 +1,8 @@
 """Writing normalized events out: JSON Lines and CSV, in bounded chunks.
 
-Strings from logs are hostile. JSON escaping is orjson's job (each value encoded on its
-own, the lines assembled column by column); for CSV every cell
+Strings from logs are hostile. JSON strings are escaped column by column in Arrow exactly
+as orjson escapes them (orjson itself for the rare value with control characters); for
+CSV every cell
 that a spreadsheet would take for a formula (``= + - @``, tab, carriage return) is
 prefixed with ``'``. Timestamps are ISO 8601 UTC with a ``Z``.
 """
@@ -41,13 +42,9 @@ def _iso_text(ts: pd.Series) -> pa.Array:
     return pc.binary_join_element_wise(text, "Z", "")  # null in, null out
 
 
-def _iso(ts: pd.Series) -> np.ndarray:
-    return _iso_text(ts).to_numpy(zero_copy_only=False)
-
-
 def _prepare_csv(chunk: pd.DataFrame) -> pd.DataFrame:
     out = chunk.copy()
-    out["timestamp"] = _iso(chunk["timestamp"])
+    out["timestamp"] = _iso_text(chunk["timestamp"]).to_numpy(zero_copy_only=False)
     for name in out.columns:
         col = out[name]
         if isinstance(col.dtype, pd.CategoricalDtype):

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from .._memory import keep_heap, release
 from ..errors import InputError, UsageError
-from ..schema import concat_events, conform, empty_events
+from ..schema import MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
@@ -559,7 +559,7 @@ def _syslog_piece(
     piece["locator"] = fr.rows[rows] + base + 1
     piece["host"] = _categorical(fr.host.take(take))
     piece["process"] = _categorical(prog.take(take))
-    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), syslog.PID_MAX).to_pandas(), dtype="Int64")
+    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype="Int64")
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
     piece["weight"] = weight[rows]
@@ -822,7 +822,7 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     ev["host"] = _categorical(pa.array([host[i] or "" for i in orig], pa.string()))
     ev["process"] = _categorical(prog_a.take(pa.array(rows)))
     pids = pa.array([pid[i] if pid[i] and pid[i].isascii() and pid[i].isdigit() else None for i in orig], pa.string())
-    ev["pid"] = pd.array(syslog.digits_to_int(pids, syslog.PID_MAX).to_pandas(), dtype="Int64")
+    ev["pid"] = pd.array(syslog.digits_to_int(pids, MAXIMA["pid"]).to_pandas(), dtype="Int64")
     if opts.keep_raw:
         ev["raw"] = _strings(raw_c.take(pa.array(rows)))
     ev["weight"] = weight[rows]

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..schema import MAXIMA
 from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
 from .syslog import null_empty as _null_empty
 
@@ -31,7 +32,6 @@ _KERNEL_STAMP = r"^kernel: ?\[ *[0-9.]+\]:? "
 _SSHD_FAMILY = "sshd"
 _GENERIC_REASONS = ("bad-password", "unknown-user")
 _NUMERIC = ("src_port", "dst_port")  # the only numbers the catalog captures: ports
-_PORT_MAX = 65535
 _ALWAYS = tuple(dict.fromkeys(SETTABLE + FILLABLE))  # every column a pattern can fill
 
 
@@ -115,7 +115,7 @@ class _Numbers:
 
     def put(self, rows: np.ndarray, values: pa.Array, lookup: dict | None = None, default: str | None = None) -> None:
         nums = pc.cast(_null_empty(values), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
-        keep = (nums >= 0) & (nums <= _PORT_MAX)  # NaN and what no port can be stay null
+        keep = (nums >= 0) & (nums <= MAXIMA["src_port"])  # NaN and what no port can be stay null
         self.values[rows[keep]] = nums[keep]
 
     def categorical(self, rows: np.ndarray) -> pd.Series:

@@ -195,7 +195,6 @@ def null_empty(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
-PID_MAX = (1 << 31) - 1  # Linux allows 2**22, Windows 2**32 - 4; beyond this is not a pid
 MAX_REPEAT = 100_000  # one ``message repeated N times`` line counts as at most this many
 
 

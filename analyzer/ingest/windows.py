@@ -23,7 +23,7 @@ import yaml
 
 from .._yaml import SafeLoader
 from ..errors import RuleError
-from ..schema import ENUMS, conform, empty_events
+from ..schema import ENUMS, MAXIMA, conform, empty_events
 from .evtx import Record
 from .syslog import null_empty
 
@@ -35,8 +35,6 @@ _KNOWN_KEYS = {
     "when", "state", "firewall", "sshd",
 }  # fmt: skip
 _INT_COLUMNS = {"src_port": "Int32", "dst_port": "Int32", "logon_type": "Int16", "pid": "Int64"}
-# what each can hold; a value past it (a damaged or forged record) becomes null
-_INT_RANGES = {"src_port": 65535, "dst_port": 65535, "logon_type": (1 << 15) - 1, "pid": (1 << 32) - 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +381,7 @@ def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool,
             out[col] = _map_unique(out[col], _hex_norm)
     for col in _INT_COLUMNS:
         if col in out:
-            out[col] = _map_numbers(out[col], _INT_RANGES[col])
+            out[col] = _map_numbers(out[col], MAXIMA[col])
     if (f := spec.get("outcome_from_status")) is not None:
         status = _map_unique(_col(d, f), _hex_norm)
         out["outcome"] = status.isin(["0x0", "0"]).map({True: "success", False: "failure"})
@@ -414,8 +412,8 @@ def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool,
 
 def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> None:
     a_ip, b_ip = _map_unique(_col(d, "SourceAddress"), _ip), _map_unique(_col(d, "DestAddress"), _ip)
-    a_port = _map_numbers(_col(d, "SourcePort"), _INT_RANGES["src_port"])
-    b_port = _map_numbers(_col(d, "DestPort"), _INT_RANGES["dst_port"])
+    a_port = _map_numbers(_col(d, "SourcePort"), MAXIMA["src_port"])
+    b_port = _map_numbers(_col(d, "DestPort"), MAXIMA["dst_port"])
     a_local = a_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
     b_local = b_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
     undecided = a_local == b_local
@@ -429,7 +427,7 @@ def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> No
     out["auth_method"] = proto.map({"6": "TCP", "17": "UDP", "1": "ICMP"}).fillna(proto)
     out["process"] = _col(d, "Application")
     pid = _col(d, "ProcessId").fillna(_col(d, "ProcessID"))
-    out["pid"] = _map_numbers(pid, _INT_RANGES["pid"])
+    out["pid"] = _map_numbers(pid, MAXIMA["pid"])
 
 
 _RENDER_MAX = 2000  # characters of evidence text per event
