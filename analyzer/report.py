@@ -95,9 +95,27 @@ def _cadence_text(f: dict) -> str | None:
     return f"every {every}{tail}"
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """``finding.verdict`` on a dict without raising first: Jinja tries the attribute,
+    catches AttributeError and only then takes the item — per field of each of thousands
+    of findings that exception was half of rendering a large report. Same result: a dict
+    has no attributes but its methods, which still win as before."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @cache
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -125,7 +143,7 @@ def some(values: list, limit: int = 10) -> str:
 @cache
 def _plain_env() -> jinja2.Environment:
     """For the cause explanations: plain text out, escaped later by each format."""
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir() / "causes")),
         autoescape=False,
         undefined=jinja2.ChainableUndefined,

@@ -187,3 +187,24 @@ def test_long_lists_are_cut_for_people_and_whole_in_json():
         out = render(doc, fmt)
         assert "203.0.113.49" in out and "203.0.113.50" not in out and "and 30 more" in out
     assert json.loads(render(doc, "json"))["findings"][0]["src_ips"] == ips
+
+
+def test_dict_fields_in_templates_read_as_jinja_reads_them():
+    """The report's Jinja environment takes a dict's item before trying (and failing) an
+    attribute; a dict's methods still win, as in Jinja, so a host called "items" or a field
+    called "keys" cannot turn a loop into a call of a string."""
+    import jinja2
+
+    from analyzer.report import _env
+
+    env, plain = _env(), jinja2.Environment(undefined=jinja2.StrictUndefined)
+    cases = [
+        ("{{ d.name }}", {"d": {"name": "x<y"}}),
+        ("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", {"d": {"items": "a", "b": 1}}),
+        ("{{ d.keys() | list | sort | join(',') }}", {"d": {"keys": 1, "z": 2}}),
+        ("{{ d.get('a') }}|{{ d.missing is defined }}", {"d": {"a": 3}}),
+    ]
+    for source, ctx in cases:
+        assert env.from_string(source).render(ctx) == plain.from_string(source).render(ctx)
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ d.missing }}").render(d={})
