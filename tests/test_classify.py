@@ -376,3 +376,28 @@ def test_successes_at_random_times_are_not_the_probe():
 def test_disabled_account_that_is_not_the_platforms_is_not_the_probe():
     rows = probe(reason="account-disabled", user="jsmith")
     assert "probe-account-unusable" not in only(causes(ev(rows)))
+
+
+def test_group_numbers_from_category_codes_match_pandas_groupby():
+    """Groups numbered from the categoricals' codes are pandas' own groups, in the same
+    order of first appearance, missing values a group of their own; other keys fall back."""
+    import numpy as np
+
+    from analyzer.classify.engine import _distinct_keys, _group_ids
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    users = rng.choice(["root", "admin", None, "bob", "é"], n)
+    frame = pd.DataFrame(
+        {
+            "host": pd.Categorical(rng.choice(["a", "b", "c"], n), categories=["c", "b", "a", "unused"]),
+            "user": pd.Categorical(users),
+            "src_ip": pd.Categorical(rng.choice([f"10.0.0.{i}" for i in range(300)] + [None], n)),
+            "port": rng.integers(0, 5, n),
+        }
+    )
+    for by in (["host"], ["user"], ["host", "user"], ["user", "src_ip", "host"], ["host", "port"]):
+        want = frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy()
+        assert (_group_ids(frame, by) == want).all(), by
+    keys = _distinct_keys(frame["user"])
+    assert pd.Series(keys).nunique() == pd.Series(users).nunique() and np.isnan(keys[pd.isna(users)]).all()

@@ -53,9 +53,33 @@ def _seconds(events: pd.DataFrame) -> np.ndarray:
 
 
 def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
+    """Per row, its group's number (in order of first appearance; missing is a value)."""
     if not by:
         return np.zeros(len(frame), dtype=np.int64)
+    cols = [frame[c] for c in by]
+    if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
+        # categoricals (the usual keys): their codes, one mixed-radix integer per row, numbered
+        # by a hash of integers instead of pandas' groupby over the columns
+        key, radix = np.zeros(len(frame), dtype=np.int64), 1
+        for c in cols:
+            size = len(c.cat.categories) + 1  # +1: code -1 (missing) becomes 0
+            if radix * size >= 1 << 62:
+                break
+            key += (c.cat.codes.to_numpy(dtype=np.int64) + 1) * radix
+            radix *= size
+        else:
+            return pd.factorize(key)[0].astype(np.int64)
     return frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def _distinct_keys(col: pd.Series) -> np.ndarray:
+    """A column's values for counting distinct ones: a categorical's codes (NaN where
+    missing), no Python object per row; other columns as objects."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy(dtype=np.float64)
+        codes[codes < 0] = np.nan
+        return codes
+    return col.astype(object).to_numpy()
 
 
 def _compare(spec: dict, values: np.ndarray) -> np.ndarray:
@@ -164,13 +188,13 @@ def _group_ok(
             among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
             both = np.concatenate([rows, among])
             gids = _group_ids(events[vby].iloc[both], vby)
-            values = events[spec["field"]].astype(object).to_numpy()[among]
+            values = _distinct_keys(events[spec["field"]].iloc[among])
             size = int(gids.max()) + 1 if gids.size else 0
             distinct = pd.Series(values).groupby(gids[rows.size :]).nunique().reindex(range(size)).fillna(0)
             ok &= _compare(spec, distinct.to_numpy())[gids[: rows.size]]
             spec = None
         vgid = _group_ids(sub, vby) if vby != by else gid
-        values = sub[spec["field"]].astype(object).to_numpy() if spec else None
+        values = _distinct_keys(sub[spec["field"]]) if spec else None
         if spec is None:
             pass
         elif set(spec) & {"gte", "gt"}:
