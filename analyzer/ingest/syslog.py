@@ -321,11 +321,22 @@ def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
     has_zone = np.asarray(
         pc.match_substring_regex(ts, r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$").to_numpy(zero_copy_only=False), dtype=bool
     )
-    strs = pd.Series(pc.replace_substring(ts, ",", ".").to_numpy(zero_copy_only=False), dtype=object)
-    out = pd.Series(pd.NaT, index=strs.index, dtype="datetime64[us, UTC]")
+    ts = pc.replace_substring(ts, ",", ".")
+    out = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us, UTC]")
     if has_zone.any():
-        out[has_zone] = pd.to_datetime(strs[has_zone], format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
-    naive = pd.Series(pd.NaT, index=strs.index, dtype="datetime64[us]")
+        out[has_zone] = _parse_iso(ts.filter(pa.array(has_zone)), utc=True)
+    naive = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us]")
     if (~has_zone).any():
-        naive[~has_zone] = pd.to_datetime(strs[~has_zone], format="ISO8601", errors="coerce").dt.as_unit("us")
+        naive[~has_zone] = _parse_iso(ts.filter(pa.array(~has_zone)), utc=False)
     return pd.DataFrame({"aware": out, "naive": naive}), has_zone
+
+
+def _parse_iso(strs: pa.Array, utc: bool) -> pd.DatetimeIndex:
+    """ISO 8601 text → µs datetimes (in UTC when ``utc``, else naive; NaT where unreadable):
+    Arrow's cast when it reads every value (the usual form), else pandas' parser."""
+    try:
+        stamps = pc.cast(strs, pa.timestamp("us", tz="UTC") if utc else pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        texts = pd.Series(strs.to_pylist(), dtype=object)
+        return pd.DatetimeIndex(pd.to_datetime(texts, format="ISO8601", utc=utc, errors="coerce")).as_unit("us")
+    return pd.DatetimeIndex(stamps.to_pandas()).as_unit("us")
