@@ -324,14 +324,14 @@ def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
     ts = pc.replace_substring(ts, ",", ".")
     out = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us, UTC]")
     if has_zone.any():
-        out[has_zone] = _parse_iso(ts.filter(pa.array(has_zone)), utc=True)
+        out[has_zone] = parse_iso(ts.filter(pa.array(has_zone)), utc=True)
     naive = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us]")
     if (~has_zone).any():
-        naive[~has_zone] = _parse_iso(ts.filter(pa.array(~has_zone)), utc=False)
+        naive[~has_zone] = parse_iso(ts.filter(pa.array(~has_zone)), utc=False)
     return pd.DataFrame({"aware": out, "naive": naive}), has_zone
 
 
-def _parse_iso(strs: pa.Array, utc: bool) -> pd.DatetimeIndex:
+def parse_iso(strs: pa.Array, utc: bool) -> pd.DatetimeIndex:  # also Windows events' times
     """ISO 8601 text → µs datetimes (in UTC when ``utc``, else naive; NaT where unreadable):
     Arrow's cast when it reads every value (the usual form), else pandas' parser."""
     try:

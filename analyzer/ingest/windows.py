@@ -25,7 +25,7 @@ from .._yaml import SafeLoader
 from ..errors import RuleError
 from ..schema import ENUMS, MAXIMA, conform, empty_events
 from .evtx import Record
-from .syslog import null_empty
+from .syslog import null_empty, parse_iso
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
 
@@ -261,16 +261,12 @@ def events_from_frames(
 
 
 def _utc_times(col: pd.Series) -> pd.Series:
-    """ISO 8601 text → UTC timestamps (µs; NaT where unreadable). Arrow's cast when every
-    value is one it reads (the Rust parser's form), else pandas' parser for the column."""
+    """ISO 8601 text → UTC timestamps (µs; NaT where unreadable), as :func:`parse_iso` reads it."""
     if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        try:
-            stamps = pa.array(col.array).cast(pa.timestamp("us", tz="UTC"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        else:
-            return pd.Series(stamps.to_pandas().array, index=col.index)
-    return pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
+        text = pa.array(col.array)
+    else:  # the python backend's records: Python strings or None
+        text = pa.array([None if pd.isna(v) else str(v) for v in col], pa.string())
+    return pd.Series(parse_iso(text, utc=True), index=col.index)
 
 
 def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
