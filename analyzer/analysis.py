@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._pools import let_go
 from .classify.engine import Classified, periodicity
 from .config import Profile
 
@@ -476,7 +477,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
     finally:
         _SHARED.clear()
         # the results are in: the workers free their copies and exit while this goes on
-        pool.shutdown(wait=False)
+        let_go(pool)
         gc.unfreeze()
     size = len(events)
     cadence = np.full(size, np.nan)

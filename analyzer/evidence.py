@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._pools import let_go
 from .errors import InputError
 from .ingest.sources import Limits, Skipped, Source, iter_sources
 
@@ -126,5 +127,5 @@ def fill_examples(
                 continue  # as above
     finally:
         if pool is not None:
-            pool.shutdown(wait=False)
+            let_go(pool)
     return filled

@@ -215,3 +215,42 @@ def test_consuming_concatenation_lets_the_frames_go():
     assert frames == [] and all(r() is None for r in refs)
     assert out["user"].tolist() == ["u0", "root", "u1", "root", "u2", "root"]
     assert out["pid"].tolist()[::2] == [0, 1, 2]
+
+
+def test_pools_let_go_are_joined_before_the_exit_wakes_them():
+    # Python 3.11 wakes live pool managers at exit without a lock against their closing
+    # the wake-up pipe: now and then "OSError: [Errno 9] Bad file descriptor" on stderr
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from analyzer import _pools
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    assert list(pool.map(abs, [-1, -2])) == [1, 2]
+    manager = pool._executor_manager_thread
+    _pools.let_go(pool)
+    assert manager in _pools._LEAVING
+    hooks = [getattr(h, "func", h) for h in getattr(threading, "_threading_atexits", [])]
+    assert _pools.join_let_go in hooks  # run newest first: before concurrent.futures' own
+    assert hooks.index(_pools.join_let_go) > max(i for i, h in enumerate(hooks) if h.__name__ == "_python_exit")
+    _pools.join_let_go()
+    assert not manager.is_alive() and not _pools._LEAVING
+    assert pool._executor_manager_thread is None  # shut down, not merely forgotten
+
+
+def test_a_run_that_lets_pools_go_exits_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import multiprocessing\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from analyzer._pools import let_go\n"
+        "for _ in range(8):\n"
+        "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('fork'))\n"
+        "    assert sum(pool.map(abs, range(-50, 0))) == 1275\n"
+        "    let_go(pool)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._memory import keep_heap, release
+from .._pools import let_go
 from ..errors import InputError, UsageError
 from ..schema import MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
@@ -479,7 +480,7 @@ _POOLS: dict[int, ProcessPoolExecutor] = {}
 def _close_pools() -> None:
     """Let the workers of this read exit (in the background: their results are in)."""
     while _POOLS:
-        _POOLS.popitem()[1].shutdown(wait=False)
+        let_go(_POOLS.popitem()[1])
         gc.unfreeze()
 
 
@@ -487,7 +488,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     """One pool per size for the rest of a read (workers fork with the catalog loaded)."""
     pool = _POOLS.get(jobs)
     if pool is not None and getattr(pool, "_broken", False):  # a worker died: start afresh
-        _POOLS.pop(jobs).shutdown(wait=False)
+        let_go(_POOLS.pop(jobs))
         pool = None
     if pool is None:
         load_catalog()
