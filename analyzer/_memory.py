@@ -28,11 +28,18 @@ _TRIM = _malloc_trim()
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 
 
+_KEEP = False  # set by keep_heap: this process keeps its free memory
+
+
 def keep_heap(limit: int = 256 << 20) -> None:
     """Serve allocations below ``limit`` from the heap and keep freed memory there (for a
     worker that parses one batch after another): by default glibc maps each large
     array afresh and unmaps it when freed, so every batch faults in zeroed pages again.
-    :func:`release` still hands free pages back when asked."""
+    :func:`release` does nothing here from then on: trimming after each file cost a worker
+    more in faulting the pages in again for the next one than the memory was worth (the
+    worker exits when its pool closes, and that hands everything back)."""
+    global _KEEP
+    _KEEP = True
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -46,6 +53,8 @@ def keep_heap(limit: int = 256 << 20) -> None:
 def release() -> None:
     """Return free heap pages to the system (cheap: a walk over the free lists), glibc's
     and those of pyarrow's own allocator (jemalloc or mimalloc keep freed pages for reuse)."""
+    if _KEEP:
+        return
     if _TRIM is not None:
         _TRIM(0)
     arrow = sys.modules.get("pyarrow")

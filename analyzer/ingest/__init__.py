@@ -472,6 +472,9 @@ def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+    # workers keep their heaps from task to task (see _worker_start); with the blocks all
+    # in, they exit before this process joins the blocks' frames (its largest moment)
+    _close_pools()
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
