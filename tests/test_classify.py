@@ -401,3 +401,30 @@ def test_group_numbers_from_category_codes_match_pandas_groupby():
         assert (_group_ids(frame, by) == want).all(), by
     keys = _distinct_keys(frame["user"])
     assert pd.Series(keys).nunique() == pd.Series(users).nunique() and np.isnan(keys[pd.isna(users)]).all()
+
+
+@pytest.mark.parametrize(
+    "modifiers, values",
+    [
+        ((), ("root", "admin")),
+        (("i",), ("ROOT", None)),
+        (("contains",), ("o", "d")),
+        (("contains", "all"), ("o", "t")),
+        (("startswith", "i", "all"), ("R", None)),
+        (("endswith",), ("n",)),
+        (("re",), (r"^ad",)),
+        ((), (None,)),
+        (("all",), ("root", None)),
+    ],
+)
+def test_a_categorical_column_matches_as_its_strings_do(modifiers, values):
+    # categoricals are tested per category, all values at once; plain strings row by row
+    from analyzer.classify.match import _item_mask
+    from analyzer.classify.model import Item
+
+    users = ["root", "admin", None, "Root", "guest", "admin", None, "toor"]
+    for rows in (users, [None, None]):  # the second: a column without categories
+        frame = pd.DataFrame({"user": pd.Series(rows, dtype="category"), "plain": pd.Series(rows, dtype=object)})
+        got = _item_mask(frame, Item("user", modifiers, values))
+        want = _item_mask(frame, Item("plain", modifiers, values))
+        assert got.dtype == bool and got.tolist() == want.tolist()

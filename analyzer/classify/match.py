@@ -58,17 +58,25 @@ NUMERIC: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 
 
 def _string_mask(col: pd.Series, test: StrTest, value: str, ci: bool) -> np.ndarray:
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = pa.array([str(c) for c in col.cat.categories], pa.string())
-        per_cat = (
-            np.asarray(test(cats, value, ci).to_numpy(zero_copy_only=False), dtype=bool)
-            if len(cats)
-            else np.zeros(0, bool)
-        )
-        codes = col.cat.codes.to_numpy()
-        return np.where(codes >= 0, per_cat[np.maximum(codes, 0)] if len(cats) else False, False)
+    """A column of strings (not categorical: see :func:`_category_mask`) against one value."""
     arr = pa.array(col.astype(object).where(col.notna(), None).tolist(), pa.string())
     return np.asarray(pc.fill_null(test(arr, value, ci), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _category_mask(col: pd.Series, test: StrTest, values: tuple, ci: bool, every: bool) -> np.ndarray:
+    """A categorical column against several values at once: the values are tested on the
+    categories, combined (any, or all with ``every``) per category, and the rows look
+    their category up once. A ``None`` value matches the null rows."""
+    cats = pa.array([str(c) for c in col.cat.categories], pa.string())
+    per_value = [
+        np.asarray(test(cats, str(v), ci).to_numpy(zero_copy_only=False), dtype=bool)
+        if v is not None and len(cats)
+        else np.zeros(len(cats), dtype=bool)
+        for v in values
+    ]
+    combine = np.all if every else np.any
+    lookup = np.append(combine(np.vstack(per_value), axis=0), combine([v is None for v in values]))
+    return lookup[col.cat.codes.to_numpy()]  # code -1 (null) takes the last entry
 
 
 def _expand(values: tuple, variables: dict[str, tuple] | None) -> tuple:
@@ -91,6 +99,10 @@ def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | No
         want = bool(values[0])
         return col.notna().to_numpy() == want
     op = mods[0] if mods else "eq"
+    if not values:
+        return np.zeros(len(frame), dtype=bool)
+    if isinstance(col.dtype, pd.CategoricalDtype) and op not in NUMERIC:
+        return _category_mask(col, MODIFIERS[op], values, ci, "all" in item.modifiers)
     masks = []
     for value in values:
         if value is None:
