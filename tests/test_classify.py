@@ -428,3 +428,18 @@ def test_a_categorical_column_matches_as_its_strings_do(modifiers, values):
         got = _item_mask(frame, Item("user", modifiers, values))
         want = _item_mask(frame, Item("plain", modifiers, values))
         assert got.dtype == bool and got.tolist() == want.tolist()
+
+
+def test_host_roles_per_event_from_host_codes():
+    from analyzer.classify.engine import _roles_of
+
+    roles = {"dc1": "domain-controller", "web": "server"}
+    for hosts in (["dc1", None, "db", "web", "dc1"], [None, None], []):
+        cat = _roles_of(pd.Series(hosts, dtype="category"), roles)
+        plain = _roles_of(pd.Series(hosts, dtype=object), roles)  # the per-value lookup
+        assert cat.astype(object).tolist() == plain.tolist()
+    assert _roles_of(pd.Series(["dc1", None, "db"], dtype="category"), roles).tolist() == [
+        "domain-controller",
+        "unknown",
+        "unknown",
+    ]

@@ -241,11 +241,21 @@ def _profile_allows(rule: Rule, profile: Profile) -> bool:
     return True
 
 
+def _roles_of(hosts: pd.Series, roles: dict[str, str]) -> pd.Series:
+    """Each event's host role ("unknown" without one), looked up once per host name."""
+    if not isinstance(hosts.dtype, pd.CategoricalDtype):
+        return hosts.astype(object).map(roles).fillna("unknown")
+    per_host = [roles.get(h, "unknown") for h in hosts.cat.categories]
+    names, inverse = np.unique(np.array([*per_host, "unknown"], dtype=object), return_inverse=True)
+    codes = inverse[hosts.cat.codes.to_numpy()]  # code -1 (no host) takes the last: "unknown"
+    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=hosts.index)
+
+
 def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: dict[str, str]) -> Classified:
     """Assign every event the first rule (by priority) that selects it."""
     n = len(events)
     variables = profile.variables()
-    role_col = events["host"].astype(object).map(roles).fillna("unknown")
+    role_col = _roles_of(events["host"], roles)
     which = np.full(n, -1, dtype=np.int32)
     cadence = np.full(n, np.nan)
     rules = list(ruleset.rules)
