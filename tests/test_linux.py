@@ -274,3 +274,17 @@ def test_duplicate_yaml_keys_are_errors(tmp_path):
     bad.write_text("families: {}\nfamilies: {}\npatterns: []\n")
     _, errors = parse_catalog(bad)
     assert "duplicate key 'families'" in str(errors[0]) and f"{bad}:2" in str(errors[0])
+
+
+def test_running_count_per_group_matches_pandas():
+    import numpy as np
+
+    from analyzer.ingest.linux import _running_count
+
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 50, 5000)
+    flags = rng.random(5000) < 0.3
+    want = np.where(flags, pd.Series(flags.astype("int64")).groupby(groups).cumsum().to_numpy(), 0)
+    assert _running_count(groups, flags).tolist() == want.tolist()
+    assert _running_count(np.array([3, 3, 1, 3]), np.array([True, False, True, True])).tolist() == [1, 0, 1, 2]
+    assert _running_count(np.array([1, 2]), np.array([False, False])).tolist() == [0, 0]

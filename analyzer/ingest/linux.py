@@ -233,9 +233,10 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
         return ev
     ev = ev.reset_index(drop=True)
     has_pid = ev["pid"].notna().to_numpy()
-    key = pd.Series(
+    # one number per (host, pid) connection, 0..n-1: the groups of both steps below
+    key = pd.factorize(
         (ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1) * (1 << 40) + ev["pid"].to_numpy(np.int64, na_value=-1)
-    )
+    )[0]
     _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
     gone = _fold(ev, key, has_pid)
     del key
@@ -252,15 +253,22 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, copy=False)
 
 
-def _fill_addresses(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> None:
+def _members(key: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which rows belong to a group (``key``: group numbers 0..n-1) that one of ``rows`` is in."""
+    chosen = np.zeros(int(key.max()) + 1 if key.size else 0, dtype=bool)
+    chosen[key[rows]] = True
+    return chosen[key]
+
+
+def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> None:
     """An sshd row without an address takes the one known for its (host, pid) connection
-    from the nearest line within ten minutes (in place)."""
+    (``key``: its number) from the nearest line within ten minutes (in place)."""
     sshd = has_pid & (ev["family"] == _SSHD_FAMILY).to_numpy(dtype=bool, na_value=False)
     lacking = sshd & ev["src_ip"].isna().to_numpy()
     if not lacking.any():
         return
     # only the connections with a row lacking its address (a small share, usually)
-    sshd &= key.isin(pd.unique(key[lacking].to_numpy())).to_numpy()
+    sshd &= _members(key, np.flatnonzero(lacking))
     sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
     sub["k"] = key[sshd]
     known_ts = sub["timestamp"].where(sub["src_ip"].notna())
@@ -275,34 +283,49 @@ def _fill_addresses(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> No
     ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
 
 
-def _fold(ev: pd.DataFrame, key: pd.Series, has_pid: np.ndarray) -> np.ndarray:
-    """Fold enrich rows into the failures of the same connection: a PAM auth failure
-    pairs with one sshd failure (the k-th with the k-th); other enrich lines (account
-    expired, policy, limits) belong to the connection as a whole. A specific reason from
-    PAM (expired, policy) replaces sshd's generic one (in place). Returns the positions
-    of the folded rows."""
+def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
+    """Fold enrich rows into the failures of the same connection (``key``: its number): a
+    PAM auth failure pairs with one sshd failure (the k-th with the k-th); other enrich
+    lines (account expired, policy, limits) belong to the connection as a whole. A
+    specific reason from PAM (expired, policy) replaces sshd's generic one (in place).
+    Returns the positions of the folded rows."""
     enrich = (ev["role"] == "enrich").to_numpy(dtype=bool, na_value=False) & has_pid
     if not enrich.any():
         return np.empty(0, dtype=np.int64)
     # only the connections that have enrich rows take part
-    part = np.flatnonzero(key.isin(pd.unique(key[enrich].to_numpy())).to_numpy())
+    part = np.flatnonzero(_members(key, np.flatnonzero(enrich)))
     # the five columns first, then the rows: taking rows first copied every column of them
     sub = ev[["family", "action", "outcome", "role", "reason"]].iloc[part].reset_index(drop=True)
-    k = key.iloc[part].reset_index(drop=True)
+    k = key[part]
+    groups = int(k.max()) + 1
     attempt = (
         (sub["family"] == _SSHD_FAMILY)
         & (sub["action"] == "logon")
         & (sub["outcome"] == "failure")
         & (sub["role"] == "attempt")
-    ).fillna(False)
-    n_attempts = attempt.groupby(k).transform("sum")
-    en = pd.Series(enrich[part])
-    generic = en & sub["reason"].isin(_GENERIC_REASONS).fillna(False)
-    rank = generic.astype("int64").groupby(k).cumsum() - 1
+    ).to_numpy(dtype=bool, na_value=False)
+    n_attempts = np.bincount(k, weights=attempt, minlength=groups).astype(np.int64)[k]
+    en = enrich[part]
+    generic = en & sub["reason"].isin(_GENERIC_REASONS).to_numpy(dtype=bool, na_value=False)
+    rank = _running_count(k, generic) - 1  # the k-th generic row of its connection (meaningful for those)
     folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
-    specific = folded & ~generic & (sub["action"] == "logon").fillna(False)
+    specific = folded & ~generic & (sub["action"] == "logon").to_numpy(dtype=bool, na_value=False)
     if specific.any():
-        best = sub.loc[specific].groupby(k[specific])["reason"].first()
-        target = (attempt & k.isin(best.index)).to_numpy()
-        ev.loc[part[target], "reason"] = k[target].map(best).to_numpy()
-    return part[folded.to_numpy()]
+        best = sub["reason"][specific].groupby(k[specific]).first()  # per connection number
+        target = attempt & np.isin(k, best.index.to_numpy())
+        ev.loc[part[target], "reason"] = best.loc[k[target]].to_numpy()
+    return part[folded]
+
+
+def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Per flagged row, how many flagged rows of its group come up to and including it
+    (rows in order); 0 for the rows without the flag."""
+    rows = np.flatnonzero(flags)
+    g = groups[rows]
+    order = np.argsort(g, kind="stable")
+    gs = g[order]
+    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+    nth = np.arange(1, gs.size + 1) - np.repeat(starts, np.diff(np.r_[starts, gs.size]))
+    out = np.zeros(groups.size, dtype=np.int64)
+    out[rows[order]] = nth
+    return out
