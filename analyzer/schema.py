@@ -13,6 +13,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.types import union_categoricals
 
 __all__ = [
     "COLUMNS",
@@ -182,7 +183,12 @@ def _nulls(dtype: str, n: int):
 
 
 def _union(parts: list[pd.Series]) -> pd.Categorical:
-    """One categorical from several, recoding codes (not values)."""
+    """One categorical from several, recoding codes (not values); categories in order of
+    first appearance."""
+    try:  # pandas' own: the same result, a few times faster
+        return union_categoricals([p.array for p in parts])
+    except TypeError:  # categories of different dtypes (say, an empty object-typed one)
+        pass
     cats = [np.asarray(p.cat.categories, dtype=object) for p in parts]
     union = pd.Index(np.concatenate(cats) if cats else [], dtype=object).unique()
     codes = []

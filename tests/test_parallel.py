@@ -254,3 +254,18 @@ def test_a_run_that_lets_pools_go_exits_quietly(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_categorical_union_keeps_first_appearance_order_and_nulls():
+    import numpy as np
+
+    from analyzer.schema import _union
+
+    a = pd.Series(pd.Categorical(["x", None, "y"]))
+    empty = pd.Series(pd.Categorical.from_codes(np.array([-1, -1]), categories=[]))
+    b = pd.Series(pd.Categorical(["z", "y"], categories=["z", "y"]))
+    got = _union([a, empty, b])
+    assert list(got.categories) == ["x", "y", "z"]
+    assert [None if pd.isna(v) else v for v in got] == ["x", None, "y", None, None, "z", "y"]
+    mixed = _union([a, pd.Series(pd.Categorical([1, 2]))])  # categories of other dtypes
+    assert [None if pd.isna(v) else v for v in mixed] == ["x", None, "y", 1, 2]
