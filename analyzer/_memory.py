@@ -8,10 +8,11 @@ hands the free pages back; elsewhere (macOS, musl) this does nothing.
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 from collections.abc import Callable
 
-__all__ = ["release", "keep_heap", "large_arrays_from_heap"]
+__all__ = ["release", "keep_heap", "large_arrays_from_heap", "one_run", "thaw"]
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -67,3 +68,25 @@ def release() -> None:
     arrow = sys.modules.get("pyarrow")
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
+
+
+_THAW = True  # frozen objects go back to the collector when the work that froze them ends
+
+
+def thaw() -> None:
+    """Undo a ``gc.freeze()`` made before forking workers (or while python-evtx allocates),
+    unless this process is one run that ends soon (see :func:`one_run`)."""
+    if _THAW:
+        gc.unfreeze()
+
+
+def one_run() -> None:
+    """Tune this process for one large run that ends with it (the CLI's ``events`` and
+    ``analyze``): large arrays served from the heap (:func:`large_arrays_from_heap`), and
+    objects frozen out of the collector's way stay frozen. Thawing puts them all back in the
+    oldest generation, whose next (full) collection then walks every one of them: ~0.1 s of
+    a 3.7 s bundle run with two jobs. Staying frozen costs only the cyclic garbage among them,
+    which is not collected before the process exits (refcounting still frees the rest)."""
+    global _THAW
+    _THAW = False
+    large_arrays_from_heap()

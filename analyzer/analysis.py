@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._memory import thaw
 from ._pools import let_go
 from .classify.engine import Classified, periodicity
 from .config import Profile
@@ -478,7 +479,7 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
         _SHARED.clear()
         # the results are in: the workers free their copies and exit while this goes on
         let_go(pool)
-        gc.unfreeze()
+        thaw()
     size = len(events)
     cadence = np.full(size, np.nan)
     hosts: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ import pandas as pd
 import typer
 
 from . import __version__
-from ._memory import large_arrays_from_heap
+from ._memory import one_run
 from .errors import AuthtriageError, UsageError
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
@@ -157,10 +157,11 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True, lazy_raw=False):
-    # a one-shot run over large inputs: arrays of a few million events come from the heap
-    # and go back to it, instead of being mapped afresh each time (the 1 GB auth log with
-    # --jobs 2: 17.7 -> 16.1 s, its peak ~50 MB higher)
-    large_arrays_from_heap()
+    # one run over possibly large inputs, then the process exits: arrays of a few million
+    # events come from the heap and go back to it instead of being mapped afresh each time
+    # (the 1 GB auth log with --jobs 2: 17.7 -> 16.1 s, its peak ~50 MB higher), and what
+    # was frozen out of the collector's way before forking stays frozen
+    one_run()
     try:
         opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw, lazy_raw)
         progress = _Progress()

@@ -269,3 +269,23 @@ def test_categorical_union_keeps_first_appearance_order_and_nulls():
     assert [None if pd.isna(v) else v for v in got] == ["x", None, "y", None, None, "z", "y"]
     mixed = _union([a, pd.Series(pd.Categorical([1, 2]))])  # categories of other dtypes
     assert [None if pd.isna(v) else v for v in mixed] == ["x", None, "y", 1, 2]
+
+
+def test_a_one_shot_run_keeps_what_it_froze_frozen(monkeypatch):
+    import gc
+
+    from analyzer import _memory
+
+    monkeypatch.setattr(_memory, "_THAW", True)
+    monkeypatch.setattr(_memory, "large_arrays_from_heap", lambda limit=0: None)
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        _memory.thaw()  # a library caller (the server, a scheduled job): back to the collector
+        assert gc.get_freeze_count() == 0
+        _memory.one_run()
+        gc.freeze()
+        _memory.thaw()  # the CLI's one run: stays frozen until the process exits
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._memory import keep_heap, release
+from .._memory import keep_heap, release, thaw
 from .._pools import let_go
 from ..errors import InputError, UsageError
 from ..schema import MAXIMA, concat_events, conform, empty_events
@@ -484,7 +484,7 @@ def _close_pools() -> None:
     """Let the workers of this read exit (in the background: their results are in)."""
     while _POOLS:
         let_go(_POOLS.popitem()[1])
-        gc.unfreeze()
+        thaw()
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:

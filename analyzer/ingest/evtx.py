@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from .._memory import thaw
+
 __all__ = [
     "ChunkRange",
     "Record",
@@ -236,7 +238,7 @@ def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: in
     try:
         yield from _python_chunks(data, present, wanted, warn, counts, after)
     finally:
-        gc.unfreeze()
+        thaw()
 
 
 def _python_chunks(
