@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -384,6 +385,8 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     return out
 
 
+# fills in the text of findings' examples, given how many processes it may use
+Examples = Callable[[list[dict[str, Any]], int], object]
 PARALLEL_MIN_EVENTS = 200_000  # below this, forking workers costs more than it saves
 # above this, the workers' copies of their shares would cost more memory than the time saved is worth
 PARALLEL_MAX_EVENTS = 2_000_000
@@ -419,12 +422,14 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
 
 def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
     """One share of the hosts: in a forked worker, or (``local``) in the parent itself."""
-    events, ruleset, profile, parts = _SHARED["args"]
+    events, ruleset, profile, parts, examples = _SHARED["args"]
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
     from .report import explain
 
     explain(out["findings"])  # the prose too, while the work is shared out
+    if examples is not None:
+        examples(out["findings"], 1)
     if not local:  # findings travel as JSON text: read back in half the time unpickling takes
         out["findings"] = orjson.dumps(out["findings"])
     cls = out.pop("classification")
@@ -451,12 +456,17 @@ def _partition(events: pd.DataFrame, n: int) -> list[np.ndarray]:
     return [np.flatnonzero(share == k) for k in range(n)]
 
 
-def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 1) -> dict[str, Any]:
+def analyze_events(
+    events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 1, examples: Examples | None = None
+) -> dict[str, Any]:
     """Roles, classification and findings for a set of events.
 
     With ``jobs`` > 1 and a large input whose rules all group by host, hosts are split
     among forked worker processes (which inherit the events instead of receiving a copy);
-    the result is the same as with one process."""
+    the result is the same as with one process. ``examples(findings, jobs)``, when given,
+    fills in the text of the findings' examples (:func:`analyzer.evidence.fill_examples`
+    bound to the inputs): each share's process does it for its own findings, so that reading
+    the quoted lines again is shared out too."""
     from concurrent.futures import ProcessPoolExecutor
 
     from .classify.engine import Classified
@@ -464,9 +474,12 @@ def analyze_events(events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 
     nhosts = events["host"].nunique(dropna=False) if len(events) else 0
     n = min(jobs, nhosts)
     if n < 2 or not PARALLEL_MIN_EVENTS <= len(events) <= PARALLEL_MAX_EVENTS or not _by_host(ruleset):
-        return _analyze_serial(events, ruleset, profile)
+        out = _analyze_serial(events, ruleset, profile)
+        if examples is not None:
+            examples(out["findings"], jobs)
+        return out
     parts = [p for p in _partition(events, n) if p.size]
-    _SHARED["args"] = (events, ruleset, profile, parts)
+    _SHARED["args"] = (events, ruleset, profile, parts, examples)
     # the first share is analyzed here, while forked workers take the others: the parent
     # does not sit idle, and its share needs no trip back through a pipe
     ctx = multiprocessing.get_context("fork")

@@ -257,10 +257,12 @@ def analyze(
     # (standard input cannot be read twice)
     lazy = "-" not in paths
     opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend, lazy_raw=lazy)
-    summary = summarize(result, opts, profile, ruleset)
-    if lazy:
-        formats = {r.name: r.format for r in result.inputs}
-        fill_examples(summary["findings"], paths, formats, opts.limits, opts.jobs)
+    formats = {r.name: r.format for r in result.inputs}
+
+    def examples(findings: list[dict], jobs: int) -> None:  # in each share's process, if split
+        fill_examples(findings, paths, formats, opts.limits, jobs)
+
+    summary = summarize(result, opts, profile, ruleset, examples=examples if lazy else None)
     doc = enrich(summary)
     fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
     _write(render(doc, fmt), output)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .analysis import analyze_events, iso_utc
+from .analysis import Examples, analyze_events, iso_utc
 from .classify import RuleSet, load_rules
 from .config import Profile
 from .ingest import IngestOptions, IngestResult
@@ -41,14 +41,16 @@ def summarize(
     profile: Profile | None = None,
     ruleset: RuleSet | None = None,
     analysis: dict[str, Any] | None = None,
+    examples: Examples | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready summary of an ingest run, with hosts, roles and findings
-    (``analysis``: :func:`analyze_events` of the same events, when already done)."""
+    (``analysis``: :func:`analyze_events` of the same events, when already done;
+    ``examples``: passed to it otherwise)."""
     ev = result.events
     profile = profile or Profile()
     ruleset = ruleset or load_rules()
     if analysis is None:
-        analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs)
+        analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs, examples=examples)
     failures = (ev["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)  # a mask: no copy of the rows
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:

@@ -111,14 +111,26 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
     used = []
     original = analysis._partition
     monkeypatch.setattr(analysis, "_partition", lambda ev, n: used.append(n) or original(ev, n))
+    from analyzer.evidence import fill_examples
+
     docs = []
     for jobs in (1, 2):
-        opts = IngestOptions(year=2025, jobs=jobs)
+        opts = IngestOptions(year=2025, jobs=jobs, lazy_raw=True)  # quoted lines read again
         res = read_events([str(tmp_path)], opts)
-        docs.append(enrich(summarize(res, opts, Profile(), load_rules())))
+        formats = {r.name: r.format for r in res.inputs}
+        calls = []
+
+        def examples(found, jobs, formats=formats, opts=opts, calls=calls):  # in each share's process
+            calls.append(jobs)
+            fill_examples(found, [str(tmp_path)], formats, opts.limits, jobs)
+
+        docs.append(enrich(summarize(res, opts, Profile(), load_rules(), examples=examples)))
+        assert calls == [1]  # one process each: the whole (jobs 1) or the parent's share (jobs 2)
     assert used == [2]  # the second run did split the hosts between two processes
     assert docs[0]["findings"] and docs[0] == docs[1]
     assert len({f["host"] for f in docs[0]["findings"]}) >= 4
+    quoted = [(f["host"], ex["text"]) for f in docs[1]["findings"] for ex in f["examples"]]
+    assert quoted and all(text and f" {host} " in text for host, text in quoted)  # the lines themselves
 
 
 def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch):
