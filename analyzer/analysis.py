@@ -294,21 +294,26 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     lists (accounts, sources, reasons, examples) are built."""
     if events.empty:
         return []
-    ev = events[_FINDING_COLUMNS].assign(
-        cause=cls.cause, verdict=cls.verdict, confidence=cls.confidence, rule=cls.rule, cadence=cls.cadence
-    )
-    ev = ev.loc[ev["cause"].notna().to_numpy()]
-    if ev.empty:
+    cause_codes = cls.cause.cat.codes.to_numpy()
+    if not (cause_codes >= 0).any():
         return []
     history = _History(events)
     out: list[dict[str, Any]] = []
-    cause_codes = ev["cause"].cat.codes.to_numpy()
-    for code, cause in enumerate(ev["cause"].cat.categories):
+    columns = events[_FINDING_COLUMNS]  # no copy until rows are taken
+    # time order within a cause (stable, events without a time last): one take of each
+    # cause's rows, not a copy of all classified events and then two of each cause's
+    when = _micros(events["timestamp"])
+    when = np.where(when == _NO_TIME, np.iinfo(np.int64).max, when)
+    for code, cause in enumerate(cls.cause.cat.categories):
         rows = np.flatnonzero(cause_codes == code)
         if not rows.size:
             continue
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
-        frame = ev.take(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+        rows = rows[np.argsort(when[rows], kind="stable")]
+        frame = columns.iloc[rows].reset_index(drop=True)
+        frame = frame.assign(
+            **{name: getattr(cls, name).array.take(rows) for name in ("verdict", "confidence", "rule", "cadence")}
+        )
         # groups from the keys' codes (a missing value is a value of its own)
         key_codes = pd.DataFrame({k: pd.factorize(frame[k], use_na_sentinel=False)[0] for k in keys})
         gid = key_codes.groupby(keys, sort=False).ngroup().to_numpy()

@@ -443,3 +443,16 @@ def test_host_roles_per_event_from_host_codes():
         "unknown",
         "unknown",
     ]
+
+
+def test_finding_examples_are_its_first_events_in_time_order_timeless_last():
+    # a few typos by one user: one finding; its examples are its three earliest lines, and an
+    # event without a time (a damaged line) sorts after every timed one
+    rows = [{"t": t, "user": "alice", "src_ip": "192.0.2.7", "reason": "bad-password", "service": "ssh"} for t in (9, 3, 6, 1)]
+    frame = ev(rows)
+    frame.loc[2, "timestamp"] = pd.NaT  # the line at t=6
+    res = causes(frame)
+    (f,) = [f for f in res["findings"] if "alice" in f["users"]]
+    assert f["count"] == 4
+    assert [x["text"] for x in f["examples"]] == ["line 4", "line 2", "line 1"]  # t = 1, 3, 9
+    assert f["first_seen"].startswith("2025-11-03T14:01") and f["last_seen"].startswith("2025-11-03T14:09")
