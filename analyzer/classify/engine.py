@@ -159,7 +159,13 @@ def _ordered(
 
 
 def _group_ok(
-    events: pd.DataFrame, rows: np.ndarray, rule: Rule, profile: Profile, roles: pd.Series, variables: dict
+    events: pd.DataFrame,
+    rows: np.ndarray,
+    rule: Rule,
+    profile: Profile,
+    roles: pd.Series,
+    variables: dict,
+    known: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN)."""
     g = rule.group or {}
@@ -185,7 +191,7 @@ def _group_ok(
         spec = g["value_count"]
         vby = list(spec.get("group-by", by))
         if "_among" in spec:  # distinct values among other events of the same group
-            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
+            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables, known))
             both = np.concatenate([rows, among])
             gids = _group_ids(events[vby].iloc[both], vby)
             values = _distinct_keys(events[spec["field"]].iloc[among])
@@ -222,7 +228,7 @@ def _group_ok(
         spec = g[key]
         within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
         sel = spec["_selection"]
-        other = np.flatnonzero(evaluate_selection(events, sel, variables))
+        other = np.flatnonzero(evaluate_selection(events, sel, variables, known))
         if other.size == 0:
             ok &= False
             continue
@@ -259,15 +265,16 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
     which = np.full(n, -1, dtype=np.int32)
     cadence = np.full(n, np.nan)
     rules = list(ruleset.rules)
+    known: dict = {}  # item -> its mask over the events, shared by the rules
     for i, rule in enumerate(rules):
         if not _profile_allows(rule, profile):
             continue
-        det = evaluate_rule(events, rule, variables) & (which < 0)
+        det = evaluate_rule(events, rule, variables, known) & (which < 0)
         rows = np.flatnonzero(det)
         if rows.size == 0:
             continue
         if rule.group:
-            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables)
+            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables, known)
             rows, cad = rows[ok], cad[ok]
             cadence[rows] = cad
         which[rows] = i
