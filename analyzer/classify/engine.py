@@ -279,14 +279,18 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
             cadence[rows] = cad
         which[rows] = i
 
+    chosen = np.zeros(len(rules) + 1, dtype=bool)
+    chosen[which] = True  # which rules some event has; -1 (none) marks the extra last entry
+    chosen = chosen[:-1]
+
     def column(values: list[str]) -> pd.Series:
         """Per event the chosen rule's value, built from codes (no object per event)."""
         cats, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
         used = np.zeros(len(cats), dtype=bool)
-        used[inverse[np.unique(which[which >= 0])]] = True
+        used[inverse[chosen]] = True
         remap = np.cumsum(used) - 1  # only the values some event has, as before
-        codes = np.where(which >= 0, remap[inverse[np.maximum(which, 0)]], -1)
-        return pd.Series(pd.Categorical.from_codes(codes, categories=cats[used]), index=events.index)
+        lookup = np.append(remap[inverse], -1)  # an event without a rule (-1) takes the last: none
+        return pd.Series(pd.Categorical.from_codes(lookup[which], categories=cats[used]), index=events.index)
 
     return Classified(
         cause=column([r.cause for r in rules]),
