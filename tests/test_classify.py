@@ -456,24 +456,3 @@ def test_finding_examples_are_its_first_events_in_time_order_timeless_last():
     assert f["count"] == 4
     assert [x["text"] for x in f["examples"]] == ["line 4", "line 2", "line 1"]  # t = 1, 3, 9
     assert f["first_seen"].startswith("2025-11-03T14:01") and f["last_seen"].startswith("2025-11-03T14:09")
-
-
-def test_rules_sharing_item_masks_select_what_each_selects_alone():
-    from analyzer.classify.match import evaluate_rule
-
-    frame = ev(
-        probe(6, user="Administrator", src="198.51.100.4", logon_type=3, auth_method="NTLM")
-        + [{"user": "bob", "src_ip": "203.0.113.9", "reason": "unknown-user", "service": "ssh"}]
-        + [{"user": "root", "outcome": "success", "action": "logon", "service": "ssh"}]
-    )
-    variables = NETS.variables()
-    known: dict = {}
-    for rule in RULES.rules:
-        alone = evaluate_rule(frame, rule, variables)
-        shared = evaluate_rule(frame, rule, variables, known)
-        assert shared.tolist() == alone.tolist(), rule.id
-    assert known and all(m.shape == (len(frame),) for m in known.values())
-    again = {item: mask.copy() for item, mask in known.items()}
-    for rule in RULES.rules:  # evaluating with the shared masks leaves them as they were
-        evaluate_rule(frame, rule, variables, known)
-    assert all((known[i] == m).all() for i, m in again.items())
