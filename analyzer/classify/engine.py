@@ -159,13 +159,7 @@ def _ordered(
 
 
 def _group_ok(
-    events: pd.DataFrame,
-    rows: np.ndarray,
-    rule: Rule,
-    profile: Profile,
-    roles: pd.Series,
-    variables: dict,
-    known: dict | None = None,
+    events: pd.DataFrame, rows: np.ndarray, rule: Rule, profile: Profile, roles: pd.Series, variables: dict
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN)."""
     g = rule.group or {}
@@ -191,7 +185,7 @@ def _group_ok(
         spec = g["value_count"]
         vby = list(spec.get("group-by", by))
         if "_among" in spec:  # distinct values among other events of the same group
-            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables, known))
+            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
             both = np.concatenate([rows, among])
             gids = _group_ids(events[vby].iloc[both], vby)
             values = _distinct_keys(events[spec["field"]].iloc[among])
@@ -228,7 +222,7 @@ def _group_ok(
         spec = g[key]
         within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
         sel = spec["_selection"]
-        other = np.flatnonzero(evaluate_selection(events, sel, variables, known))
+        other = np.flatnonzero(evaluate_selection(events, sel, variables))
         if other.size == 0:
             ok &= False
             continue
@@ -265,16 +259,15 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
     which = np.full(n, -1, dtype=np.int32)
     cadence = np.full(n, np.nan)
     rules = list(ruleset.rules)
-    known: dict = {}  # item -> its mask over the events, shared by the rules
     for i, rule in enumerate(rules):
         if not _profile_allows(rule, profile):
             continue
-        det = evaluate_rule(events, rule, variables, known) & (which < 0)
+        det = evaluate_rule(events, rule, variables) & (which < 0)
         rows = np.flatnonzero(det)
         if rows.size == 0:
             continue
         if rule.group:
-            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables, known)
+            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables)
             rows, cad = rows[ok], cad[ok]
             cadence[rows] = cad
         which[rows] = i

@@ -124,35 +124,18 @@ def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | No
     return stack.all(axis=0) if "all" in item.modifiers else stack.any(axis=0)
 
 
-def evaluate_selection(
-    frame: pd.DataFrame,
-    sel: Selection,
-    variables: dict[str, tuple] | None = None,
-    known: dict[Item, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Any alternative whose items all hold. ``known``: masks of items already evaluated on
-    this frame with these variables (rules share many items: 30 distinct of 87 shipped),
-    filled as it goes."""
+def evaluate_selection(frame: pd.DataFrame, sel: Selection, variables: dict[str, tuple] | None = None) -> np.ndarray:
+    """Any alternative whose items all hold."""
     out = np.zeros(len(frame), dtype=bool)
     for items in sel.alternatives:
         mask = np.ones(len(frame), dtype=bool)
         for item in items:
-            hit = known.get(item) if known is not None else None
-            if hit is None:
-                hit = _item_mask(frame, item, variables)
-                if known is not None:
-                    known[item] = hit
-            mask &= hit
+            mask &= _item_mask(frame, item, variables)
         out |= mask
     return out
 
 
-def evaluate_rule(
-    frame: pd.DataFrame,
-    rule: Rule,
-    variables: dict[str, tuple] | None = None,
-    known: dict[Item, np.ndarray] | None = None,
-) -> np.ndarray:
+def evaluate_rule(frame: pd.DataFrame, rule: Rule, variables: dict[str, tuple] | None = None) -> np.ndarray:
     """The rows the rule's detection selects (group conditions are applied elsewhere)."""
-    masks = {name: evaluate_selection(frame, sel, variables, known) for name, sel in rule.selections.items()}
+    masks = {name: evaluate_selection(frame, sel, variables) for name, sel in rule.selections.items()}
     return np.asarray(rule.condition.evaluate(masks), dtype=bool)
