@@ -301,3 +301,21 @@ def test_a_one_shot_run_keeps_what_it_froze_frozen(monkeypatch):
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_path, monkeypatch):
+    # small files go to the pool whole; the large one's blocks share that pool, which is let
+    # go once its blocks are in while the small files after it still need workers
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 128 * 1024)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 256 * 1024)
+    for i, lines in enumerate([1_500, 1_500, 12_000, 1_500, 1_500]):
+        (tmp_path / f"auth{i}.log").write_text("".join(large_auth_log(lines, seed=40 + i)))
+    assert (tmp_path / "auth2.log").stat().st_size > 4 * 128 * 1024  # several blocks
+    one = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=1))
+    two = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=2))
+    assert [(r.name, r.lines, r.events, r.error) for r in one.inputs] == [
+        (r.name, r.lines, r.events, r.error) for r in two.inputs
+    ]
+    assert all(r.events and r.error is None for r in two.inputs)
+    pd.testing.assert_frame_equal(_frame(one), _frame(two))
+    assert not ingest._POOLS  # every pool let go when the read is done
