@@ -58,10 +58,33 @@ def large_arrays_from_heap(limit: int = 256 << 20) -> None:
     mallopt(_M_TRIM_THRESHOLD, 2 * limit)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd")
+        + ("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
+
+
+def _free_heap() -> int | None:
+    """Bytes free in glibc's main heap (mallinfo2, glibc 2.33+), or None when unknown."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    return int(fn().fordblks)
+
+
+KEEP_FREE = 256 << 20  # a worker keeps up to this much free heap for its next task
+
+
 def release() -> None:
     """Return free heap pages to the system (cheap: a walk over the free lists), glibc's
-    and those of pyarrow's own allocator (jemalloc or mimalloc keep freed pages for reuse)."""
-    if _KEEP:
+    and those of pyarrow's own allocator (jemalloc or mimalloc keep freed pages for reuse).
+    In a worker that keeps its heap (:func:`keep_heap`), only when more than KEEP_FREE is
+    free (what a large file left behind)."""
+    if _KEEP and (free := _free_heap()) is not None and free <= KEEP_FREE:
         return
     if _TRIM is not None:
         _TRIM(0)
