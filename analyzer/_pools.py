@@ -13,10 +13,13 @@ exit waits no longer than before.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-__all__ = ["let_go", "join_let_go"]
+__all__ = ["let_go", "join_let_go", "usable_cpus"]
 
 _LEAVING: list[threading.Thread] = []
 _HOOKED = False
@@ -42,3 +45,59 @@ def join_let_go() -> None:
     """Wait for the manager threads of the pools let go (their workers have exited then)."""
     while _LEAVING:
         _LEAVING.pop().join()
+
+
+def usable_cpus(root: str = "/sys/fs/cgroup", cgroup_file: str = "/proc/self/cgroup") -> int:
+    """How many CPUs this process can use (the default number of workers): the CPUs it
+    may run on (taskset, cpusets), capped by a cgroup CPU quota (``docker --cpus``, a
+    Kubernetes limit, systemd's CPUQuota=). ``os.cpu_count()`` counts the host's CPUs: in a
+    container limited to 2 of 64 it would start 64 workers, each with its own memory."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(root, cgroup_file)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", cgroup_file: str = "/proc/self/cgroup") -> float | None:
+    """The CPU quota (in CPUs) of this process's cgroup and its ancestors, the smallest
+    one set; None without one. cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``)."""
+    try:
+        lines = Path(cgroup_file).read_text().splitlines()
+    except OSError:
+        lines = []
+    found: list[float] = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: "0::/path"
+            base, name = Path(root), "cpu.max"
+        elif "cpu" in controllers.split(","):  # v1: "4:cpu,cpuacct:/path"
+            base, name = Path(root) / controllers, "cpu.cfs_quota_us"
+            if not base.is_dir():
+                base = Path(root) / "cpu"
+        else:
+            continue
+        here = base / path.strip("/")
+        while True:
+            quota = _quota_at(here, name)
+            if quota is not None:
+                found.append(quota)
+            if here == base or base not in here.parents:
+                break
+            here = here.parent
+    return min(found) if found else None
+
+
+def _quota_at(folder: Path, name: str) -> float | None:
+    try:
+        if name == "cpu.max":  # "max 100000" (none) or "200000 100000"
+            limit, period = (folder / name).read_text().split()[:2]
+            return None if limit == "max" else int(limit) / int(period)
+        limit = int((folder / name).read_text())  # -1: none
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        return limit / period if limit > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import gc
-import os
 import re
 import sys
 from enum import StrEnum
@@ -17,6 +16,7 @@ import typer
 
 from . import __version__
 from ._memory import one_run
+from ._pools import usable_cpus
 from .errors import AuthtriageError, UsageError
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
@@ -98,7 +98,10 @@ class EvtxBackend(StrEnum):
 
 
 Backend = Annotated[EvtxBackend, typer.Option("--evtx-backend", help="EVTX parser: rust (evtx, fast) or python.")]
-Jobs = Annotated[int, typer.Option(help="Worker processes for large inputs (default: the number of CPUs).")]
+Jobs = Annotated[
+    int,
+    typer.Option(help="Worker processes for large inputs (default: the CPUs this process may use, quotas included)."),
+]
 
 
 def _options(
@@ -187,7 +190,7 @@ def events(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
-    jobs: Jobs = os.cpu_count() or 1,
+    jobs: Jobs = usable_cpus(),
     evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
     """Print the normalized events, one per login attempt or observation.
@@ -218,7 +221,7 @@ def analyze(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
-    jobs: Jobs = os.cpu_count() or 1,
+    jobs: Jobs = usable_cpus(),
     evtx_backend: Backend = EvtxBackend.rust,
     config: Annotated[
         Path | None, typer.Option(help="Platform profile (authtriage.toml); also AUTHTRIAGE_CONFIG.")
@@ -328,7 +331,7 @@ def serve(
         str | None, typer.Option(envvar="AUTHTRIAGE_TOKEN", help="Require this token (Bearer header or sign-in).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Analyses run at once (default: the number of CPUs).")] = (
-        os.cpu_count() or 1
+        usable_cpus()
     ),
     queue: Annotated[int, typer.Option(help="Analyses that may wait for a worker; beyond that: 503.")] = 32,
     max_upload: Annotated[int, typer.Option(help="Largest upload in bytes (all its files).")] = 2 * 1024**3,
@@ -370,7 +373,7 @@ EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 
 @schedule_app.command("run")
-def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = os.cpu_count() or 1) -> None:
+def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = usable_cpus()) -> None:
     """Run the jobs once: read what is new, write the reports, remember where it stopped.
 
     Exit 0 when every job ran, 1 when one failed (the others still ran), 75 when another

@@ -10,7 +10,6 @@ prefixed with ``'``. Timestamps are ISO 8601 UTC with a ``Z``.
 from __future__ import annotations
 
 import csv
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TextIO
@@ -20,6 +19,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ._pools import usable_cpus
 
 __all__ = ["write_events", "FORMATS", "csv_safe"]
 
@@ -160,7 +161,7 @@ def write_events(events: pd.DataFrame, fh: TextIO, fmt: str = "jsonl", threads: 
     def build(start: int) -> pa.Buffer:
         return _json_lines(events.iloc[start : start + CHUNK_ROWS])
 
-    workers = max(1, threads or os.cpu_count() or 1)
+    workers = max(1, threads or usable_cpus())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         ahead: deque[Future[pa.Buffer]] = deque()
         for start in starts:

@@ -345,3 +345,46 @@ def test_a_worker_keeps_free_heap_for_its_next_task_up_to_a_bound():
         assert lib != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 33)
         return
     assert done.stdout.split() == ["True", "True", "True", "True"]
+
+
+def test_usable_cpus_honour_cgroup_quotas(tmp_path):
+    import os
+
+    from analyzer._pools import cgroup_cpu_quota, usable_cpus
+
+    def tree(files: dict[str, str], cgroup: str) -> tuple[str, str]:
+        root = tmp_path / f"fs{len(list(tmp_path.iterdir()))}"
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        root.mkdir(exist_ok=True)
+        (root / "self-cgroup").write_text(cgroup)
+        return str(root), str(root / "self-cgroup")
+
+    # cgroup v2, a container's own root: docker --cpus 1.5
+    assert cgroup_cpu_quota(*tree({"cpu.max": "150000 100000\n"}, "0::/\n")) == 1.5
+    # v2, no limit
+    assert cgroup_cpu_quota(*tree({"cpu.max": "max 100000\n"}, "0::/\n")) is None
+    # v2, a systemd service under a slice: the smallest quota on the way up counts
+    root, me = tree(
+        {"system.slice/cpu.max": "300000 100000", "system.slice/x.service/cpu.max": "max 100000"},
+        "0::/system.slice/x.service\n",
+    )
+    assert cgroup_cpu_quota(root, me) == 3.0
+    # cgroup v1, cpu and cpuacct mounted together; a host path the container does not see
+    root, me = tree(
+        {"cpu,cpuacct/cpu.cfs_quota_us": "200000", "cpu,cpuacct/cpu.cfs_period_us": "100000"},
+        "4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n",
+    )
+    assert cgroup_cpu_quota(root, me) == 2.0
+    # v1 without a quota (-1), and no cgroup information at all
+    root, me = tree({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, "4:cpu:/\n")
+    assert cgroup_cpu_quota(root, me) is None
+    assert cgroup_cpu_quota(str(tmp_path / "none"), str(tmp_path / "none" / "cgroup")) is None
+    # the count: at least one, at most the CPUs this process may run on, the quota rounded up
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    root, me = tree({"cpu.max": "50000 100000"}, "0::/\n")
+    assert usable_cpus(root, me) == 1
+    root, me = tree({"cpu.max": "max 100000"}, "0::/\n")
+    assert usable_cpus(root, me) == affinity
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._memory import keep_heap, release, thaw
-from .._pools import let_go
+from .._pools import let_go, usable_cpus
 from ..errors import InputError, UsageError
 from ..schema import MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
@@ -56,7 +56,7 @@ class IngestOptions:
     limits: Limits = field(default_factory=Limits)
     keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
     lazy_raw: bool = False  # syslog-framed lines without `raw`: analyzer.evidence fetches those quoted
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes for large inputs
+    jobs: int = field(default_factory=usable_cpus)  # worker processes for large inputs
     evtx_backend: str = "rust"  # or "python" (python-evtx)
     evtx_after: int = 0  # skip EVTX records with an EventRecordID up to this (incremental runs)
 

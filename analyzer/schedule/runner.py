@@ -4,7 +4,6 @@ reports, then commit the new state; trends compare this run's findings with the 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import traceback
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_write
+from .._pools import usable_cpus
 from ..analysis import analyze_events, iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
@@ -90,7 +90,7 @@ def run_job(
 
 def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOutcome:
     ruleset = load_rules(list(job.rules))
-    opts = IngestOptions(tz=job.profile.timezone, jobs=max(1, jobs or os.cpu_count() or 1))
+    opts = IngestOptions(tz=job.profile.timezone, jobs=max(1, jobs or usable_cpus()))
     opts.zone()
     state.begin()
     previous = state.last_ok(job.name)

@@ -14,7 +14,6 @@ import hmac
 import ipaddress
 import json
 import multiprocessing
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
+from .._pools import usable_cpus
 from .store import Store, new_id, now_iso, valid_id
 from .uploads import TooLarge, UploadError, receive
 from .worker import child_main
@@ -54,7 +54,7 @@ class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
     token: str | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=usable_cpus)
     queue_size: int = 32  # analyses waiting for a worker, beyond those running
     max_upload: int = 2 * 1024**3  # bytes per upload (all its files)
     time_limit: float = 900.0  # seconds per analysis
