@@ -210,7 +210,9 @@ def main() -> None:
     ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB auth log (memory target)")
     ap.add_argument("--only", default="", help="comma-separated workloads to run (auth, evtx, bundle)")
     args = ap.parse_args()
-    cpus = os.cpu_count() or 1
+    from analyzer._pools import usable_cpus
+
+    cpus = usable_cpus()  # what authtriage's default --jobs is
     auth = OUT / f"auth-{args.lines}.log"
     make_log(auth, args.lines)
     evtx = OUT / f"security-{args.records}.evtx"
