@@ -36,9 +36,9 @@ def keep_heap(limit: int = 256 << 20) -> None:
     """Serve allocations below ``limit`` from the heap and keep freed memory there (for a
     worker that parses one batch after another): by default glibc maps each large
     array afresh and unmaps it when freed, so every batch faults in zeroed pages again.
-    :func:`release` does nothing here from then on: trimming after each file cost a worker
-    more in faulting the pages in again for the next one than the memory was worth (the
-    worker exits when its pool closes, and that hands everything back)."""
+    :func:`release` then keeps up to KEEP_FREE of free heap: trimming after each file cost a
+    worker more in faulting the pages in again for the next one than the memory was worth
+    (the worker exits when its pool closes, and that hands everything back)."""
     global _KEEP
     _KEEP = True
     large_arrays_from_heap(limit)
@@ -66,14 +66,21 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _free_heap() -> int | None:
-    """Bytes free in glibc's main heap (mallinfo2, glibc 2.33+), or None when unknown."""
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
     try:
-        fn = ctypes.CDLL(None).mallinfo2
+        fn = ctypes.CDLL(None).mallinfo2  # glibc 2.33+
     except (OSError, AttributeError):
         return None
     fn.restype = _MallInfo2
-    return int(fn().fordblks)
+    return fn
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def _free_heap() -> int | None:
+    """Bytes free in glibc's main heap, or None when unknown."""
+    return int(_MALLINFO2().fordblks) if _MALLINFO2 is not None else None
 
 
 KEEP_FREE = 256 << 20  # a worker keeps up to this much free heap for its next task

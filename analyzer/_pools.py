@@ -1,4 +1,5 @@
-"""Process pools let go without waiting for their workers to exit.
+"""Worker processes: how many to start (:func:`usable_cpus`), and pools let go without
+waiting for their workers to exit (:func:`let_go`).
 
 ``ProcessPoolExecutor.shutdown(wait=False)`` returns at once and the workers free their
 memory and exit in the background, while the caller goes on. At interpreter exit,

@@ -98,6 +98,7 @@ class EvtxBackend(StrEnum):
 
 
 Backend = Annotated[EvtxBackend, typer.Option("--evtx-backend", help="EVTX parser: rust (evtx, fast) or python.")]
+_CPUS = usable_cpus()  # the default --jobs, read once (affinity and cgroup files)
 Jobs = Annotated[
     int,
     typer.Option(help="Worker processes for large inputs (default: the CPUs this process may use, quotas included)."),
@@ -190,7 +191,7 @@ def events(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
-    jobs: Jobs = usable_cpus(),
+    jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
     """Print the normalized events, one per login attempt or observation.
@@ -221,7 +222,7 @@ def analyze(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
-    jobs: Jobs = usable_cpus(),
+    jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
     config: Annotated[
         Path | None, typer.Option(help="Platform profile (authtriage.toml); also AUTHTRIAGE_CONFIG.")
@@ -330,8 +331,8 @@ def serve(
     token: Annotated[
         str | None, typer.Option(envvar="AUTHTRIAGE_TOKEN", help="Require this token (Bearer header or sign-in).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Analyses run at once (default: the number of CPUs).")] = (
-        usable_cpus()
+    workers: Annotated[int, typer.Option(help="Analyses run at once (default: the CPUs this process may use).")] = (
+        _CPUS
     ),
     queue: Annotated[int, typer.Option(help="Analyses that may wait for a worker; beyond that: 503.")] = 32,
     max_upload: Annotated[int, typer.Option(help="Largest upload in bytes (all its files).")] = 2 * 1024**3,
@@ -373,7 +374,7 @@ EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 
 @schedule_app.command("run")
-def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = usable_cpus()) -> None:
+def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPUS) -> None:
     """Run the jobs once: read what is new, write the reports, remember where it stopped.
 
     Exit 0 when every job ran, 1 when one failed (the others still ran), 75 when another
