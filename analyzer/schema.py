@@ -25,6 +25,7 @@ __all__ = [
     "empty_events",
     "conform",
     "concat_events",
+    "category_in",
 ]
 
 
@@ -182,6 +183,16 @@ def _nulls(dtype: str, n: int):
     return pd.array(pa.nulls(n, pa.string()), dtype=dtype)
 
 
+def category_in(col: pd.Series, values) -> np.ndarray:
+    """Which rows of a column hold one of ``values`` (nulls: no), as a bool array. A
+    categorical is tested once per category and its rows look theirs up: pandas'
+    ``isin`` hashes or sorts every row's code, with temporaries several times the column."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return col.isin(values).to_numpy(dtype=bool, na_value=False)
+    lookup = np.append(col.cat.categories.isin(list(values)), False)  # code -1 (null) takes the last
+    return lookup[col.cat.codes.to_numpy()]
+
+
 def _union(parts: list[pd.Series]) -> pd.Categorical:
     """One categorical from several, recoding codes (not values); categories in order of
     first appearance."""
@@ -225,4 +236,8 @@ def concat_events(frames: list[pd.DataFrame], consume: bool = False) -> pd.DataF
         else:
             out[name] = pd.concat(parts, ignore_index=True)
         del parts
+        if consume:
+            from ._memory import release
+
+            release()
     return pd.DataFrame(out, copy=False)  # the columns are new arrays

@@ -447,7 +447,9 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     release()
     ev["timestamp"] = _resolve_syslog_times(ev, src, opts, rep)
     release()
-    return _finish(ev, src, "syslog", rep)
+    box = [ev]  # handed over: each column of the frame goes once _finish has copied it
+    del ev
+    return _finish(box, src, "syslog", rep)
 
 
 def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block]:
@@ -647,6 +649,17 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
     return out
 
 
+_CHUNK = 1 << 20  # elements per slice of an elementwise step over a whole source's events
+
+
+def _chunked(fn, values: np.ndarray, *args) -> np.ndarray:
+    """``fn(values, *args)`` slice by slice: an elementwise step whose temporaries are a
+    dozen arrays as long as its input stays small over millions of events."""
+    if values.size <= _CHUNK:
+        return fn(values, *args)
+    return np.concatenate([fn(values[i : i + _CHUNK], *args) for i in range(0, values.size, _CHUNK)])
+
+
 def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
     """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the last RFC 3164 line
     of a source: the first one after it, else the last one before it. Returns (row, after)
@@ -703,7 +716,7 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
             else:
                 base = year_last
             rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
-        naive[is3164] = _resolve3164(packed, base)
+        naive[is3164] = _chunked(_resolve3164, packed, base)
         bad = int(np.isnat(naive[is3164]).sum())
         if bad:
             rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
@@ -752,11 +765,15 @@ def _bound_repeats(ev: pd.DataFrame, rep: InputReport) -> None:
         )
 
 
-def _finish(ev: pd.DataFrame, src: Source, log: str, rep: InputReport) -> pd.DataFrame:
-    """Source-wide steps, then the schema."""
+def _finish(box: list[pd.DataFrame], src: Source, log: str, rep: InputReport) -> pd.DataFrame:
+    """Source-wide steps, then the schema. ``box`` holds the frame, which is taken out of
+    it: with no reference left in the caller, its columns are freed as they are replaced."""
+    ev = box.pop()
     if "weight" in ev.columns:
         _bound_repeats(ev, rep)
-    ev = finish_events(ev)  # folded PAM lines stay counted as used: they enriched an event
+    box.append(ev)
+    del ev
+    ev = finish_events(box)  # folded PAM lines stay counted as used: they enriched an event
     release()
     for col in ("src_ip", "dst_ip"):
         ev[col] = normalize_ip(ev[col])
@@ -833,7 +850,9 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     missing = int(ev["timestamp"].isna().sum())
     if missing:
         rep.warnings.append(f"{missing} journal records without __REALTIME_TIMESTAMP have no time")
-    return _finish(ev, src, log, rep)
+    box = [ev]
+    del ev
+    return _finish(box, src, log, rep)
 
 
 def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:

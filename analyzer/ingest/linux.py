@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import MAXIMA
+from ..schema import MAXIMA, category_in
 from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
 from .syslog import null_empty as _null_empty
 
@@ -219,8 +219,10 @@ def normalize_ip(values: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(new, categories=list(uniq)), index=values.index)
 
 
-def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
-    """Source-wide steps over one source's matched rows (in line order).
+def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
+    """Source-wide steps over one source's matched rows (in line order). Given a list
+    holding the frame, takes it out (the caller then holds no reference, and the old
+    columns are freed one by one as the rows that stay are copied).
 
     - ``weight`` (from ``message repeated N times``) repeats a row N times;
     - ``enrich`` rows (PAM lines, sshd summaries) pair with the sshd failure of the same
@@ -229,6 +231,8 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     - an sshd row without an address takes the address known for its (host, pid)
       connection from the nearest line within ten minutes.
     """
+    if isinstance(ev, list):
+        ev = ev.pop()
     if ev.empty:
         return ev
     ev = ev.reset_index(drop=True)
@@ -236,7 +240,7 @@ def finish_events(ev: pd.DataFrame) -> pd.DataFrame:
     # one number per (host, pid) connection, 0..n-1: the groups of both steps below
     key = pd.factorize(
         (ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1) * (1 << 40) + ev["pid"].to_numpy(np.int64, na_value=-1)
-    )[0]
+    )[0].astype(np.int32)  # half the bytes of every array derived from it (fewer connections than 2**31 rows)
     _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
     gone = _fold(ev, key, has_pid)
     del key
@@ -304,9 +308,9 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
         & (sub["outcome"] == "failure")
         & (sub["role"] == "attempt")
     ).to_numpy(dtype=bool, na_value=False)
-    n_attempts = np.bincount(k, weights=attempt, minlength=groups).astype(np.int64)[k]
+    n_attempts = np.bincount(k[attempt], minlength=groups).astype(np.int32)[k]
     en = enrich[part]
-    generic = en & sub["reason"].isin(_GENERIC_REASONS).to_numpy(dtype=bool, na_value=False)
+    generic = en & category_in(sub["reason"], _GENERIC_REASONS)
     rank = _running_count(k, generic) - 1  # the k-th generic row of its connection (meaningful for those)
     folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
     specific = folded & ~generic & (sub["action"] == "logon").to_numpy(dtype=bool, na_value=False)
@@ -325,7 +329,11 @@ def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
     order = np.argsort(g, kind="stable")
     gs = g[order]
     starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-    nth = np.arange(1, gs.size + 1) - np.repeat(starts, np.diff(np.r_[starts, gs.size]))
-    out = np.zeros(groups.size, dtype=np.int64)
+    del g
+    nth = np.arange(1, gs.size + 1, dtype=np.int32) - np.repeat(
+        starts.astype(np.int32), np.diff(np.r_[starts, gs.size])
+    )
+    del gs
+    out = np.zeros(groups.size, dtype=np.int32)
     out[rows[order]] = nth
     return out
