@@ -448,7 +448,10 @@ def test_host_roles_per_event_from_host_codes():
 def test_finding_examples_are_its_first_events_in_time_order_timeless_last():
     # a few typos by one user: one finding; its examples are its three earliest lines, and an
     # event without a time (a damaged line) sorts after every timed one
-    rows = [{"t": t, "user": "alice", "src_ip": "192.0.2.7", "reason": "bad-password", "service": "ssh"} for t in (9, 3, 6, 1)]
+    rows = [
+        {"t": t, "user": "alice", "src_ip": "192.0.2.7", "reason": "bad-password", "service": "ssh"}
+        for t in (9, 3, 6, 1)
+    ]
     frame = ev(rows)
     frame.loc[2, "timestamp"] = pd.NaT  # the line at t=6
     res = causes(frame)
@@ -456,3 +459,86 @@ def test_finding_examples_are_its_first_events_in_time_order_timeless_last():
     assert f["count"] == 4
     assert [x["text"] for x in f["examples"]] == ["line 4", "line 2", "line 1"]  # t = 1, 3, 9
     assert f["first_seen"].startswith("2025-11-03T14:01") and f["last_seen"].startswith("2025-11-03T14:09")
+
+
+def _periodicity_by_pandas(gid, t, max_cv, min_beats, min_interval, burst):
+    """The definition, spelled with pandas' groupby (the oracle for the array version)."""
+    import numpy as np
+
+    ngroups = int(gid.max()) + 1 if gid.size else 0
+    order = np.lexsort((t, gid))
+    g, s = gid[order], t[order].astype("float64")
+    same = np.concatenate([[False], g[1:] == g[:-1]])
+    d = np.where(same, np.diff(s, prepend=s[:1]), np.nan)
+    d = np.where(d < burst, np.nan, d)
+    frame = pd.DataFrame({"g": g, "d": d})
+    med = frame.groupby("g")["d"].median().reindex(range(ngroups)).to_numpy()
+    counts = frame.groupby("g")["d"].count().reindex(range(ngroups)).fillna(0).to_numpy() + 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = d / med[g]
+        close = np.abs(r - np.maximum(np.rint(r), 1)) <= max_cv
+    frame["close"] = np.where(np.isnan(d), np.nan, close)
+    share = frame.groupby("g")["close"].mean().reindex(range(ngroups)).to_numpy()
+    periodic = (counts >= min_beats) & (share >= 0.8) & (med >= min_interval)
+    return np.nan_to_num(periodic, nan=0).astype(bool), med
+
+
+def test_periodicity_matches_its_definition_by_pandas_groupby():
+    """Cadence per group by sorting and counting arrays: the same verdicts and medians
+    (bit for bit) as pandas' per-group median, count and mean, on steady, jittered and
+    random timings, bursts, single-event and empty groups."""
+    import numpy as np
+
+    from analyzer.classify.engine import periodicity
+
+    rng = np.random.default_rng(11)
+    seen_periodic = seen_not = 0
+    for trial in range(200):
+        n = int(rng.integers(0, 300))
+        gid = pd.factorize(rng.integers(0, int(rng.integers(1, 25)), n))[0].astype(np.int64)
+        if trial % 2:
+            t = rng.integers(0, 100_000, n)
+        else:  # a steady beat with jitter and missed beats
+            t = np.arange(n) * int(rng.integers(1, 900)) * rng.integers(1, 3, n) + rng.integers(0, 40, n)
+        for args in ((0.1, 3, 60.0, 30.0), (0.25, 1, 0.0, 0.0)):
+            got = periodicity(gid, t, *args)
+            want = _periodicity_by_pandas(gid, t, *args)
+            assert got[0].tolist() == want[0].tolist(), (trial, args)
+            assert np.array_equal(got[1], want[1], equal_nan=True), (trial, args)
+            seen_periodic += int(got[0].sum())
+            seen_not += int((~got[0]).sum())
+    assert seen_periodic and seen_not  # both verdicts were exercised
+    empty = periodicity(np.empty(0, np.int64), np.empty(0, np.int64), 0.1, 3)
+    assert empty[0].size == 0 and empty[1].size == 0
+
+
+def test_distinct_values_per_group_match_pandas_nunique():
+    import numpy as np
+
+    from analyzer.classify.engine import _distinct_keys, _distinct_per_group
+
+    rng = np.random.default_rng(5)
+    n = 4_000
+    gid = rng.integers(0, 60, n)
+    col = pd.Series(
+        pd.Categorical(rng.choice(["root", "admin", None, "x", "é"], n), categories=["é", "x", "root", "admin", "zz"])
+    )
+    want = col.groupby(gid).nunique().reindex(range(63)).fillna(0).to_numpy()
+    assert _distinct_per_group(gid, _distinct_keys(col), 63).tolist() == want.tolist()
+    plain = pd.Series(rng.choice(["a", "b", None], n), dtype=object)
+    want = plain.groupby(gid).nunique().reindex(range(60)).fillna(0).to_numpy()
+    assert _distinct_per_group(gid, _distinct_keys(plain), 60).tolist() == want.tolist()
+    nothing = pd.Series(pd.Categorical([None] * 5, categories=["a"]))
+    assert _distinct_per_group(np.zeros(5, np.int64), _distinct_keys(nothing), 2).tolist() == [0, 0]
+
+
+def test_category_in_matches_isin():
+    import numpy as np
+
+    from analyzer.schema import category_in
+
+    rng = np.random.default_rng(2)
+    values = rng.choice(["bad-password", "unknown-user", None, "other"], 1000)
+    for col in (pd.Series(pd.Categorical(values)), pd.Series(values, dtype=object)):
+        for wanted in (("bad-password", "unknown-user"), ("missing",), ()):
+            assert category_in(col, wanted).tolist() == col.isin(wanted).to_numpy(dtype=bool).tolist()

@@ -47,9 +47,15 @@ class Classified:
 
 
 def _seconds(events: pd.DataFrame) -> np.ndarray:
+    """Seconds since the epoch per row (0 where the time is missing): one new array (a
+    zone-aware column holds UTC instants already)."""
     ts = events["timestamp"]
-    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
-    return np.where(ts.isna().to_numpy(), 0, values // 1_000_000)
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = ts.dt.tz_localize("UTC")
+    micros = ts.array.as_unit("us").asi8  # a view, NaT as the smallest int64
+    out = micros // 1_000_000
+    out[micros == np.iinfo(np.int64).min] = 0
+    return out
 
 
 def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
@@ -80,6 +86,19 @@ def _distinct_keys(col: pd.Series) -> np.ndarray:
         codes[codes < 0] = np.nan
         return codes
     return col.astype(object).to_numpy()
+
+
+def _distinct_per_group(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
+    """Per group, how many distinct non-missing ``values`` its rows have. Codes (floats from
+    :func:`_distinct_keys`, NaN missing) become one integer per (group, value) pair, counted
+    once each by a hash: pandas' groupby().nunique() took several times the memory."""
+    if values.dtype.kind != "f":
+        return pd.Series(values).groupby(gid).nunique().reindex(range(ngroups)).fillna(0).to_numpy()
+    have = ~np.isnan(values)
+    codes = values[have].astype(np.int64)
+    radix = int(codes.max()) + 1 if codes.size else 1
+    pairs = pd.unique(gid[have].astype(np.int64) * radix + codes)
+    return np.bincount(pairs // radix, minlength=ngroups)
 
 
 def _compare(spec: dict, values: np.ndarray) -> np.ndarray:
@@ -120,33 +139,48 @@ def periodicity(
     it has at least ``min_beats`` attempts, and the cadence is at least ``min_interval``."""
     ngroups = int(gid.max()) + 1 if gid.size else 0
     order = np.lexsort((t, gid))
-    g, s = gid[order], t[order].astype("float64")
-    same = np.concatenate([[False], g[1:] == g[:-1]])
-    d = np.where(same, np.diff(s, prepend=s[:1]), np.nan)
-    d = np.where(d < burst, np.nan, d)  # within a burst: the same attempt
-    frame = pd.DataFrame({"g": g, "d": d})
-    med = frame.groupby("g")["d"].median().reindex(range(ngroups)).to_numpy()
-    counts = frame.groupby("g")["d"].count().reindex(range(ngroups)).fillna(0).to_numpy() + 1  # attempts
-    m = med[g]
+    g = gid[order]
+    s = t[order].astype("float64")
+    del order
+    d = np.diff(s, prepend=s[:1])
+    del s
+    counted = np.concatenate([[False], g[1:] == g[:-1]]) & (d >= burst)  # within a burst: the same attempt
+    g, d = g[counted], d[counted]  # the intervals that count, still ordered by group
+    del counted
+    n = np.bincount(g, minlength=ngroups)
+    counts = n + 1  # attempts
+    # each group's median interval: its intervals sorted, the middle one (or the mean of two)
+    d = d[np.lexsort((d, g))]
+    start = np.concatenate([[0], np.cumsum(n)[:-1]]) if ngroups else n
+    has = n > 0
+    lo = np.where(has, start + (n - 1) // 2, 0)
+    hi = np.where(has, start + n // 2, 0)
+    med = np.where(has, (d[lo] + d[hi]) / 2 if d.size else 0.0, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = d / m
+        r = d / med[g]
         beats = np.maximum(np.rint(r), 1)
         close = np.abs(r - beats) <= max_cv
-    frame["close"] = np.where(np.isnan(d), np.nan, close)
-    share = frame.groupby("g")["close"].mean().reindex(range(ngroups)).to_numpy()
+        share = np.bincount(g, weights=close, minlength=ngroups) / n  # NaN without intervals
     periodic = (counts >= min_beats) & (share >= 0.8) & (med >= min_interval)
-    return np.nan_to_num(periodic, nan=0).astype(bool), med
+    return periodic, med
 
 
 def _ordered(
-    events: pd.DataFrame, rows: np.ndarray, by: list[str], other: np.ndarray, span: int, after: bool
+    events: pd.DataFrame,
+    secs: np.ndarray,
+    rows: np.ndarray,
+    by: list[str],
+    other: np.ndarray,
+    span: int,
+    after: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each candidate row: how many ``other`` rows of the same group fall in the
-    window after (or before) it. Returns (count per candidate row, group id per row)."""
+    window after (or before) it (``secs``: every event's time). Returns (count per
+    candidate row, group id per row)."""
     both = np.concatenate([rows, other])
-    sub = events[[*by, "timestamp"]].iloc[both]  # only the columns needed, not whole rows
-    gid = _group_ids(sub, by)
-    t = _seconds(sub)
+    gid = _group_ids(events[by].iloc[both], by)  # only the columns needed, not whole rows
+    t = secs[both]
+    del both
     g_rows, g_other = gid[: rows.size], gid[rows.size :]
     t_rows, t_other = t[: rows.size], t[rows.size :]
     keys = np.sort(g_other * _BIG + t_other)
@@ -159,9 +193,16 @@ def _ordered(
 
 
 def _group_ok(
-    events: pd.DataFrame, rows: np.ndarray, rule: Rule, profile: Profile, roles: pd.Series, variables: dict
+    events: pd.DataFrame,
+    secs: np.ndarray,
+    rows: np.ndarray,
+    rule: Rule,
+    profile: Profile,
+    roles: pd.Series,
+    variables: dict,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN)."""
+    """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN).
+    ``secs``: every event's time in seconds (:func:`_seconds`)."""
     g = rule.group or {}
     cadence = np.full(rows.size, np.nan)
     ok = np.ones(rows.size, dtype=bool)
@@ -169,10 +210,10 @@ def _group_ok(
         ok &= roles.iloc[rows].isin(g["host_role"]).to_numpy()
     by = list(g.get("group-by", []))
     vc = g.get("value_count") or {}
-    needed = dict.fromkeys([*by, *vc.get("group-by", []), "timestamp", *([vc["field"]] if "field" in vc else [])])
+    needed = dict.fromkeys([*by, *vc.get("group-by", []), *([vc["field"]] if "field" in vc else [])])
     sub = events[list(needed)].iloc[rows]  # only the columns the conditions read
     span = Timespan(g["timespan"]).seconds if "timespan" in g else None
-    t = _seconds(sub)
+    t = secs[rows]
     gid = _group_ids(sub, by)
     if "count" in g:
         spec = g["count"]
@@ -190,8 +231,9 @@ def _group_ok(
             gids = _group_ids(events[vby].iloc[both], vby)
             values = _distinct_keys(events[spec["field"]].iloc[among])
             size = int(gids.max()) + 1 if gids.size else 0
-            distinct = pd.Series(values).groupby(gids[rows.size :]).nunique().reindex(range(size)).fillna(0)
-            ok &= _compare(spec, distinct.to_numpy())[gids[: rows.size]]
+            distinct = _distinct_per_group(gids[rows.size :], values, size)
+            ok &= _compare(spec, distinct)[gids[: rows.size]]
+            del gids, values, among, both
             spec = None
         vgid = _group_ids(sub, vby) if vby != by else gid
         values = _distinct_keys(sub[spec["field"]]) if spec else None
@@ -200,8 +242,7 @@ def _group_ok(
         elif set(spec) & {"gte", "gt"}:
             per_group = _window_max(vgid, t, span, values)
         else:
-            per_group = pd.Series(values).groupby(vgid).nunique().reindex(range(int(vgid.max()) + 1)).fillna(0)
-            per_group = per_group.to_numpy()
+            per_group = _distinct_per_group(vgid, values, int(vgid.max()) + 1)
         if spec is not None:
             ok &= _compare(spec, per_group)[vgid]
     if "periodicity" in g:
@@ -226,7 +267,7 @@ def _group_ok(
         if other.size == 0:
             ok &= False
             continue
-        count, _ = _ordered(events, rows, by, other, within, after)
+        count, _ = _ordered(events, secs, rows, by, other, within, after)
         need = spec.get("count", {"gte": 1})
         ok &= _compare(need, count)
     return ok, cadence
@@ -256,6 +297,7 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
     n = len(events)
     variables = profile.variables()
     role_col = _roles_of(events["host"], roles)
+    secs = _seconds(events)  # once: the group conditions take their rows' times from it
     which = np.full(n, -1, dtype=np.int32)
     cadence = np.full(n, np.nan)
     rules = list(ruleset.rules)
@@ -267,7 +309,7 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
         if rows.size == 0:
             continue
         if rule.group:
-            ok, cad = _group_ok(events, rows, rule, profile, role_col, variables)
+            ok, cad = _group_ok(events, secs, rows, rule, profile, role_col, variables)
             rows, cad = rows[ok], cad[ok]
             cadence[rows] = cad
         which[rows] = i
