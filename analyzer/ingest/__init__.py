@@ -565,13 +565,15 @@ def _syslog_piece(
     piece["locator"] = fr.rows[rows] + base + 1
     piece["host"] = _categorical(fr.host.take(take))
     piece["process"] = _categorical(prog.take(take))
-    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype="Int64")
+    # while the blocks wait in memory, numbers take the width of their largest value
+    # (pid < 2**32, port < 2**16, weight <= MAX_REPEAT); _finish gives them the schema's
+    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype="UInt32")
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
-    piece["weight"] = weight[rows]
-    for col in ("src_port", "dst_port"):  # the schema's width, while the blocks wait in memory
+    piece["weight"] = weight[rows].astype(np.int32)
+    for col in ("src_port", "dst_port"):
         if col in piece.columns:
-            piece[col] = piece[col].astype("Int32")
+            piece[col] = piece[col].astype("UInt16")
     fmt = fr.fmt[rows]
     ts = fr.ts.take(take)
     # One int64 per row until the whole source is read: µs since the epoch (UTC or local
