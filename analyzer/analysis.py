@@ -50,7 +50,7 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
 
     def distinct(col: str) -> dict[str, set]:
         """Per host the distinct values of ``col`` (as text), from (host, value) code pairs."""
-        hosts, codes, values, _ = _pairs(host_codes.astype(np.int64), events[col])
+        hosts, codes, values, _ = _pairs(host_codes, events[col], counts=False)
         out: dict[str, set] = {}
         for h, c in zip(hosts.tolist(), codes.tolist(), strict=True):
             out.setdefault(names[h], set()).add(values[c])
@@ -213,19 +213,37 @@ def _coded(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.array([str(v) for v in uniques], dtype=object)
 
 
-def _pairs(gid: np.ndarray, col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (group, value) pairs of the non-null values, with their counts; values as
-    codes into the returned strings."""
+def _pairs(
+    gid: np.ndarray, col: pd.Series, counts: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Distinct (group, value) pairs of the non-null values in order, with their counts
+    (unless ``counts`` is false); values as codes into the returned strings.
+
+    One integer per row, hashed: sorting every row's pair (np.unique) took several arrays
+    as long as the column; only the distinct pairs are sorted here."""
     codes, values = _coded(col)
-    known = codes >= 0
     width = len(values) + 1
-    keys, n = np.unique(gid[known] * width + codes[known], return_counts=True)
-    return keys // width, keys % width, values, n
+    keys = gid.astype(np.int64) * width + codes  # a missing value (-1) gives code width - 1: dropped below
+    del codes
+    if counts:
+        inverse, uniq = pd.factorize(keys)
+        del keys
+        n = np.bincount(inverse, minlength=len(uniq))
+        del inverse
+    else:
+        uniq, n = pd.unique(keys), None
+    order = np.argsort(uniq, kind="stable")
+    uniq = uniq[order]
+    keep = uniq % width != width - 1
+    uniq = uniq[keep]
+    if n is not None:
+        n = n[order][keep]
+    return uniq // width, uniq % width, values, n
 
 
 def _group_values(gid: np.ndarray, col: pd.Series, n: int, numeric: bool = False) -> list[list]:
     """Each group's distinct non-null values, sorted (as strings, or as numbers)."""
-    g, c, values, _ = _pairs(gid, col)
+    g, c, values, _ = _pairs(gid, col, counts=False)
     if numeric:
         values = np.array([float(v) for v in values], dtype=float)
     order = np.lexsort((_rank_of(values)[c], g))

@@ -542,3 +542,29 @@ def test_category_in_matches_isin():
     for col in (pd.Series(pd.Categorical(values)), pd.Series(values, dtype=object)):
         for wanted in (("bad-password", "unknown-user"), ("missing",), ()):
             assert category_in(col, wanted).tolist() == col.isin(wanted).to_numpy(dtype=bool).tolist()
+
+
+def test_group_value_pairs_match_a_sort_of_every_row():
+    """(group, value) pairs found by hashing: the distinct pairs of the non-null values in
+    sorted order and their counts, as sorting every row's pair gives them."""
+    import numpy as np
+
+    from analyzer.analysis import _coded, _pairs
+
+    rng = np.random.default_rng(9)
+    n = 6_000
+    gid = rng.integers(0, 40, n)
+    for col in (
+        pd.Series(pd.Categorical(rng.choice(["a", "b", None, "c"], n), categories=["c", "b", "a", "unused"])),
+        pd.Series(rng.choice([22, 5985, None], n), dtype="Int32"),
+        pd.Series(pd.Categorical([None] * n, categories=["x"])),
+    ):
+        codes, values = _coded(col)
+        known = codes >= 0
+        width = len(values) + 1
+        keys, counts = np.unique(gid[known] * width + codes[known], return_counts=True)
+        g, c, got_values, got_counts = _pairs(gid, col)
+        assert g.tolist() == (keys // width).tolist() and c.tolist() == (keys % width).tolist()
+        assert got_counts.tolist() == counts.tolist() and list(got_values) == list(values)
+        g2, c2, _, none = _pairs(gid, col, counts=False)
+        assert none is None and g2.tolist() == g.tolist() and c2.tolist() == c.tolist()
