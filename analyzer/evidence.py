@@ -83,6 +83,9 @@ def fill_examples(
     from .ingest.winreaders import evtx_texts
 
     filled = 0
+    # workers only for more than one file: for one, forking this process (large by now) costs
+    # more than it saves
+    jobs = jobs if len(wanted) > 1 else 1
     pool: ProcessPoolExecutor | None = None
     pending: list[tuple[Future, dict[int, list[dict]]]] = []
 
