@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Profile
+from ..schema import category_in
 from .load import RuleSet
 from .match import evaluate_rule, evaluate_selection
 from .model import Rule, Timespan
@@ -71,10 +72,14 @@ def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
             size = len(c.cat.categories) + 1  # +1: code -1 (missing) becomes 0
             if radix * size >= 1 << 62:
                 break
-            key += (c.cat.codes.to_numpy(dtype=np.int64) + 1) * radix
+            part = c.cat.codes.to_numpy(dtype=np.int64)  # in place from here: one temporary
+            part += 1
+            part *= radix
+            key += part
+            del part
             radix *= size
         else:
-            return pd.factorize(key)[0].astype(np.int64)
+            return pd.factorize(key)[0].astype(np.int64, copy=False)
     return frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
 
 
@@ -97,7 +102,11 @@ def _distinct_per_group(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np
     have = ~np.isnan(values)
     codes = values[have].astype(np.int64)
     radix = int(codes.max()) + 1 if codes.size else 1
-    pairs = pd.unique(gid[have].astype(np.int64) * radix + codes)
+    pairs = gid[have].astype(np.int64)
+    pairs *= radix
+    pairs += codes
+    del codes
+    pairs = pd.unique(pairs)
     return np.bincount(pairs // radix, minlength=ngroups)
 
 
@@ -207,7 +216,11 @@ def _group_ok(
     cadence = np.full(rows.size, np.nan)
     ok = np.ones(rows.size, dtype=bool)
     if "host_role" in g:
-        ok &= roles.iloc[rows].isin(g["host_role"]).to_numpy()
+        ok &= category_in(roles, g["host_role"])[rows]
+    # the conditions all have to hold: once no row is left, the costlier ones are not computed
+    # (a DC probe's rule on a Linux host's failures stops at its host role)
+    if not ok.any():
+        return ok, cadence
     by = list(g.get("group-by", []))
     vc = g.get("value_count") or {}
     needed = dict.fromkeys([*by, *vc.get("group-by", []), *([vc["field"]] if "field" in vc else [])])
@@ -222,6 +235,8 @@ def _group_ok(
         else:
             per_group = np.bincount(gid, minlength=int(gid.max()) + 1 if gid.size else 0)
         ok &= _compare(spec, per_group)[gid]
+        if not ok.any():
+            return ok, cadence
     if "value_count" in g:
         spec = g["value_count"]
         vby = list(spec.get("group-by", by))
@@ -235,16 +250,16 @@ def _group_ok(
             ok &= _compare(spec, distinct)[gids[: rows.size]]
             del gids, values, among, both
             spec = None
-        vgid = _group_ids(sub, vby) if vby != by else gid
-        values = _distinct_keys(sub[spec["field"]]) if spec else None
-        if spec is None:
-            pass
-        elif set(spec) & {"gte", "gt"}:
-            per_group = _window_max(vgid, t, span, values)
-        else:
-            per_group = _distinct_per_group(vgid, values, int(vgid.max()) + 1)
-        if spec is not None:
+        if spec is not None:  # distinct values among the candidate rows themselves
+            vgid = _group_ids(sub, vby) if vby != by else gid
+            values = _distinct_keys(sub[spec["field"]])
+            if set(spec) & {"gte", "gt"}:
+                per_group = _window_max(vgid, t, span, values)
+            else:
+                per_group = _distinct_per_group(vgid, values, int(vgid.max()) + 1)
             ok &= _compare(spec, per_group)[vgid]
+        if not ok.any():
+            return ok, cadence
     if "periodicity" in g:
         spec = g["periodicity"] or {}
         periodic, med = periodicity(
@@ -258,7 +273,7 @@ def _group_ok(
         ok &= periodic[gid]
         cadence = np.where(periodic[gid], med[gid], np.nan)
     for key, after in (("followed_by", True), ("preceded_by", False)):
-        if key not in g:
+        if key not in g or not ok.any():
             continue
         spec = g[key]
         within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
