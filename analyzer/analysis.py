@@ -13,7 +13,7 @@ import pandas as pd
 
 from ._memory import thaw
 from ._pools import let_go
-from .classify.engine import Classified, periodicity
+from .classify.engine import Classified, _group_ids, periodicity
 from .config import Profile
 
 __all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
@@ -148,22 +148,6 @@ class _History:
         return {"last_success": iso_utc(last_ok), "first_failure": iso_utc(first_failure), "password_changes": near}
 
 
-_FINDING_COLUMNS = [
-    "host",
-    "timestamp",
-    "user",
-    "src_ip",
-    "service",
-    "reason",
-    "action",
-    "outcome",
-    "source",
-    "locator",
-    "raw",
-    "dst_port",
-]
-
-
 def _rank(f: dict[str, Any]) -> tuple:
     """What needs action first; ties broken by content, so the order never depends on how
     the events were split among processes."""
@@ -265,12 +249,32 @@ def _group_counts(gid: np.ndarray, col: pd.Series, n: int) -> list[dict[str, int
     return [dict(x) for x in _split(g[order], items, n)]
 
 
-def _examples(gid: np.ndarray, frame: pd.DataFrame, k: int) -> dict[int, list[dict]]:
-    """The first ``k`` events of each group (frame is in time order), as evidence."""
+class _Taken:
+    """Some rows of the events and of their classification, a column at a time: ``t[col]``
+    is that column's values at the rows (in their order, a fresh index); ``t.at(col, pos)``
+    only those at positions ``pos`` of the rows."""
+
+    _CLASSIFIED = ("verdict", "confidence", "rule", "cadence")
+
+    def __init__(self, events: pd.DataFrame, cls: Classified, rows: np.ndarray) -> None:
+        self.events, self.cls, self.rows = events, cls, rows
+
+    def _column(self, name: str) -> pd.Series:
+        return getattr(self.cls, name) if name in self._CLASSIFIED else self.events[name]
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self.at(name, slice(None))
+
+    def at(self, name: str, pos) -> pd.Series:
+        return pd.Series(self._column(name).array.take(self.rows[pos]))
+
+
+def _examples(gid: np.ndarray, frame: _Taken, k: int) -> dict[int, list[dict]]:
+    """The first ``k`` events of each group (rows in time order), as evidence."""
     rank = pd.Series(gid).groupby(gid).cumcount().to_numpy()
     rows = np.flatnonzero(rank < k)
     out: dict[int, list[dict]] = {}
-    src, loc, raw = (frame[c].take(rows).tolist() for c in ("source", "locator", "raw"))
+    src, loc, raw = (frame.at(c, rows).tolist() for c in ("source", "locator", "raw"))
     for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
         out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": r_ if isinstance(r_, str) else None})
     return out
@@ -317,29 +321,26 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
         return []
     history = _History(events)
     out: list[dict[str, Any]] = []
-    columns = events[_FINDING_COLUMNS]  # no copy until rows are taken
     # time order within a cause (stable, events without a time last): one take of each
     # cause's rows, not a copy of all classified events and then two of each cause's
-    when = _micros(events["timestamp"])
-    when = np.where(when == _NO_TIME, np.iinfo(np.int64).max, when)
+    all_micros = _micros(events["timestamp"])
+    when = np.where(all_micros == _NO_TIME, np.iinfo(np.int64).max, all_micros)
     for code, cause in enumerate(cls.cause.cat.categories):
         rows = np.flatnonzero(cause_codes == code)
         if not rows.size:
             continue
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
         rows = rows[np.argsort(when[rows], kind="stable")]
-        frame = columns.iloc[rows].reset_index(drop=True)
-        frame = frame.assign(
-            **{name: getattr(cls, name).array.take(rows) for name in ("verdict", "confidence", "rule", "cadence")}
-        )
-        # groups from the keys' codes (a missing value is a value of its own)
-        key_codes = pd.DataFrame({k: pd.factorize(frame[k], use_na_sentinel=False)[0] for k in keys})
-        gid = key_codes.groupby(keys, sort=False).ngroup().to_numpy()
-        secs = (frame["timestamp"].astype("int64") // 1_000_000).to_numpy()
+        # the cause's rows of one column at a time, each let go once used: a copy of all the
+        # columns for the largest cause was most of this step's memory
+        frame = _Taken(events, cls, rows)
+        # groups numbered in order of first appearance (a missing value is a value of its own)
+        gid = _group_ids(events[keys].iloc[rows], keys)
+        micros = all_micros[rows]
+        secs = micros // 1_000_000
         per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
         n = int(gid.max()) + 1
         first_row = np.unique(gid, return_index=True)[1]  # each group's earliest event
-        micros = _micros(frame["timestamp"])
         first = _per_group(gid, micros, n, np.minimum)
         last = _per_group(gid, micros, n, np.maximum)
         size = np.bincount(gid, minlength=n)
@@ -356,7 +357,8 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
         reasons = _group_counts(gid, frame["reason"], n)
         actions = _group_counts(gid, frame["action"], n)
         shown = _examples(gid, frame, examples)
-        verdicts, rules, hosts = (frame[c].take(first_row).tolist() for c in ("verdict", "rule", "host"))
+        verdicts, rules, hosts = (frame.at(c, first_row).tolist() for c in ("verdict", "rule", "host"))
+        del frame, micros, secs
         # cadence: by the rule's periodicity condition, else measured here when periodic
         cadences = np.where(np.isnan(rule_cad), np.where(per, med, np.nan), rule_cad)
         spans = (last - first) / 1e6
