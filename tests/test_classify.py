@@ -568,3 +568,67 @@ def test_group_value_pairs_match_a_sort_of_every_row():
         assert got_counts.tolist() == counts.tolist() and list(got_values) == list(values)
         g2, c2, _, none = _pairs(gid, col, counts=False)
         assert none is None and g2.tolist() == g.tolist() and c2.tolist() == c.tolist()
+
+
+def test_group_conditions_by_category_codes_match_the_general_path():
+    """Group conditions over categorical keys (integer keys, other events restricted to the
+    candidates' groups) classify as the general path over plain object columns does: the
+    probe whose address tries one account, not the address that tries two, nor rows whose
+    group has no other event at all."""
+    import numpy as np
+
+    rows = probe(12, src=PLATFORM)  # one account from the platform's address: the probe
+    rows += [{**r, "src_ip": "203.0.113.7"} for r in probe(12)]  # a periodic root from another address ...
+    rows += [
+        {"t": 5 + i * 15, "user": "admin", "src_ip": "203.0.113.7", "reason": "bad-password", "service": "ssh"}
+        for i in range(3)
+    ]  # ... that tries a second account too
+    rows += [
+        {"t": 7 + i * 15, "user": "root", "reason": "bad-password", "service": "ssh"} for i in range(12)
+    ]  # no address
+    rows += [
+        {"t": i, "user": f"u{i}", "src_ip": f"192.0.2.{i}", "reason": "unknown-user", "service": "ssh"}
+        for i in range(40)
+    ]  # unrelated failures (other groups: filtered out)
+    rows += [{"t": 200 + i / 10, "user": "root", "src_ip": "203.0.113.50", "reason": "bad-password"} for i in range(30)]
+    rows += [{"t": 205, "user": "root", "src_ip": "203.0.113.50", "outcome": "success"}]  # in after an attack
+    frame = ev(rows, service="ssh")
+    plain = frame.copy()
+    for col in ("host", "src_ip", "user"):
+        plain[col] = plain[col].astype(object)
+    by_codes = classify_events(frame)
+    by_objects = classify_events(plain)
+    assert by_codes.tolist() == by_objects.tolist()
+    got = dict(zip(frame["src_ip"].astype(object).where(frame["src_ip"].notna(), None), by_codes, strict=True))
+    assert got[PLATFORM] == "probe-password-mismatch" and got["203.0.113.7"] != "probe-password-mismatch"
+    assert np.isin(by_codes, ["probe-password-mismatch"]).sum() == 12
+    assert by_codes.iloc[-1] == "success-after-attack"
+
+
+def classify_events(events: pd.DataFrame) -> pd.Series:
+    from analyzer.classify.engine import classify
+
+    roles = {h["name"]: h["role"] for h in host_roles(events)}
+    return classify(events, RULES, Profile(), roles).cause.astype(object)
+
+
+def test_window_counts_by_hashing_match_pandas_groupby():
+    """Largest count (or number of distinct values) in a window per group: hashed cells
+    give what pandas' groupby gives, for several spans, negative and zero times, values
+    missing in part or in whole."""
+    import numpy as np
+
+    from analyzer.classify.engine import _window_max, _window_max_by_groupby
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n = int(rng.integers(1, 1500))
+        gid = pd.factorize(rng.integers(0, int(rng.integers(1, 50)), n))[0].astype(np.int64)
+        t = rng.integers(-1000, 200_000, n) if trial % 3 else np.zeros(n, np.int64)
+        span = [None, 60, 3600, 7][trial % 4]
+        values = rng.integers(0, 8, n).astype(float)
+        values[rng.random(n) < 0.2] = np.nan
+        if trial % 5 == 0:
+            values[:] = np.nan
+        for per_row in (None, values):
+            assert _window_max(gid, t, span, per_row).tolist() == _window_max_by_groupby(gid, t, span, per_row).tolist()

@@ -59,28 +59,47 @@ def _seconds(events: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _group_key(frame: pd.DataFrame, by: list[str]) -> np.ndarray | None:
+    """Per row one integer that is the same exactly for rows of the same group: the
+    categoricals' codes in mixed radix (a missing value is a value of its own). None when
+    a column is not categorical or the codes do not fit in one integer."""
+    cols = [frame[c] for c in by]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
+        return None
+    key, radix = np.zeros(len(frame), dtype=np.int64), 1
+    for c in cols:
+        size = len(c.cat.categories) + 1  # +1: code -1 (missing) becomes 0
+        if radix * size >= 1 << 62:
+            return None
+        part = c.cat.codes.to_numpy(dtype=np.int64)  # in place from here: one temporary
+        part += 1
+        part *= radix
+        key += part
+        del part
+        radix *= size
+    return key
+
+
 def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
     """Per row, its group's number (in order of first appearance; missing is a value)."""
     if not by:
         return np.zeros(len(frame), dtype=np.int64)
-    cols = [frame[c] for c in by]
-    if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
-        # categoricals (the usual keys): their codes, one mixed-radix integer per row, numbered
-        # by a hash of integers instead of pandas' groupby over the columns
-        key, radix = np.zeros(len(frame), dtype=np.int64), 1
-        for c in cols:
-            size = len(c.cat.categories) + 1  # +1: code -1 (missing) becomes 0
-            if radix * size >= 1 << 62:
-                break
-            part = c.cat.codes.to_numpy(dtype=np.int64)  # in place from here: one temporary
-            part += 1
-            part *= radix
-            key += part
-            del part
-            radix *= size
-        else:
-            return pd.factorize(key)[0].astype(np.int64, copy=False)
+    key = _group_key(frame, by)  # categoricals (the usual keys): a hash of integers
+    if key is not None:
+        return pd.factorize(key)[0].astype(np.int64, copy=False)
     return frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def _same_groups(events: pd.DataFrame, by: list[str], rows: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The ``other`` rows in a group of ``by`` that one of ``rows`` is in: counts over the
+    other rows only matter for those groups (all of ``other`` when the keys are not codes)."""
+    if not by or not other.size:
+        return other
+    mine = _group_key(events[by].iloc[rows], by)
+    theirs = _group_key(events[by].iloc[other], by) if mine is not None else None
+    if theirs is None:
+        return other
+    return other[pd.Index(pd.unique(mine)).get_indexer(theirs) >= 0]
 
 
 def _distinct_keys(col: pd.Series) -> np.ndarray:
@@ -120,7 +139,50 @@ def _compare(spec: dict, values: np.ndarray) -> np.ndarray:
 
 def _window_max(gid: np.ndarray, t: np.ndarray, span: int | None, per_row: np.ndarray | None = None) -> np.ndarray:
     """Per group: the largest number of rows (or distinct ``per_row`` values) in any
-    window of ``span`` seconds, on two grids offset by half a window."""
+    window of ``span`` seconds, on two grids offset by half a window.
+
+    Each row's (group, window) cell, and with ``per_row`` its (cell, value) triple, is one
+    integer; hashing those (pd.factorize/pd.unique) counts them without pandas' groupby
+    over a frame of the columns, which took several times the memory."""
+    ngroups = int(gid.max()) + 1 if gid.size else 0
+    best = np.zeros(ngroups, dtype=np.int64)
+    if not gid.size:
+        return best
+    offsets = (0, span // 2) if span else (0,)
+    if per_row is not None:
+        if per_row.dtype.kind != "f":  # not category codes: pandas counts the objects
+            return _window_max_by_groupby(gid, t, span, per_row)
+        have = ~np.isnan(per_row)
+        codes = per_row[have].astype(np.int64)
+        vradix = int(codes.max()) + 1 if codes.size else 1
+    for off in offsets:
+        bucket = (t + off) // span if span else np.zeros_like(t)
+        low = int(bucket.min())
+        nb = int(bucket.max()) - low + 1
+        if ngroups * nb * (vradix if per_row is not None else 1) >= 1 << 62:
+            return _window_max_by_groupby(gid, t, span, per_row)  # too wide for one integer
+        cell = gid.astype(np.int64)
+        cell *= nb
+        bucket -= low
+        cell += bucket
+        del bucket
+        if per_row is not None:
+            triple = cell[have]
+            triple *= vradix
+            triple += codes
+            cell = pd.unique(triple) // vradix  # one row per distinct value of a cell
+            del triple
+        inverse, cells = pd.factorize(cell)
+        del cell
+        np.maximum.at(best, cells // nb, np.bincount(inverse, minlength=len(cells)))
+    return best
+
+
+def _window_max_by_groupby(
+    gid: np.ndarray, t: np.ndarray, span: int | None, per_row: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`_window_max` by pandas' groupby (for values that are not codes, or keys too
+    wide for one integer)."""
     ngroups = int(gid.max()) + 1 if gid.size else 0
     best = np.zeros(ngroups, dtype=np.int64)
     offsets = (0, span // 2) if span else (0,)
@@ -186,6 +248,7 @@ def _ordered(
     """For each candidate row: how many ``other`` rows of the same group fall in the
     window after (or before) it (``secs``: every event's time). Returns (count per
     candidate row, group id per row)."""
+    other = _same_groups(events, by, rows, other)
     both = np.concatenate([rows, other])
     gid = _group_ids(events[by].iloc[both], by)  # only the columns needed, not whole rows
     t = secs[both]
@@ -242,13 +305,29 @@ def _group_ok(
         vby = list(spec.get("group-by", by))
         if "_among" in spec:  # distinct values among other events of the same group
             among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
-            both = np.concatenate([rows, among])
-            gids = _group_ids(events[vby].iloc[both], vby)
-            values = _distinct_keys(events[spec["field"]].iloc[among])
-            size = int(gids.max()) + 1 if gids.size else 0
-            distinct = _distinct_per_group(gids[rows.size :], values, size)
-            ok &= _compare(spec, distinct)[gids[: rows.size]]
-            del gids, values, among, both
+            mine = _group_key(events[vby].iloc[rows], vby) if vby else None
+            theirs = _group_key(events[vby].iloc[among], vby) if mine is not None else None
+            if theirs is not None:
+                # only the other events in a candidate row's group count; groups numbered
+                # over those alone, each candidate row looks its group's count up
+                keep = pd.Index(pd.unique(mine)).get_indexer(theirs) >= 0
+                among, theirs = among[keep], theirs[keep]
+                del keep
+                codes, uniq = pd.factorize(theirs)
+                del theirs
+                distinct = _distinct_per_group(codes, _distinct_keys(events[spec["field"]].iloc[among]), len(uniq))
+                del codes
+                at = pd.Index(uniq).get_indexer(mine)  # -1: no other event in the row's group
+                ok &= _compare(spec, np.where(at >= 0, distinct[np.maximum(at, 0)] if distinct.size else 0, 0))
+                del at, mine, among
+            else:
+                both = np.concatenate([rows, among])
+                gids = _group_ids(events[vby].iloc[both], vby)
+                values = _distinct_keys(events[spec["field"]].iloc[among])
+                size = int(gids.max()) + 1 if gids.size else 0
+                distinct = _distinct_per_group(gids[rows.size :], values, size)
+                ok &= _compare(spec, distinct)[gids[: rows.size]]
+                del gids, values, among, both
             spec = None
         if spec is not None:  # distinct values among the candidate rows themselves
             vgid = _group_ids(sub, vby) if vby != by else gid
