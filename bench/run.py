@@ -104,13 +104,14 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
 
     The peak is, with ``sample``, the larger of the process tree's summed Pss and the
     measured process's own high-water RSS (VmHWM), both sampled every 50 ms by a thread
-    (workers are children of the measured process); a process that ends before the first
-    sample falls back to wait4's ru_maxrss. Not ru_maxrss in general: it is the largest RSS
-    of any process of the tree, and a worker forked from a large parent counts every page it
-    shares with it there (the 1 GB log's one-file evidence reader read ~800 MB that way,
-    outweighing the real peak in some runs). Reading smaps of large processes costs the kernel real CPU
-    time (0.4-0.9 s of a 5 s run with two busy workers on two cores), so timed runs do
-    not sample; the wall time comes from waiting on the process."""
+    (workers are children of the measured process); 0 (shown as "—") for a process that
+    ends before the first sample. Not wait4's ru_maxrss: that is the largest RSS of any
+    process of the tree, it counts what a process held before it exec'd (this benchmark's
+    own ~28 MB for `wc -l`), and a worker forked from a large parent counts every page it
+    shares with it (the 1 GB log's one-file evidence reader read ~800 MB that way,
+    outweighing the real peak in some runs). Reading smaps of large processes costs the
+    kernel real CPU time (0.4-0.9 s of a 5 s run with two busy workers on two cores), so
+    timed runs do not sample; the wall time comes from waiting on the process."""
     import threading
 
     peak = [0, 0]  # summed Pss, own VmHWM
@@ -133,7 +134,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
     ]
     for r in readers:
         r.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # exact end, and this process's own peak RSS
+    _, status, _ = os.wait4(proc.pid, 0)  # the exact end
     wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
     stop.set()
@@ -143,8 +144,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
         r.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {outs.get('err', b'').decode()}")
-    own = peak[1] or usage.ru_maxrss * 1024
-    return wall, max(peak[0], own), outs.get("out", b"").decode()
+    return wall, max(peak), outs.get("out", b"").decode()
 
 
 def _high_water(pid: int) -> int:
@@ -298,7 +298,8 @@ def main() -> None:
         results = [(name, t, rss, is_base) for (name, _, is_base), (t, rss) in zip(cmds, measured, strict=True)]
         base = next(t for _, t, _, b in results if b)
         for name, t, rss, _ in results:
-            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{rss / 1e6:>9.0f}{t / base:>12.2f}")
+            peak = f"{rss / 1e6:.0f}" if rss else "—"
+            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{peak:>9}{t / base:>12.2f}")
         jobs = [t for name, t, _, _ in results if name.startswith("authtriage analyze")]
         if len(jobs) == 2:
             print(f"{key:<8} {'--jobs ' + str(cpus) + ' / --jobs 1 throughput':<32}{jobs[0] / jobs[1]:>9.2f}×")
