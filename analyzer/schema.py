@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 from pandas.api.types import union_categoricals
 
+from ._memory import release
+
 __all__ = [
     "COLUMNS",
     "Action",
@@ -237,7 +239,5 @@ def concat_events(frames: list[pd.DataFrame], consume: bool = False) -> pd.DataF
             out[name] = pd.concat(parts, ignore_index=True)
         del parts
         if consume:
-            from ._memory import release
-
-            release()
+            release()  # what the pieces' column held: else it stays, fragmented, beside the new one
     return pd.DataFrame(out, copy=False)  # the columns are new arrays

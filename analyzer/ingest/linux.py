@@ -240,7 +240,7 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
     # one number per (host, pid) connection, 0..n-1: the groups of both steps below
     key = pd.factorize(
         (ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1) * (1 << 40) + ev["pid"].to_numpy(np.int64, na_value=-1)
-    )[0].astype(np.int32)  # half the bytes of every array derived from it (fewer connections than 2**31 rows)
+    )[0].astype(np.int32)  # half the bytes of every array derived from it (a source has fewer than 2**31 rows)
     _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
     gone = _fold(ev, key, has_pid)
     del key
