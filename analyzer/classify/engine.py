@@ -90,16 +90,21 @@ def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
     return frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
 
 
-def _same_groups(events: pd.DataFrame, by: list[str], rows: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """The ``other`` rows in a group of ``by`` that one of ``rows`` is in: counts over the
-    other rows only matter for those groups (all of ``other`` when the keys are not codes)."""
+def _same_groups(
+    events: pd.DataFrame, by: list[str], rows: np.ndarray, other: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The ``other`` rows in a group of ``by`` that one of ``rows`` is in (counts over the
+    other rows only matter for those groups), with the group keys (:func:`_group_key`) of
+    ``rows`` and of the other rows kept; all of ``other`` and no keys when the columns are
+    not codes."""
     if not by or not other.size:
-        return other
+        return other, None, None
     mine = _group_key(events[by].iloc[rows], by)
     theirs = _group_key(events[by].iloc[other], by) if mine is not None else None
     if theirs is None:
-        return other
-    return other[pd.Index(pd.unique(mine)).get_indexer(theirs) >= 0]
+        return other, None, None
+    keep = pd.Index(pd.unique(mine)).get_indexer(theirs) >= 0
+    return other[keep], mine, theirs[keep]
 
 
 def _distinct_keys(col: pd.Series) -> np.ndarray:
@@ -248,7 +253,7 @@ def _ordered(
     """For each candidate row: how many ``other`` rows of the same group fall in the
     window after (or before) it (``secs``: every event's time). Returns (count per
     candidate row, group id per row)."""
-    other = _same_groups(events, by, rows, other)
+    other = _same_groups(events, by, rows, other)[0]
     both = np.concatenate([rows, other])
     gid = _group_ids(events[by].iloc[both], by)  # only the columns needed, not whole rows
     t = secs[both]
@@ -305,14 +310,10 @@ def _group_ok(
         vby = list(spec.get("group-by", by))
         if "_among" in spec:  # distinct values among other events of the same group
             among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
-            mine = _group_key(events[vby].iloc[rows], vby) if vby else None
-            theirs = _group_key(events[vby].iloc[among], vby) if mine is not None else None
+            among, mine, theirs = _same_groups(events, vby, rows, among)
             if theirs is not None:
-                # only the other events in a candidate row's group count; groups numbered
-                # over those alone, each candidate row looks its group's count up
-                keep = pd.Index(pd.unique(mine)).get_indexer(theirs) >= 0
-                among, theirs = among[keep], theirs[keep]
-                del keep
+                # groups numbered over the other events alone; each candidate row looks its
+                # group's count up
                 codes, uniq = pd.factorize(theirs)
                 del theirs
                 distinct = _distinct_per_group(codes, _distinct_keys(events[spec["field"]].iloc[among]), len(uniq))
