@@ -52,6 +52,13 @@ def causes(events: pd.DataFrame, profile: Profile | None = None) -> dict:
     return {"by_event": by_event, "findings": res["findings"], "res": res}
 
 
+def classify_events(events: pd.DataFrame) -> pd.Series:
+    from analyzer.classify.engine import classify
+
+    roles = {h["name"]: h["role"] for h in host_roles(events)}
+    return classify(events, RULES, Profile(), roles).cause.astype(object)
+
+
 def probe(n=12, every=15, reason="bad-password", user="root", src=PLATFORM, **kw) -> list[dict]:
     return [{"t": i * every, "user": user, "src_ip": src, "reason": reason, "service": "ssh", **kw} for i in range(n)]
 
@@ -573,22 +580,19 @@ def test_group_value_pairs_match_a_sort_of_every_row():
 def test_group_conditions_by_category_codes_match_the_general_path():
     """Group conditions over categorical keys (integer keys, other events restricted to the
     candidates' groups) classify as the general path over plain object columns does: the
-    probe whose address tries one account, not the address that tries two, nor rows whose
-    group has no other event at all."""
+    probe whose address tries one account, not the address that tries two; rows without an
+    address, whose group has no other event to count (a steady retry: stale credentials);
+    success after an attack."""
     import numpy as np
 
     rows = probe(12, src=PLATFORM)  # one account from the platform's address: the probe
     rows += [{**r, "src_ip": "203.0.113.7"} for r in probe(12)]  # a periodic root from another address ...
     rows += [
-        {"t": 5 + i * 15, "user": "admin", "src_ip": "203.0.113.7", "reason": "bad-password", "service": "ssh"}
-        for i in range(3)
+        {"t": 5 + i * 15, "user": "admin", "src_ip": "203.0.113.7", "reason": "bad-password"} for i in range(3)
     ]  # ... that tries a second account too
+    rows += [{"t": 7 + i * 15, "user": "root", "reason": "bad-password"} for i in range(12)]  # no address
     rows += [
-        {"t": 7 + i * 15, "user": "root", "reason": "bad-password", "service": "ssh"} for i in range(12)
-    ]  # no address
-    rows += [
-        {"t": i, "user": f"u{i}", "src_ip": f"192.0.2.{i}", "reason": "unknown-user", "service": "ssh"}
-        for i in range(40)
+        {"t": i, "user": f"u{i}", "src_ip": f"192.0.2.{i}", "reason": "unknown-user"} for i in range(40)
     ]  # unrelated failures (other groups: filtered out)
     rows += [{"t": 200 + i / 10, "user": "root", "src_ip": "203.0.113.50", "reason": "bad-password"} for i in range(30)]
     rows += [{"t": 205, "user": "root", "src_ip": "203.0.113.50", "outcome": "success"}]  # in after an attack
@@ -601,15 +605,9 @@ def test_group_conditions_by_category_codes_match_the_general_path():
     assert by_codes.tolist() == by_objects.tolist()
     got = dict(zip(frame["src_ip"].astype(object).where(frame["src_ip"].notna(), None), by_codes, strict=True))
     assert got[PLATFORM] == "probe-password-mismatch" and got["203.0.113.7"] != "probe-password-mismatch"
+    assert got[None] == "stale-credentials"
     assert np.isin(by_codes, ["probe-password-mismatch"]).sum() == 12
     assert by_codes.iloc[-1] == "success-after-attack"
-
-
-def classify_events(events: pd.DataFrame) -> pd.Series:
-    from analyzer.classify.engine import classify
-
-    roles = {h["name"]: h["role"] for h in host_roles(events)}
-    return classify(events, RULES, Profile(), roles).cause.astype(object)
 
 
 def test_window_counts_by_hashing_match_pandas_groupby():
