@@ -151,6 +151,7 @@ def frame_lines(
     # per part: (its rows in `cand`, format, header length, ts, host, prog, pid)
     parts: list[tuple[np.ndarray, str, np.ndarray, pa.Array, pa.Array, pa.Array, pa.Array]] = []
     pending = np.arange(cand.size)
+    solaris = b"[ID " in block  # message ids after the tag (rare): checked for only then
     for name, regex in HEADERS:
         if pending.size == 0:
             break
@@ -173,8 +174,8 @@ def frame_lines(
             hdr_len = _lengths(st.field("ts")) + _lengths(st.field("host")) + _lengths(prog) + 4
             hdr_len += np.where(pid_len > 0, pid_len + 2, 0)
             # Solaris' `[ID 123 auth.info] ` after the tag: left to the general forms
-            tagged = _starts_with(block, cs[rows] + hdr_len, ce[rows], b"[ID ")
-            if tagged.any():
+            tagged = _starts_with(block, cs[rows] + hdr_len, ce[rows], b"[ID ") if solaris else None
+            if tagged is not None and tagged.any():
                 pending = np.sort(np.concatenate([pending, rows[tagged]]))
                 keep_ = pa.array(~tagged)
                 rows, hdr_len = rows[~tagged], hdr_len[~tagged]
