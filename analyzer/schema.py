@@ -124,16 +124,16 @@ COLUMNS: dict[str, str] = {
     "user": _CAT,
     "domain": _CAT,
     "src_ip": _CAT,
-    "src_port": "Int32",
+    "src_port": "UInt16",
     "dst_ip": _CAT,
-    "dst_port": "Int32",
+    "dst_port": "UInt16",
     "logon_type": "Int16",
     "auth_method": _CAT,
     "status": _CAT,
     "sub_status": _CAT,
     "reason": _CAT,
     "process": _CAT,
-    "pid": "Int64",
+    "pid": "UInt32",
     "raw": "string[pyarrow]",
 }
 CATEGORICAL = tuple(name for name, dtype in COLUMNS.items() if dtype == _CAT)
@@ -168,12 +168,22 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     for name, dtype in COLUMNS.items():
         if name in frame.columns:
             col = frame[name]
-            out[name] = col if str(col.dtype) == dtype else col.astype(dtype)
+            out[name] = col if str(col.dtype) == dtype else _as(col, dtype)
         elif dtype == _CAT:
             out[name] = pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=frame.index)
         else:
             out[name] = pd.Series(_nulls(dtype, n), index=frame.index)
     return pd.DataFrame(out, index=frame.index, copy=False)  # the columns are new or the caller's
+
+
+def _as(col: pd.Series, dtype: str) -> pd.Series:
+    """``col`` in a schema dtype; a number the integer dtype cannot hold becomes null
+    (pandas' cast would wrap it: 70000 as a UInt16 port is 4464)."""
+    if not dtype.startswith(("Int", "UInt")) or isinstance(col.dtype, pd.CategoricalDtype):
+        return col.astype(dtype)
+    nums = pd.to_numeric(col, errors="coerce")
+    info = np.iinfo(dtype.lower())
+    return nums.where((nums >= info.min) & (nums <= info.max)).astype(dtype)
 
 
 def _nulls(dtype: str, n: int):

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from .._memory import keep_heap, release, thaw
 from .._pools import let_go, usable_cpus
 from ..errors import InputError, UsageError
-from ..schema import MAXIMA, concat_events, conform, empty_events
+from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
@@ -565,15 +565,14 @@ def _syslog_piece(
     piece["locator"] = fr.rows[rows] + base + 1
     piece["host"] = _categorical(fr.host.take(take))
     piece["process"] = _categorical(prog.take(take))
-    # while the blocks wait in memory, numbers take the width of their largest value
-    # (pid < 2**32, port < 2**16, weight <= MAX_REPEAT); _finish gives them the schema's
-    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype="UInt32")
+    # numbers in the schema's widths (pid < 2**32, port < 2**16); weight <= MAX_REPEAT
+    piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype=COLUMNS["pid"])
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
     piece["weight"] = weight[rows].astype(np.int32)
     for col in ("src_port", "dst_port"):
         if col in piece.columns:
-            piece[col] = piece[col].astype("UInt16")
+            piece[col] = piece[col].astype(COLUMNS[col])
     fmt = fr.fmt[rows]
     ts = fr.ts.take(take)
     # One int64 per row until the whole source is read: µs since the epoch (UTC or local
@@ -782,8 +781,6 @@ def _finish(box: list[pd.DataFrame], src: Source, log: str, rep: InputReport) ->
     n = len(ev)
     ev["source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[src.name])
     ev["log"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[log])
-    for col in ("src_port", "dst_port"):
-        ev[col] = ev[col].astype("Int32")
     ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
     ev = conform(ev)
     rep.events += len(ev)
@@ -845,7 +842,7 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     ev["host"] = _categorical(pa.array([host[i] or "" for i in orig], pa.string()))
     ev["process"] = _categorical(prog_a.take(pa.array(rows)))
     pids = pa.array([pid[i] if pid[i] and pid[i].isascii() and pid[i].isdigit() else None for i in orig], pa.string())
-    ev["pid"] = pd.array(syslog.digits_to_int(pids, MAXIMA["pid"]).to_pandas(), dtype="Int64")
+    ev["pid"] = pd.array(syslog.digits_to_int(pids, MAXIMA["pid"]).to_pandas(), dtype=COLUMNS["pid"])
     if opts.keep_raw:
         ev["raw"] = _strings(raw_c.take(pa.array(rows)))
     ev["weight"] = weight[rows]

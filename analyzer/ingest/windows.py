@@ -23,7 +23,7 @@ import yaml
 
 from .._yaml import SafeLoader
 from ..errors import RuleError
-from ..schema import ENUMS, MAXIMA, conform, empty_events
+from ..schema import COLUMNS, ENUMS, MAXIMA, conform, empty_events
 from .evtx import Record
 from .syslog import null_empty, parse_iso
 
@@ -34,7 +34,7 @@ _KNOWN_KEYS = {
     "channel", "event_id", "provider", "set", "fields", "outcome_from_status", "reason", "service",
     "when", "state", "firewall", "sshd",
 }  # fmt: skip
-_INT_COLUMNS = {"src_port": "Int32", "dst_port": "Int32", "logon_type": "Int16", "pid": "Int64"}
+_INT_COLUMNS = {name: COLUMNS[name] for name in ("src_port", "dst_port", "logon_type", "pid")}
 
 
 @dataclass(frozen=True, slots=True)

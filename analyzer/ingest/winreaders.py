@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..schema import MAXIMA, concat_events, conform, empty_events
+from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from .evtx import (
     ChunkRange,
     Record,
@@ -349,9 +349,9 @@ def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.Dat
     )
     for col in ("src_ip", "dst_ip"):
         frame[col] = frame[col].replace("-", None)
-    for col, dtype in (("src_port", "Int32"), ("dst_port", "Int32"), ("pid", "Int64")):
+    for col in ("src_port", "dst_port", "pid"):
         nums = pd.to_numeric(frame[col].replace("-", None), errors="coerce", dtype_backend="numpy_nullable")
-        frame[col] = nums.where((nums >= 0) & (nums <= MAXIMA[col])).astype("Float64").astype(dtype)
+        frame[col] = nums.where((nums >= 0) & (nums <= MAXIMA[col])).astype("Float64").astype(COLUMNS[col])
     frame["action"] = "firewall-drop"
     frame["outcome"] = "blocked"
     frame["service"] = "network"
