@@ -97,6 +97,18 @@ def test_huge_numbers_in_pfirewall_become_null(tmp_path):
     assert ev["pid"].tolist() == [4, pd.NA]
 
 
+def test_conform_makes_numbers_its_dtypes_cannot_hold_null_instead_of_wrapping():
+    """A frame from any reader: 70000 is no UInt16 port (pandas' cast would make it 4464)."""
+    from analyzer.schema import COLUMNS, conform
+
+    frame = conform(
+        pd.DataFrame({"src_port": pd.array([70000, 22, -1, None], dtype="Int64"), "pid": [2.0**40, 7.0, -3.0, 1.0]})
+    )
+    assert frame["src_port"].tolist() == [pd.NA, 22, pd.NA, pd.NA]
+    assert frame["pid"].tolist() == [pd.NA, 7, pd.NA, 1]
+    assert str(frame["src_port"].dtype) == COLUMNS["src_port"] and str(frame["pid"].dtype) == COLUMNS["pid"]
+
+
 def test_a_reader_fault_costs_its_input_only(tmp_path, monkeypatch):
     """An exception no reader foresaw becomes that input's error (named, with the fault);
     the other inputs are read as usual, in a worker or not."""
