@@ -558,7 +558,7 @@ def _syslog_piece(
     keep_raw: bool,
 ) -> pd.DataFrame:
     keep = (matched["role"] != "ignore").to_numpy(dtype=bool)
-    m = matched.loc[keep].reset_index(drop=True)
+    m = matched if keep.all() else matched.loc[keep].reset_index(drop=True)
     rows = m["row"].to_numpy(dtype=np.int64)
     take = pa.array(rows)
     piece = m.drop(columns=["row", "pattern"])

@@ -38,6 +38,8 @@ _ALWAYS = tuple(dict.fromkeys(SETTABLE + FILLABLE))  # every column a pattern ca
 
 def normalize_program(prog: pa.Array) -> pa.Array:
     """``[sshd]`` → ``sshd``; ``sshd(pam_unix)`` stays (it names the PAM module)."""
+    if not pc.any(pc.starts_with(prog, "[")).as_py():
+        return prog
     return pc.replace_substring_regex(prog, r"^\[(.*)\]$", r"\1")
 
 

@@ -143,9 +143,10 @@ def frame_lines(
     """Frame the lines that pass ``line_filter`` (and not ``skip_filter``); report
     candidates that did not frame."""
     keep = np.asarray(pc.match_substring_regex(lines, line_filter).to_numpy(zero_copy_only=False), dtype=bool)
-    if skip_filter:
-        keep &= ~np.asarray(pc.match_substring_regex(lines, skip_filter).to_numpy(zero_copy_only=False), dtype=bool)
     cand = np.flatnonzero(keep)
+    if skip_filter and cand.size:  # looked for only in the lines the filter let through
+        skip = pc.match_substring_regex(lines.take(pa.array(cand)), skip_filter)
+        cand = cand[~np.asarray(skip.to_numpy(zero_copy_only=False), dtype=bool)]
     cs, ce = starts[cand], ends[cand]
     text = slice_buffer(block, cs, ce)
     # per part: (its rows in `cand`, format, header length, ts, host, prog, pid)
