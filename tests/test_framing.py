@@ -1,4 +1,5 @@
-"""Line framing and first words: the fast, vectorized forms against one regex per line."""
+"""Line framing, first words and per-pattern values: the fast, vectorized forms against
+one value per line."""
 
 from __future__ import annotations
 
@@ -87,3 +88,20 @@ def test_first_words_match_the_regex_per_row():
     want = [m.group("k") if (m := re.match(_FIRST_WORD, s or "")) else None for s in msgs]
     assert _first_words(arr).to_pylist() == want
     assert _first_words(pa.chunked_array([arr[:10], arr[10:]])).to_pylist() == want
+
+
+def test_per_pattern_values_are_the_categorical_of_the_rows_values():
+    """Roles and families per matched row, from codes: the categorical pandas would build
+    from one value per row (categories: those that occur, sorted)."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.ingest.linux import _per_pattern
+
+    rng = np.random.default_rng(3)
+    values = ["enrich", "attempt", "ignore", "attempt", "zeta", "enrich"]
+    for _ in range(300):
+        pid = rng.integers(0, len(values), rng.integers(0, 40))
+        got, want = _per_pattern(values, pid), pd.Categorical(np.array(values, dtype=object)[pid])
+        assert list(got.categories) == list(want.categories)
+        assert got.codes.tolist() == want.codes.tolist()

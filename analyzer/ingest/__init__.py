@@ -588,10 +588,8 @@ def _syslog_piece(
         t[is3164] = _pack3164(got)
         kind[is3164] = _T_3164
     if iso.any():
-        times, has_zone = syslog.iso_times(ts.filter(pa.array(iso)))
-        aware = times["aware"].dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
-        naive = times["naive"].to_numpy(dtype="datetime64[us]").view(np.int64)
-        t[iso] = np.where(has_zone, aware, naive)
+        micros, has_zone = syslog.iso_micros(ts.filter(pa.array(iso)))
+        t[iso] = micros
         kind[iso] = np.where(has_zone, _T_UTC, _T_LOCAL)
     if epoch.any():
         secs = pc.cast(ts.filter(pa.array(epoch)), pa.float64()).to_numpy(zero_copy_only=False)

@@ -60,6 +60,16 @@ def _family_masks(cat: Catalog, prog: pa.Array) -> dict[str, np.ndarray]:
     return masks
 
 
+def _per_pattern(values: list[str], pid: np.ndarray) -> pd.Categorical:
+    """Each row's pattern's value (``pid``: the pattern's index), as a categorical whose
+    categories are the values that occur, sorted; from codes, no object per row."""
+    names, of_pattern = np.unique(np.array(values, dtype=object), return_inverse=True)
+    present = np.zeros(len(names), dtype=bool)
+    present[np.unique(of_pattern[pid])] = True
+    recode = np.cumsum(present) - 1
+    return pd.Categorical.from_codes(recode[of_pattern][pid], categories=list(names[present]))
+
+
 def _first_words(msg: pa.Array) -> pa.Array:
     """Each message's first word after an ``error: ``/``fatal: `` prefix (``_FIRST_WORD``).
 
@@ -208,8 +218,8 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     out = {
         "row": rows.astype(np.int64),
         "pattern": pd.Categorical.from_codes(pid, categories=[p.id for p in cat.patterns]),
-        "role": pd.Categorical(np.array([p.role for p in cat.patterns], dtype=object)[pid]),
-        "family": pd.Categorical(np.array([p.family for p in cat.patterns], dtype=object)[pid]),
+        "role": _per_pattern([p.role for p in cat.patterns], pid),
+        "family": _per_pattern([p.family for p in cat.patterns], pid),
     }
     for col, coded in cols.items():
         out[col] = coded.categorical(rows)

@@ -354,19 +354,30 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
     )
 
 
-def iso_times(ts: pa.Array) -> tuple[pd.Series, np.ndarray]:
-    """RFC 3339 / ISO strings → (datetimes, has-zone flags). Zoneless ones stay naive."""
+def iso_times(ts: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
+    """RFC 3339 / ISO strings → (datetimes, has-zone flags). Zoneless ones stay naive:
+    columns ``aware`` (UTC) and ``naive``, each NaT where the other applies."""
+    micros, has_zone = iso_micros(ts)
+    nat = np.iinfo(np.int64).min
+    aware = pd.Series(np.where(has_zone, micros, nat).view("datetime64[us]")).dt.tz_localize("UTC")
+    naive = pd.Series(np.where(has_zone, nat, micros).view("datetime64[us]"))
+    return pd.DataFrame({"aware": aware, "naive": naive}), has_zone
+
+
+def iso_micros(ts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """RFC 3339 / ISO strings → (µs since the epoch as int64, has-zone flags): UTC for
+    the zoned ones, wall time for the others; numpy's NaT (int64's minimum) for what is
+    not a time."""
     has_zone = np.asarray(
         pc.match_substring_regex(ts, r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$").to_numpy(zero_copy_only=False), dtype=bool
     )
     ts = pc.replace_substring(ts, ",", ".")
-    out = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us, UTC]")
-    if has_zone.any():
-        out[has_zone] = parse_iso(ts.filter(pa.array(has_zone)), utc=True)
-    naive = pd.Series(pd.NaT, index=range(len(ts)), dtype="datetime64[us]")
-    if (~has_zone).any():
-        naive[~has_zone] = parse_iso(ts.filter(pa.array(~has_zone)), utc=False)
-    return pd.DataFrame({"aware": out, "naive": naive}), has_zone
+    out = np.full(len(ts), np.iinfo(np.int64).min, dtype=np.int64)
+    for zoned in (True, False):
+        rows = has_zone if zoned else ~has_zone
+        if rows.any():
+            out[rows] = parse_iso(ts.filter(pa.array(rows)), utc=zoned).asi8
+    return out, has_zone
 
 
 def parse_iso(strs: pa.Array, utc: bool) -> pd.DatetimeIndex:  # also Windows events' times
