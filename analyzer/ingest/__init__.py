@@ -580,9 +580,10 @@ def _syslog_piece(
     k = rows.size
     t = np.full(k, _NAT, dtype=np.int64)
     kind = np.full(k, _T_UTC, dtype=np.int8)
-    is3164 = fmt == "rfc3164"
-    iso = (fmt == "rfc3339") | (fmt == "rfc5424")
-    epoch = fmt == "epoch"
+    code = syslog.FORMATS.index
+    is3164 = fmt == code("rfc3164")
+    iso = (fmt == code("rfc3339")) | (fmt == code("rfc5424"))
+    epoch = fmt == code("epoch")
     if is3164.any():
         got = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
         t[is3164] = _pack3164(got)

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "YearState"]
+__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "FORMATS", "YearState"]
 
 _TAG = r"(?P<tag>[^ :\[\]]+(?:\[[0-9]+\])?|\[[^ \]]+\](?:\[[0-9]+\])?):? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
 _HOST = r"(?: (?P<host>[^ \[\]]*[^ \[\]:]))?"
@@ -57,6 +57,7 @@ HEADERS: list[tuple[str, str]] = [
     ),
     ("epoch", r"^(?P<hdr>(?P<ts>[0-9]{9,10}(?:\.[0-9]+)?)" + _HOST + " " + _TAG + ")"),
 ]
+FORMATS = tuple(dict.fromkeys(name for name, _ in HEADERS))  # what Framed.fmt numbers
 # tag → program and pid (`sshd[812]`, `[sshd]`, RFC 5424's `sshd 812` / `sshd -`)
 _TAG_SPLIT = r"^(?P<prog>\[[^\]]+\]|[^\[ ]+)(?:\[(?P<pid>[0-9]+)\]| (?P<pid5424>[^ ]+))?$"
 _MONTHS = {
@@ -116,7 +117,7 @@ class Framed:
     """Framed lines of one block: positions into the block and header fields."""
 
     rows: np.ndarray  # index of the line within the block
-    fmt: np.ndarray  # header format name per row (object)
+    fmt: np.ndarray  # header format per row: its index in FORMATS (int8)
     ts: pa.Array
     host: pa.Array
     prog: pa.Array
@@ -143,16 +144,14 @@ def frame_lines(
     """Frame the lines that pass ``line_filter`` (and not ``skip_filter``); report
     candidates that did not frame."""
     keep = np.asarray(pc.match_substring_regex(lines, line_filter).to_numpy(zero_copy_only=False), dtype=bool)
+    if skip_filter:
+        keep &= ~np.asarray(pc.match_substring_regex(lines, skip_filter).to_numpy(zero_copy_only=False), dtype=bool)
     cand = np.flatnonzero(keep)
-    if skip_filter and cand.size:  # looked for only in the lines the filter let through
-        skip = pc.match_substring_regex(lines.take(pa.array(cand)), skip_filter)
-        cand = cand[~np.asarray(skip.to_numpy(zero_copy_only=False), dtype=bool)]
     cs, ce = starts[cand], ends[cand]
     text = slice_buffer(block, cs, ce)
     # per part: (its rows in `cand`, format, header length, ts, host, prog, pid)
     parts: list[tuple[np.ndarray, str, np.ndarray, pa.Array, pa.Array, pa.Array, pa.Array]] = []
     pending = np.arange(cand.size)
-    solaris = b"[ID " in block  # message ids after the tag (rare): checked for only then
     for name, regex in HEADERS:
         if pending.size == 0:
             break
@@ -175,8 +174,8 @@ def frame_lines(
             hdr_len = _lengths(st.field("ts")) + _lengths(st.field("host")) + _lengths(prog) + 4
             hdr_len += np.where(pid_len > 0, pid_len + 2, 0)
             # Solaris' `[ID 123 auth.info] ` after the tag: left to the general forms
-            tagged = _starts_with(block, cs[rows] + hdr_len, ce[rows], b"[ID ") if solaris else None
-            if tagged is not None and tagged.any():
+            tagged = _starts_with(block, cs[rows] + hdr_len, ce[rows], b"[ID ")
+            if tagged.any():
                 pending = np.sort(np.concatenate([pending, rows[tagged]]))
                 keep_ = pa.array(~tagged)
                 rows, hdr_len = rows[~tagged], hdr_len[~tagged]
@@ -186,7 +185,7 @@ def frame_lines(
     if not parts:
         empty = pa.array([], pa.string())
         none = np.empty(0, np.int64)
-        return Framed(none, np.empty(0, object), empty, empty, empty, empty, empty, text, none, cand[pending])
+        return Framed(none, np.empty(0, np.int8), empty, empty, empty, empty, empty, text, none, cand[pending])
     order = np.concatenate([p[0] for p in parts])
     sort = np.argsort(order, kind="stable")
     idx = order[sort]
@@ -195,7 +194,7 @@ def frame_lines(
     def field_(k: int) -> pa.Array:
         return pa.concat_arrays([p[k] for p in parts]).take(take)
 
-    fmt = np.concatenate([np.full(p[0].size, p[1], dtype=object) for p in parts])[sort]
+    fmt = np.concatenate([np.full(p[0].size, FORMATS.index(p[1]), dtype=np.int8) for p in parts])[sort]
     hdr_len = np.concatenate([p[2] for p in parts])[sort]
     msg = slice_buffer(block, cs[idx] + hdr_len, np.maximum(ce[idx], cs[idx] + hdr_len))
     pid = field_(6)
@@ -223,8 +222,12 @@ def _starts_with(block: bytes, starts: np.ndarray, ends: np.ndarray, prefix: byt
     """Whether ``block[starts[i]:ends[i]]`` begins with ``prefix``, for each i."""
     buf = np.frombuffer(block, dtype=np.uint8)
     out = ends - starts >= len(prefix)
-    for k, byte in enumerate(prefix):
-        out &= buf[np.minimum(starts + k, buf.size - 1)] == byte
+    rows = np.flatnonzero(out)
+    for k, byte in enumerate(prefix):  # the rows still in question only: after one byte, few
+        at = rows[buf[starts[rows] + k] == byte]
+        out[rows] = False
+        out[at] = True
+        rows = at
     return out
 
 
