@@ -616,11 +616,15 @@ _T_UTC, _T_LOCAL, _T_3164 = 0, 1, 2
 _PACK = (10**10, 10**8, 10**6, 10**4, 10**2, 1)  # year index, month, day, hour, minute, second
 
 
-def _pack3164(parts: pd.DataFrame) -> np.ndarray:
-    cols = ("yidx", "month", "day", "hour", "minute", "second")
-    values = np.stack([parts[c].to_numpy(dtype="float64") for c in cols])
-    bad = np.isnan(values).any(axis=0)
-    packed = (np.nan_to_num(values).astype(np.int64) * np.array(_PACK, dtype=np.int64)[:, None]).sum(axis=0)
+def _pack3164(parts: dict[str, np.ndarray]) -> np.ndarray:
+    packed = np.zeros(len(parts["yidx"]), dtype=np.int64)
+    bad = np.zeros(packed.size, dtype=bool)
+    for col, scale in zip(("yidx", "month", "day", "hour", "minute", "second"), _PACK, strict=True):
+        values = parts[col]
+        if values.dtype.kind == "f":
+            bad |= np.isnan(values)
+            values = np.nan_to_num(values).astype(np.int64)
+        packed += values * scale
     return np.where(bad, _NAT, packed)
 
 

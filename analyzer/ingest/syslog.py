@@ -317,8 +317,9 @@ def _fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
     return data[offsets[0] : offsets[-1]].reshape(-1, width)
 
 
-def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
-    """Month/day/time of ``Mmm dd hh:mm:ss`` strings plus a year index (0 = first year).
+def rfc3164_parts(ts: pa.Array, state: YearState) -> dict[str, np.ndarray]:
+    """Month/day/time of ``Mmm dd hh:mm:ss`` strings plus a year index (0 = first year),
+    as arrays (floats, NaN where unknown; the year index int64).
 
     A month that goes back by two or more (Dec → Jan) starts a new year; a step back of
     one month is taken as lines slightly out of order.
@@ -343,7 +344,9 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
         month = pc.index_in(st.field("mon"), value_set=_MONTH_SET).to_numpy(zero_copy_only=False)
         month = np.asarray(month, dtype="float64") + 1  # nulls (unknown month names) → NaN
     m = np.nan_to_num(month, nan=0).astype(np.int64)
-    known = pd.Series(np.where(m > 0, m, np.nan)).ffill().fillna(state.last_month).to_numpy(np.int64)
+    last = np.where(m > 0, np.arange(m.size), -1)  # the latest row with a known month, so far
+    np.maximum.accumulate(last, out=last)
+    known = np.where(last >= 0, m[np.maximum(last, 0)], state.last_month)
     prev = np.concatenate([[state.last_month], known[:-1]])
     roll = (prev > 0) & (m > 0) & (prev - m >= 2)
     yidx = state.rollovers + np.cumsum(roll)
@@ -352,9 +355,7 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> pd.DataFrame:
     if known.size:
         state.last_month = int(known[-1])
         state.rollovers = int(yidx[-1])
-    return pd.DataFrame(
-        {"month": month, "day": num("day"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
-    )
+    return {"month": month, "day": num("day"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
 
 
 def iso_times(ts: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
