@@ -288,3 +288,47 @@ def test_running_count_per_group_matches_pandas():
     assert _running_count(groups, flags).tolist() == want.tolist()
     assert _running_count(np.array([3, 3, 1, 3]), np.array([True, False, True, True])).tolist() == [1, 0, 1, 2]
     assert _running_count(np.array([1, 2]), np.array([False, False])).tolist() == [0, 0]
+
+
+def _fill_addresses_by_groupby(ev: pd.DataFrame, key, has_pid) -> None:
+    """The definition, in pandas: per connection, the address of the nearest line before
+    (else after) that has one, if that line's time is within ten minutes."""
+    sshd = has_pid & (ev["family"] == "sshd").to_numpy(dtype=bool, na_value=False)
+    sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
+    sub["k"] = key[sshd]
+    known_ts = sub["timestamp"].where(sub["src_ip"].notna())
+    g = sub.groupby("k", sort=False)
+    fwd_ip, fwd_ts = g["src_ip"].ffill(), known_ts.groupby(sub["k"]).ffill()
+    bwd_ip, bwd_ts = g["src_ip"].bfill(), known_ts.groupby(sub["k"]).bfill()
+    window = pd.Timedelta(minutes=10)
+    fwd_ok = (sub["timestamp"] - fwd_ts).abs() <= window
+    bwd_ok = (bwd_ts - sub["timestamp"]).abs() <= window
+    fill = fwd_ip.where(fwd_ok.fillna(False)).fillna(bwd_ip.where(bwd_ok.fillna(False)))
+    missing = sub["src_ip"].isna()
+    ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
+
+
+def test_addresses_carried_by_arrays_as_by_groupby():
+    import numpy as np
+
+    from analyzer.ingest.linux import _fill_addresses
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        minutes = rng.integers(0, 40, n).astype("int64") * 60 * 10**6  # lines out of order too
+        stamps = pd.Series(pd.to_datetime(minutes, unit="us", utc=True))
+        stamps[rng.random(n) < 0.15] = pd.NaT
+        ips = rng.choice(np.array(["10.0.0.1", "10.0.0.2", "10.0.0.3", None], dtype=object), n, p=[0.2, 0.2, 0.1, 0.5])
+        ev = pd.DataFrame({
+            "timestamp": stamps,
+            "src_ip": pd.Categorical(ips, categories=["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.9.9.9"]),
+            "family": pd.Categorical(rng.choice(["sshd", "pam"], n, p=[0.85, 0.15])),
+        })  # fmt: skip
+        key = rng.integers(0, 4, n).astype(np.int32)
+        has_pid = rng.random(n) < 0.9
+        want, got = ev.copy(), ev.copy()
+        _fill_addresses_by_groupby(want, key, has_pid)
+        _fill_addresses(got, key, has_pid)
+        assert got["src_ip"].tolist() == want["src_ip"].tolist()
+        assert list(got["src_ip"].cat.categories) == list(want["src_ip"].cat.categories)

@@ -293,6 +293,9 @@ def _members(key: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return chosen[key]
 
 
+_CARRY_US = 10 * 60 * 10**6  # an address is carried to lines of its connection this close (µs)
+
+
 def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> None:
     """An sshd row without an address takes the one known for its (host, pid) connection
     (``key``: its number) from the nearest line within ten minutes (in place)."""
@@ -300,20 +303,43 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
     lacking = sshd & ev["src_ip"].isna().to_numpy()
     if not lacking.any():
         return
-    # only the connections with a row lacking its address (a small share, usually)
-    sshd &= _members(key, np.flatnonzero(lacking))
-    sub = ev.loc[sshd, ["timestamp", "src_ip"]].copy()
-    sub["k"] = key[sshd]
-    known_ts = sub["timestamp"].where(sub["src_ip"].notna())
-    g = sub.groupby("k", sort=False)
-    fwd_ip, fwd_ts = g["src_ip"].ffill(), known_ts.groupby(sub["k"]).ffill()
-    bwd_ip, bwd_ts = g["src_ip"].bfill(), known_ts.groupby(sub["k"]).bfill()
-    window = pd.Timedelta(minutes=10)
-    fwd_ok = (sub["timestamp"] - fwd_ts).abs() <= window
-    bwd_ok = (bwd_ts - sub["timestamp"]).abs() <= window
-    fill = fwd_ip.where(fwd_ok.fillna(False)).fillna(bwd_ip.where(bwd_ok.fillna(False)))
-    missing = sub["src_ip"].isna()
-    ev.loc[sub.index[missing], "src_ip"] = fill[missing].to_numpy()
+    # only the connections with a row lacking its address (a small share, usually), each
+    # connection's rows together in line order
+    rows = np.flatnonzero(sshd & _members(key, np.flatnonzero(lacking)))
+    rows = rows[np.argsort(key[rows], kind="stable")]
+    k = key[rows]
+    n = rows.size
+    src = ev["src_ip"].astype("category")
+    codes = src.cat.codes.to_numpy()
+    ip = codes[rows]
+    t = ev["timestamp"].array.asi8[rows]
+    nat = np.iinfo(np.int64).min
+    pos = np.arange(n)
+    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])  # where each connection's rows begin
+    begin = np.repeat(first, np.diff(np.r_[first, n]))
+    end = np.repeat(np.r_[first[1:], n], np.diff(np.r_[first, n]))
+
+    def before(mask: np.ndarray) -> np.ndarray:  # the nearest such row at or before, in the connection; -1
+        idx = np.maximum.accumulate(np.where(mask, pos, -1))
+        return np.where(idx >= begin, idx, -1)
+
+    def after(mask: np.ndarray) -> np.ndarray:  # … at or after; -1
+        idx = np.minimum.accumulate(np.where(mask, pos, n)[::-1])[::-1]
+        return np.where(idx < end, idx, -1)
+
+    # the address from the nearest line that has one, if the nearest line that has one
+    # and a time is within ten minutes (the two can differ when a line's time is unreadable)
+    known, timed = ip >= 0, (ip >= 0) & (t != nat)
+    fill = np.full(n, -1, dtype=np.int64)
+    for near_ip, near_t in ((after(known), after(timed)), (before(known), before(timed))):
+        ok = (near_t >= 0) & (t != nat)
+        ok[ok] = np.abs(t[ok] - t[near_t[ok]]) <= _CARRY_US
+        fill = np.where(ok, ip[np.maximum(near_ip, 0)], fill)  # the earlier line's wins: it comes last
+    take = ~known & (fill >= 0)
+    if take.any():
+        codes = codes.copy()
+        codes[rows[take]] = fill[take]
+        ev["src_ip"] = pd.Categorical.from_codes(codes, dtype=src.dtype)
 
 
 def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
