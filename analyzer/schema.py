@@ -205,12 +205,22 @@ def category_in(col: pd.Series, values) -> np.ndarray:
     return lookup[col.cat.codes.to_numpy()]
 
 
+def _as_object(values: pd.Categorical) -> pd.Categorical:
+    """The same codes, the categories as an object-typed index."""
+    return pd.Categorical.from_codes(values.codes, categories=pd.Index(values.categories, dtype=object), validate=False)
+
+
 def _union(parts: list[pd.Series]) -> pd.Categorical:
     """One categorical from several, recoding codes (not values); categories in order of
     first appearance."""
+    arrays = [p.array for p in parts]
+    mixed = len({str(a.categories.dtype) for a in arrays}) > 1  # say `str` here, `object` there
+    if mixed:  # all as object, as the recoding below would make them; then pandas' union applies
+        arrays = [_as_object(a) for a in arrays]
     try:  # pandas' own: the same result, a few times faster
-        return union_categoricals([p.array for p in parts])
-    except TypeError:  # categories of different dtypes (say, an empty object-typed one)
+        out = union_categoricals(arrays)
+        return _as_object(out) if mixed else out
+    except TypeError:  # categories it cannot join (of different kinds)
         pass
     cats = [np.asarray(p.cat.categories, dtype=object) for p in parts]
     union = pd.Index(np.concatenate(cats) if cats else [], dtype=object).unique()
