@@ -281,6 +281,11 @@ def test_categorical_union_keeps_first_appearance_order_and_nulls():
     assert [None if pd.isna(v) else v for v in got] == ["x", None, "y", None, None, "z", "y"]
     mixed = _union([a, pd.Series(pd.Categorical([1, 2]))])  # categories of other dtypes
     assert [None if pd.isna(v) else v for v in mixed] == ["x", None, "y", 1, 2]
+    # text categories typed `str` in one part and `object` in another: joined as object
+    obj = pd.Series(pd.Categorical.from_codes([1, 0, -1], categories=pd.Index(["q", "x"], dtype=object)))
+    text = _union([b, obj, a])
+    assert list(text.categories) == ["z", "y", "q", "x"] and text.categories.dtype == object
+    assert [None if pd.isna(v) else v for v in text] == ["z", "y", "x", "q", None, "x", None, "y"]
 
 
 def test_a_one_shot_run_keeps_what_it_froze_frozen(monkeypatch):
