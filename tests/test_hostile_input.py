@@ -156,3 +156,20 @@ def test_a_worker_that_dies_costs_its_input_only(tmp_path, monkeypatch):
     errors = [r.error for r in res.inputs]
     assert "worker" in errors[1] and errors[:1] + errors[2:] == [None] * 7
     assert sorted(res.events["src_ip"]) == [f"10.0.0.{i}" for i in range(8) if i != 1]
+
+
+def test_line_numbers_past_two_to_the_31_do_not_wrap():
+    """Blocks hold line numbers as int32 while they wait; joined after 2**31 lines, they
+    widen instead of wrapping."""
+    import numpy as np
+
+    from analyzer.ingest import InputReport, _Block, _stitch
+
+    def block(lines: int, locators: list[int]) -> _Block:
+        piece = pd.DataFrame({"locator": np.array(locators, dtype=np.int32), "_t": np.zeros(len(locators), np.int64),
+                              "_tkind": np.zeros(len(locators), np.int8)})  # fmt: skip
+        return _Block(lines=lines, used=len(locators), piece=piece)
+
+    pieces = _stitch([block(2**31 - 5, [1, 2]), block(10, [3, 10])], InputReport(name="x"))
+    assert pieces[0]["locator"].tolist() == [1, 2]
+    assert pieces[1]["locator"].tolist() == [2**31 - 5 + 3, 2**31 - 5 + 10]

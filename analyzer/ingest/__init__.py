@@ -417,7 +417,10 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
             year_offset += 1  # December at the end of one block, January at the start of the next
         if res.piece is not None:
             piece = res.piece
-            piece["locator"] += base
+            loc = piece["locator"].to_numpy()
+            if base + res.lines > np.iinfo(loc.dtype).max:  # past 2**31 lines: int64 from here on
+                loc = loc.astype(np.int64)
+            piece["locator"] = loc + base
             if year_offset:
                 t = piece["_t"].to_numpy(copy=True)
                 shift = (piece["_tkind"].to_numpy() == _T_3164) & (t != _NAT)
@@ -562,14 +565,18 @@ def _syslog_piece(
     rows = m["row"].to_numpy(dtype=np.int64)
     take = pa.array(rows)
     piece = m.drop(columns=["row", "pattern"])
-    piece["locator"] = fr.rows[rows] + base + 1
+    # while the blocks wait, line numbers within the block (int32) and weights in the
+    # narrowest type that holds them (nearly always 1); joined, they widen as needed
+    loc = fr.rows[rows] + base + 1
+    piece["locator"] = loc.astype(np.int32) if loc.max(initial=0) <= np.iinfo(np.int32).max else loc
     piece["host"] = _categorical(fr.host.take(take))
     piece["process"] = _categorical(prog.take(take))
     # numbers in the schema's widths (pid < 2**32, port < 2**16); weight <= MAX_REPEAT
     piece["pid"] = pd.array(syslog.digits_to_int(fr.pid.take(take), MAXIMA["pid"]).to_pandas(), dtype=COLUMNS["pid"])
     if keep_raw:
         piece["raw"] = _strings(fr.raw(rows))
-    piece["weight"] = weight[rows].astype(np.int32)
+    w = weight[rows]
+    piece["weight"] = w.astype(np.uint8 if w.max(initial=1) <= np.iinfo(np.uint8).max else np.int32)
     for col in ("src_port", "dst_port"):
         if col in piece.columns:
             piece[col] = piece[col].astype(COLUMNS[col])
