@@ -285,8 +285,10 @@ def _group_ok(
     ok = np.ones(rows.size, dtype=bool)
     if "host_role" in g:
         ok &= category_in(roles, g["host_role"])[rows]
-    # the conditions all have to hold: once no row is left, the costlier ones are not computed
-    # (a DC probe's rule on a Linux host's failures stops at its host role)
+    # the conditions all have to hold, each over all the candidate rows: once no row is left,
+    # the costlier ones are not computed (a DC probe's rule on a Linux host's failures stops
+    # at its host role; an attack's failures as a platform account's stop at periodicity,
+    # before the distinct values among every other failure)
     if not ok.any():
         return ok, cadence
     by = list(g.get("group-by", []))
@@ -303,6 +305,20 @@ def _group_ok(
         else:
             per_group = np.bincount(gid, minlength=int(gid.max()) + 1 if gid.size else 0)
         ok &= _compare(spec, per_group)[gid]
+        if not ok.any():
+            return ok, cadence
+    if "periodicity" in g:
+        spec = g["periodicity"] or {}
+        periodic, med = periodicity(
+            gid,
+            t,
+            float(spec.get("max_cv", profile.thresholds["periodic_max_cv"])),
+            int(spec.get("min_beats", profile.thresholds["periodic_min_beats"])),
+            float(spec.get("min_interval", 60)),
+            float(spec.get("burst", 30)),
+        )
+        ok &= periodic[gid]
+        cadence = np.where(periodic[gid], med[gid], np.nan)
         if not ok.any():
             return ok, cadence
     if "value_count" in g:
@@ -340,18 +356,6 @@ def _group_ok(
             ok &= _compare(spec, per_group)[vgid]
         if not ok.any():
             return ok, cadence
-    if "periodicity" in g:
-        spec = g["periodicity"] or {}
-        periodic, med = periodicity(
-            gid,
-            t,
-            float(spec.get("max_cv", profile.thresholds["periodic_max_cv"])),
-            int(spec.get("min_beats", profile.thresholds["periodic_min_beats"])),
-            float(spec.get("min_interval", 60)),
-            float(spec.get("burst", 30)),
-        )
-        ok &= periodic[gid]
-        cadence = np.where(periodic[gid], med[gid], np.nan)
     for key, after in (("followed_by", True), ("preceded_by", False)):
         if key not in g or not ok.any():
             continue
