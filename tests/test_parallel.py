@@ -393,3 +393,77 @@ def test_usable_cpus_honour_cgroup_quotas(tmp_path):
     root, me = tree({"cpu.max": "max 100000"}, "0::/\n")
     assert usable_cpus(root, me) == affinity
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+
+
+def _lines_of(res):
+    rep = res.inputs[0]
+    return (rep.lines, rep.used, rep.irrelevant, rep.unparsed, rep.events, rep.error)
+
+
+def test_workers_reading_byte_ranges_of_a_file_find_every_line_once(tmp_path, monkeypatch):
+    """A large file's byte ranges, read by the workers themselves: a line belongs to the
+    range it begins in, whatever the boundaries cut (a line longer than several ranges, a
+    boundary just after a newline, CRLF, no newline at the end)."""
+    import random
+
+    rng = random.Random(5)
+    lines = "".join(large_auth_log(1_000, seed=9)).splitlines(keepends=True)
+    lines[100] = lines[100].rstrip("\n") + " " + "x" * 9_000 + "\n"  # spans several ranges
+    text = "".join(line.replace("\n", "\r\n") if rng.random() < 0.2 else line for line in lines).rstrip("\n")
+    path = tmp_path / "auth.log"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
+    used: list[list] = []
+    run_ranges = ingest._run_ranges
+    monkeypatch.setattr(ingest, "_run_ranges", lambda *a: used.append(a[1]) or run_ranges(*a))
+    after_newline = len(text[: text.index("\n", 5_000) + 1].encode())  # a boundary right after a newline
+    for block in (8_191, 16_384, after_newline):
+        monkeypatch.setattr(ingest, "BLOCK_BYTES", block)
+        two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
+        assert _lines_of(two) == _lines_of(one), block
+        pd.testing.assert_frame_equal(_frame(one), _frame(two))
+    assert len(used) == 3 and all(len(r) > 2 for r in used)  # the ranges were read by the workers
+
+
+def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_workers_too(tmp_path, monkeypatch):
+    from analyzer.ingest.sources import Limits
+
+    path = tmp_path / "auth.log"
+    path.write_text("".join(large_auth_log(3_000, seed=2)))
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    limit = path.stat().st_size // 2
+    one, two = (
+        read_events([str(path)], IngestOptions(year=2025, jobs=jobs, limits=Limits(max_total_bytes=limit)))
+        for jobs in (1, 2)
+    )
+    assert "total uncompressed input exceeds" in two.inputs[0].error
+    assert 0 < two.inputs[0].lines < 3_000 and len(two.events) > 0
+    assert _lines_of(one) == _lines_of(two)
+
+
+_REAL_RANGE = ingest._syslog_range
+
+
+def _range_failing_past_96k(path, start, end, keep_raw):
+    """A range reader whose disk fails from byte 96 KiB on (module level: workers unpickle it)."""
+    from analyzer.errors import InputError
+
+    if start >= 3 * 32 * 1024:
+        raise InputError("cannot read: [Errno 5] Input/output error")
+    return _REAL_RANGE(path, start, end, keep_raw)
+
+
+def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, monkeypatch):
+    path = tmp_path / "auth.log"
+    path.write_text("".join(large_auth_log(3_000, seed=6)))
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 32 * 1024)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(ingest, "_syslog_range", _range_failing_past_96k)
+    res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
+    rep = res.inputs[0]
+    assert rep.error.startswith("cannot read: [Errno 5] Input/output error (after line "), rep.error
+    assert "the lines before it were read" in rep.error
+    assert 0 < rep.lines < 3_000 and len(res.events) > 0
+    assert res.events["locator"].max() <= rep.lines

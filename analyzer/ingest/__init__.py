@@ -436,8 +436,9 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
 def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     results: list[_Block] = []
     fault: list[InputError] = []
-    keep = opts.keep_raw and not opts.lazy_raw
-    for res in _run_blocks(_blocks(src, fault), dataclasses.replace(opts, keep_raw=keep)):
+    keep = dataclasses.replace(opts, keep_raw=opts.keep_raw and not opts.lazy_raw)
+    ranges = _ranges(src, opts)
+    for res in _run_ranges(*ranges, keep, fault) if ranges else _run_blocks(_blocks(src, fault), keep):
         results.append(res)
     if fault:  # keep what was read before the fault; say where it happened
         done = sum(r.lines for r in results)
@@ -453,6 +454,68 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     box = [ev]  # handed over: each column of the frame goes once _finish has copied it
     del ev
     return _finish(box, src, "syslog", rep)
+
+
+def _ranges(src: Source, opts: IngestOptions) -> tuple[str, list[tuple[int, int | None]]] | None:
+    """A large plain file read by several workers: its path and byte ranges of about
+    BLOCK_BYTES, which the workers read themselves (this process then neither reads the
+    file nor sends it through a pipe). None for anything else, read as a stream."""
+    if opts.jobs <= 1 or src.path is None or _size(src.path) <= BLOCK_BYTES:
+        return None
+    path = src.on_disk(within_budget=True)
+    if path is None:
+        return None
+    size = _size(path)
+    starts = list(range(0, size, BLOCK_BYTES))
+    return path, list(zip(starts, [*starts[1:], None], strict=True))  # the last one: to the end
+
+
+def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool) -> _Block:
+    """The lines that begin in bytes ``start``…``end`` of a file (to its end when ``end``
+    is None), as :func:`_syslog_block` frames and matches a block; in a worker."""
+    try:
+        with open(path, "rb") as fh:
+            if start:
+                fh.seek(start - 1)
+                fh.readline()  # the rest of the line byte start-1 is in: the range before's
+            begin = fh.tell()
+            if end is None:
+                data = fh.read()
+            elif begin >= end:
+                data = b""  # one line spans the whole range
+            else:
+                data = fh.read(end - begin)
+                if data and not data.endswith(b"\n"):
+                    data += fh.readline()  # the last line that begins here, whole
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", source=path) from exc
+    return _syslog_block(data, keep_raw) if data else _Block()
+
+
+def _run_ranges(
+    path: str, ranges: list[tuple[int, int | None]], opts: IngestOptions, fault: list[InputError]
+) -> Iterator[_Block]:
+    """A file's ranges in order, read and processed by the workers, at most two per worker in
+    flight. A range that cannot be read ends the file there (into ``fault``): the lines
+    before it are kept."""
+    pool = _pool(opts.jobs)
+    pending: deque = deque()
+    todo = iter(ranges)
+    for start, end in itertools.islice(todo, 2 * opts.jobs):
+        pending.append(pool.submit(_syslog_range, path, start, end, opts.keep_raw))
+    while pending:
+        try:
+            res = pending.popleft().result()
+        except InputError as exc:
+            fault.append(exc)
+            for fut in pending:
+                fut.cancel()
+            break
+        nxt = next(todo, None)
+        if nxt is not None:
+            pending.append(pool.submit(_syslog_range, path, *nxt, opts.keep_raw))
+        yield res
+    _close_pools()  # as after blocks: the workers exit before this process joins the frames
 
 
 def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block]:

@@ -147,11 +147,12 @@ class Source:
             return self.head + self.stream.read(n - len(self.head))
         return self.stream.read(n)
 
-    def on_disk(self) -> str | None:
+    def on_disk(self, within_budget: bool = False) -> str | None:
         """The file's path, for a reader that opens the file itself (the EVTX parser reads
         a path faster than a stream, and without a copy in memory); None when the input is
         not a plain file read from its start. The bytes are counted against the total
-        limit now, as reading them would."""
+        limit now, as reading them would. With ``within_budget``, None too when they would
+        exceed it (a stream then reads up to the limit, and keeps what came before)."""
         if self.path is None or self._head_consumed:
             return None
         if isinstance(self.stream, _Guard):
@@ -160,7 +161,10 @@ class Source:
                 rest = max(os.fstat(inner.fileno()).st_size - inner.tell(), 0)
             except (OSError, AttributeError, io.UnsupportedOperation):
                 return None
-            self.stream._budget.spend(rest, self.name)
+            budget = self.stream._budget
+            if within_budget and budget.used + rest > budget.limits.max_total_bytes:
+                return None
+            budget.spend(rest, self.name)
             self.stream.count += rest
         self._head_consumed = True
         return self.path
