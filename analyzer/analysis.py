@@ -324,13 +324,15 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     # time order within a cause (stable, events without a time last): one take of each
     # cause's rows, not a copy of all classified events and then two of each cause's
     all_micros = _micros(events["timestamp"])
-    when = np.where(all_micros == _NO_TIME, np.iinfo(np.int64).max, all_micros)
     for code, cause in enumerate(cls.cause.cat.categories):
         rows = np.flatnonzero(cause_codes == code)
         if not rows.size:
             continue
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
-        rows = rows[np.argsort(when[rows], kind="stable")]
+        when = all_micros[rows]
+        when[when == _NO_TIME] = np.iinfo(np.int64).max
+        rows = rows[np.argsort(when, kind="stable")]
+        del when
         # the cause's rows of one column at a time, each let go once used: a copy of all the
         # columns for the largest cause was most of this step's memory
         frame = _Taken(events, cls, rows)
