@@ -181,8 +181,12 @@ def _as(col: pd.Series, dtype: str) -> pd.Series:
     (pandas' cast would wrap it: 70000 as a UInt16 port is 4464)."""
     if not dtype.startswith(("Int", "UInt")) or isinstance(col.dtype, pd.CategoricalDtype):
         return col.astype(dtype)
-    nums = pd.to_numeric(col, errors="coerce")
     info = np.iinfo(dtype.lower())
+    if pd.api.types.is_integer_dtype(col.dtype):
+        have = np.iinfo(col.dtype.numpy_dtype if hasattr(col.dtype, "numpy_dtype") else col.dtype)
+        if info.min <= have.min and have.max <= info.max:  # every value fits (int32 line numbers)
+            return col.astype(dtype)
+    nums = pd.to_numeric(col, errors="coerce")
     return nums.where((nums >= info.min) & (nums <= info.max)).astype(dtype)
 
 
