@@ -225,9 +225,12 @@ def explain(findings: list[dict[str, Any]]) -> None:
 def enrich(doc: dict[str, Any]) -> dict[str, Any]:
     """Add the prose: per finding its explanation, per host its headline."""
     explain(doc["findings"])
+    by_host: dict[Any, list[dict[str, Any]]] = {}  # in rank order, as the findings are
+    for f in doc["findings"]:
+        by_host.setdefault(f["host"], []).append(f)
     for h in doc["hosts"]:
-        mine = [f for f in doc["findings"] if f["host"] == h["name"] and f["cause"] != "probe-ok"]
-        mine = mine or [f for f in doc["findings"] if f["host"] == h["name"]]
+        theirs = by_host.get(h["name"], [])
+        mine = [f for f in theirs if f["cause"] != "probe-ok"] or theirs
         if mine:
             top = mine[0]
             h["headline"] = f"{top['title']} — {HEADLINE.get(top['verdict'], top['verdict'])}"
