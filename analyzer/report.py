@@ -191,15 +191,23 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
     size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
     start = int(t.min() // size * size)
     idx = (t - start) // size
+    del t
     n = int(idx.max()) + 1
-    # (host, cause, bucket) counted on codes; names only for the pairs that occur
-    hosts, host_names = pd.factorize(events["host"], use_na_sentinel=False)
-    cause_codes = causes.cat.codes.to_numpy(dtype=np.int64)[keep]
+    # (host, cause, bucket) counted on codes, one bincount over every combination (hosts and
+    # causes are few); names only for the pairs that occur
+    host_col = events["host"]
+    if isinstance(host_col.dtype, pd.CategoricalDtype):  # no host: a host of its own, the last
+        host_names = np.append(np.asarray(host_col.cat.categories, dtype=object), np.nan)
+        hosts = np.where((codes := host_col.cat.codes.to_numpy()) < 0, len(host_names) - 1, codes)
+    else:
+        hosts, host_names = pd.factorize(host_col, use_na_sentinel=False)
     ncause = len(causes.cat.categories)
-    pair = hosts[keep].astype(np.int64) * ncause + cause_codes
-    keys, inverse = np.unique(pair, return_inverse=True)
-    counts = np.zeros((len(keys), n), dtype=np.int64)
-    np.add.at(counts, (inverse, idx), 1)
+    cell = (hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy()[keep]) * n + idx
+    del idx
+    counts = np.bincount(cell, minlength=len(host_names) * ncause * n).reshape(-1, n)
+    del cell
+    keys = np.flatnonzero(counts.sum(axis=1))
+    counts = counts[keys]
     named = {}
     for row, key in enumerate(keys.tolist()):
         h = host_names[key // ncause]

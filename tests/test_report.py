@@ -208,3 +208,55 @@ def test_dict_fields_in_templates_read_as_jinja_reads_them():
         assert env.from_string(source).render(ctx) == plain.from_string(source).render(ctx)
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ d.missing }}").render(d={})
+
+
+def _timeline_by_unique(events, causes, buckets=48):
+    """The timeline's counts as first written: np.unique over (host, cause) pairs, np.add.at."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.report import _BUCKETS
+
+    micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
+    keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
+    t = micros[keep] // 1_000_000
+    span = max(int(t.max() - t.min()), 1)
+    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
+    idx = (t - int(t.min() // size * size)) // size
+    hosts, host_names = pd.factorize(events["host"], use_na_sentinel=False)
+    ncause = len(causes.cat.categories)
+    pair = hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy(dtype=np.int64)[keep]
+    keys, inverse = np.unique(pair, return_inverse=True)
+    counts = np.zeros((len(keys), int(idx.max()) + 1), dtype=np.int64)
+    np.add.at(counts, (inverse, idx), 1)
+    out = {}
+    for row, key in enumerate(keys.tolist()):
+        h = host_names[key // ncause]
+        out.setdefault("(unknown host)" if pd.isna(h) else str(h), {})[str(causes.cat.categories[key % ncause])] = (
+            counts[row].tolist()
+        )
+    return out
+
+
+def test_timeline_counts_by_one_bincount_as_by_unique_pairs():
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.report import timeline
+
+    rng = np.random.default_rng(4)
+    for categorical in (True, False):
+        for _ in range(30):
+            n = int(rng.integers(1, 400))
+            hosts = rng.choice(np.array(["web1", "db1", "dc1", None], dtype=object), n)
+            stamps = pd.Series(pd.to_datetime(rng.integers(0, 86_400 * 30, n), unit="s", utc=True))
+            stamps[rng.random(n) < 0.1] = pd.NaT
+            events = pd.DataFrame({
+                "timestamp": stamps,
+                "host": pd.Categorical(hosts, categories=["web1", "db1", "dc1", "unused"]) if categorical else hosts,
+            })  # fmt: skip
+            causes = pd.Series(pd.Categorical(rng.choice(np.array(["a", "b", None], dtype=object), n),
+                                              categories=["b", "a", "z"]))  # fmt: skip
+            if not (causes.notna() & stamps.notna()).any():
+                continue
+            assert timeline(events, causes)["hosts"] == _timeline_by_unique(events, causes)
