@@ -3,9 +3,10 @@ short-iso), RFC 5424, epoch-prefixed lines.
 
 A block of complete lines is split with numpy (zero-copy into an Arrow string array),
 lines nobody could care about are dropped by one RE2 search (the catalog's line
-filters), and only the rest get their header parsed. Each header regex captures the
-whole header as ``hdr``, so the message is sliced from the line buffer by offset rather
-than captured (capturing long tails is what makes regex engines slow).
+filters), and only the rest get their header parsed. The header's length is known from
+its captured parts (or, for the general forms, the whole header captured as ``hdr``), so
+the message is sliced from the line buffer by offset rather than captured (capturing long
+tails is what makes regex engines slow).
 """
 
 from __future__ import annotations
