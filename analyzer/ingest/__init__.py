@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import struct
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -460,12 +460,11 @@ def _ranges(src: Source, opts: IngestOptions) -> tuple[str, list[tuple[int, int 
     """A large plain file read by several workers: its path and byte ranges of about
     BLOCK_BYTES, which the workers read themselves (this process then neither reads the
     file nor sends it through a pipe). None for anything else, read as a stream."""
-    if opts.jobs <= 1 or src.path is None or _size(src.path) <= BLOCK_BYTES:
+    if opts.jobs <= 1 or src.path is None or (size := _size(src.path)) <= BLOCK_BYTES:
         return None
     path = src.on_disk(within_budget=True)
     if path is None:
         return None
-    size = _size(path)
     starts = list(range(0, size, BLOCK_BYTES))
     return path, list(zip(starts, [*starts[1:], None], strict=True))  # the last one: to the end
 
@@ -495,27 +494,32 @@ def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool) -> _Bl
 def _run_ranges(
     path: str, ranges: list[tuple[int, int | None]], opts: IngestOptions, fault: list[InputError]
 ) -> Iterator[_Block]:
-    """A file's ranges in order, read and processed by the workers, at most two per worker in
-    flight. A range that cannot be read ends the file there (into ``fault``): the lines
-    before it are kept."""
-    pool = _pool(opts.jobs)
+    """A file's ranges in order, read and processed by the workers. A range that cannot be
+    read ends the file there (into ``fault``): the lines before it are kept."""
+    try:
+        yield from _in_workers(_syslog_range, ((path, a, b, opts.keep_raw) for a, b in ranges), opts.jobs)
+    except InputError as exc:
+        fault.append(exc)
+
+
+def _in_workers(fn: Callable, calls: Iterable[tuple], jobs: int) -> Iterator:
+    """``fn(*call)`` for each call, in the read's worker processes, the results in order; at
+    most two calls per worker in flight (bounded memory). Workers keep their heaps from call
+    to call (see _worker_start); when the calls are done or abandoned, they exit before this
+    process joins what they gave (its largest moment)."""
+    pool = _pool(jobs)
     pending: deque = deque()
-    todo = iter(ranges)
-    for start, end in itertools.islice(todo, 2 * opts.jobs):
-        pending.append(pool.submit(_syslog_range, path, start, end, opts.keep_raw))
-    while pending:
-        try:
-            res = pending.popleft().result()
-        except InputError as exc:
-            fault.append(exc)
-            for fut in pending:
-                fut.cancel()
-            break
-        nxt = next(todo, None)
-        if nxt is not None:
-            pending.append(pool.submit(_syslog_range, path, *nxt, opts.keep_raw))
-        yield res
-    _close_pools()  # as after blocks: the workers exit before this process joins the frames
+    try:
+        for call in calls:
+            pending.append(pool.submit(fn, *call))
+            if len(pending) >= 2 * jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        _close_pools()
 
 
 def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block]:
@@ -532,17 +536,8 @@ def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block
             for block in blocks:
                 yield _syslog_block(block, opts.keep_raw)
         return
-    pool = _pool(opts.jobs)
-    pending: deque = deque()
-    for block in itertools.chain([first, second], blocks):
-        pending.append(pool.submit(_syslog_block, block, opts.keep_raw))
-        if len(pending) >= 2 * opts.jobs:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-    # workers keep their heaps from task to task (see _worker_start); with the blocks all
-    # in, they exit before this process joins the blocks' frames (its largest moment)
-    _close_pools()
+    calls = ((block, opts.keep_raw) for block in itertools.chain([first, second], blocks))
+    yield from _in_workers(_syslog_block, calls, opts.jobs)
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
