@@ -359,16 +359,6 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> dict[str, np.ndarray]:
     return {"month": month, "day": num("day"), "hour": num("H"), "minute": num("M"), "second": num("S"), "yidx": yidx}
 
 
-def iso_times(ts: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
-    """RFC 3339 / ISO strings → (datetimes, has-zone flags). Zoneless ones stay naive:
-    columns ``aware`` (UTC) and ``naive``, each NaT where the other applies."""
-    micros, has_zone = iso_micros(ts)
-    nat = np.iinfo(np.int64).min
-    aware = pd.Series(np.where(has_zone, micros, nat).view("datetime64[us]")).dt.tz_localize("UTC")
-    naive = pd.Series(np.where(has_zone, nat, micros).view("datetime64[us]"))
-    return pd.DataFrame({"aware": aware, "naive": naive}), has_zone
-
-
 def iso_micros(ts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """RFC 3339 / ISO strings → (µs since the epoch as int64, has-zone flags): UTC for
     the zoned ones, wall time for the others; numpy's NaT (int64's minimum) for what is
