@@ -180,6 +180,10 @@ def _explain(f: dict) -> dict[str, Any]:
     }
 
 
+# (host, cause, bucket) cells counted at once, every combination, up to the larger of these
+TIMELINE_GRID, TIMELINE_GRID_PER_EVENT = 1 << 20, 4
+
+
 def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
     """Attempts per time bucket, per host and cause (classified events only)."""
     micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
@@ -202,12 +206,17 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
     else:
         hosts, host_names = pd.factorize(host_col, use_na_sentinel=False)
     ncause = len(causes.cat.categories)
-    cell = (hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy()[keep]) * n + idx
-    del idx
-    counts = np.bincount(cell, minlength=len(host_names) * ncause * n).reshape(-1, n)
-    del cell
-    keys = np.flatnonzero(counts.sum(axis=1))
-    counts = counts[keys]
+    pair = hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy()[keep]
+    if len(host_names) * ncause * n <= max(TIMELINE_GRID, TIMELINE_GRID_PER_EVENT * pair.size):  # all at once
+        pair *= n
+        pair += idx
+        counts = np.bincount(pair, minlength=len(host_names) * ncause * n).reshape(-1, n)
+        keys = np.flatnonzero(counts.sum(axis=1))
+        counts = counts[keys]
+    else:  # many hosts: only the pairs that occur
+        inverse, keys = pd.factorize(pair)
+        counts = np.bincount(inverse * n + idx, minlength=len(keys) * n).reshape(-1, n)
+    del pair, idx
     named = {}
     for row, key in enumerate(keys.tolist()):
         h = host_names[key // ncause]

@@ -238,12 +238,16 @@ def _timeline_by_unique(events, causes, buckets=48):
     return out
 
 
-def test_timeline_counts_by_one_bincount_as_by_unique_pairs():
+@pytest.mark.parametrize("grid", [1 << 20, 0])  # every combination at once; only those that occur
+def test_timeline_counts_by_bincount_as_by_unique_pairs(monkeypatch, grid):
     import numpy as np
     import pandas as pd
 
+    from analyzer import report
     from analyzer.report import timeline
 
+    monkeypatch.setattr(report, "TIMELINE_GRID", grid)
+    monkeypatch.setattr(report, "TIMELINE_GRID_PER_EVENT", 4 if grid else 0)
     rng = np.random.default_rng(4)
     for categorical in (True, False):
         for _ in range(30):

@@ -315,9 +315,7 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
     t = ev["timestamp"].array.asi8[rows]
     nat = np.iinfo(np.int64).min
     pos = np.arange(n)
-    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])  # where each connection's rows begin
-    begin = np.repeat(first, np.diff(np.r_[first, n]))
-    end = np.repeat(np.r_[first[1:], n], np.diff(np.r_[first, n]))
+    begin, end = _runs(k)
 
     def before(mask: np.ndarray) -> np.ndarray:  # the nearest such row at or before, in the connection; -1
         idx = np.maximum.accumulate(np.where(mask, pos, -1))
@@ -376,19 +374,27 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
     return part[folded]
 
 
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted ``keys``: per position, where its run of equal keys begins and where the
+    run ends (one past its last position)."""
+    n = keys.size
+    if not n:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[first, n])
+    return np.repeat(first, sizes), np.repeat(np.r_[first[1:], n], sizes)
+
+
 def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Per flagged row, how many flagged rows of its group come up to and including it
     (rows in order); 0 for the rows without the flag."""
     rows = np.flatnonzero(flags)
     g = groups[rows]
     order = np.argsort(g, kind="stable")
-    gs = g[order]
-    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+    begin, _ = _runs(g[order])
     del g
-    nth = np.arange(1, gs.size + 1, dtype=np.int32) - np.repeat(
-        starts.astype(np.int32), np.diff(np.r_[starts, gs.size])
-    )
-    del gs
+    nth = np.arange(1, begin.size + 1, dtype=np.int32) - begin.astype(np.int32)
+    del begin
     out = np.zeros(groups.size, dtype=np.int32)
     out[rows[order]] = nth
     return out
