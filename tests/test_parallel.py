@@ -467,3 +467,22 @@ def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, mo
     assert "the lines before it were read" in rep.error
     assert 0 < rep.lines < 3_000 and len(res.events) > 0
     assert res.events["locator"].max() <= rep.lines
+
+
+def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
+    """Found by reading from the range's start, never past its end; against the definition
+    (a newline as the file's last byte gives the file's end, where nothing is left to read)."""
+    import io
+    import random
+
+    monkeypatch.setattr(ingest, "READ_BYTES", 7)  # the search crosses several reads
+    rng = random.Random(8)
+    for _ in range(300):
+        data = bytes(rng.choice(b"ab\n" if rng.random() < 0.5 else b"abcdefgh\n") for _ in range(rng.randint(2, 80)))
+        start = rng.randint(1, len(data) - 1)  # ranges begin before the end of the file
+        end = rng.choice([None, rng.randint(start, len(data) + 5)])
+        stop = len(data) + 1 if end is None else min(end, len(data) + 1)  # the file's end counts: nothing to read
+        want = next((p for p in range(start, stop) if data[p - 1] == 10), None)
+        fh = io.BytesIO(data)
+        assert ingest._line_start(fh, start, end) == want, (data, start, end)
+        assert end is None or fh.tell() < end + 7  # read no further than one read past the range

@@ -474,21 +474,39 @@ def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool) -> _Bl
     is None), as :func:`_syslog_block` frames and matches a block; in a worker."""
     try:
         with open(path, "rb") as fh:
-            if start:
-                fh.seek(start - 1)
-                fh.readline()  # the rest of the line byte start-1 is in: the range before's
-            begin = fh.tell()
-            if end is None:
-                data = fh.read()
-            elif begin >= end:
+            begin = _line_start(fh, start, end) if start else 0
+            if begin is None:
                 data = b""  # one line spans the whole range
+            elif end is None:
+                fh.seek(begin)
+                data = fh.read()
             else:
+                fh.seek(begin)
                 data = fh.read(end - begin)
                 if data and not data.endswith(b"\n"):
                     data += fh.readline()  # the last line that begins here, whole
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", source=path) from exc
     return _syslog_block(data, keep_raw) if data else _Block()
+
+
+def _line_start(fh, start: int, end: int | None) -> int | None:
+    """Where the first line that begins in bytes ``start``…``end`` of ``fh`` begins (None:
+    no line does; the file's end, when its last byte is the newline found). The search for
+    the newline before it stops at the range's end, so a line longer than many ranges is not
+    read again for each of them."""
+    fh.seek(start - 1)
+    pos = start - 1
+    while end is None or pos < end - 1:
+        chunk = fh.read(READ_BYTES)
+        if not chunk:
+            return None
+        i = chunk.find(b"\n")
+        if i >= 0:
+            begin = pos + i + 1
+            return begin if end is None or begin < end else None
+        pos += len(chunk)
+    return None
 
 
 def _run_ranges(
