@@ -284,8 +284,11 @@ _NO_TIME = np.iinfo(np.int64).min  # a group without a time (or without a failur
 
 
 def _micros(ts: pd.Series) -> np.ndarray:
-    """UTC timestamps as µs since the epoch; a missing one is _NO_TIME."""
-    return ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+    """UTC timestamps as µs since the epoch; a missing one is _NO_TIME. For the schema's
+    column (µs, aware) a view of its values, not a copy: do not write to it."""
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = ts.dt.tz_localize("UTC")
+    return ts.array.as_unit("us").asi8
 
 
 def _per_group(gid: np.ndarray, values: np.ndarray, n: int, op: np.ufunc) -> np.ndarray:
