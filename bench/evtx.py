@@ -111,7 +111,7 @@ def main() -> None:
     outs = [""] * len(work)
     for _ in range(args.repeat):
         for i, (_, _, cmd) in enumerate(work):
-            wall, _, outs[i] = run(cmd, sample=False)
+            wall, _, outs[i], _ = run(cmd, sample=False)
             best[i] = min(best[i], wall)
     rates = {}
     for (name, n, cmd), wall, out in zip(work, best, outs, strict=True):

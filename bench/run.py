@@ -102,8 +102,9 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
-    """Wall seconds, peak memory (bytes, worker processes included) and standard output.
+def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str, float]:
+    """Wall seconds, peak memory (bytes, worker processes included), standard output and
+    CPU seconds (user + system of the process and of the workers it waited for, from wait4).
 
     The peak is, with ``sample``, the larger of the process tree's summed Pss and the
     measured process's own high-water RSS (VmHWM), both sampled every 50 ms by a thread
@@ -137,7 +138,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
     ]
     for r in readers:
         r.start()
-    _, status, _ = os.wait4(proc.pid, 0)  # the exact end
+    _, status, usage = os.wait4(proc.pid, 0)  # the exact end
     wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
     stop.set()
@@ -147,7 +148,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str]:
         r.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {outs.get('err', b'').decode()}")
-    return wall, max(peak), outs.get("out", b"").decode()
+    return wall, max(peak), outs.get("out", b"").decode(), usage.ru_utime + usage.ru_stime
 
 
 def _high_water(pid: int) -> int:
@@ -211,15 +212,16 @@ def lines_in(paths: list[Path]) -> int:
     return n
 
 
-def measure(cmds: list[list[str]], repeat: int) -> list[tuple[float, int]]:
+def measure(cmds: list[list[str]], repeat: int) -> list[tuple[float, int, float]]:
     """Per command: the best wall time of ``repeat`` unsampled runs, taken in rounds (each
     round runs every command once, so a slow spell of the machine falls on all of them
-    alike), and the peak memory from one more, sampled run."""
-    best = [float("inf")] * len(cmds)
+    alike), the CPU seconds of that best run, and the peak memory from one more, sampled run."""
+    best = [(float("inf"), 0.0)] * len(cmds)
     for _ in range(repeat):
         for i, cmd in enumerate(cmds):
-            best[i] = min(best[i], run(cmd, sample=False)[0])
-    return [(t, run(cmd, sample=True)[1]) for t, cmd in zip(best, cmds, strict=True)]
+            wall, _, _, cpu = run(cmd, sample=False)
+            best[i] = min(best[i], (wall, cpu))
+    return [(t, run(cmd, sample=True)[1], cpu) for (t, cpu), cmd in zip(best, cmds, strict=True)]
 
 
 def main() -> None:
@@ -295,16 +297,16 @@ def main() -> None:
     if args.only:
         workloads = {k: v for k, v in workloads.items() if k in args.only.split(",")}
     print(f"{cpus} CPUs; best of {args.repeat} rounds; × baseline = time / the baseline's time (lower is better)")
-    print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}")
+    print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}{'CPU s':>8}")
     for key, (title, units, unit_name, cmds) in workloads.items():
         print(f"-- {key}: {title} ({unit_name})")
         measured = measure([cmd for _, cmd, _ in cmds], args.repeat)
-        results = [(name, t, rss, is_base) for (name, _, is_base), (t, rss) in zip(cmds, measured, strict=True)]
-        base = next(t for _, t, _, b in results if b)
-        for name, t, rss, _ in results:
+        results = [(name, *m, is_base) for (name, _, is_base), m in zip(cmds, measured, strict=True)]
+        base = next(t for _, t, _, _, b in results if b)
+        for name, t, rss, cpu, _ in results:
             peak = f"{rss / 1e6:.0f}" if rss else "—"
-            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{peak:>9}{t / base:>12.2f}")
-        jobs = [t for name, t, _, _ in results if name.startswith("authtriage analyze")]
+            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{peak:>9}{t / base:>12.2f}{cpu:>8.2f}")
+        jobs = [t for name, t, _, _, _ in results if name.startswith("authtriage analyze")]
         if len(jobs) == 2:
             print(f"{key:<8} {'--jobs ' + str(cpus) + ' / --jobs 1 throughput':<32}{jobs[0] / jobs[1]:>9.2f}×")
 
