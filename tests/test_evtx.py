@@ -286,7 +286,7 @@ def test_a_learned_schema_gives_way_to_values_of_another_type():
                   "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}}  # fmt: skip
         return json.dumps({"Event": {"System": system, "EventData": data}})
 
-    key = ("Security", 4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
+    key = (4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
     evtx._SCHEMAS.pop(key, None)
     first = evtx._table_frame([record(1, {"LogonType": 3, "IpPort": "1"})], [1], key=key)
     assert key in evtx._SCHEMAS and first["d.LogonType"].tolist() == ["3"]

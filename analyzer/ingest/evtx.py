@@ -439,7 +439,7 @@ def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
             pass
     table = pj.read_json(io.BytesIO(blob), read_options=options)
     if key is not None:
-        pruned = _pruned(table.schema, key[2])
+        pruned = _pruned(table.schema, key[-1])
         if pruned is not None:
             _SCHEMAS[key] = pruned
     return table
@@ -448,10 +448,10 @@ def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
 def _table_frame(
     texts: list[str], record_ids: list[int], threads: bool = True, key: tuple | None = None
 ) -> pd.DataFrame | None:
-    """JSON texts of one (channel, event id) → a frame of system columns and ``d.<field>``,
-    parsed by pyarrow's JSON reader in one go. None when the texts do not fit one schema
-    (the caller then decodes them one by one). ``key``: (channel, event id, the data
-    fields the entries use), to read only those after the first batch."""
+    """JSON texts of one event id → a frame of system columns and ``d.<field>``, parsed by
+    pyarrow's JSON reader in one go. None when the texts do not fit one schema (the caller
+    then decodes them one by one). ``key``: (event id, the data fields the entries use; its
+    last item), to read only those after the first batch."""
     blob = "\n".join(texts).encode("utf-8")
     try:
         table = _read_table(blob, threads, key)
@@ -498,6 +498,34 @@ def _table_frame(
     return frame
 
 
+_UNSEEN: tuple = ([], [])  # a shortcut not yet taken (distinct from None: an id to skip)
+
+
+def _by_entry(sem, frame: pd.DataFrame, eid: int) -> list[tuple[object, pd.DataFrame]]:
+    """A parsed batch of one event id → (table entry, its records) for each channel the
+    table has that id for: the whole channel, or the entry's provider within it."""
+    out = []
+    channels = frame["channel"]
+    present = channels.unique()
+    for channel in present:
+        missing = not isinstance(channel, str)
+        entries = sem.entries.get(("" if missing else channel, eid), ())
+        if not entries:
+            continue
+        if len(present) == 1:
+            part = frame
+        else:
+            part = frame[channels.isna() if missing else (channels == channel).fillna(False)]
+        for entry in entries:
+            if entry.provider is None:
+                out.append((entry, part))
+                break
+            sub = part[part["provider"] == entry.provider]
+            if len(sub):
+                out.append((entry, sub))
+    return out
+
+
 def read_rust_frames(
     fileobj,
     sem,
@@ -519,18 +547,19 @@ def read_rust_frames(
     from .windows import field_names, frame_from_records
 
     parser = PyEvtxParser(fileobj, number_of_threads=threads, skip_errors=True)
-    buckets: dict[tuple[str | None, int | None], tuple[list[str], list[int]]] = {}
-    fields_of: dict[tuple[str | None, int | None], frozenset[str]] = {}
+    # the records are bucketed by event id alone, the one thing found per record; the
+    # channel is a column of the parsed batch and is matched there, once per batch
+    by_id: dict[int, list] = {}
+    for (_, eid), entries in sem.entries.items():
+        by_id.setdefault(eid, []).extend(entries)
+    names_of = {eid: frozenset().union(*map(field_names, entries)) for eid, entries in by_id.items()}
+    buckets: dict[int, tuple[list[str], list[int]]] = {}
     pending = 0
 
     def flush() -> list:
         frames = []
-        for (channel, eid), (texts, ids) in buckets.items():
-            names = fields_of.get((channel, eid))
-            if names is None:
-                entries = sem.entries.get((channel or "", eid or -1), ())
-                names = fields_of[(channel, eid)] = frozenset().union(*map(field_names, entries))
-            frame = _table_frame(texts, ids, json_threads, (channel, eid, names))
+        for eid, (texts, ids) in buckets.items():
+            frame = _table_frame(texts, ids, json_threads, (eid, names_of[eid]))
             if frame is None:
                 recs = []
                 for t, rid in zip(texts, ids, strict=True):
@@ -538,27 +567,23 @@ def read_rust_frames(
                     rec.record_id = rec.record_id if rec.record_id is not None else rid
                     recs.append(rec)
                 frame = frame_from_records(recs)
-            for entry in sem.entries.get((channel or "", eid or -1), ()):
-                if entry.provider is None:
-                    frames.append((entry, frame))
-                    break
-                part = frame[frame["provider"] == entry.provider]
-                if len(part):
-                    frames.append((entry, part))
+            frames.extend(_by_entry(sem, frame, eid))
         buckets.clear()
         return frames
 
-    # the common shape of a record's event id ('"EventID":4624,') → the id, for the ids the
-    # table knows; other shapes (attributes, quoted, last in System) go through the regex
+    # '"EventID":4624,' (the common shape of a record's event id) → its bucket, or None
+    # for an id the table does not know; other shapes (attributes, quoted, last in System)
+    # go through the regex
     event_ids = sem.event_ids
-    known = {f'"EventID":{e},': e for e in event_ids}
+    shortcut: dict[str, tuple[list[str], list[int]] | None] = {}
     seen: list[int | None] = []  # every record's id: the file's range, what was read before
+    note = seen.append
     skipped = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for raw in parser.records_json():
             rid = raw.get("event_record_id")
-            seen.append(rid)
+            note(rid)
             if (rid is not None and rid <= after) or (only is not None and rid not in only):
                 skipped += 1
                 continue
@@ -567,33 +592,29 @@ def read_rust_frames(
             i = text.find('"EventID":')
             if i < 0:
                 continue
-            j = text.find(",", i)
-            eid = known.get(text[i : j + 1])
-            if eid is None:
-                if text[i + 10 : j].isdigit():
-                    continue  # a plain id the table does not know
+            key = text[i : text.find(",", i) + 1]
+            bucket = shortcut.get(key, _UNSEEN)
+            if bucket is None:
+                continue
+            if bucket is _UNSEEN:
                 m = _JSON_EID.search(text, i)
                 eid = int(m.group(1)) if m else None
                 if eid not in event_ids:
+                    if key[10:-1].isdigit():
+                        shortcut[key] = None
                     continue
-            k = text.find('"Channel":"')
-            channel = None
-            if k >= 0:
-                channel = text[k + 11 : text.find('"', k + 11)]
-                if "\\" in channel:  # escaped: take the whole JSON string and decode it
-                    c = _JSON_CHANNEL.search(text, k)
-                    channel = json.loads(f'"{c.group(1)}"') if c else None
-            bucket = buckets.get((channel, eid))
-            if bucket is None:
-                if not sem.wanted(channel, eid):
-                    continue
-                bucket = buckets[(channel, eid)] = ([], [])
+                bucket = buckets.get(eid)
+                if bucket is None:
+                    bucket = buckets[eid] = ([], [])
+                if key[10:-1].isdigit():
+                    shortcut[key] = bucket
             bucket[0].append(text)
             bucket[1].append(rid)
             pending += 1
             if pending >= batch:
                 yield flush()
                 pending = 0
+                shortcut = {k: v for k, v in shortcut.items() if v is None}  # buckets start anew
         _note_ids(counts, seen, skipped)
         if buckets:
             yield flush()
