@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import SHARED_DATA, shared_path
 
@@ -164,7 +165,7 @@ def test_rust_prefilter_reads_every_shape_of_event_id_and_channel(monkeypatch):
     import sys
     import types
 
-    from analyzer.ingest.evtx import read_rust_frames
+    from analyzer.ingest.evtx import read_rust_tables
     from analyzer.ingest.windows import load_semantics
 
     def text(system: str) -> str:
@@ -197,8 +198,8 @@ def test_rust_prefilter_reads_every_shape_of_event_id_and_channel(monkeypatch):
     sem = load_semantics()
     for after, expect in ((0, [1, 2, 3, 4, 5]), (2, [3, 4, 5])):
         counts = {"records": 0}
-        frames = [f for batch in read_rust_frames("x.evtx", sem, print, counts, after=after) for _, f in batch]
-        got = sorted(int(r) for f in frames for r in f["record_id"])
+        frames = [f for batch in read_rust_tables("x.evtx", sem, print, counts, after=after) for _, f in batch]
+        got = sorted(r for f in frames for r in f["record_id"].to_pylist())
         assert got == expect, after
         assert counts["records"] == 8 - after and (counts["min_id"], counts["max_id"]) == (1, 8)
 
@@ -288,17 +289,17 @@ def test_a_learned_schema_gives_way_to_values_of_another_type():
 
     key = (4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
     evtx._SCHEMAS.pop(key, None)
-    first = evtx._table_frame([record(1, {"LogonType": 3, "IpPort": "1"})], [1], key=key)
-    assert key in evtx._SCHEMAS and first["d.LogonType"].tolist() == ["3"]
-    later = evtx._table_frame(
+    first = evtx._batch_table([record(1, {"LogonType": 3, "IpPort": "1"})], [1], key=key)
+    assert key in evtx._SCHEMAS and first["d.LogonType"].to_pylist() == ["3"]
+    later = evtx._batch_table(
         [record(2, {"LogonType": "x", "IpPort": "2"}), record(3, {"LogonType": "y", "SubStatus": "0xC0000064"})],
         [2, 3],
         key=key,
     )
-    assert later["d.LogonType"].tolist() == ["x", "y"]
-    assert later["d.SubStatus"].tolist()[1] == "0xC0000064"
-    again = evtx._table_frame([record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})], [4], key=key)
-    assert again["d.SubStatus"].tolist() == ["0x0"] and "d.Other" not in again
+    assert later["d.LogonType"].to_pylist() == ["x", "y"]
+    assert later["d.SubStatus"].to_pylist()[1] == "0xC0000064"
+    again = evtx._batch_table([record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})], [4], key=key)
+    assert again["d.SubStatus"].to_pylist() == ["0x0"] and "d.Other" not in again.column_names
 
 
 def test_evidence_text_is_cut_at_2000_characters_not_bytes():
@@ -321,17 +322,15 @@ def test_evidence_text_is_cut_at_2000_characters_not_bytes():
 
 def test_event_times_read_by_arrow_or_pandas_alike():
     """Times are cast by Arrow when it reads every value of a column, else by pandas'
-    ISO 8601 parser: either way the same instants (NaT for what is not a time), and the
-    rows keep their index."""
-    from analyzer.ingest.windows import _utc_times
+    ISO 8601 parser: either way the same instants (NaT for what is not a time)."""
+    from analyzer.ingest.syslog import parse_iso
 
     good = ["2025-11-03T14:00:00.140000Z", "2025-11-03T14:00:00Z", "2025-11-03T14:00:00+02:00", None,
             "1601-01-01T00:00:00.000000Z"]  # fmt: skip
     odd = ["2025-11-03T14:00:00.1234567Z", "2025-11-03 14:00:00", "garbage", "2025-02-30T00:00:00Z", *good]
     for values in (good, odd):
         index = list(range(10, 10 + len(values)))[::-1]
-        col = pd.Series(pd.array(values, dtype="string[pyarrow]"), index=index)
         want = pd.to_datetime(pd.Series(values, dtype=object, index=index), format="ISO8601", utc=True, errors="coerce")
-        got = _utc_times(col)
+        got = pd.Series(parse_iso(pa.array(values, pa.string()), utc=True), index=index)
         assert str(got.dtype) == "datetime64[us, UTC]"
         pd.testing.assert_series_equal(got, want.dt.as_unit("us"))

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -40,7 +39,7 @@ __all__ = [
     "chunk_spans",
     "note_id_range",
     "read_python",
-    "read_rust_frames",
+    "read_rust_tables",
     "record_from_json",
     "record_from_xml",
 ]
@@ -445,10 +444,10 @@ def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
     return table
 
 
-def _table_frame(
+def _batch_table(
     texts: list[str], record_ids: list[int], threads: bool = True, key: tuple | None = None
-) -> pd.DataFrame | None:
-    """JSON texts of one event id → a frame of system columns and ``d.<field>``, parsed by
+) -> pa.Table | None:
+    """JSON texts of one event id → a table of system columns and ``d.<field>``, parsed by
     pyarrow's JSON reader in one go. None when the texts do not fit one schema (the caller
     then decodes them one by one). ``key``: (event id, the data fields the entries use; its
     last item), to read only those after the first batch."""
@@ -494,39 +493,38 @@ def _table_frame(
     if pc.any(odd).as_py():
         fixed = [_iso(t) for t in times.to_pylist()]
         out["time"] = pa.array(fixed, pa.string())
-    frame = pa.table(out).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    return frame
+    return pa.table(out)
 
 
 _UNSEEN: tuple = ([], [])  # a shortcut not yet taken (distinct from None: an id to skip)
 
 
-def _by_entry(sem, frame: pd.DataFrame, eid: int) -> list[tuple[object, pd.DataFrame]]:
+def _by_entry(sem, table: pa.Table, eid: int) -> list[tuple[object, pa.Table]]:
     """A parsed batch of one event id → (table entry, its records) for each channel the
     table has that id for: the whole channel, or the entry's provider within it."""
     out = []
-    channels = frame["channel"]
-    present = channels.unique()
+    channels = table.column("channel")
+    present = pc.unique(channels).to_pylist()
     for channel in present:
-        missing = not isinstance(channel, str)
-        entries = sem.entries.get(("" if missing else channel, eid), ())
+        entries = sem.entries.get((channel or "", eid), ())
         if not entries:
             continue
         if len(present) == 1:
-            part = frame
+            part = table
         else:
-            part = frame[channels.isna() if missing else (channels == channel).fillna(False)]
+            same = pc.is_null(channels) if channel is None else pc.fill_null(pc.equal(channels, channel), False)
+            part = table.filter(same)
         for entry in entries:
             if entry.provider is None:
                 out.append((entry, part))
                 break
-            sub = part[part["provider"] == entry.provider]
-            if len(sub):
+            sub = part.filter(pc.fill_null(pc.equal(part.column("provider"), entry.provider), False))
+            if sub.num_rows:
                 out.append((entry, sub))
     return out
 
 
-def read_rust_frames(
+def read_rust_tables(
     fileobj,
     sem,
     warn: Warn,
@@ -538,13 +536,13 @@ def read_rust_frames(
     json_threads: bool = True,
 ):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
-    yields lists of (table entry, frame) per batch of wanted records. ``threads``: the
-    parser's own worker threads (0: one per CPU); ``only``: just these record ids;
+    yields lists of (table entry, Arrow table of its records) per batch of wanted records.
+    ``threads``: the parser's own worker threads (0: one per CPU); ``only``: just these record ids;
     ``json_threads``: pyarrow's JSON reader on its thread pool (not in a worker process,
     where the workers are the parallelism)."""
     from evtx import PyEvtxParser
 
-    from .windows import field_names, frame_from_records
+    from .windows import field_names, table_from_records
 
     parser = PyEvtxParser(fileobj, number_of_threads=threads, skip_errors=True)
     # the records are bucketed by event id alone, the one thing found per record; the
@@ -559,15 +557,15 @@ def read_rust_frames(
     def flush() -> list:
         frames = []
         for eid, (texts, ids) in buckets.items():
-            frame = _table_frame(texts, ids, json_threads, (eid, names_of[eid]))
-            if frame is None:
+            table = _batch_table(texts, ids, json_threads, (eid, names_of[eid]))
+            if table is None:
                 recs = []
                 for t, rid in zip(texts, ids, strict=True):
                     rec = record_from_json(json.loads(t))
                     rec.record_id = rec.record_id if rec.record_id is not None else rid
                     recs.append(rec)
-                frame = frame_from_records(recs)
-            frames.extend(_by_entry(sem, frame, eid))
+                table = table_from_records(recs)
+            frames.extend(_by_entry(sem, table, eid))
         buckets.clear()
         return frames
 

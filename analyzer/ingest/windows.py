@@ -191,7 +191,7 @@ def records_to_events(
 ) -> tuple[pd.DataFrame, int]:
     """Rows for the records the table knows; returns (events, records that became events).
 
-    Records are grouped by table entry and mapped column-wise (:func:`map_frame`);
+    Records are grouped by table entry and mapped column-wise (:func:`map_table`);
     OpenSSH/Operational records carry sshd's own text and go through the Linux catalog."""
     sem = load_semantics()
     groups: dict[int, tuple[Entry, list[Record]]] = {}
@@ -199,74 +199,106 @@ def records_to_events(
         entry = sem.entry_for(rec)
         if entry is not None:
             groups.setdefault(id(entry), (entry, []))[1].append(rec)
-    frames = [(entry, frame_from_records(recs)) for entry, recs in groups.values()]
-    return events_from_frames(sem, frames, source, log, keep_raw, own_ips or set())
+    tables = [(entry, table_from_records(recs)) for entry, recs in groups.values()]
+    return events_from_tables(sem, tables, source, log, keep_raw, own_ips or set())
 
 
-def events_from_frames(
+# the columns of a mapped part that hold whole numbers (int64 until the events are built)
+_NUMBERS = {"locator": "Int64", "event_id": "Int32", **_INT_COLUMNS}
+
+
+def events_from_tables(
     sem: Semantics,
-    frames: list[tuple[Entry, pd.DataFrame]],
+    tables: list[tuple[Entry, pa.Table]],
     source: str,
     log: str,
     keep_raw: bool,
     own_ips: set[str],
     ordered: bool = True,
 ) -> tuple[pd.DataFrame, int]:
-    """Per-entry record frames → the schema's events (in record order unless ``ordered``
-    is False: a caller that orders the whole file afterwards)."""
-    parts: list[pd.DataFrame] = []
-    ssh_rows: list[tuple[dict, str]] = []
-    for entry, frame in frames:
-        if frame.empty:
+    """Per-entry record tables (:func:`table_from_records`, or the JSON reader's) → the
+    schema's events (in record order unless ``ordered`` is False: a caller that orders
+    the whole file afterwards). Mapped in Arrow; each text column becomes a categorical
+    once, from its dictionary encoding."""
+    parts: list[dict[str, pa.Array]] = []
+    ssh_items: list[tuple[dict, str]] = []
+    for entry, table in tables:
+        if not table.num_rows:
             continue
         if entry.spec.get("sshd"):
-            d = frame.rename(columns=lambda c: c[2:] if c.startswith("d.") else c)
-            raw = _render_frame(entry, frame, d[[c for c in d.columns if c not in _SYSTEM]]) if keep_raw else None
-            payload = _col(d, "payload")
-            for i, (idx, p) in enumerate(payload.items()):
-                if pd.isna(p):
-                    continue
-                base = {"timestamp": frame.at[idx, "time"], "host": frame.at[idx, "computer"],
-                        "locator": frame.at[idx, "record_id"], "channel": frame.at[idx, "channel"],
-                        "provider": frame.at[idx, "provider"], "event_id": frame.at[idx, "event_id"]}  # fmt: skip
-                if keep_raw:
-                    base["raw"] = raw.iloc[i]
-                ssh_rows.append((base, str(p)))
+            ssh_items.extend(_sshd_items(entry, table, keep_raw))
             continue
-        parts.append(map_frame(sem, entry, frame, keep_raw, own_ips))
-    if ssh_rows:
-        rows = _sshd_rows(ssh_rows)
-        if rows:
-            parts.append(pd.DataFrame(rows))
-    parts = [p for p in parts if len(p)]
+        part = map_table(sem, entry, table, keep_raw, own_ips)
+        if len(part["locator"]):
+            parts.append(part)
+    if ssh_items and (rows := _sshd_rows(ssh_items)):
+        parts.append(_rows_part(rows))
     if not parts:
         return empty_events(), 0
-    frame = pd.concat(parts, ignore_index=True)
+    cols: dict[str, pa.Array] = {}
+    for name in dict.fromkeys(k for p in parts for k in p):
+        kind = pa.int64() if name in _NUMBERS else pa.string()
+        cols[name] = pa.concat_arrays([p[name] if name in p else pa.nulls(len(p["locator"]), kind) for p in parts])
+    n = len(cols["locator"])
     if ordered:
-        frame = frame.sort_values("locator", kind="stable", na_position="last").reset_index(drop=True)
-    frame["timestamp"] = _utc_times(frame["timestamp"])
-    frame["source"] = source
-    frame["log"] = log
-    for col, dtype in _INT_COLUMNS.items():
-        if col in frame:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(dtype)
-    frame["event_id"] = pd.to_numeric(frame["event_id"], errors="coerce").astype("Int32")
-    frame["locator"] = pd.to_numeric(frame["locator"], errors="coerce").astype("Int64")
-    for col in frame.columns:
-        if col not in ("timestamp", "raw") and (frame[col].dtype == object or str(frame[col].dtype) == "string"):
-            frame[col] = _category(frame[col])
-    if "raw" in frame:
-        frame["raw"] = frame["raw"].astype("string[pyarrow]")
-    return conform(frame), len(frame)
+        loc = cols["locator"]  # stable, nulls last
+        order = np.lexsort((pc.fill_null(loc, 0).to_numpy(), pc.is_null(loc).to_numpy(zero_copy_only=False)))
+        cols = {k: v.take(pa.array(order)) for k, v in cols.items()}
+    index = pd.RangeIndex(n)
+    out: dict[str, pd.Series] = {"timestamp": pd.Series(parse_iso(cols.pop("timestamp"), utc=True), index=index)}
+    for name, arr in cols.items():
+        if name in _NUMBERS:
+            out[name] = pd.Series(_integers(arr, _NUMBERS[name]), index=index)
+        elif name == "raw":
+            out[name] = pd.Series(pd.arrays.ArrowStringArray(arr), index=index)
+        else:
+            out[name] = pd.Series(_categorical(arr), index=index)
+    for name, value in (("source", source), ("log", log)):
+        categories = pd.Index([value], dtype=object)
+        out[name] = pd.Series(pd.Categorical.from_codes(np.zeros(n, np.int8), categories=categories), index=index)
+    return conform(pd.DataFrame(out, copy=False)), n
 
 
-def _utc_times(col: pd.Series) -> pd.Series:
-    """ISO 8601 text → UTC timestamps (µs; NaT where unreadable), as :func:`parse_iso` reads it."""
-    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        text = pa.array(col.array)
-    else:  # the python backend's records: Python strings or None
-        text = pa.array([None if pd.isna(v) else str(v) for v in col], pa.string())
-    return pd.Series(parse_iso(text, utc=True), index=col.index)
+def _integers(arr: pa.Array, dtype: str) -> pd.arrays.IntegerArray:
+    """Whole numbers (int64, nulls) → a nullable column of ``dtype``; a number it cannot
+    hold becomes null (as the schema's conform does)."""
+    info = np.iinfo(dtype.lower())
+    values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+    mask = pc.is_null(arr).to_numpy(zero_copy_only=False)
+    out_of_range = (values < info.min) | (values > info.max)
+    if out_of_range.any():
+        mask = mask | out_of_range
+        values = np.where(out_of_range, 0, values)
+    return pd.arrays.IntegerArray(values.astype(dtype.lower()), mask)
+
+
+def _categorical(arr: pa.Array) -> pd.Categorical:
+    """Text (nulls for missing) → a categorical whose categories come in order of first
+    appearance, as ``pd.factorize`` gives them."""
+    enc = pc.dictionary_encode(arr)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    categories = pd.Index(np.asarray(enc.dictionary.to_pylist(), dtype=object), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _sshd_items(entry: Entry, table: pa.Table, keep_raw: bool) -> list[tuple[dict, str]]:
+    """Windows OpenSSH records: (the record's system values, sshd's own message)."""
+    payload = _field(table, "payload").to_pylist()
+    raw = _render_table(entry, table).to_pylist() if keep_raw else None
+    system = {
+        name: _plain(table, column).to_pylist()
+        for name, column in (("timestamp", "time"), ("host", "computer"), ("locator", "record_id"),
+                             ("channel", "channel"), ("provider", "provider"), ("event_id", "event_id"))
+    }  # fmt: skip
+    items = []
+    for i, p in enumerate(payload):
+        if p is None:
+            continue
+        base = {name: values[i] for name, values in system.items()}
+        if raw is not None:
+            base["raw"] = raw[i]
+        items.append((base, str(p)))
+    return items
 
 
 def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
@@ -291,85 +323,114 @@ def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
     return out
 
 
+def _rows_part(rows: list[dict]) -> dict[str, pa.Array]:
+    """Rows of values (the sshd path) → a mapped part: numbers as int64, the rest as text."""
+    part = {}
+    for name in dict.fromkeys(k for r in rows for k in r):
+        values = [r.get(name) for r in rows]
+        if name in _NUMBERS:
+            part[name] = pa.array([None if v is None else int(v) for v in values], pa.int64())
+        else:
+            part[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    return part
+
+
 # ---------------------------------------------------------------------------------------
-# Column-wise mapping: the same semantics as record_row/_render, over a frame of records
-# of one table entry (system columns plus one column per EventData field).
-
-_SYSTEM = ("record_id", "time", "event_id", "channel", "provider", "computer")
-
+# Column-wise mapping: the same semantics as record_row/_render, over a table of records
+# of one table entry (system columns plus one column ``d.<field>`` per EventData field).
 
 _BLANK = pa.array(["", "-"], pa.string())
+_NULL_TEXT = pa.scalar(None, pa.string())
 
 
-def _col(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A field as text: missing column, "", "-" and whitespace become null."""
-    if name not in frame.columns:
-        return pd.Series(pd.NA, index=frame.index, dtype="string")
-    arr = pc.utf8_trim_whitespace(_arrow_text(frame[name]))
-    arr = pc.if_else(pc.is_in(arr, value_set=_BLANK), pa.scalar(None, arr.type), arr)
-    return pd.Series(pd.arrays.ArrowStringArray(arr), index=frame.index)
+def table_from_records(records: list[Record]) -> pa.Table:
+    """Records → the table the JSON reader gives: system columns and ``d.<field>`` as text."""
+
+    def text(values) -> pa.Array:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+    cols = {
+        "record_id": pa.array([r.record_id for r in records], pa.int64()),
+        "time": text(r.time for r in records),
+        "event_id": pa.array([r.event_id for r in records], pa.int64()),
+        "channel": text(r.channel for r in records),
+        "provider": text(r.provider for r in records),
+        "computer": text(r.computer for r in records),
+    }
+    for name in dict.fromkeys(k for r in records for k in r.data):
+        cols[f"d.{name}"] = text(r.data.get(name) for r in records)
+    return pa.table(cols)
 
 
-def _map_unique(s: pd.Series, fn) -> pd.Series:
-    """Apply a Python function once per distinct value (nulls stay None)."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    values = np.empty(len(uniques) + 1, dtype=object)  # the last one (code -1) stays None
-    for i, u in enumerate(uniques):
-        values[i] = fn(u)
-    # the dtype is inferred from the distinct values (as it would be from every row), and
-    # the rows are then taken from them
-    return pd.Series(pd.Series(values).array.take(codes), index=s.index)
+def _plain(table: pa.Table, name: str) -> pa.Array:
+    """A column as one array (text as it is; numbers stay numbers)."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    arr = table.column(name).combine_chunks()
+    return arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
 
 
-def _map_numbers(s: pd.Series, hi: int) -> pd.Series:
-    """Text → whole numbers from 0 to ``hi`` (decimal or hex; None where there is none),
-    each distinct value parsed once, as a nullable integer column."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    found = (_number(u) for u in uniques)
-    numbers = pd.array([n if n is not None and 0 <= n <= hi else None for n in found] + [None], dtype="Int64")
-    return pd.Series(numbers.take(codes), index=s.index)
+def _text(table: pa.Table, name: str) -> pa.Array:
+    arr = _plain(table, name)
+    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
 
 
-def _category(col: pd.Series) -> pd.Categorical:
-    """Text (None/NA for missing) → a categorical, from its distinct values only."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    return pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uniques, dtype=object), dtype=object))
+def _field(table: pa.Table, name: str) -> pa.Array:
+    """A data field as text: missing column, "", "-" and whitespace become null."""
+    arr = pc.utf8_trim_whitespace(_text(table, f"d.{name}"))
+    return pc.if_else(pc.is_in(arr, value_set=_BLANK), _NULL_TEXT, arr)
 
 
-def frame_from_records(records: list[Record]) -> pd.DataFrame:
-    rows = [
-        {"record_id": r.record_id, "time": r.time, "event_id": r.event_id, "channel": r.channel,
-         "provider": r.provider, "computer": r.computer, **{f"d.{k}": v for k, v in r.data.items()}}
-        for r in records
-    ]  # fmt: skip
-    return pd.DataFrame(rows)
+def _map_unique(arr: pa.Array, fn) -> pa.Array:
+    """Apply a Python function (text → text or None) once per distinct value."""
+    enc = pc.dictionary_encode(arr)
+    mapped = pa.array([fn(u) for u in enc.dictionary.to_pylist()], pa.string())
+    return mapped.take(enc.indices)
 
 
-def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool, own_ips: set[str]) -> pd.DataFrame:
-    """Records of one entry (columns ``record_id…computer`` and ``d.<field>``) → event rows."""
+def _map_numbers(arr: pa.Array, hi: int) -> pa.Array:
+    """Text → whole numbers from 0 to ``hi`` (decimal or hex; null where there is none),
+    each distinct value parsed once."""
+    enc = pc.dictionary_encode(arr)
+    found = (_number(u) for u in enc.dictionary.to_pylist())
+    return pa.array([n if n is not None and 0 <= n <= hi else None for n in found], pa.int64()).take(enc.indices)
+
+
+def _constant(value: object, n: int) -> pa.Array:
+    return pa.array([str(value)], pa.string()).take(pa.array(np.zeros(n, np.int32)))
+
+
+def _is(arr: pa.Array, values) -> pa.Array:
+    """Membership as plain booleans (null never matches)."""
+    return pc.fill_null(pc.is_in(arr, value_set=pa.array(list(values), arr.type)), False)
+
+
+def map_table(sem: Semantics, entry: Entry, table: pa.Table, keep_raw: bool, own_ips: set[str]) -> dict[str, pa.Array]:
+    """Records of one entry (columns ``record_id…computer`` and ``d.<field>``) → event
+    columns: text, or int64 for numbers (timestamps still as text)."""
     spec = entry.spec
-    d = frame[[c for c in frame.columns if c.startswith("d.")]].rename(columns=lambda c: c[2:])
-    keep = pd.Series(True, index=frame.index)
-    for fname, values in (spec.get("when") or {}).items():
-        keep &= _col(d, fname).str.lower().isin(values).fillna(False)
-    frame, d = frame[keep], d[keep]
-    out = pd.DataFrame(index=frame.index)
-    out["timestamp"] = frame["time"]
-    out["host"] = frame["computer"]
-    out["locator"] = frame["record_id"]
-    out["channel"] = frame["channel"]
-    out["provider"] = frame["provider"]
-    out["event_id"] = frame["event_id"]
+    if when := spec.get("when"):
+        keep = None
+        for fname, values in when.items():
+            hit = _is(pc.utf8_lower(_field(table, fname)), values)
+            keep = hit if keep is None else pc.and_(keep, hit)
+        table = table.filter(keep)
+    n = table.num_rows
+    out: dict[str, pa.Array] = {
+        "timestamp": _text(table, "time"),
+        "host": _text(table, "computer"),
+        "locator": pc.cast(_plain(table, "record_id"), pa.int64()),
+        "channel": _text(table, "channel"),
+        "provider": _text(table, "provider"),
+        "event_id": pc.cast(_plain(table, "event_id"), pa.int64()),
+    }
     if keep_raw:
-        out["raw"] = _render_frame(entry, frame, d)
+        out["raw"] = _render_table(entry, table)
     for col, value in (spec.get("set") or {}).items():
-        out[col] = value
+        out[col] = _constant(value, n)
     for col, fname in (spec.get("fields") or {}).items():
         names = fname if isinstance(fname, list) else [fname]
-        val = _col(d, names[0])
-        for n in names[1:]:
-            val = val.fillna(_col(d, n))
-        out[col] = val
+        out[col] = pc.coalesce(*(_field(table, x) for x in names)) if len(names) > 1 else _field(table, names[0])
     if "src_ip" in out:
         out["src_ip"] = _map_unique(out["src_ip"], _ip)
     for col in ("status", "sub_status"):
@@ -379,81 +440,80 @@ def map_frame(sem: Semantics, entry: Entry, frame: pd.DataFrame, keep_raw: bool,
         if col in out:
             out[col] = _map_numbers(out[col], MAXIMA[col])
     if (f := spec.get("outcome_from_status")) is not None:
-        status = _map_unique(_col(d, f), _hex_norm)
-        out["outcome"] = status.isin(["0x0", "0"]).map({True: "success", False: "failure"})
+        ok = _is(_map_unique(_field(table, f), _hex_norm), ("0x0", "0"))
+        out["outcome"] = pc.if_else(ok, "success", "failure")
     if (r := spec.get("reason")) is not None:
-        failing = out.get("outcome", pd.Series("failure", index=out.index)) != "success"
-        reason = out["reason"].astype(object) if "reason" in out else pd.Series(None, index=out.index, dtype=object)
-        found = pd.Series(False, index=out.index)
+        outcome = out.get("outcome")
+        failing = pc.fill_null(pc.not_equal(outcome, "success"), True) if outcome is not None else _truth(n, True)
+        reason = out.get("reason", pa.nulls(n, pa.string()))
+        found = _truth(n, False)
         for fname, tname in zip(r["from"], r["tables"], strict=True):
-            value = _map_unique(_col(d, fname), lambda v: _hex_norm(v) if v.lower().startswith("0x") else v)
-            table = sem.tables[tname]
-            mapped = _map_unique(value.mask(value == "0x0"), lambda v, t=table: t.get(v.lower()))
-            take = failing & ~found & mapped.notna()
-            reason = reason.mask(take, mapped)
-            found |= take
-        default = out.get("outcome", pd.Series(None, index=out.index)).map({"failure": "other"})
-        missing = failing & ~found & reason.isna()
-        out["reason"] = reason.mask(missing, default)
+            value = _map_unique(_field(table, fname), lambda v: _hex_norm(v) if v.lower().startswith("0x") else v)
+            value = pc.if_else(pc.equal(value, "0x0"), _NULL_TEXT, value)
+            mapped = _map_unique(value, lambda v, t=sem.tables[tname]: t.get(v.lower()))
+            take = pc.and_(pc.and_not(failing, found), pc.is_valid(mapped))
+            reason = pc.if_else(take, mapped, reason)
+            found = pc.or_(found, take)
+        if outcome is None:
+            default = pa.nulls(n, pa.string())
+        else:
+            default = pc.if_else(pc.equal(outcome, "failure"), "other", _NULL_TEXT)
+        missing = pc.and_(pc.and_not(failing, found), pc.is_null(reason))
+        out["reason"] = pc.if_else(missing, default, reason)
     if (s := spec.get("service")) and "service" not in (spec.get("set") or {}):
-        table = sem.tables[s["table"]]
-        out["service"] = _map_unique(_col(d, s["from"]), lambda v: table.get(v.lower())).fillna("other")
+        table_ = sem.tables[s["table"]]
+        out["service"] = pc.fill_null(_map_unique(_field(table, s["from"]), lambda v: table_.get(v.lower())), "other")
     if st := spec.get("state"):
-        table = sem.tables[st["table"]]
-        out["reason"] = _map_unique(_col(d, st["from"]), lambda v: table.get(v.lower()))
+        table_ = sem.tables[st["table"]]
+        out["reason"] = _map_unique(_field(table, st["from"]), lambda v: table_.get(v.lower()))
     if spec.get("firewall"):
-        _firewall_frame(out, d, own_ips)
+        _firewall_columns(out, table, own_ips)
     return out
 
 
-def _firewall_frame(out: pd.DataFrame, d: pd.DataFrame, own_ips: set[str]) -> None:
-    a_ip, b_ip = _map_unique(_col(d, "SourceAddress"), _ip), _map_unique(_col(d, "DestAddress"), _ip)
-    a_port = _map_numbers(_col(d, "SourcePort"), MAXIMA["src_port"])
-    b_port = _map_numbers(_col(d, "DestPort"), MAXIMA["dst_port"])
-    a_local = a_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
-    b_local = b_ip.isin(own_ips) if own_ips else pd.Series(False, index=d.index)
-    undecided = a_local == b_local
-    by_port = a_port.isin(WELL_KNOWN_PORTS) & ~b_port.isin(WELL_KNOWN_PORTS)
-    a_local = a_local.where(~undecided, by_port)
-    out["src_ip"] = b_ip.where(a_local, a_ip)
-    out["src_port"] = b_port.where(a_local, a_port)
-    out["dst_ip"] = a_ip.where(a_local, b_ip)
-    out["dst_port"] = a_port.where(a_local, b_port)
-    proto = _col(d, "Protocol")
-    out["auth_method"] = proto.map({"6": "TCP", "17": "UDP", "1": "ICMP"}).fillna(proto)
-    out["process"] = _col(d, "Application")
-    pid = _col(d, "ProcessId").fillna(_col(d, "ProcessID"))
+def _truth(n: int, value: bool) -> pa.Array:
+    return pa.array(np.full(n, value))
+
+
+def _firewall_columns(out: dict[str, pa.Array], table: pa.Table, own_ips: set[str]) -> None:
+    a_ip, b_ip = _map_unique(_field(table, "SourceAddress"), _ip), _map_unique(_field(table, "DestAddress"), _ip)
+    a_port = _map_numbers(_field(table, "SourcePort"), MAXIMA["src_port"])
+    b_port = _map_numbers(_field(table, "DestPort"), MAXIMA["dst_port"])
+    n = table.num_rows
+    a_local = _is(a_ip, own_ips) if own_ips else _truth(n, False)
+    b_local = _is(b_ip, own_ips) if own_ips else _truth(n, False)
+    undecided = pc.equal(a_local, b_local)
+    by_port = pc.and_not(_is(a_port, WELL_KNOWN_PORTS), _is(b_port, WELL_KNOWN_PORTS))
+    a_local = pc.if_else(undecided, by_port, a_local)
+    out["src_ip"] = pc.if_else(a_local, b_ip, a_ip)
+    out["src_port"] = pc.if_else(a_local, b_port, a_port)
+    out["dst_ip"] = pc.if_else(a_local, a_ip, b_ip)
+    out["dst_port"] = pc.if_else(a_local, a_port, b_port)
+    names = {"6": "TCP", "17": "UDP", "1": "ICMP"}
+    out["auth_method"] = _map_unique(_field(table, "Protocol"), lambda v: names.get(v, v))
+    out["process"] = _field(table, "Application")
+    pid = pc.coalesce(_field(table, "ProcessId"), _field(table, "ProcessID"))
     out["pid"] = _map_numbers(pid, MAXIMA["pid"])
 
 
 _RENDER_MAX = 2000  # characters of evidence text per event
 
 
-def _render_frame(entry: Entry, frame: pd.DataFrame, d: pd.DataFrame) -> pd.Series:
+def _render_table(entry: Entry, table: pa.Table) -> pa.Array:
     """The evidence rendering of _render, column-wise in pyarrow (each distinct value
     shown once, nulls skipped, no Python string per record)."""
     parts = []
     for n in _render_names(entry):
-        if n not in d.columns:
+        if f"d.{n}" not in table.column_names:
             continue
-        enc = pc.dictionary_encode(null_empty(_arrow_text(d[n])))
+        enc = pc.dictionary_encode(null_empty(_text(table, f"d.{n}")))
         # "name=value" once per distinct value; a take then gives every row its text
         shown = pa.array([f"{n}={_show(n, v)}" for v in enc.dictionary.to_pylist()], pa.string())
         parts.append(shown.take(enc.indices))
-    channel = pc.fill_null(_arrow_text(frame["channel"]), "<NA>")
-    event_id = pc.fill_null(_arrow_text(frame["event_id"]), "<NA>")
+    channel = pc.fill_null(_text(table, "channel"), "<NA>")
+    event_id = pc.fill_null(_text(table, "event_id"), "<NA>")
     head = pc.binary_join_element_wise(channel, event_id, "/")
     joined = pc.binary_join_element_wise(head, *parts, " ", null_handling="skip") if parts else head
     if (pc.max(pc.binary_length(joined)).as_py() or 0) > _RENDER_MAX:  # bytes bound code units
         joined = pc.utf8_slice_codeunits(joined, 0, _RENDER_MAX)
-    return pd.Series(pd.arrays.ArrowStringArray(joined), index=frame.index)
-
-
-def _arrow_text(col: pd.Series) -> pa.Array:
-    """A column as an Arrow string array (zero-copy for pyarrow-backed strings)."""
-    arr = pa.array(col.array)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_dictionary(arr.type):  # a categorical: its codes and values, no object per row
-        arr = arr.dictionary_decode()
-    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+    return joined

@@ -23,11 +23,11 @@ from .evtx import (
     chunk_spans,
     note_id_range,
     read_python,
-    read_rust_frames,
+    read_rust_tables,
     record_from_xml,
 )
 from .sources import loads_text
-from .windows import events_from_frames, load_semantics, records_to_events
+from .windows import events_from_tables, load_semantics, records_to_events
 
 if TYPE_CHECKING:
     from . import IngestOptions, InputReport
@@ -95,11 +95,11 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         from . import in_worker
 
         threaded = not in_worker()
-        rust = read_rust_frames(
+        rust = read_rust_tables(
             where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
         )
         for batch in rust:
-            events, n = events_from_frames(sem, batch, src.name, "evtx", keep, set(), ordered=False)
+            events, n = events_from_tables(sem, batch, src.name, "evtx", keep, set(), ordered=False)
             frames.append(events)
             used += n
     return _account_records(_by_record(concat_events(frames, consume=True)), used, rep, counts)
@@ -152,8 +152,8 @@ def _read_part(
         warnings.append(f"chunks {lo}-{hi - 1}: " + _CHUNK_NUMBER.sub(lambda m: f"{m[1]}{int(m[2]) + lo}", msg))
 
     with ChunkRange(path, lo, hi) as part:
-        for batch in read_rust_frames(part, sem, warn, counts, BATCH, after, 1, json_threads=False):
-            events, n = events_from_frames(sem, batch, name, "evtx", keep_raw, set(), ordered=False)
+        for batch in read_rust_tables(part, sem, warn, counts, BATCH, after, 1, json_threads=False):
+            events, n = events_from_tables(sem, batch, name, "evtx", keep_raw, set(), ordered=False)
             frames.append(events)
             used += n
     # ordered here, in the worker: parts in file order then need no sorting in the parent
@@ -177,8 +177,8 @@ def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, st
     out: dict[int, str] = {}
 
     def scan(fileobj) -> None:
-        for batch in read_rust_frames(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, wanted):
-            events, _ = events_from_frames(sem, batch, name, "evtx", True, set(), ordered=False)
+        for batch in read_rust_tables(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, wanted):
+            events, _ = events_from_tables(sem, batch, name, "evtx", True, set(), ordered=False)
             hit = events["locator"].isin(wanted).to_numpy(dtype=bool, na_value=False)
             for loc, raw in zip(events["locator"][hit].tolist(), events["raw"][hit].tolist(), strict=True):
                 out.setdefault(int(loc), raw)
