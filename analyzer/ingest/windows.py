@@ -336,8 +336,8 @@ def _rows_part(rows: list[dict]) -> dict[str, pa.Array]:
 
 
 # ---------------------------------------------------------------------------------------
-# Column-wise mapping: the same semantics as record_row/_render, over a table of records
-# of one table entry (system columns plus one column ``d.<field>`` per EventData field).
+# Column-wise mapping, over a table of the records of one table entry (system columns
+# plus one column ``d.<field>`` per EventData field).
 
 _BLANK = pa.array(["", "-"], pa.string())
 _NULL_TEXT = pa.scalar(None, pa.string())
@@ -500,7 +500,7 @@ _RENDER_MAX = 2000  # characters of evidence text per event
 
 
 def _render_table(entry: Entry, table: pa.Table) -> pa.Array:
-    """The evidence rendering of _render, column-wise in pyarrow (each distinct value
+    """The evidence text of each record, column-wise in pyarrow (each distinct value
     shown once, nulls skipped, no Python string per record)."""
     parts = []
     for n in _render_names(entry):
