@@ -276,6 +276,29 @@ def test_learned_schemas_read_the_corpus_as_inference_does(monkeypatch):
         pd.testing.assert_frame_equal(events.astype(object), pruned[rel].astype(object), obj=rel)
 
 
+def test_batches_the_json_reader_refuses_are_decoded_record_by_record(monkeypatch):
+    """When pyarrow cannot read a batch in one go, its records are decoded one by one from
+    the same buffer: every shared EVTX file then gives the events of the columnar read."""
+    from analyzer.ingest import evtx
+
+    def read() -> dict[str, pd.DataFrame]:
+        return {rel: read_events([str(SHARED_DATA / rel)], IngestOptions(jobs=1)).events for rel in _evtx_files()}
+
+    columnar = read()
+    refused = 0
+
+    def refuse(blob, threads, key):
+        nonlocal refused
+        refused += 1
+        raise pa.ArrowInvalid("refused for the test")
+
+    monkeypatch.setattr(evtx, "_read_table", refuse)
+    one_by_one = read()
+    assert refused > 30 and sum(map(len, columnar.values())) > 1000
+    for rel, events in columnar.items():
+        pd.testing.assert_frame_equal(events.astype(object), one_by_one[rel].astype(object), obj=rel)
+
+
 def test_a_learned_schema_gives_way_to_values_of_another_type():
     """A field first seen as a number, then as text (or a field the first records did not
     have at all): the batch is inferred again, nothing is lost."""
@@ -287,18 +310,21 @@ def test_a_learned_schema_gives_way_to_values_of_another_type():
                   "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}}  # fmt: skip
         return json.dumps({"Event": {"System": system, "EventData": data}})
 
+    def lines(*texts: str) -> bytes:  # as the reader buffers them: UTF-8, one a line
+        return "".join(t + "\n" for t in texts).encode()
+
     key = (4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
     evtx._SCHEMAS.pop(key, None)
-    first = evtx._batch_table([record(1, {"LogonType": 3, "IpPort": "1"})], [1], key=key)
+    first = evtx._batch_table(lines(record(1, {"LogonType": 3, "IpPort": "1"})), [1], key=key)
     assert key in evtx._SCHEMAS and first["d.LogonType"].to_pylist() == ["3"]
     later = evtx._batch_table(
-        [record(2, {"LogonType": "x", "IpPort": "2"}), record(3, {"LogonType": "y", "SubStatus": "0xC0000064"})],
+        lines(record(2, {"LogonType": "x", "IpPort": "2"}), record(3, {"LogonType": "y", "SubStatus": "0xC0000064"})),
         [2, 3],
         key=key,
     )
     assert later["d.LogonType"].to_pylist() == ["x", "y"]
     assert later["d.SubStatus"].to_pylist()[1] == "0xC0000064"
-    again = evtx._batch_table([record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})], [4], key=key)
+    again = evtx._batch_table(lines(record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})), [4], key=key)
     assert again["d.SubStatus"].to_pylist() == ["0x0"] and "d.Other" not in again.column_names
 
 

@@ -445,13 +445,12 @@ def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
 
 
 def _batch_table(
-    texts: list[str], record_ids: list[int], threads: bool = True, key: tuple | None = None
+    blob: bytes, record_ids: list[int], threads: bool = True, key: tuple | None = None
 ) -> pa.Table | None:
-    """JSON texts of one event id → a table of system columns and ``d.<field>``, parsed by
-    pyarrow's JSON reader in one go. None when the texts do not fit one schema (the caller
-    then decodes them one by one). ``key``: (event id, the data fields the entries use; its
-    last item), to read only those after the first batch."""
-    blob = "\n".join(texts).encode("utf-8")
+    """JSON texts of one event id, one a line (UTF-8) → a table of system columns and
+    ``d.<field>``, parsed by pyarrow's JSON reader in one go. None when the texts do not
+    fit one schema (the caller then decodes them one by one). ``key``: (event id, the data
+    fields the entries use; its last item), to read only those after the first batch."""
     try:
         table = _read_table(blob, threads, key)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -496,7 +495,7 @@ def _batch_table(
     return pa.table(out)
 
 
-_UNSEEN: tuple = ([], [])  # a shortcut not yet taken (distinct from None: an id to skip)
+_UNSEEN: tuple = (None, [], None)  # a shortcut not yet taken (distinct from None: an id to skip)
 
 
 def _by_entry(sem, table: pa.Table, eid: int) -> list[tuple[object, pa.Table]]:
@@ -551,16 +550,20 @@ def read_rust_tables(
     for (_, eid), entries in sem.entries.items():
         by_id.setdefault(eid, []).extend(entries)
     names_of = {eid: frozenset().union(*map(field_names, entries)) for eid, entries in by_id.items()}
-    buckets: dict[int, tuple[list[str], list[int]]] = {}
+    # per event id: (write, record ids, buffer) — each record's JSON is written out as
+    # UTF-8 at once (its text is then freed: its memory, still in the cache, serves the
+    # next record), one a line, as the JSON reader takes them
+    buckets: dict[int, tuple[Callable, list[int], io.BytesIO]] = {}
     pending = 0
 
     def flush() -> list:
         frames = []
-        for eid, (texts, ids) in buckets.items():
-            table = _batch_table(texts, ids, json_threads, (eid, names_of[eid]))
+        for eid, (_, ids, buffer) in buckets.items():
+            blob = buffer.getvalue()
+            table = _batch_table(blob, ids, json_threads, (eid, names_of[eid]))
             if table is None:
                 recs = []
-                for t, rid in zip(texts, ids, strict=True):
+                for t, rid in zip(blob.split(b"\n")[:-1], ids, strict=True):
                     rec = record_from_json(json.loads(t))
                     rec.record_id = rec.record_id if rec.record_id is not None else rid
                     recs.append(rec)
@@ -573,7 +576,7 @@ def read_rust_tables(
     # for an id the table does not know; other shapes (attributes, quoted, last in System)
     # go through the regex
     event_ids = sem.event_ids
-    shortcut: dict[str, tuple[list[str], list[int]] | None] = {}
+    shortcut: dict[str, tuple[Callable, list[int], io.BytesIO] | None] = {}
     seen: list[int | None] = []  # every record's id: the file's range, what was read before
     note = seen.append
     skipped = 0
@@ -603,10 +606,12 @@ def read_rust_tables(
                     continue
                 bucket = buckets.get(eid)
                 if bucket is None:
-                    bucket = buckets[eid] = ([], [])
+                    buffer = io.BytesIO()
+                    bucket = buckets[eid] = (buffer.write, [], buffer)
                 if key[10:-1].isdigit():
                     shortcut[key] = bucket
-            bucket[0].append(text)
+            bucket[0](text.encode())
+            bucket[0](b"\n")
             bucket[1].append(rid)
             pending += 1
             if pending >= batch:
