@@ -468,12 +468,18 @@ def _batch_table(
         arr = arr.combine_chunks()
         return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
 
+    def number(arr: pa.ChunkedArray | None) -> pa.Array:
+        if arr is not None and pa.types.is_integer(arr.type):  # as JSON numbers are read
+            return pc.cast(arr.combine_chunks(), pa.int64())
+        return pc.cast(text(arr), pa.int64())
+
+    record_id = number(pick("Event.System.EventRecordID"))
+    if record_id.null_count:  # the parser's own count of the record stands in
+        record_id = pc.coalesce(record_id, pa.array(record_ids, pa.int64()))
     out = {
-        "record_id": pc.coalesce(
-            pc.cast(text(pick("Event.System.EventRecordID")), pa.int64()), pa.array(record_ids, pa.int64())
-        ),
+        "record_id": record_id,
         "time": text(pick("Event.System.TimeCreated.#attributes.SystemTime")),
-        "event_id": pc.cast(text(pick("Event.System.EventID.#text", "Event.System.EventID")), pa.int64()),
+        "event_id": number(pick("Event.System.EventID.#text", "Event.System.EventID")),
         "channel": text(pick("Event.System.Channel")),
         "provider": text(pick("Event.System.Provider.#attributes.Name")),
         "computer": text(pick("Event.System.Computer")),
