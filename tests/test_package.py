@@ -53,6 +53,24 @@ def test_wheel_ships_data_and_finds_it(tmp_path):
     assert out[1] == str(site / "analyzer" / "rules")
     assert out[2] == str(site / "analyzer" / "reports" / "templates")
     assert int(out[3]) > 50
+    # the console script's entry point, called as the installed `authtriage` script calls it
+    entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    script = next(
+        line.split("=", 1)[1].strip()
+        for line in zipfile.ZipFile(wheel).read(entry).decode().splitlines()
+        if line.startswith("authtriage")
+    )
+    module, function = script.split(":")
+    call = f"import sys; from {module} import {function}; sys.argv = ['authtriage', '--version']; {function}()"
+    version = subprocess.run(
+        [sys.executable, "-c", call],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    assert version.startswith("authtriage ")
 
 
 def _hugepage_advice(env: dict[str, str]) -> str:
