@@ -282,7 +282,12 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
         return ev
     rows = np.repeat(np.arange(len(ev)), times)
     # column by column, each old column let go once copied: one column exists twice at most
-    out = {c: ev.pop(c).take(rows).reset_index(drop=True) for c in list(ev.columns)}
+    # (every column is an extension array, a block of its own; popping from a plain dict
+    # costs nothing, where DataFrame.pop rebuilds the frame's block list each time)
+    old = dict(ev.items())
+    del ev
+    index = pd.RangeIndex(len(rows))
+    out = {c: pd.Series(old.pop(c).array.take(rows), index=index) for c in list(old)}
     return pd.DataFrame(out, copy=False)
 
 
