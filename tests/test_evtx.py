@@ -237,6 +237,23 @@ def test_corpus_read_in_chunk_ranges_matches_a_whole_read(monkeypatch):
     assert split >= 30  # the corpus really exercised the parts
 
 
+class _Forgetful(dict):
+    """A schema cache that learns nothing: every batch is inferred afresh."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def setdefault(self, key, default=None):
+        return default
+
+
+def _read_corpus(monkeypatch, schemas: dict) -> dict[str, pd.DataFrame]:
+    from analyzer.ingest import evtx
+
+    monkeypatch.setattr(evtx, "_SCHEMAS", schemas)
+    return {rel: read_events([str(SHARED_DATA / rel)], IngestOptions(jobs=1)).events for rel in _evtx_files()}
+
+
 def test_learned_schemas_read_the_corpus_as_inference_does(monkeypatch):
     """After a first batch of an event id, later batches are read with the schema it was
     inferred to have, cut to the fields the table uses: every shared EVTX file, in tiny
@@ -245,22 +262,10 @@ def test_learned_schemas_read_the_corpus_as_inference_does(monkeypatch):
     included."""
     from analyzer.ingest import evtx, winreaders
 
-    class Forgetful(dict):
-        def __setitem__(self, key, value) -> None:
-            pass
-
     learned = 0
-
-    def read(schemas) -> dict[str, pd.DataFrame]:
-        monkeypatch.setattr(evtx, "_SCHEMAS", schemas)
-        out = {}
-        for rel in _evtx_files():
-            res = read_events([str(SHARED_DATA / rel)], IngestOptions(jobs=1))
-            out[rel] = res.events
-        return out
-
     monkeypatch.setattr(winreaders, "BATCH", 40)
-    inferred = read(Forgetful())
+    monkeypatch.setattr(evtx, "_SAMPLE", 1 << 60)  # no batch is large enough to learn from its start
+    inferred = _read_corpus(monkeypatch, _Forgetful())
     schemas: dict = {}
     real = evtx._read_table
 
@@ -270,10 +275,35 @@ def test_learned_schemas_read_the_corpus_as_inference_does(monkeypatch):
         return real(blob, threads, key)
 
     monkeypatch.setattr(evtx, "_read_table", counting)
-    pruned = read(schemas)
+    pruned = _read_corpus(monkeypatch, schemas)
     assert learned > 100 and schemas
     for rel, events in inferred.items():
         pd.testing.assert_frame_equal(events.astype(object), pruned[rel].astype(object), obj=rel)
+
+
+def test_schemas_learned_from_a_batch_start_read_the_corpus_as_inference_does(monkeypatch):
+    """A batch of an event id with no schema learned yet is read with the one its first
+    records have (here the first ~2 KB; 256 KB in use): every shared EVTX file gives the
+    events of a read that infers every batch whole, records whose values or fields differ
+    from the first ones' included (that batch is then inferred whole)."""
+    from analyzer.ingest import evtx
+
+    monkeypatch.setattr(evtx, "_SAMPLE", 1 << 60)
+    inferred = _read_corpus(monkeypatch, _Forgetful())
+    monkeypatch.setattr(evtx, "_SAMPLE", 2000)
+    sampled = 0
+    real = evtx.pj.read_json
+
+    def counting(source, read_options=None, parse_options=None):
+        nonlocal sampled
+        sampled += read_options is not None and not read_options.use_threads and parse_options is None
+        return real(source, read_options=read_options, parse_options=parse_options)
+
+    monkeypatch.setattr(evtx.pj, "read_json", counting)
+    learned = _read_corpus(monkeypatch, _Forgetful())  # forgetful: every large batch learns from its start
+    assert sampled > 30
+    for rel, events in inferred.items():
+        pd.testing.assert_frame_equal(events.astype(object), learned[rel].astype(object), obj=rel)
 
 
 def test_batches_the_json_reader_refuses_are_decoded_record_by_record(monkeypatch):

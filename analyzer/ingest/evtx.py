@@ -425,17 +425,31 @@ def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
     return pa.schema([pa.field("Event", pa.struct(kept))])
 
 
+_SAMPLE = 256 << 10  # bytes of a batch's first records a schema is learned from
+
+
 def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
-    """The records of one (channel, event id) as a table: with the schema learned from an
-    earlier batch when there is one (a value of another type: inferred again)."""
+    """The records of one event id as a table: with the schema learned from an earlier
+    batch, or else from this batch's first records (inferring a schema as the reader goes
+    costs half again a read with one); a value of another type or shape than those had:
+    the whole batch inferred again."""
     options = pj.ReadOptions(use_threads=threads, block_size=_JSON_BLOCK)
     schema = _SCHEMAS.get(key) if key is not None else None
+    if schema is None and key is not None and len(blob) > 2 * _SAMPLE and (cut := blob.rfind(b"\n", 0, _SAMPLE)) > 0:
+        try:
+            sample = pj.read_json(io.BytesIO(blob[: cut + 1]), read_options=pj.ReadOptions(use_threads=False))
+            schema = _pruned(sample.schema, key[-1])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            schema = None
     if schema is not None:
         parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         try:
-            return pj.read_json(io.BytesIO(blob), read_options=options, parse_options=parse)
+            table = pj.read_json(io.BytesIO(blob), read_options=options, parse_options=parse)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+        else:
+            _SCHEMAS.setdefault(key, schema)
+            return table
     table = pj.read_json(io.BytesIO(blob), read_options=options)
     if key is not None:
         pruned = _pruned(table.schema, key[-1])
