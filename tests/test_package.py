@@ -37,18 +37,17 @@ def test_wheel_ships_data_and_finds_it(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = (
+
+    def run(code: str) -> str:  # in another directory, with only the unpacked wheel importable
+        env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    out = run(
         "import analyzer, analyzer.resources as r; from analyzer.ingest.catalog import load_catalog;"
         "print(analyzer.__file__); print(r.rules_dir()); print(r.templates_dir()); print(len(load_catalog().patterns))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-    ).stdout.splitlines()
+    ).splitlines()
     assert out[0].startswith(str(site))
     assert out[1] == str(site / "analyzer" / "rules")
     assert out[2] == str(site / "analyzer" / "reports" / "templates")
@@ -61,15 +60,7 @@ def test_wheel_ships_data_and_finds_it(tmp_path):
         if line.startswith("authtriage")
     )
     module, function = script.split(":")
-    call = f"import sys; from {module} import {function}; sys.argv = ['authtriage', '--version']; {function}()"
-    version = subprocess.run(
-        [sys.executable, "-c", call],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-    ).stdout
+    version = run(f"import sys; from {module} import {function}; sys.argv = ['authtriage', '--version']; {function}()")
     assert version.startswith("authtriage ")
 
 
