@@ -53,7 +53,6 @@ _HEADER_SIZE = 0x1000
 _FILETIME_EPOCH_US = 11644473600 * 1_000_000
 _NS = "{http://schemas.microsoft.com/win/2004/08/events/event}"
 _JSON_EID = re.compile(r'"EventID":(?:\{"#attributes":\{[^{}]*\},"#text":)?"?(\d+)')
-_JSON_CHANNEL = re.compile(r'"Channel":"((?:[^"\\]|\\.)*)"')
 _XML_EID = re.compile(r"<EventID[^>]*>(\d+)</EventID>")
 _XML_CHANNEL = re.compile(r"<Channel>([^<]*)</Channel>")
 _JSON_BLOCK = 4 << 20  # pyarrow parses JSON in blocks of this size, in parallel
@@ -620,16 +619,17 @@ def read_rust_tables(
             if bucket is _UNSEEN:
                 m = _JSON_EID.search(text, i)
                 eid = int(m.group(1)) if m else None
-                if eid not in event_ids:
-                    if key[10:-1].isdigit():
-                        shortcut[key] = None
-                    continue
-                bucket = buckets.get(eid)
-                if bucket is None:
-                    buffer = io.BytesIO()
-                    bucket = buckets[eid] = (buffer.write, [], buffer)
-                if key[10:-1].isdigit():
+                if eid in event_ids:
+                    bucket = buckets.get(eid)
+                    if bucket is None:
+                        buffer = io.BytesIO()
+                        bucket = buckets[eid] = (buffer.write, [], buffer)
+                else:
+                    bucket = None
+                if key[10:-1].isdigit():  # the plain shape: the same text, the same bucket
                     shortcut[key] = bucket
+                if bucket is None:
+                    continue
             bucket[0](text.encode())
             bucket[0](b"\n")
             bucket[1].append(rid)
