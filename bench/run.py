@@ -296,16 +296,25 @@ def main() -> None:
         )
     if args.only:
         workloads = {k: v for k, v in workloads.items() if k in args.only.split(",")}
-    print(f"{cpus} CPUs; best of {args.repeat} rounds; × baseline = time / the baseline's time (lower is better)")
-    print(f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}{'CPU s':>8}")
+    print(
+        f"{cpus} CPUs; best of {args.repeat} rounds; × baseline = time / the baseline's time, CPU × = CPU time /"
+        " the baseline's (per core); lower is better"
+    )
+    print(
+        f"{'workload':<8} {'command':<32}{'seconds':>9}{'units/s':>12}{'peak MB':>9}{'× baseline':>12}"
+        f"{'CPU s':>8}{'CPU ×':>7}"
+    )
     for key, (title, units, unit_name, cmds) in workloads.items():
         print(f"-- {key}: {title} ({unit_name})")
         measured = measure([cmd for _, cmd, _ in cmds], args.repeat)
         results = [(name, *m, is_base) for (name, _, is_base), m in zip(cmds, measured, strict=True)]
-        base = next(t for _, t, _, _, b in results if b)
+        base, base_cpu = next((t, cpu) for _, t, _, cpu, b in results if b)
         for name, t, rss, cpu, _ in results:
             peak = f"{rss / 1e6:.0f}" if rss else "—"
-            print(f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{peak:>9}{t / base:>12.2f}{cpu:>8.2f}")
+            print(
+                f"{key:<8} {name:<32}{t:>9.2f}{units / t:>12,.0f}{peak:>9}{t / base:>12.2f}"
+                f"{cpu:>8.2f}{cpu / max(base_cpu, 1e-9):>7.2f}"
+            )
         jobs = [t for name, t, _, _, _ in results if name.startswith("authtriage analyze")]
         if len(jobs) == 2:
             print(f"{key:<8} {'--jobs ' + str(cpus) + ' / --jobs 1 throughput':<32}{jobs[0] / jobs[1]:>9.2f}×")
