@@ -82,6 +82,46 @@ def test_huge_numbers_in_windows_records_become_null():
     assert events["pid"].tolist() == [pd.NA, 16, 4]
 
 
+def test_record_ids_beyond_int64_become_null_and_the_records_stay(monkeypatch):
+    """A damaged or forged EVTX record id (2**64 - 1, text): that record's locator is null,
+    the read goes on and the others keep theirs, for both backends' records."""
+    import sys
+    import types
+
+    from analyzer.ingest.evtx import Record, read_rust_tables
+    from analyzer.ingest.windows import events_from_tables, load_semantics, records_to_events
+
+    def system(rid: object) -> dict:
+        return {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}, "EventID": 4625,
+                "EventRecordID": rid, "TimeCreated": {"#attributes": {"SystemTime": "2025-01-02T03:04:05.000000Z"}},
+                "Channel": "Security", "Computer": "dc"}  # fmt: skip
+
+    data = {"TargetUserName": "u", "IpAddress": "10.0.0.1", "Status": "0xc000006d", "LogonType": 3}
+    for odd in (2**64 - 1, "12ab"):
+        records = [(rid, json.dumps({"Event": {"System": system(rid), "EventData": data}}, separators=(",", ":")))
+                   for rid in (1, odd, 3)]  # fmt: skip
+
+        class Parser:
+            items = records
+
+            def __init__(self, *args, **kwargs) -> None:
+                pass
+
+            def records_json(self):
+                for rid, text in self.items:
+                    yield {"event_record_id": rid if isinstance(rid, int) else None, "timestamp": "", "data": text}
+
+        monkeypatch.setitem(sys.modules, "evtx", types.SimpleNamespace(PyEvtxParser=Parser))
+        sem = load_semantics()
+        tables = [t for batch in read_rust_tables("x.evtx", sem, print, {"records": 0}) for t in batch]
+        events, n = events_from_tables(sem, tables, "x.evtx", "evtx", False, set())
+        assert n == 3 and events["locator"].tolist() == [1, 3, pd.NA], odd
+    rec = Record(2**64 - 1, "2025-01-02T03:04:05.000000Z", 4625, "Security", "Microsoft-Windows-Security-Auditing",
+                 "dc", {"TargetUserName": "u"})  # fmt: skip
+    events, n = records_to_events([rec], "x.evtx", "evtx")
+    assert n == 1 and events["locator"].tolist() == [pd.NA] and events["user"].tolist() == ["u"]
+
+
 def test_huge_numbers_in_pfirewall_become_null(tmp_path):
     (tmp_path / "pfirewall.log").write_text(
         "#Version: 1.5\n#Software: Microsoft Windows Firewall\n#Time Format: Local\n"

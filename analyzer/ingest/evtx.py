@@ -425,6 +425,13 @@ def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
 
 
 _SAMPLE = 256 << 10  # bytes of a batch's first records a schema is learned from
+_ID_DIGITS = r"^[0-9]{1,18}$"  # an id as text: below 10**18, well inside int64
+
+
+def plausible_id(value: int | None) -> int | None:
+    """A record or event id as int64 holds it, or None (a damaged or hostile file's
+    2**64 - 1 must not stop the read)."""
+    return value if value is not None and 0 <= value < 10**18 else None
 
 
 def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
@@ -482,13 +489,16 @@ def _batch_table(
         return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
 
     def number(arr: pa.ChunkedArray | None) -> pa.Array:
-        if arr is not None and pa.types.is_integer(arr.type):  # as JSON numbers are read
+        if arr is not None and pa.types.is_integer(arr.type) and arr.type != pa.uint64():  # JSON numbers
             return pc.cast(arr.combine_chunks(), pa.int64())
-        return pc.cast(text(arr), pa.int64())
+        # anything else (text, a number too large for int64 read as uint64 or double): the
+        # whole numbers an id can be, else null
+        t = text(arr)
+        return pc.cast(pc.if_else(pc.match_substring_regex(t, _ID_DIGITS), t, pa.scalar(None, pa.string())), pa.int64())
 
     record_id = number(pick("Event.System.EventRecordID"))
     if record_id.null_count:  # the parser's own count of the record stands in
-        record_id = pc.coalesce(record_id, pa.array(record_ids, pa.int64()))
+        record_id = pc.coalesce(record_id, pa.array(map(plausible_id, record_ids), pa.int64()))
     out = {
         "record_id": record_id,
         "time": text(pick("Event.System.TimeCreated.#attributes.SystemTime")),

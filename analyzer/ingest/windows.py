@@ -24,7 +24,7 @@ import yaml
 from .._yaml import SafeLoader
 from ..errors import RuleError
 from ..schema import COLUMNS, ENUMS, MAXIMA, conform, empty_events
-from .evtx import Record
+from .evtx import Record, plausible_id
 from .syslog import null_empty, parse_iso
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]
@@ -350,9 +350,9 @@ def table_from_records(records: list[Record]) -> pa.Table:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
     cols = {
-        "record_id": pa.array([r.record_id for r in records], pa.int64()),
+        "record_id": pa.array([plausible_id(r.record_id) for r in records], pa.int64()),
         "time": text(r.time for r in records),
-        "event_id": pa.array([r.event_id for r in records], pa.int64()),
+        "event_id": pa.array([plausible_id(r.event_id) for r in records], pa.int64()),
         "channel": text(r.channel for r in records),
         "provider": text(r.provider for r in records),
         "computer": text(r.computer for r in records),
