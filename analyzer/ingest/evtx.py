@@ -1,8 +1,10 @@
-"""EVTX records, from either of two parsers, as plain :class:`Record` values.
+"""EVTX records, from either of two parsers: as Arrow tables per table entry (the Rust
+parser's JSON read column-wise), or as plain :class:`Record` values.
 
 - ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``). Its
   warnings are captured and returned per file, never printed. Records are prefiltered on
-  their JSON text (event id, channel) before ``json.loads``.
+  their JSON text (the event id) and read in batches by pyarrow's JSON reader; a batch it
+  refuses is decoded record by record (``json.loads``).
 - ``python``: python-evtx, without its known faults: every 64 KiB chunk of the file is
   visited (not just the header's chunk count, which is stale in "dirty" files), chunks
   without a valid magic are skipped, and an error in a record or chunk is reported as a
