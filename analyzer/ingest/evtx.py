@@ -397,6 +397,18 @@ _SYSTEM_FIELDS = ("Provider", "EventID", "TimeCreated", "EventRecordID", "Channe
 _SCHEMAS: dict[tuple, pa.Schema] = {}
 
 
+# the one value read of a system field that is an element with attributes
+_SYSTEM_LEAVES = {"Provider": ("#attributes", "Name"), "TimeCreated": ("#attributes", "SystemTime")}
+
+
+def _narrowed(f: pa.Field, path: tuple[str, ...]) -> pa.Field:
+    """``f`` cut down to the one value at ``path`` where its structs have it (a provider's
+    GUID, say, is then skipped by the reader, not built into an array)."""
+    if not path or not pa.types.is_struct(f.type) or (i := f.type.get_field_index(path[0])) < 0:
+        return f
+    return pa.field(f.name, pa.struct([_narrowed(f.type.field(i), path[1:])]))
+
+
 def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
     """``schema`` with only what the mapping reads: fields JSON has in other places or
     that no entry uses are then skipped by the reader instead of built into arrays."""
@@ -411,7 +423,8 @@ def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
         if not pa.types.is_struct(f.type):
             kept.append(f)
         elif f.name == "System":
-            kept.append(pa.field(f.name, pa.struct(keep(f.type, _SYSTEM_FIELDS.__contains__))))
+            system = [_narrowed(x, _SYSTEM_LEAVES.get(x.name, ())) for x in keep(f.type, _SYSTEM_FIELDS.__contains__)]
+            kept.append(pa.field(f.name, pa.struct(system)))
         elif f.name == "EventData":
             fields = keep(f.type, names.__contains__)
             # a field the first records lacked (another version of the event) is still read
