@@ -440,13 +440,14 @@ def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
 
 
 _SAMPLE = 256 << 10  # bytes of a batch's first records a schema is learned from
-_ID_DIGITS = r"^[0-9]{1,18}$"  # an id as text: below 10**18, well inside int64
+_ID_LIMIT = 10**18  # record and event ids below this, well inside int64
+_ID_DIGITS = rf"^[0-9]{{1,{len(str(_ID_LIMIT)) - 1}}}$"  # the same bound, for an id as text
 
 
 def plausible_id(value: int | None) -> int | None:
     """A record or event id as int64 holds it, or None (a damaged or hostile file's
     2**64 - 1 must not stop the read)."""
-    return value if value is not None and 0 <= value < 10**18 else None
+    return value if value is not None and 0 <= value < _ID_LIMIT else None
 
 
 def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:

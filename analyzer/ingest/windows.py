@@ -461,11 +461,11 @@ def map_table(sem: Semantics, entry: Entry, table: pa.Table, keep_raw: bool, own
         missing = pc.and_(pc.and_not(failing, found), pc.is_null(reason))
         out["reason"] = pc.if_else(missing, default, reason)
     if (s := spec.get("service")) and "service" not in (spec.get("set") or {}):
-        table_ = sem.tables[s["table"]]
-        out["service"] = pc.fill_null(_map_unique(_field(table, s["from"]), lambda v: table_.get(v.lower())), "other")
+        lookup = sem.tables[s["table"]]
+        out["service"] = pc.fill_null(_map_unique(_field(table, s["from"]), lambda v: lookup.get(v.lower())), "other")
     if st := spec.get("state"):
-        table_ = sem.tables[st["table"]]
-        out["reason"] = _map_unique(_field(table, st["from"]), lambda v: table_.get(v.lower()))
+        lookup = sem.tables[st["table"]]
+        out["reason"] = _map_unique(_field(table, st["from"]), lambda v: lookup.get(v.lower()))
     if spec.get("firewall"):
         _firewall_columns(out, table, own_ips)
     return out
