@@ -739,14 +739,6 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
 _CHUNK = 1 << 20  # elements per slice of an elementwise step over a whole source's events
 
 
-def _chunked(fn, values: np.ndarray, *args) -> np.ndarray:
-    """``fn(values, *args)`` slice by slice: an elementwise step whose temporaries are a
-    dozen arrays as long as its input stays small over millions of events."""
-    if values.size <= _CHUNK:
-        return fn(values, *args)
-    return np.concatenate([fn(values[i : i + _CHUNK], *args) for i in range(0, values.size, _CHUNK)])
-
-
 def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
     """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the last RFC 3164 line
     of a source: the first one after it, else the last one before it. Returns (row, after)
@@ -763,63 +755,98 @@ def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tupl
     return int(rows[np.argmax(lines[rows])]), False
 
 
-def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
+def _last_3164(t: np.ndarray, kind: np.ndarray) -> int | None:
+    """The packed time of the last RFC 3164 line with a readable time, found slice by
+    slice from the end (no copy of the source's times)."""
+    for end in range(t.size, 0, -_CHUNK):
+        start = max(0, end - _CHUNK)
+        hit = np.flatnonzero((kind[start:end] == _T_3164) & (t[start:end] != _NAT))
+        if hit.size:
+            return int(t[start + hit[-1]])
+    return None
+
+
+def _base_year(
+    ev: pd.DataFrame, t: np.ndarray, kind: np.ndarray, src: Source, opts: IngestOptions, rep: InputReport
+) -> int:
+    """The year of the first RFC 3164 line (times carry a year index from it), and the
+    assumption it rests on in ``rep``."""
+    if opts.year is not None:
+        rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
+        return opts.year
+    last = _last_3164(t, kind)
+    if last is not None and (found := _dated_neighbour(ev["locator"].to_numpy(dtype=np.int64, na_value=0), t, kind)):
+        # the file has lines with a full date too (rsyslog switched formats, an upgrade to
+        # Debian 12; programs logging through different templates): the one nearest the last
+        # RFC 3164 line gives the year
+        row, after = found
+        date = t[row : row + 1].view("datetime64[us]").astype("datetime64[D]").astype(dt.date)[0]
+        packed = np.array([last], dtype=np.int64)
+        month, day = int(_part(packed, 1)[0]), int(_part(packed, 2)[0])
+        if after:  # the last RFC 3164 line is on or before that date
+            year = date.year - ((month, day) > (date.month, date.day + 1))
+        else:  # on or after it
+            year = date.year + ((month, day) < (date.month, date.day - 1))
+        rep.assumptions["year"] = f"from a line with a full date nearby: the last line without one is in {year}"
+        return year - int(_part(packed, 0)[0])
     zone = opts.zone()
-    zname = opts.tz or "UTC"
+    anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
+    what = "the file's modification time" if src.mtime else "today's date (no file time known)"
+    year_last = anchor.year
+    base = year_last
+    if last is not None:
+        packed = np.array([last], dtype=np.int64)
+        if (int(_part(packed, 1)[0]), int(_part(packed, 2)[0])) > (anchor.month, anchor.day + 1):
+            year_last -= 1
+        base = year_last - int(_part(packed, 0)[0])
+    rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
+    return base
+
+
+def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
+    """Each row's time in UTC from ``_t``/``_tkind``: RFC 3164 dates get their year, wall
+    times the zone. Computed slice by slice into one new array: the temporaries of a step
+    stay the size of a slice, not a dozen arrays as long as a large source."""
+    zone = opts.zone()
     t = ev["_t"].to_numpy(dtype=np.int64)
     kind = ev["_tkind"].to_numpy(dtype=np.int8)
-    utc = np.where(kind == _T_UTC, t, _NAT).view("datetime64[us]")
-    naive = np.where(kind == _T_LOCAL, t, _NAT).view("datetime64[us]")
-    is3164 = kind == _T_3164
-    if is3164.any():
-        packed = t[is3164]
-        if opts.year is not None:
-            base = opts.year
-            rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
-        elif (found := _dated_neighbour(ev["locator"].to_numpy(dtype=np.int64, na_value=0), t, kind)) is not None:
-            # the file has lines with a full date too (rsyslog switched formats, an upgrade to
-            # Debian 12; programs logging through different templates): the one nearest the last
-            # RFC 3164 line gives the year
-            row, after = found
-            date = t[row : row + 1].view("datetime64[us]").astype("datetime64[D]").astype(dt.date)[0]
-            last = packed[np.flatnonzero(packed != _NAT)[-1:]]
-            month, day = int(_part(last, 1)[0]), int(_part(last, 2)[0])
-            if after:  # the last RFC 3164 line is on or before that date
-                year = date.year - ((month, day) > (date.month, date.day + 1))
-            else:  # on or after it
-                year = date.year + ((month, day) < (date.month, date.day - 1))
-            base = year - int(_part(last, 0)[0])
-            rep.assumptions["year"] = f"from a line with a full date nearby: the last line without one is in {year}"
-        else:
-            anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
-            what = "the file's modification time" if src.mtime else "today's date (no file time known)"
-            known = np.flatnonzero(packed != _NAT)
-            year_last = anchor.year
-            if known.size:
-                last = packed[known[-1:]]
-                if (int(_part(last, 1)[0]), int(_part(last, 2)[0])) > (anchor.month, anchor.day + 1):
-                    year_last -= 1
-                base = year_last - int(_part(last, 0)[0])
-            else:
-                base = year_last
-            rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
-        naive[is3164] = _chunked(_resolve3164, packed, base)
-        bad = int(np.isnat(naive[is3164]).sum())
-        if bad:
-            rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
-    need_zone = ~np.isnat(naive)
-    if need_zone.any():
-        rep.assumptions["timezone"] = f"{zname} for timestamps without a zone" + (
+    base = None
+    if any((kind[i : i + _CHUNK] == _T_3164).any() for i in range(0, kind.size, _CHUNK)):
+        base = _base_year(ev, t, kind, src, opts, rep)
+    out = np.empty(t.size, dtype=np.int64)
+    bad = zoned = 0
+    for a in range(0, t.size, _CHUNK):
+        ts, k = t[a : a + _CHUNK], kind[a : a + _CHUNK]
+        utc = np.where(k == _T_UTC, ts, _NAT).view("datetime64[us]")
+        naive = np.where(k == _T_LOCAL, ts, _NAT).view("datetime64[us]")
+        is3164 = k == _T_3164
+        if base is not None and is3164.any():
+            resolved = _resolve3164(ts[is3164], base)
+            bad += int(np.isnat(resolved).sum())
+            naive[is3164] = resolved
+            del resolved
+        need_zone = ~np.isnat(naive)
+        if need_zone.any():
+            zoned += 1
+            if opts.tz:
+                local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
+                    zone, ambiguous=np.zeros(int(need_zone.sum()), dtype=bool), nonexistent="shift_forward"
+                )
+                utc[need_zone] = local.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy()
+            else:  # UTC assumed: the wall time is the time
+                utc[need_zone] = naive[need_zone]
+        out[a : a + _CHUNK] = utc.view(np.int64)
+    if bad:
+        rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
+    if zoned:
+        rep.assumptions["timezone"] = f"{opts.tz or 'UTC'} for timestamps without a zone" + (
             "" if opts.tz else " (assumed; use --tz)"
         )
-        if opts.tz:
-            local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
-                zone, ambiguous=np.zeros(int(need_zone.sum()), dtype=bool), nonexistent="shift_forward"
-            )
-            utc[need_zone] = local.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy()
-        else:  # UTC assumed: the wall time is the time
-            utc[need_zone] = naive[need_zone]
-    return pd.Series(pd.DatetimeIndex(utc).tz_localize("UTC"), index=ev.index)
+    # the new array itself, seen as UTC instants (no copy)
+    return pd.Series(pd.Series(out.view("datetime64[us]"), copy=False).array.view(_UTC_US), index=ev.index, copy=False)
+
+
+_UTC_US = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
 
 REPEAT_BUDGET = 2_000_000  # events one input's ``message repeated`` lines may add in all
