@@ -310,7 +310,8 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
         return
     # only the connections with a row lacking its address (a small share, usually), each
     # connection's rows together in line order
-    rows = np.flatnonzero(sshd & _members(key, np.flatnonzero(lacking)))
+    # positions as int32 (a source has fewer than 2**31 rows): half the bytes of int64
+    rows = np.flatnonzero(sshd & _members(key, np.flatnonzero(lacking))).astype(np.int32)
     rows = rows[np.argsort(key[rows], kind="stable")]
     k = key[rows]
     n = rows.size
@@ -319,8 +320,9 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
     ip = codes[rows]
     t = ev["timestamp"].array.asi8[rows]
     nat = np.iinfo(np.int64).min
-    pos = np.arange(n)
+    pos = np.arange(n, dtype=np.int32)
     begin, end = _runs(k)
+    del k
 
     def before(mask: np.ndarray) -> np.ndarray:  # the nearest such row at or before, in the connection; -1
         idx = np.maximum.accumulate(np.where(mask, pos, -1))
@@ -333,7 +335,7 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
     # the address from the nearest line that has one, if the nearest line that has one
     # and a time is within ten minutes (the two can differ when a line's time is unreadable)
     known, timed = ip >= 0, (ip >= 0) & (t != nat)
-    fill = np.full(n, -1, dtype=np.int64)
+    fill = np.full(n, -1, dtype=ip.dtype)
     for near_ip, near_t in ((after(known), after(timed)), (before(known), before(timed))):
         ok = (near_t >= 0) & (t != nat)
         ok[ok] = np.abs(t[ok] - t[near_t[ok]]) <= _CARRY_US
@@ -355,7 +357,7 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
     if not enrich.any():
         return np.empty(0, dtype=np.int64)
     # only the connections that have enrich rows take part
-    part = np.flatnonzero(_members(key, np.flatnonzero(enrich)))
+    part = np.flatnonzero(_members(key, np.flatnonzero(enrich))).astype(np.int32)
     # the five columns first, then the rows: taking rows first copied every column of them
     sub = ev[["family", "action", "outcome", "role", "reason"]].iloc[part].reset_index(drop=True)
     k = key[part]
@@ -384,22 +386,25 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     run ends (one past its last position)."""
     n = keys.size
     if not n:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int32)
     sizes = np.diff(np.r_[first, n])
-    return np.repeat(first, sizes), np.repeat(np.r_[first[1:], n], sizes)
+    return np.repeat(first, sizes), np.repeat(np.r_[first[1:], np.int32(n)], sizes)
 
 
 def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Per flagged row, how many flagged rows of its group come up to and including it
     (rows in order); 0 for the rows without the flag."""
-    rows = np.flatnonzero(flags)
+    rows = np.flatnonzero(flags).astype(np.int32)
     g = groups[rows]
     order = np.argsort(g, kind="stable")
-    begin, _ = _runs(g[order])
+    g = g[order]
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]).astype(np.int32)
+    sizes = np.diff(np.r_[first, np.int32(g.size)])
     del g
-    nth = np.arange(1, begin.size + 1, dtype=np.int32) - begin.astype(np.int32)
-    del begin
+    nth = np.arange(1, rows.size + 1, dtype=np.int32)
+    nth -= np.repeat(first, sizes)  # the position where its group's run begins
+    del first, sizes
     out = np.zeros(groups.size, dtype=np.int32)
     out[rows[order]] = nth
     return out
