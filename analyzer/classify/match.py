@@ -79,6 +79,28 @@ def _category_mask(col: pd.Series, test: StrTest, values: tuple, ci: bool, every
     return lookup[col.cat.codes.to_numpy()]  # code -1 (null) takes the last entry
 
 
+# nullable integer columns whose values a narrow integer array holds exactly (and a float compares exactly)
+_NARROW = {
+    "Int8": np.int16,
+    "Int16": np.int16,
+    "UInt8": np.int16,
+    "UInt16": np.int32,
+    "Int32": np.int32,
+    "UInt32": np.int64,
+}
+
+
+def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column's values as numbers, and which rows have one. Small nullable integers
+    stay integers (a UInt16 port column: 4 bytes a row, not a float64 copy per value
+    compared); anything else becomes float64 (NaN: not a number)."""
+    narrow = _NARROW.get(str(col.dtype))
+    if narrow is not None:
+        return col.to_numpy(dtype=narrow, na_value=0), col.notna().to_numpy()
+    nums = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return nums, ~np.isnan(nums)
+
+
 def _expand(values: tuple, variables: dict[str, tuple] | None) -> tuple:
     """``$name`` values come from the platform profile."""
     out: list = []
@@ -104,6 +126,7 @@ def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | No
     if isinstance(col.dtype, pd.CategoricalDtype) and op not in NUMERIC:
         return _category_mask(col, MODIFIERS[op], values, ci, "all" in item.modifiers)
     masks = []
+    numbers: tuple[np.ndarray, np.ndarray] | None = None  # once per item, not per value
     for value in values:
         if value is None:
             masks.append(col.isna().to_numpy())
@@ -113,9 +136,9 @@ def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | No
             and col.dtype != object
             and not str(col.dtype).startswith("string")
         ):
-            nums = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-            fn = NUMERIC.get(op, np.equal)
-            masks.append(np.nan_to_num(fn(nums, float(value)), nan=0).astype(bool) & ~np.isnan(nums))
+            numbers = numbers or _numbers(col)
+            nums, known = numbers
+            masks.append(NUMERIC.get(op, np.equal)(nums, float(value)) & known)
         else:
             masks.append(_string_mask(col, MODIFIERS[op], str(value), ci))
     if not masks:
