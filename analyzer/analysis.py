@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -312,11 +312,15 @@ def _iso_many(micros: np.ndarray) -> list[str | None]:
     ]
 
 
-def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3) -> list[dict[str, Any]]:
+def findings(
+    events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3, batches: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """Classified events gathered per (host, cause, source, account), ranked by urgency.
 
     One groupby per cause computes the counts and times; per finding only its small
-    lists (accounts, sources, reasons, examples) are built."""
+    lists (accounts, sources, reasons, examples) are built. ``batches`` (per row a batch
+    number, a host's rows all in one batch): each cause's rows are gathered a batch at a
+    time (findings never span hosts), so that its temporaries stay the size of a batch."""
     if events.empty:
         return []
     cause_codes = cls.cause.cat.codes.to_numpy()
@@ -328,9 +332,32 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
     # cause's rows, not a copy of all classified events and then two of each cause's
     all_micros = _micros(events["timestamp"])
     for code, cause in enumerate(cls.cause.cat.categories):
-        rows = np.flatnonzero(cause_codes == code)
-        if not rows.size:
-            continue
+        every = np.flatnonzero(cause_codes == code)
+        for rows in [every] if batches is None else _split_batches(every, batches):
+            out.extend(_cause_findings(events, cls, profile, history, all_micros, cause, rows, examples))
+    out.sort(key=_rank)
+    return out
+
+
+def _split_batches(rows: np.ndarray, batches: np.ndarray) -> Iterator[np.ndarray]:
+    mine = batches[rows]
+    for b in range(int(batches.max()) + 1):
+        yield rows[mine == b]
+
+
+def _cause_findings(
+    events: pd.DataFrame,
+    cls: Classified,
+    profile: Profile,
+    history: _History,
+    all_micros: np.ndarray,
+    cause: str,
+    rows: np.ndarray,
+    examples: int,
+) -> list[dict[str, Any]]:
+    """The findings of one cause's ``rows``."""
+    out: list[dict[str, Any]] = []
+    if rows.size:
         keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
         when = all_micros[rows]
         when[when == _NO_TIME] = np.iinfo(np.int64).max
@@ -411,12 +438,14 @@ def findings(events: pd.DataFrame, cls: Classified, profile: Profile, examples: 
                     "notes": [note] if note else [],
                 }
             )
-    out.sort(key=_rank)
     return out
 
 
 # fills in the text of findings' examples, given how many processes it may use
 Examples = Callable[[list[dict[str, Any]], int], object]
+# above this, one process classifies hosts and gathers findings in batches of about this
+# many events (whole hosts): the temporaries of a rule's group conditions scale with a batch
+BATCH_EVENTS = 1_000_000
 PARALLEL_MIN_EVENTS = 200_000  # below this, forking workers costs more than it saves
 # above this, the workers' copies of their shares would cost more memory than the time saved is worth
 PARALLEL_MAX_EVENTS = 2_000_000
@@ -443,8 +472,12 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
 
     hosts = host_roles(events)
     roles = {h["name"]: h["role"] for h in hosts}
-    cls = classify(events, ruleset, profile, roles)
-    found = findings(events, cls, profile)
+    batches = None
+    if len(events) > BATCH_EVENTS and _by_host(ruleset):
+        batches = _shares(events, -(-len(events) // BATCH_EVENTS))
+    cls = classify(events, ruleset, profile, roles, batches)
+    found = findings(events, cls, profile, batches=batches)
+    del batches
     failures = events["outcome"].isin(["failure", "blocked"]).to_numpy()
     unclassified = int((cls.cause == "unclassified").to_numpy(dtype=bool, na_value=False)[failures].sum())
     return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
@@ -470,19 +503,25 @@ def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
     return out
 
 
-def _partition(events: pd.DataFrame, n: int) -> list[np.ndarray]:
-    """Row positions split into ``n`` shares of whole hosts, balanced by events (largest first)."""
+def _shares(events: pd.DataFrame, n: int) -> np.ndarray:
+    """Per row its share (0..n-1): ``n`` shares of whole hosts, balanced by events (largest
+    host first, each to the share with the fewest events so far)."""
     codes = events["host"].cat.codes.to_numpy() if hasattr(events["host"], "cat") else None
     if codes is None:
         codes = pd.factorize(events["host"])[0]
     counts = np.bincount(codes + 1)  # code -1 (no host) becomes 0
     loads = [0] * n
-    owner = np.zeros(counts.size, dtype=np.int64)
+    owner = np.zeros(counts.size, dtype=np.int16 if n < 1 << 15 else np.int64)
     for c in np.argsort(-counts, kind="stable"):
         k = int(np.argmin(loads))
         owner[c] = k
         loads[k] += int(counts[c])
-    share = owner[codes + 1]
+    return owner[codes + 1]
+
+
+def _partition(events: pd.DataFrame, n: int) -> list[np.ndarray]:
+    """Row positions split into ``n`` shares of whole hosts (:func:`_shares`)."""
+    share = _shares(events, n)
     return [np.flatnonzero(share == k) for k in range(n)]
 
 

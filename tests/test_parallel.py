@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 import analyzer.ingest as ingest
@@ -486,3 +488,35 @@ def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
         fh = io.BytesIO(data)
         assert ingest._line_start(fh, start, end) == want, (data, start, end)
         assert end is None or fh.tell() < end + 7  # read no further than one read past the range
+
+
+def test_analysis_in_host_batches_gives_the_same_result(tmp_path, monkeypatch):
+    """A large input is classified and gathered into findings a batch of hosts at a time
+    (bounded temporaries): the same classification and findings as all hosts at once."""
+    import numpy as np
+
+    import analyzer.analysis as analysis
+    from analyzer.classify import load_rules
+    from analyzer.config import Profile
+
+    for i in range(3):
+        text = "".join(large_auth_log(3_000, seed=40 + i)).replace("web01", f"w{i}").replace("db01", f"d{i}")
+        (tmp_path / f"auth{i}.log").write_text(text)
+    samples = Path(__file__).resolve().parent.parent / "samples"  # every cause's scenario, Windows too
+    events = read_events([str(tmp_path), str(samples)], IngestOptions(year=2025, jobs=1)).events
+    rules, profile = load_rules(), Profile()
+    whole = analysis._analyze_serial(events, rules, profile)
+    seen = []
+    original = analysis._shares
+    monkeypatch.setattr(analysis, "_shares", lambda ev, n: seen.append(n) or original(ev, n))
+    monkeypatch.setattr(analysis, "BATCH_EVENTS", len(events) // 4)
+    batched = analysis._analyze_serial(events, rules, profile)
+    assert seen == [5]  # the hosts did go in batches
+    causes = {f["cause"] for f in whole["findings"]}
+    # rules that count other events of a group (preceded_by, followed_by, distinct among others) are among them
+    assert {"success-after-attack", "user-typo", "probe-dc-account", "brute-force"} <= causes
+    assert whole["findings"] == batched["findings"]
+    for name in ("cause", "verdict", "confidence", "rule"):
+        pd.testing.assert_series_equal(getattr(whole["classification"], name), getattr(batched["classification"], name))
+    np.testing.assert_array_equal(whole["classification"].cadence, batched["classification"].cadence)
+    assert whole["unclassified"] == batched["unclassified"]

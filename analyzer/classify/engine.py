@@ -19,6 +19,7 @@ Group conditions (all optional, all must hold):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,9 +278,11 @@ def _group_ok(
     profile: Profile,
     roles: pd.Series,
     variables: dict,
+    scope: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN).
-    ``secs``: every event's time in seconds (:func:`_seconds`)."""
+    ``secs``: every event's time in seconds (:func:`_seconds`); ``scope``: the rows whose
+    groups the candidates' can be (a mask; None: all)."""
     g = rule.group or {}
     cadence = np.full(rows.size, np.nan)
     ok = np.ones(rows.size, dtype=bool)
@@ -325,7 +328,7 @@ def _group_ok(
         spec = g["value_count"]
         vby = list(spec.get("group-by", by))
         if "_among" in spec:  # distinct values among other events of the same group
-            among = np.flatnonzero(evaluate_selection(events, spec["_among"], variables))
+            among = np.flatnonzero(_scoped(evaluate_selection(events, spec["_among"], variables), scope))
             among, mine, theirs = _same_groups(events, vby, rows, among)
             if theirs is not None:
                 # groups numbered over the other events alone; each candidate row looks its
@@ -362,7 +365,7 @@ def _group_ok(
         spec = g[key]
         within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
         sel = spec["_selection"]
-        other = np.flatnonzero(evaluate_selection(events, sel, variables))
+        other = np.flatnonzero(_scoped(evaluate_selection(events, sel, variables), scope))
         if other.size == 0:
             ok &= False
             continue
@@ -370,6 +373,10 @@ def _group_ok(
         need = spec.get("count", {"gte": 1})
         ok &= _compare(need, count)
     return ok, cadence
+
+
+def _scoped(mask: np.ndarray, scope: np.ndarray | None) -> np.ndarray:
+    return mask if scope is None else mask & scope
 
 
 def _profile_allows(rule: Rule, profile: Profile) -> bool:
@@ -391,8 +398,31 @@ def _roles_of(hosts: pd.Series, roles: dict[str, str]) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=hosts.index)
 
 
-def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: dict[str, str]) -> Classified:
-    """Assign every event the first rule (by priority) that selects it."""
+def _batched(rows: np.ndarray, batches: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """``rows`` batch by batch (see :func:`classify`), each with its batch's mask of rows."""
+    if batches is None:
+        yield rows, None
+        return
+    mine = batches[rows]
+    for b in range(int(batches.max()) + 1):
+        part = rows[mine == b]
+        if part.size:
+            yield part, batches == b
+
+
+def classify(
+    events: pd.DataFrame,
+    ruleset: RuleSet,
+    profile: Profile,
+    roles: dict[str, str],
+    batches: np.ndarray | None = None,
+) -> Classified:
+    """Assign every event the first rule (by priority) that selects it.
+
+    ``batches``: per row a batch number, the rows of a host all in one batch. Each rule's
+    group conditions are then computed a batch at a time: the same result when every group
+    condition keeps hosts apart (the caller's to check), with temporaries as large as one
+    batch's candidate rows instead of all of them."""
     n = len(events)
     variables = profile.variables()
     role_col = _roles_of(events["host"], roles)
@@ -407,11 +437,14 @@ def classify(events: pd.DataFrame, ruleset: RuleSet, profile: Profile, roles: di
         rows = np.flatnonzero(det)
         if rows.size == 0:
             continue
-        if rule.group:
-            ok, cad = _group_ok(events, secs, rows, rule, profile, role_col, variables)
-            rows, cad = rows[ok], cad[ok]
-            cadence[rows] = cad
-        which[rows] = i
+        if not rule.group:
+            which[rows] = i
+            continue
+        for part, scope in _batched(rows, batches):
+            ok, cad = _group_ok(events, secs, part, rule, profile, role_col, variables, scope)
+            part = part[ok]
+            cadence[part] = cad[ok]
+            which[part] = i
 
     chosen = np.zeros(len(rules) + 1, dtype=bool)
     chosen[which] = True  # which rules some event has; -1 (none) marks the extra last entry
