@@ -221,6 +221,25 @@ def test_pam_line_enriches_the_sshd_attempt_and_is_not_counted_again(tmp_path):
     assert res.inputs[0].used == 4
 
 
+def test_folding_a_slice_of_connections_at_a_time_gives_the_same_events(tmp_path, monkeypatch):
+    from analyzer.ingest import linux
+    from analyzer.samples import large_auth_log
+
+    lines = list(large_auth_log(4_000, seed=5))
+    for pid in range(300, 340):  # connections whose PAM line replaces the reason, some long
+        lines.append(f"{H} sshd[{pid}]: pam_unix(sshd:auth): authentication failure; rhost=203.0.113.7  user=root\n")
+        lines.extend([f"{H} sshd[{pid}]: Failed password for root from 203.0.113.7 port 1 ssh2\n"] * (1 + pid % 5))
+        lines.append(f"{H} sshd[{pid}]: pam_unix(sshd:account): account root has expired (account expired)\n")
+    path = tmp_path / "auth.log"
+    path.write_text("".join(lines))
+    whole = read_events([str(path)], IngestOptions(year=2025))
+    monkeypatch.setattr(linux, "_FOLD_ROWS", 3)  # shorter than some connections: slice numbers skipped
+    sliced = read_events([str(path)], IngestOptions(year=2025))
+    assert (whole.events["reason"] == "account-expired").sum() >= 40
+    pd.testing.assert_frame_equal(whole.events, sliced.events)
+    assert whole.inputs[0].as_dict() == sliced.inputs[0].as_dict()
+
+
 def test_address_is_carried_within_a_connection(tmp_path):
     path = tmp_path / "auth.log"
     path.write_text(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -347,20 +348,61 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
         ev["src_ip"] = pd.Categorical.from_codes(codes, dtype=src.dtype)
 
 
+_FOLD_ROWS = 1 << 20  # rows (of whole connections) folded at a time: the temporaries of a slice
+
+
 def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
     """Fold enrich rows into the failures of the same connection (``key``: its number): a
     PAM auth failure pairs with one sshd failure (the k-th with the k-th); other enrich
     lines (account expired, policy, limits) belong to the connection as a whole. A
     specific reason from PAM (expired, policy) replaces sshd's generic one (in place).
-    Returns the positions of the folded rows."""
+    Returns the positions of the folded rows. Connections are independent: a large
+    source's are folded some at a time."""
     enrich = (ev["role"] == "enrich").to_numpy(dtype=bool, na_value=False) & has_pid
     if not enrich.any():
         return np.empty(0, dtype=np.int64)
     # only the connections that have enrich rows take part
     part = np.flatnonzero(_members(key, np.flatnonzero(enrich))).astype(np.int32)
+    gone: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    reasons: list[np.ndarray] = []
+    for rows in _by_connections(part, key[part]):
+        folded, target, reason = _fold_rows(ev, key[rows], enrich[rows], rows)
+        gone.append(folded)
+        if target.size:
+            targets.append(target)
+            reasons.append(reason)
+    if targets:
+        ev.loc[np.concatenate(targets), "reason"] = np.concatenate(reasons)
+    return np.concatenate(gone)
+
+
+def _by_connections(rows: np.ndarray, key: np.ndarray) -> Iterator[np.ndarray]:
+    """``rows`` (``key``: their connection numbers) in slices of about _FOLD_ROWS rows,
+    each slice whole connections, rows in order."""
+    if rows.size <= _FOLD_ROWS:
+        yield rows
+        return
+    sizes = np.bincount(key)  # rows per connection number
+    ends = np.cumsum(sizes)
+    # each connection's slice: how many multiples of _FOLD_ROWS rows came before it
+    slice_of = ((ends - sizes) // _FOLD_ROWS).astype(np.int32)
+    del sizes, ends
+    mine = slice_of[key]
+    for i in range(int(slice_of.max()) + 1):
+        if (found := rows[mine == i]).size:  # a connection longer than a slice skips numbers
+            yield found
+
+
+def _fold_rows(
+    ev: pd.DataFrame, k: np.ndarray, en: np.ndarray, part: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_fold` over the rows ``part`` of whole connections (``k``: their connection
+    numbers; ``en``: which are enrich rows). Returns the folded rows, and the rows whose
+    reason PAM's replaces with the replacing reasons."""
     # the five columns first, then the rows: taking rows first copied every column of them
     sub = ev[["family", "action", "outcome", "role", "reason"]].iloc[part].reset_index(drop=True)
-    k = key[part]
+    k = k - k.min()  # numbered from 0 in this slice
     groups = int(k.max()) + 1
     attempt = (
         (sub["family"] == _SSHD_FAMILY)
@@ -369,7 +411,6 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
         & (sub["role"] == "attempt")
     ).to_numpy(dtype=bool, na_value=False)
     n_attempts = np.bincount(k[attempt], minlength=groups).astype(np.int32)[k]
-    en = enrich[part]
     generic = en & category_in(sub["reason"], _GENERIC_REASONS)
     rank = _running_count(k, generic) - 1  # the k-th generic row of its connection (meaningful for those)
     folded = (generic & (rank < n_attempts)) | (en & ~generic & (n_attempts > 0))
@@ -377,8 +418,8 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
     if specific.any():
         best = sub["reason"][specific].groupby(k[specific]).first()  # per connection number
         target = attempt & np.isin(k, best.index.to_numpy())
-        ev.loc[part[target], "reason"] = best.loc[k[target]].to_numpy()
-    return part[folded]
+        return part[folded], part[target], best.loc[k[target]].to_numpy()
+    return part[folded], part[:0], np.empty(0, dtype=object)
 
 
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
