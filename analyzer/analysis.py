@@ -45,15 +45,38 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if events.empty:
         return out
-    host_codes, host_names = pd.factorize(events["host"], use_na_sentinel=False)  # no host: a host too
-    names = [("(unknown host)" if pd.isna(h) else str(h)) for h in host_names]
+    hosts = events["host"]
+    if isinstance(hosts.dtype, pd.CategoricalDtype):  # the schema's: codes, no copy of the column
+        codes = hosts.cat.codes.to_numpy()
+        host_idx = np.where(codes < 0, len(hosts.cat.categories), codes)  # no host: a host too
+        labels = [*hosts.cat.categories, np.nan]
+    else:
+        host_idx, labels = pd.factorize(hosts, use_na_sentinel=False)
+    every = [("(unknown host)" if pd.isna(h) else str(h)) for h in labels]
+    present = np.zeros(len(every), dtype=bool)
+    present[host_idx] = True  # (marked in place: np.bincount would copy the codes as int64)
+    names = [every[i] for i in np.flatnonzero(present)]
 
     def distinct(col: str) -> dict[str, set]:
-        """Per host the distinct values of ``col`` (as text), from (host, value) code pairs."""
-        hosts, codes, values, _ = _pairs(host_codes, events[col], counts=False)
+        """Per host the distinct values of ``col`` (as text): a table of hosts by values
+        marked from the rows' codes (no array of (host, value) pairs as long as the column)."""
+        values = events[col]
+        where = host_idx
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes, texts = values.cat.codes.to_numpy(), [str(v) for v in values.cat.categories]
+        else:  # only the rows with a value (an event id column is empty on Linux hosts)
+            have = values.notna().to_numpy()
+            codes, uniques = pd.factorize(values[have])
+            texts, where = [str(v) for v in uniques], host_idx[have]
+        seen = np.zeros((len(every), len(texts)), dtype=bool)
+        known = codes >= 0
+        if known.all():
+            seen[where, codes] = True
+        else:
+            seen[where[known], codes[known]] = True
         out: dict[str, set] = {}
-        for h, c in zip(hosts.tolist(), codes.tolist(), strict=True):
-            out.setdefault(names[h], set()).add(values[c])
+        for h, c in zip(*(a.tolist() for a in np.nonzero(seen)), strict=True):
+            out.setdefault(every[h], set()).add(texts[c])
         return out
 
     ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")

@@ -45,19 +45,24 @@ class Classified:
     verdict: pd.Series
     confidence: pd.Series
     rule: pd.Series
-    cadence: pd.Series  # seconds, where a periodicity condition measured one
+    cadence: pd.Series  # seconds, where a periodicity condition measured one (sparse: NaN elsewhere)
 
 
-def _seconds(events: pd.DataFrame) -> np.ndarray:
-    """Seconds since the epoch per row (0 where the time is missing): one new array (a
-    zone-aware column holds UTC instants already)."""
-    ts = events["timestamp"]
-    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = ts.dt.tz_localize("UTC")
-    micros = ts.array.as_unit("us").asi8  # a view, NaT as the smallest int64
-    out = micros // 1_000_000
-    out[micros == np.iinfo(np.int64).min] = 0
-    return out
+class _Seconds:
+    """The events' times in seconds since the epoch (0 where missing), for the rows asked
+    (``secs[rows]``): computed from a view of the time column, not kept for every event."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        ts = events["timestamp"]
+        if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+            ts = ts.dt.tz_localize("UTC")
+        self.micros = ts.array.as_unit("us").asi8  # a view (a zone-aware column holds UTC instants), NaT the smallest
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        micros = self.micros[rows]
+        out = micros // 1_000_000
+        out[micros == np.iinfo(np.int64).min] = 0
+        return out
 
 
 def _group_key(frame: pd.DataFrame, by: list[str]) -> np.ndarray | None:
@@ -244,7 +249,7 @@ def periodicity(
 
 def _ordered(
     events: pd.DataFrame,
-    secs: np.ndarray,
+    secs: _Seconds,
     rows: np.ndarray,
     by: list[str],
     other: np.ndarray,
@@ -272,7 +277,7 @@ def _ordered(
 
 def _group_ok(
     events: pd.DataFrame,
-    secs: np.ndarray,
+    secs: _Seconds,
     rows: np.ndarray,
     rule: Rule,
     profile: Profile,
@@ -281,7 +286,7 @@ def _group_ok(
     scope: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN).
-    ``secs``: every event's time in seconds (:func:`_seconds`); ``scope``: the rows whose
+    ``secs``: the events' times in seconds (:class:`_Seconds`); ``scope``: the rows whose
     groups the candidates' can be (a mask; None: all)."""
     g = rule.group or {}
     cadence = np.full(rows.size, np.nan)
@@ -398,6 +403,15 @@ def _roles_of(hosts: pd.Series, roles: dict[str, str]) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=hosts.index)
 
 
+def _sparse_cadence(n: int, cadenced: list[tuple[np.ndarray, np.ndarray]], index: pd.Index) -> pd.Series:
+    """Per event the cadence its rule measured, NaN for the rest: a sparse column (most
+    events have none), which holds only the measured ones."""
+    dense = np.full(n, np.nan)
+    for rows, values in cadenced:
+        dense[rows] = values
+    return pd.Series(pd.arrays.SparseArray(dense, fill_value=np.nan), index=index)
+
+
 def _batched(rows: np.ndarray, batches: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """``rows`` batch by batch (see :func:`classify`), each with its batch's mask of rows."""
     if batches is None:
@@ -426,9 +440,9 @@ def classify(
     n = len(events)
     variables = profile.variables()
     role_col = _roles_of(events["host"], roles)
-    secs = _seconds(events)  # once: the group conditions take their rows' times from it
-    which = np.full(n, -1, dtype=np.int32)
-    cadence = np.full(n, np.nan)
+    secs = _Seconds(events)  # the group conditions take their rows' times from it
+    which = np.full(n, -1, dtype=np.int16 if len(ruleset.rules) < 1 << 15 else np.int32)
+    cadenced: list[tuple[np.ndarray, np.ndarray]] = []  # rows with a cadence, and theirs
     rules = list(ruleset.rules)
     for i, rule in enumerate(rules):
         if not _profile_allows(rule, profile):
@@ -442,8 +456,9 @@ def classify(
             continue
         for part, scope in _batched(rows, batches):
             ok, cad = _group_ok(events, secs, part, rule, profile, role_col, variables, scope)
-            part = part[ok]
-            cadence[part] = cad[ok]
+            part, cad = part[ok], cad[ok]
+            if (timed := ~np.isnan(cad)).any():
+                cadenced.append((part[timed], cad[timed]))
             which[part] = i
 
     chosen = np.zeros(len(rules) + 1, dtype=bool)
@@ -464,5 +479,5 @@ def classify(
         verdict=column([r.verdict for r in rules]),
         confidence=column([r.confidence for r in rules]),
         rule=column([r.id for r in rules]),
-        cadence=pd.Series(cadence, index=events.index),
+        cadence=_sparse_cadence(n, cadenced, events.index),
     )
