@@ -233,7 +233,7 @@ def test_folding_a_slice_of_connections_at_a_time_gives_the_same_events(tmp_path
     path = tmp_path / "auth.log"
     path.write_text("".join(lines))
     whole = read_events([str(path)], IngestOptions(year=2025))
-    monkeypatch.setattr(linux, "_FOLD_ROWS", 3)  # shorter than some connections: slice numbers skipped
+    monkeypatch.setattr(linux, "_SLICE_ROWS", 3)  # shorter than some connections: slice numbers skipped
     sliced = read_events([str(path)], IngestOptions(year=2025))
     assert (whole.events["reason"] == "account-expired").sum() >= 40
     pd.testing.assert_frame_equal(whole.events, sliced.events)

@@ -179,3 +179,33 @@ def test_rfc3339_times_read_by_arrow_or_pandas_alike():
         naive = pd.to_datetime(texts[~zoned], format="ISO8601", errors="coerce").dt.as_unit("us")
         assert times[zoned].tolist() == aware.dt.tz_localize(None).tolist()
         assert times[~zoned].tolist() == naive.tolist()
+
+
+def test_times_resolved_a_slice_at_a_time_are_the_same(tmp_path, monkeypatch):
+    """Large sources have their times resolved slice by slice (the year from the nearest
+    dated line, the zone, repeats past the budget): slices of a few rows give what one
+    slice gives."""
+    from analyzer import ingest
+
+    head = [f"Dec 3{i % 2} 1{i % 10}:00:00 h {FAILED}\n" for i in range(9)]
+    head += [f"Jan  {1 + i % 9} 0{i % 10}:30:00 h {FAILED}\n" for i in range(9)]  # the year turns
+    # repeats that pass the budget only summed over more rows than a slice holds
+    head += [f"Jan  9 10:00:00 h sshd[5]: message repeated {n} times: [ {FAILED[11:]}]\n" for n in [5] * 9]
+    head += [f"Feb 30 10:00:00 h {FAILED}\n", f"Mar 31 02:30:00 h {FAILED}\n"]  # no such date; a DST gap
+    # the first dated line after the last one without a date gives its year (a later one, a year on, must not)
+    after = "".join(head) + f"2025-04-01T08:00:00+00:00 h {FAILED}\n" + f"2026-04-02T08:00:00+00:00 h {FAILED}\n" * 9
+    # the last dated line before them does (an earlier one, a year before, must not)
+    before = f"2023-12-30T08:00:00+00:00 h {FAILED}\n" * 5 + f"2024-12-29T08:00:00+00:00 h {FAILED}\n" + "".join(head)
+    for text, first in ((after, "2024-12-30"), (before, "2024-12-30")):
+        for opts in ({}, {"tz": "Europe/Berlin"}):
+            monkeypatch.setattr(ingest, "REPEAT_BUDGET", 30)
+            whole = _events(tmp_path, text, mtime="2030-06-01T00:00:00", **opts)
+            monkeypatch.setattr(ingest, "_CHUNK", 4)
+            sliced = _events(tmp_path, text, mtime="2030-06-01T00:00:00", **opts)
+            monkeypatch.undo()
+            assert "full date nearby" in whole.inputs[0].assumptions["year"]
+            assert str(whole.events["timestamp"].dropna().sort_values().iloc[0 if text is after else 6].date()) == first
+            assert any("lines add more than 30 events" in w for w in whole.inputs[0].warnings)
+            assert whole.events["timestamp"].isna().sum() == 1  # Feb 30
+            pd.testing.assert_frame_equal(whole.events, sliced.events)
+            assert whole.inputs[0].as_dict() == sliced.inputs[0].as_dict()

@@ -736,23 +736,44 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
     return out
 
 
-_CHUNK = 1 << 20  # elements per slice of an elementwise step over a whole source's events
+_CHUNK = 1 << 18  # rows per slice of a step over a whole source (a dozen temporaries that long)
 
 
-def _dated_neighbour(lines: np.ndarray, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
+def _dated_neighbour(lines: pd.Series, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
     """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the last RFC 3164 line
-    of a source: the first one after it, else the last one before it. Returns (row, after)
-    or None when the source has no such line."""
-    dated = (kind != _T_3164) & (t != _NAT)
-    is3164 = (kind == _T_3164) & (t != _NAT)
-    if not dated.any() or not is3164.any():
+    of a source: the first one after it, else the last one before it (``lines``: each
+    row's line number). Returns (row, after) or None when the source has no such line.
+    Slice by slice: no copy of the source's line numbers."""
+    slices = range(0, t.size, _CHUNK)
+
+    def line_numbers(a: int) -> np.ndarray:
+        return lines.iloc[a : a + _CHUNK].to_numpy(dtype=np.int64, na_value=0)
+
+    last = None  # the largest line number of an RFC 3164 line with a time
+    for a in slices:
+        known = t[a : a + _CHUNK] != _NAT
+        mine = line_numbers(a)[known & (kind[a : a + _CHUNK] == _T_3164)]
+        if mine.size and (last is None or mine.max() > last):
+            last = int(mine.max())
+    if last is None:
         return None
-    rows = np.flatnonzero(dated)
-    last = lines[is3164].max()
-    later = rows[lines[rows] > last]
-    if later.size:
-        return int(later[np.argmin(lines[later])]), True
-    return int(rows[np.argmax(lines[rows])]), False
+    after = before = None  # (line, row): the first dated line after it; the last one not after it
+    for a in slices:
+        dated = np.flatnonzero((kind[a : a + _CHUNK] != _T_3164) & (t[a : a + _CHUNK] != _NAT))
+        if not dated.size:
+            continue
+        numbers = line_numbers(a)[dated]
+        later = numbers > last
+        if later.any():
+            i = int(np.argmin(np.where(later, numbers, np.iinfo(np.int64).max)))
+            if after is None or numbers[i] < after[0]:  # the first row of the smallest line
+                after = (int(numbers[i]), a + int(dated[i]))
+        i = int(np.argmax(numbers))
+        if before is None or numbers[i] > before[0]:  # the first row of the largest line
+            before = (int(numbers[i]), a + int(dated[i]))
+    if after is not None:
+        return after[1], True
+    return (before[1], False) if before is not None else None
 
 
 def _last_3164(t: np.ndarray, kind: np.ndarray) -> int | None:
@@ -775,7 +796,7 @@ def _base_year(
         rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
         return opts.year
     last = _last_3164(t, kind)
-    if last is not None and (found := _dated_neighbour(ev["locator"].to_numpy(dtype=np.int64, na_value=0), t, kind)):
+    if last is not None and (found := _dated_neighbour(ev["locator"], t, kind)):
         # the file has lines with a full date too (rsyslog switched formats, an upgrade to
         # Debian 12; programs logging through different templates): the one nearest the last
         # RFC 3164 line gives the year
@@ -860,7 +881,7 @@ def _lines(locators: pd.Series, rows: np.ndarray, most: int = 5) -> str:
 def _bound_repeats(ev: pd.DataFrame, rep: InputReport) -> None:
     """``message repeated N times`` lines: say which were cut to MAX_REPEAT, and count
     those past the input's REPEAT_BUDGET once (forged lines must not exhaust memory)."""
-    w = ev["weight"].to_numpy(dtype=np.int64, copy=True)
+    w = ev["weight"].to_numpy()  # the column itself (uint8 or int32), read only
     if w.max(initial=1) <= 1:
         return
     cut = np.flatnonzero(w >= syslog.MAX_REPEAT)
@@ -868,9 +889,21 @@ def _bound_repeats(ev: pd.DataFrame, rep: InputReport) -> None:
         most = f"{syslog.MAX_REPEAT:,}"
         where = _lines(ev["locator"], cut)
         rep.warnings.append(f"'message repeated N times' counted as at most {most} on line(s) {where}")
-    over = np.flatnonzero(np.cumsum(w - 1) > REPEAT_BUDGET)
-    over = over[w[over] > 1]
-    if over.size:
+    # the events the repeats add, summed up to each row, pass the budget from some row on:
+    # found slice by slice (no running sum as long as the source)
+    added, start = 0, None
+    for a in range(0, w.size, _CHUNK):
+        running = np.cumsum(w[a : a + _CHUNK], dtype=np.int64)
+        running -= np.arange(1, running.size + 1)  # each row adds w - 1
+        running += added
+        past = np.flatnonzero(running > REPEAT_BUDGET)
+        if past.size:
+            start = a + int(past[0])
+            break
+        added = int(running[-1])
+    if start is not None:
+        over = start + np.flatnonzero(w[start:] > 1)
+        w = w.astype(np.int64)
         w[over] = 1
         ev["weight"] = w
         rep.warnings.append(

@@ -268,20 +268,27 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
     ev = ev.reset_index(drop=True)
     has_pid = ev["pid"].notna().to_numpy()
     # one number per (host, pid) connection, 0..n-1: the groups of both steps below
-    key = pd.factorize(
-        (ev["host"].cat.codes.to_numpy(dtype=np.int64) + 1) * (1 << 40) + ev["pid"].to_numpy(np.int64, na_value=-1)
-    )[0].astype(np.int32)  # half the bytes of every array derived from it (a source has fewer than 2**31 rows)
+    key = ev["pid"].to_numpy(np.int64, na_value=-1, copy=True)
+    hosts = ev["host"].cat.codes.to_numpy()
+    for a in range(0, key.size, 1 << 20):  # (host, pid) as one integer, built in place
+        key[a : a + (1 << 20)] += (hosts[a : a + (1 << 20)].astype(np.int64) + 1) << 40
+    # numbered 0..n-1, as int32: half the bytes of every array derived from it (a source has
+    # fewer than 2**31 rows)
+    key = pd.factorize(key)[0].astype(np.int32)
     _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
     gone = _fold(ev, key, has_pid)
     del key
     # One copy of the rows that stay, each as many times as its weight (folded rows: 0),
     # without the helper columns nothing reads after this.
-    times = ev["weight"].to_numpy(dtype=np.int64, copy=True) if "weight" in ev.columns else np.ones(len(ev), np.int64)
+    # int32: a weight is at most syslog.MAX_REPEAT, and a source has fewer than 2**31 rows
+    n = len(ev)
+    times = ev["weight"].to_numpy(dtype=np.int32, copy=True) if "weight" in ev.columns else np.ones(n, np.int32)
     times[gone] = 0
     ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_") or c in ("role", "family", "weight")])
     if (times == 1).all():
         return ev
-    rows = np.repeat(np.arange(len(ev)), times)
+    rows = np.repeat(np.arange(n, dtype=np.int32), times)
+    del times
     # column by column, each old column let go once copied: one column exists twice at most
     # (every column is an extension array, a block of its own; popping from a plain dict
     # costs nothing, where DataFrame.pop rebuilds the frame's block list each time)
@@ -304,22 +311,38 @@ _CARRY_US = 10 * 60 * 10**6  # an address is carried to lines of its connection 
 
 def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> None:
     """An sshd row without an address takes the one known for its (host, pid) connection
-    (``key``: its number) from the nearest line within ten minutes (in place)."""
+    (``key``: its number) from the nearest line within ten minutes (in place). A large
+    source's connections are looked at some at a time."""
     sshd = has_pid & (ev["family"] == _SSHD_FAMILY).to_numpy(dtype=bool, na_value=False)
     lacking = sshd & ev["src_ip"].isna().to_numpy()
     if not lacking.any():
         return
-    # only the connections with a row lacking its address (a small share, usually), each
-    # connection's rows together in line order
+    # only the connections with a row lacking its address (a small share, usually);
     # positions as int32 (a source has fewer than 2**31 rows): half the bytes of int64
     rows = np.flatnonzero(sshd & _members(key, np.flatnonzero(lacking))).astype(np.int32)
-    rows = rows[np.argsort(key[rows], kind="stable")]
-    k = key[rows]
-    n = rows.size
+    del sshd, lacking
     src = ev["src_ip"].astype("category")
     codes = src.cat.codes.to_numpy()
+    times = ev["timestamp"].array.asi8
+    found = [_carried(part, key[part], codes, times) for part in _by_connections(rows, key[rows])]
+    del rows
+    at = np.concatenate([f[0] for f in found])
+    if at.size:
+        codes = codes.copy()
+        codes[at] = np.concatenate([f[1] for f in found])
+        ev["src_ip"] = pd.Categorical.from_codes(codes, dtype=src.dtype)
+
+
+def _carried(rows: np.ndarray, key: np.ndarray, codes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fill_addresses` over the ``rows`` of whole connections (``key``: their
+    numbers): the rows that take an address, and its code."""
+    order = np.argsort(key, kind="stable")  # each connection's rows together, in line order
+    rows = rows[order]
+    k = key[order]
+    del order
+    n = rows.size
     ip = codes[rows]
-    t = ev["timestamp"].array.asi8[rows]
+    t = times[rows]
     nat = np.iinfo(np.int64).min
     pos = np.arange(n, dtype=np.int32)
     begin, end = _runs(k)
@@ -342,13 +365,10 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
         ok[ok] = np.abs(t[ok] - t[near_t[ok]]) <= _CARRY_US
         fill = np.where(ok, ip[np.maximum(near_ip, 0)], fill)  # the earlier line's wins: it comes last
     take = ~known & (fill >= 0)
-    if take.any():
-        codes = codes.copy()
-        codes[rows[take]] = fill[take]
-        ev["src_ip"] = pd.Categorical.from_codes(codes, dtype=src.dtype)
+    return rows[take], fill[take]
 
 
-_FOLD_ROWS = 1 << 20  # rows (of whole connections) folded at a time: the temporaries of a slice
+_SLICE_ROWS = 1 << 19  # rows (of whole connections) folded or given addresses at a time: temporaries of a slice
 
 
 def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
@@ -378,17 +398,18 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
 
 
 def _by_connections(rows: np.ndarray, key: np.ndarray) -> Iterator[np.ndarray]:
-    """``rows`` (``key``: their connection numbers) in slices of about _FOLD_ROWS rows,
+    """``rows`` (``key``: their connection numbers) in slices of about _SLICE_ROWS rows,
     each slice whole connections, rows in order."""
-    if rows.size <= _FOLD_ROWS:
+    if rows.size <= _SLICE_ROWS:
         yield rows
         return
     sizes = np.bincount(key)  # rows per connection number
     ends = np.cumsum(sizes)
-    # each connection's slice: how many multiples of _FOLD_ROWS rows came before it
-    slice_of = ((ends - sizes) // _FOLD_ROWS).astype(np.int32)
+    # each connection's slice: how many multiples of _SLICE_ROWS rows came before it
+    slice_of = ((ends - sizes) // _SLICE_ROWS).astype(np.int32)
     del sizes, ends
     mine = slice_of[key]
+    del key  # (the caller's copy of the rows' numbers goes with it)
     for i in range(int(slice_of.max()) + 1):
         if (found := rows[mine == i]).size:  # a connection longer than a slice skips numbers
             yield found
