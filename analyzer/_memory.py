@@ -86,12 +86,12 @@ def _free_heap() -> int | None:
 KEEP_FREE = 256 << 20  # a worker keeps up to this much free heap for its next task
 
 
-def release() -> None:
+def release(keep: bool = True) -> None:
     """Return free heap pages to the system (cheap: a walk over the free lists), glibc's
     and those of pyarrow's own allocator (jemalloc or mimalloc keep freed pages for reuse).
     In a worker that keeps its heap (:func:`keep_heap`), only when more than KEEP_FREE is
-    free (what a large file left behind)."""
-    if _KEEP and (free := _free_heap()) is not None and free <= KEEP_FREE:
+    free (what a large file left behind), unless ``keep`` is false."""
+    if keep and _KEEP and (free := _free_heap()) is not None and free <= KEEP_FREE:
         return
     if _TRIM is not None:
         _TRIM(0)

@@ -448,13 +448,13 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
 _REAL_RANGE = ingest._syslog_range
 
 
-def _range_failing_past_96k(path, start, end, keep_raw):
+def _range_failing_past_96k(path, start, end, keep_raw, lean=False):
     """A range reader whose disk fails from byte 96 KiB on (module level: workers unpickle it)."""
     from analyzer.errors import InputError
 
     if start >= 3 * 32 * 1024:
         raise InputError("cannot read: [Errno 5] Input/output error")
-    return _REAL_RANGE(path, start, end, keep_raw)
+    return _REAL_RANGE(path, start, end, keep_raw, lean)
 
 
 def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, monkeypatch):

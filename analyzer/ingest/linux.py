@@ -267,14 +267,7 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
         return ev
     ev = ev.reset_index(drop=True)
     has_pid = ev["pid"].notna().to_numpy()
-    # one number per (host, pid) connection, 0..n-1: the groups of both steps below
-    key = ev["pid"].to_numpy(np.int64, na_value=-1, copy=True)
-    hosts = ev["host"].cat.codes.to_numpy()
-    for a in range(0, key.size, 1 << 20):  # (host, pid) as one integer, built in place
-        key[a : a + (1 << 20)] += (hosts[a : a + (1 << 20)].astype(np.int64) + 1) << 40
-    # numbered 0..n-1, as int32: half the bytes of every array derived from it (a source has
-    # fewer than 2**31 rows)
-    key = pd.factorize(key)[0].astype(np.int32)
+    key = _connection_numbers(ev)  # the groups of both steps below
     _fill_addresses(ev, key, has_pid)  # first: the folding looks at them
     gone = _fold(ev, key, has_pid)
     del key
@@ -299,6 +292,40 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out, copy=False)
 
 
+_KEY_ROWS = 1 << 18  # rows per slice when numbering connections
+
+
+def _connection_numbers(ev: pd.DataFrame) -> np.ndarray:
+    """Per row a number for its (host, pid) connection, rows without a pid one per host:
+    0..n-1 as int32 (half the bytes of every array derived from it; a source has fewer
+    than 2**31 rows). Built slice by slice, (host, pid) as one integer: the distinct ones,
+    sorted, then each slice's rows looked up among them (no 64-bit key for every row, no
+    hash table of every row)."""
+    pid, host = ev["pid"], ev["host"].cat.codes.to_numpy()
+
+    def keys(a: int) -> np.ndarray:
+        key = pid.iloc[a : a + _KEY_ROWS].to_numpy(np.int64, na_value=-1)
+        key += (host[a : a + _KEY_ROWS].astype(np.int64) + 1) << 40
+        return key
+
+    slices = range(0, len(ev), _KEY_ROWS)
+    distinct = np.unique(np.concatenate([pd.unique(keys(a)) for a in slices]))
+    out = np.empty(len(ev), dtype=np.int32)
+    for a in slices:
+        out[a : a + _KEY_ROWS] = np.searchsorted(distinct, keys(a))
+    return out
+
+
+def _positions(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` as int32 (a source has fewer than 2**31 rows), a slice at a time:
+    no int64 array of every position on the way."""
+    step = _KEY_ROWS
+    return np.concatenate(
+        [np.flatnonzero(mask[a : a + step]).astype(np.int32) + np.int32(a) for a in range(0, mask.size, step)]
+        or [np.empty(0, dtype=np.int32)]
+    )
+
+
 def _members(key: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Which rows belong to a group (``key``: group numbers 0..n-1) that one of ``rows`` is in."""
     chosen = np.zeros(int(key.max()) + 1 if key.size else 0, dtype=bool)
@@ -319,7 +346,7 @@ def _fill_addresses(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> N
         return
     # only the connections with a row lacking its address (a small share, usually);
     # positions as int32 (a source has fewer than 2**31 rows): half the bytes of int64
-    rows = np.flatnonzero(sshd & _members(key, np.flatnonzero(lacking))).astype(np.int32)
+    rows = _positions(sshd & _members(key, _positions(lacking)))
     del sshd, lacking
     src = ev["src_ip"].astype("category")
     codes = src.cat.codes.to_numpy()
@@ -382,7 +409,7 @@ def _fold(ev: pd.DataFrame, key: np.ndarray, has_pid: np.ndarray) -> np.ndarray:
     if not enrich.any():
         return np.empty(0, dtype=np.int64)
     # only the connections that have enrich rows take part
-    part = np.flatnonzero(_members(key, np.flatnonzero(enrich))).astype(np.int32)
+    part = _positions(_members(key, _positions(enrich)))
     gone: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     reasons: list[np.ndarray] = []
@@ -457,7 +484,7 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Per flagged row, how many flagged rows of its group come up to and including it
     (rows in order); 0 for the rows without the flag."""
-    rows = np.flatnonzero(flags).astype(np.int32)
+    rows = _positions(flags)
     g = groups[rows]
     order = np.argsort(g, kind="stable")
     g = g[order]
