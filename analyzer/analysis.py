@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pandas as pd
 
 from ._memory import thaw
 from ._pools import let_go
-from .classify.engine import Classified, _group_ids, periodicity
+from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
 
 __all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
@@ -356,16 +356,10 @@ def findings(
     all_micros = _micros(events["timestamp"])
     for code, cause in enumerate(cls.cause.cat.categories):
         every = np.flatnonzero(cause_codes == code)
-        for rows in [every] if batches is None else _split_batches(every, batches):
+        for _, rows in by_batch(every, batches):
             out.extend(_cause_findings(events, cls, profile, history, all_micros, cause, rows, examples))
     out.sort(key=_rank)
     return out
-
-
-def _split_batches(rows: np.ndarray, batches: np.ndarray) -> Iterator[np.ndarray]:
-    mine = batches[rows]
-    for b in range(int(batches.max()) + 1):
-        yield rows[mine == b]
 
 
 def _cause_findings(

@@ -412,16 +412,17 @@ def _sparse_cadence(n: int, cadenced: list[tuple[np.ndarray, np.ndarray]], index
     return pd.Series(pd.arrays.SparseArray(dense, fill_value=np.nan), index=index)
 
 
-def _batched(rows: np.ndarray, batches: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """``rows`` batch by batch (see :func:`classify`), each with its batch's mask of rows."""
+def by_batch(rows: np.ndarray, batches: np.ndarray | None) -> Iterator[tuple[int | None, np.ndarray]]:
+    """``rows`` batch by batch (``batches``: per event its batch; see :func:`classify`): the
+    batch's number and its rows, for each batch with some; (None, rows) without batches."""
     if batches is None:
-        yield rows, None
+        yield None, rows
         return
     mine = batches[rows]
     for b in range(int(batches.max()) + 1):
         part = rows[mine == b]
         if part.size:
-            yield part, batches == b
+            yield b, part
 
 
 def classify(
@@ -454,7 +455,8 @@ def classify(
         if not rule.group:
             which[rows] = i
             continue
-        for part, scope in _batched(rows, batches):
+        for b, part in by_batch(rows, batches):
+            scope = None if b is None else batches == b
             ok, cad = _group_ok(events, secs, part, rule, profile, role_col, variables, scope)
             part, cad = part[ok], cad[ok]
             if (timed := ~np.isnan(cad)).any():
