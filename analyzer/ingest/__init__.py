@@ -176,8 +176,12 @@ def read_events(
                 settle(2 * opts.jobs)
                 continue
             if fault is None:
-                rest = Source(name=item.name, stream=Prefixed(data[HEAD_BYTES:], item.stream), mtime=item.mtime)
+                # the rest of the stream after what was read ahead, without a copy of it: the
+                # read-ahead (WHOLE_BYTES) goes once it has been read again
+                ahead = Prefixed(memoryview(data)[HEAD_BYTES:], item.stream)
+                rest = Source(name=item.name, stream=ahead, mtime=item.mtime)
                 rest.head = data[:HEAD_BYTES]
+                del data
                 slots.append((rep, read_source(rest, opts, rep)))
             else:  # keep what was read before the fault
                 frame = read_source(Source.from_bytes(item.name, data, item.mtime), opts, rep)
@@ -371,9 +375,12 @@ class _Block:
     year: syslog.YearState = field(default_factory=syslog.YearState)
 
 
-def _syslog_block(block: bytes, keep_raw: bool) -> _Block:
+def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
     """Frame and match one block of complete lines. A pure function of its inputs, so it
-    runs the same in a worker process; line numbers and year indexes are block-local."""
+    runs the same in a worker process; line numbers and year indexes are block-local.
+    ``lean``: a worker gives its kept free heap back before and after (see LEAN_SHARE)."""
+    if lean:
+        release(keep=False)
     cat = load_catalog()
     out = _Block()
     block, ok = syslog.ensure_utf8(block)
@@ -396,7 +403,7 @@ def _syslog_block(block: bytes, keep_raw: bool) -> _Block:
     if used_rows.size:
         out.piece = _syslog_piece(fr, matched, prog, weight, 0, out.year, keep_raw)
     del fr, matched, msg, prog, lines, block
-    release()  # the block's transient arrays; else they stay interleaved with the events kept
+    release(keep=not lean)  # the block's transient arrays; else they stay interleaved with the events kept
     return out
 
 
@@ -440,6 +447,8 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     ranges = _ranges(src, opts)
     for res in _run_ranges(*ranges, keep, fault) if ranges else _run_blocks(_blocks(src, fault), keep):
         results.append(res)
+        if len(results) % 8 == 0:
+            release()  # what passed through here (blocks read and sent, results received) is free again
     if fault:  # keep what was read before the fault; say where it happened
         done = sum(r.lines for r in results)
         rep.error = f"{fault[0].message} (after line {done}; the lines before it were read)"
@@ -470,14 +479,13 @@ def _ranges(src: Source, opts: IngestOptions) -> tuple[str, list[tuple[int, int 
 
 
 LEAN_SHARE = 0.2  # the share of a large file's last ranges whose workers keep no free heap
+LEAN_STREAM_BYTES = 512 << 20  # a stream's (a compressed log's, an archive member's) blocks past this: lean
 
 
 def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool, lean: bool = False) -> _Block:
     """The lines that begin in bytes ``start``…``end`` of a file (to its end when ``end``
-    is None), as :func:`_syslog_block` frames and matches a block; in a worker. ``lean``:
-    the worker gives its kept free heap back before and after (see :func:`_run_ranges`)."""
-    if lean:
-        release(keep=False)
+    is None), as :func:`_syslog_block` frames and matches a block (``lean`` likewise); in a
+    worker."""
     try:
         with open(path, "rb") as fh:
             begin = _line_start(fh, start, end) if start else 0
@@ -493,11 +501,7 @@ def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool, lean: 
                     data += fh.readline()  # the last line that begins here, whole
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", source=path) from exc
-    out = _syslog_block(data, keep_raw) if data else _Block()
-    if lean:
-        del data
-        release(keep=False)
-    return out
+    return _syslog_block(data, keep_raw, lean) if data else _Block()
 
 
 def _line_start(fh, start: int, end: int | None) -> int | None:
@@ -571,7 +575,11 @@ def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block
             for block in blocks:
                 yield _syslog_block(block, opts.keep_raw)
         return
-    calls = ((block, opts.keep_raw) for block in itertools.chain([first, second], blocks))
+    # the stream's length is not known: its blocks past LEAN_STREAM_BYTES are read lean
+    lean_from = LEAN_STREAM_BYTES // BLOCK_BYTES
+    calls = (
+        (block, opts.keep_raw, i >= lean_from) for i, block in enumerate(itertools.chain([first, second], blocks))
+    )
     yield from _in_workers(_syslog_block, calls, opts.jobs)
 
 

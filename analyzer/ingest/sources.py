@@ -179,10 +179,10 @@ class Source:
 
 
 class Prefixed(io.RawIOBase):
-    """``prefix`` bytes, then at most ``limit`` bytes of ``inner`` (all of it when None);
-    ``count`` says how many came from ``inner``."""
+    """``prefix`` bytes (or a memoryview of them, let go once read), then at most ``limit``
+    bytes of ``inner`` (all of it when None); ``count`` says how many came from ``inner``."""
 
-    def __init__(self, prefix: bytes, inner, limit: int | None = None) -> None:
+    def __init__(self, prefix: bytes | memoryview, inner, limit: int | None = None) -> None:
         self.prefix = memoryview(prefix)
         self.inner = inner
         self.left = limit
@@ -195,7 +195,7 @@ class Prefixed(io.RawIOBase):
         if len(self.prefix):
             n = min(len(b), len(self.prefix))
             b[:n] = self.prefix[:n]
-            self.prefix = self.prefix[n:]
+            self.prefix = self.prefix[n:] if n < len(self.prefix) else memoryview(b"")  # the last read: let it go
             return n
         want = len(b) if self.left is None else min(len(b), self.left)
         if want <= 0:
