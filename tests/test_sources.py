@@ -188,3 +188,21 @@ def test_total_size_limit_counts_an_evtx_file_the_parser_opens_itself(tmp_path):
     errors = {r.name: r.error for r in over.inputs}
     assert "total uncompressed input exceeds" in errors[str(tmp_path / "a.log")]
     assert errors[str(evtx)] is None
+
+
+def test_a_read_ahead_prefix_is_read_then_let_go():
+    """A large stream read ahead for sniffing goes on from a view of what was read (no copy),
+    and that memory is let go once the view has been read through."""
+    import sys
+
+    from analyzer.ingest.sources import Prefixed
+
+    data = bytes(range(256)) * 64
+    before = sys.getrefcount(data)
+    ahead = Prefixed(memoryview(data)[100:], io.BytesIO(b"the rest"))
+    assert sys.getrefcount(data) > before  # the view holds the read-ahead
+    got = b""
+    while chunk := ahead.read(1000):
+        got += chunk
+    assert got == data[100:] + b"the rest"
+    assert sys.getrefcount(data) == before  # … until it has been read
