@@ -630,3 +630,19 @@ def test_window_counts_by_hashing_match_pandas_groupby():
             values[:] = np.nan
         for per_row in (None, values):
             assert _window_max(gid, t, span, per_row).tolist() == _window_max_by_groupby(gid, t, span, per_row).tolist()
+
+
+def test_the_first_rows_of_each_group_a_slice_at_a_time():
+    """A finding's examples are its group's first rows: counted slice by slice with each
+    group's count carried over, they are the rows pandas' cumcount picks."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.analysis import _first_of_groups
+
+    rng = np.random.default_rng(7)
+    for n, groups, k, step in [(1, 1, 3, 4), (10, 3, 1, 4), (1000, 7, 3, 16), (5000, 4000, 2, 64), (3000, 40, 3, 7)]:
+        gid = pd.factorize(rng.integers(0, groups, n))[0]
+        want = np.flatnonzero(pd.Series(gid).groupby(gid).cumcount().to_numpy() < k)
+        assert np.array_equal(_first_of_groups(gid, k, step), want), (n, groups, k, step)
+    assert _first_of_groups(np.empty(0, dtype=np.int64), 3).size == 0
