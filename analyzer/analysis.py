@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._arrays import run_starts
 from ._memory import thaw
 from ._pools import let_go
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
@@ -302,8 +303,7 @@ def _first_of_groups(gid: np.ndarray, k: int, step: int = 1 << 18) -> np.ndarray
         g = gid[a : a + step]
         order = np.argsort(g, kind="stable")
         g_sorted = g[order]
-        starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-        sizes = np.diff(np.r_[starts, g_sorted.size])
+        starts, sizes = run_starts(g_sorted)
         rank = np.empty(g.size, dtype=np.int64)  # each row's place among its group's rows so far
         rank[order] = np.arange(g.size) - np.repeat(starts, sizes) + seen[g_sorted]
         seen[g_sorted[starts]] += sizes  # (each group once in a slice)

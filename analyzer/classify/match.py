@@ -136,7 +136,8 @@ def _item_mask(frame: pd.DataFrame, item: Item, variables: dict[str, tuple] | No
             and col.dtype != object
             and not str(col.dtype).startswith("string")
         ):
-            numbers = numbers or _numbers(col)
+            if numbers is None:
+                numbers = _numbers(col)
             nums, known = numbers
             masks.append(NUMERIC.get(op, np.equal)(nums, float(value)) & known)
         else:

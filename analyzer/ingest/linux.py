@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._arrays import run_starts
 from ..schema import MAXIMA, category_in
 from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
 from .syslog import null_empty as _null_empty
@@ -292,7 +293,7 @@ def finish_events(ev: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out, copy=False)
 
 
-_KEY_ROWS = 1 << 18  # rows per slice of a step over a source's rows
+_STEP_ROWS = 1 << 18  # rows per slice of an elementwise step over a source's rows
 
 
 def _connection_numbers(ev: pd.DataFrame) -> np.ndarray:
@@ -303,15 +304,15 @@ def _connection_numbers(ev: pd.DataFrame) -> np.ndarray:
     distinct pids, five times as long."""
     key = ev["pid"].to_numpy(np.int64, na_value=-1, copy=True)
     host = ev["host"].cat.codes.to_numpy()
-    for a in range(0, key.size, _KEY_ROWS):
-        key[a : a + _KEY_ROWS] += (host[a : a + _KEY_ROWS].astype(np.int64) + 1) << 40
+    for a in range(0, key.size, _STEP_ROWS):
+        key[a : a + _STEP_ROWS] += (host[a : a + _STEP_ROWS].astype(np.int64) + 1) << 40
     return pd.factorize(key)[0].astype(np.int32)
 
 
 def _positions(mask: np.ndarray) -> np.ndarray:
     """``np.flatnonzero`` as int32 (a source has fewer than 2**31 rows), a slice at a time:
     no int64 array of every position on the way."""
-    step = _KEY_ROWS
+    step = _STEP_ROWS
     return np.concatenate(
         [np.flatnonzero(mask[a : a + step]).astype(np.int32) + np.int32(a) for a in range(0, mask.size, step)]
         or [np.empty(0, dtype=np.int32)]
@@ -465,12 +466,8 @@ def _fold_rows(
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For sorted ``keys``: per position, where its run of equal keys begins and where the
     run ends (one past its last position)."""
-    n = keys.size
-    if not n:
-        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
-    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int32)
-    sizes = np.diff(np.r_[first, n])
-    return np.repeat(first, sizes), np.repeat(np.r_[first[1:], np.int32(n)], sizes)
+    first, sizes = run_starts(keys)
+    return np.repeat(first, sizes), np.repeat(np.r_[first[1:], np.int32(keys.size)], sizes)
 
 
 def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -479,9 +476,7 @@ def _running_count(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
     rows = _positions(flags)
     g = groups[rows]
     order = np.argsort(g, kind="stable")
-    g = g[order]
-    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]).astype(np.int32)
-    sizes = np.diff(np.r_[first, np.int32(g.size)])
+    first, sizes = run_starts(g[order])
     del g
     nth = np.arange(1, rows.size + 1, dtype=np.int32)
     nth -= np.repeat(first, sizes)  # the position where its group's run begins
