@@ -87,7 +87,16 @@ Since = Annotated[str | None, typer.Option(help="Only events at or after this ti
 Until = Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601, or 24h / 7d ago).")]
 Tz = Annotated[str | None, typer.Option(help="IANA zone of timestamps that carry none (default UTC).")]
 Year = Annotated[int | None, typer.Option(help="Year of the first line of year-less (RFC 3164) logs.")]
-Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of standard output.")]
+
+
+def _dash_is_stdout(value: Path | None) -> Path | None:
+    return None if value is not None and str(value) == "-" else value
+
+
+Output = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Write here instead of standard output (also: -).", callback=_dash_is_stdout),
+]
 MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.")]
 MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
 

@@ -30,6 +30,19 @@ def test_events_jsonl_has_iso_utc_times(tmp_path):
     assert (rec["user"], rec["src_ip"], rec["outcome"], rec["locator"]) == ("root", "203.0.113.7", "failure", 1)
 
 
+def test_dash_output_is_standard_output(tmp_path, monkeypatch):
+    """``-o -`` writes to standard output (as ``-`` reads standard input), not to a file named "-"."""
+    monkeypatch.chdir(tmp_path)
+    log = str(_log(tmp_path))
+    res = runner.invoke(app, ["events", log, "--year", "2025", "-o", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[0])["user"] == "root"
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "--format", "json", "--output", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["totals"]["failures"] == 1
+    assert not (tmp_path / "-").exists()
+
+
 def test_events_csv_neutralizes_formulas(tmp_path):
     out = tmp_path / "e.csv"
     res = runner.invoke(
