@@ -79,3 +79,19 @@ def test_numpy_hugepage_advice_off_unless_asked():
     assert _hugepage_advice(env) == "False"
     if sys.platform.startswith("linux"):  # numpy only advises on Linux
         assert _hugepage_advice({**env, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "True"
+
+
+def test_analyze_imports_nothing_it_does_not_use():
+    """A run of ``analyze`` does not import the upload server's stack (fastapi, pydantic):
+    typer 0.29 imports pydantic to coerce every option, ~60 ms of every command's start
+    (pyproject keeps typer below it)."""
+    sample = ROOT / "samples" / "linux-attacks"
+    code = (
+        "import sys; from analyzer.cli import main; sys.argv = ['authtriage', 'analyze', '--format', 'json',"
+        f" '-o', '-', {str(sample)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('pydantic', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules), file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert '"findings"' in out.stdout
+    assert out.stderr.strip().splitlines()[-1] == "[]"
