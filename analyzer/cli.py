@@ -156,10 +156,13 @@ def _fail(exc: AuthtriageError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _report_problems(result) -> None:
+def _report_problems(result, skips: bool = False) -> None:
+    """One line per input that failed (and, with ``skips``, per input skipped), in input order."""
     for rep in result.inputs:
         if rep.error:
             typer.echo(f"authtriage: {rep.name}: {rep.error}", err=True)
+        elif skips and rep.skipped:
+            typer.echo(f"authtriage: {rep.name}: skipped: {rep.skip_reason}", err=True)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -182,7 +185,8 @@ def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backe
         progress.done()
     except AuthtriageError as exc:
         raise _fail(exc) from None
-    _report_problems(result)
+    # with nothing readable no report is written: the skipped inputs' reasons go to stderr too
+    _report_problems(result, skips=not result.readable)
     if not result.readable:
         typer.echo("authtriage: nothing readable in the inputs given", err=True)
         raise typer.Exit(2)

@@ -96,6 +96,22 @@ def test_nothing_readable_exits_2(tmp_path):
     assert "nothing readable" in res.output
 
 
+def test_nothing_readable_says_why_each_input_was_skipped(tmp_path):
+    """No report is written then, so each skipped input's reason goes to stderr, in input order."""
+    (tmp_path / "notes.txt").write_text("hello\nworld\n")
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["analyze", str(tmp_path / "notes.txt"), str(tmp_path / "empty"), str(tmp_path / "gone")])
+    assert res.exit_code == 2
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith(f"authtriage: {tmp_path / 'notes.txt'}: skipped: unknown format")
+    assert lines[1] == f"authtriage: {tmp_path / 'empty'}: skipped: directory holds no files"
+    assert lines[2].startswith(f"authtriage: {tmp_path / 'gone'}: cannot open")
+    assert lines[3] == "authtriage: nothing readable in the inputs given"
+    # with something readable, skips are the report's to list, not stderr's
+    res = runner.invoke(app, ["analyze", str(tmp_path / "notes.txt"), str(_log(tmp_path)), "--format", "json"])
+    assert res.exit_code == 0 and "skipped" not in res.stderr
+
+
 def test_one_bad_input_does_not_stop_the_others(tmp_path):
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     res = runner.invoke(app, ["analyze", str(tmp_path / "bad.gz"), str(_log(tmp_path)), "--year", "2025"])
