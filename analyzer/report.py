@@ -128,7 +128,28 @@ def _env() -> jinja2.Environment:
     env.filters["tx"] = text_escape
     env.filters["plain"] = lambda r: PLAIN.get(str(r), str(r).replace("-", " "))
     env.filters["some"] = some
+    env.globals["window_text"] = window_text
     return env
+
+
+def window_text(doc: dict[str, Any]) -> str:
+    """The --since/--until window for people, with what it left out ("" without one, and for
+    a scheduled report, which states its own window)."""
+    w = doc.get("window") or {}
+    since, until = w.get("since"), w.get("until")
+    if (since is None and until is None) or "schedule" in doc:
+        return ""
+    def when(iso: str) -> str:  # to the second, as a relative --since gives microseconds
+        return pd.Timestamp(iso).tz_convert("UTC").floor("s").isoformat().replace("+00:00", "Z")
+
+    bounds = " and ".join(
+        b for b in (f"at or after {when(since)}" if since else "", f"before {when(until)}" if until else "") if b
+    )
+    left = int(w.get("left_out") or 0)
+    if not left:
+        return f"Only events {bounds}: every event read is inside this window."
+    span = f" (the events read run from {w['read_first']} to {w['read_last']})" if w.get("read_first") else ""
+    return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
 
 
 def some(values: list, limit: int = 10) -> str:
@@ -152,6 +173,7 @@ def _plain_env() -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["some"] = some
+    env.globals["window_text"] = window_text
     return env
 
 

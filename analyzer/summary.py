@@ -64,6 +64,9 @@ def summarize(
         "window": {
             "since": options.since.isoformat() if options.since is not None else None,
             "until": options.until.isoformat() if options.until is not None else None,
+            "left_out": result.outside,  # events read but outside the window
+            "read_first": iso_utc(result.read_span[0]) if result.read_span[0] is not None else None,
+            "read_last": iso_utc(result.read_span[1]) if result.read_span[1] is not None else None,
         },
         "assumptions": assumptions,
         "inputs": [r.as_dict() for r in result.inputs],

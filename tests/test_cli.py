@@ -74,6 +74,35 @@ def test_since_until_window(tmp_path):
     assert [json.loads(x)["user"] for x in res.stdout.splitlines()] == ["b"]
 
 
+def test_report_says_what_the_window_left_out(tmp_path):
+    """A window that leaves events out says how many and when the events read lie, so an
+    empty report over the wrong window is not read as "no failed logins"."""
+    p = tmp_path / "a.log"
+    p.write_text(LINE.format(user="a").replace("Mar  4", "Mar  1") + LINE.format(user="b") * 2)
+    args = ["analyze", str(p), "--year", "2025"]
+    res = runner.invoke(app, [*args, "--format", "json", "--since", "2025-03-02", "--until", "2025-03-05T00:00Z"])
+    w = json.loads(res.stdout)["window"]
+    assert (w["left_out"], w["read_first"], w["read_last"]) == (1, "2025-03-01T09:15:02Z", "2025-03-04T09:15:02Z")
+    res = runner.invoke(app, [*args, "--format", "text", "--since", "2025-06-01T10:00:00.123456+02:00"])
+    assert res.exit_code == 0, res.output
+    assert "0 events" in res.stdout
+    assert (
+        "Only events at or after 2025-06-01T08:00:00Z: 3 event(s) read lie outside this window and are left out "
+        "(the events read run from 2025-03-01T09:15:02Z to 2025-03-04T09:15:02Z)."
+    ) in res.stdout
+    for fmt, shown in (("md", "3 event\\(s\\) read lie outside"), ("html", "3 event(s) read lie outside")):
+        res = runner.invoke(app, [*args, "--format", fmt, "--until", "2025-03-01T12:00Z"])
+        assert "before 2025-03-01T12:00:00Z" in res.stdout.replace("\\", "") and "2 event" in res.stdout, fmt
+        res = runner.invoke(app, [*args, "--format", fmt, "--since", "2026-01-01"])
+        assert shown in res.stdout, fmt
+    res = runner.invoke(app, [*args, "--format", "text", "--since", "2025-01-01"])
+    assert "every event read is inside this window" in res.stdout
+    res = runner.invoke(app, [*args, "--format", "json"])  # no window: nothing said, nothing left out
+    assert json.loads(res.stdout)["window"]["left_out"] == 0
+    res = runner.invoke(app, [*args, "--format", "text"])
+    assert "Only events" not in res.stdout
+
+
 def test_relative_times():
     import datetime as dt
 

@@ -110,6 +110,10 @@ class InputReport:
 class IngestResult:
     events: pd.DataFrame
     inputs: list[InputReport]
+    # with --since/--until: the events read but outside the window, and the times of all
+    # events read (first, last), so a report over an empty window can say what it missed
+    outside: int = 0
+    read_span: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
 
     @property
     def readable(self) -> bool:
@@ -205,9 +209,10 @@ def read_events(
     in_flight.clear()
     slot = frame = None
     events = concat_events(frames, consume=True)
+    read, span = len(events), _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
     release()
-    return IngestResult(events=events, inputs=reports)
+    return IngestResult(events=events, inputs=reports, outside=read - len(events), read_span=span)
 
 
 def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataFrame]:
@@ -273,6 +278,13 @@ def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
     except InputError as exc:
         return b"".join(parts), exc
     return b"".join(parts), None
+
+
+def _span(events: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The first and last event time (None for none)."""
+    ts = events["timestamp"]
+    first, last = ts.min(), ts.max()
+    return (None if pd.isna(first) else first, None if pd.isna(last) else last)
 
 
 def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
