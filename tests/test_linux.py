@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from analyzer.ingest import IngestOptions, read_events
@@ -351,3 +353,98 @@ def test_addresses_carried_by_arrays_as_by_groupby():
         _fill_addresses(got, key, has_pid)
         assert got["src_ip"].tolist() == want["src_ip"].tolist()
         assert list(got["src_ip"].cat.categories) == list(want["src_ip"].cat.categories)
+
+
+# users that no fast regex may read as the general regex would not: spaces, tabs, the
+# regexes' own words, an empty name, non-ASCII
+_AWKWARD_USERS = ["root", "a b", "a\tb", "from", "invalid user x", "user", "", " ", "é", "x from y", "port", "[preauth]"]
+_FAST_SHAPES = [
+    "Failed password for {u} from 203.0.113.7 port 22 ssh2",
+    "Failed password for invalid user {u} from 203.0.113.7 port 22 ssh2",
+    "Failed publickey for {u} from 2001:db8::1 port 22 ssh2: RSA SHA256:x",
+    "Failed none for invalid user {u} from 203.0.113.7 port 22 ssh2 [preauth]",
+    "Invalid user {u} from 203.0.113.7 port 22",
+    "Invalid user {u} from 203.0.113.7",
+    "Disconnecting invalid user {u} 203.0.113.7 port 22: Too many authentication failures [preauth]",
+    "Disconnecting authenticating user {u} 203.0.113.7 port 22: Too many authentication failures",
+    "Connection closed by authenticating user {u} 203.0.113.7 port 22 [preauth]",
+    "Disconnected from invalid user {u} 203.0.113.7 port 22 [preauth]",
+    "Connection reset by invalid user {u} 203.0.113.7 port 22: x [preauth]",
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7  user={u}",
+    "pam_unix(sshd:auth): authentication failure; logname={u} uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7",
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser={u} rhost= rhost=1.2.3.4",
+]
+
+
+def _corpus_messages(shared) -> list[str]:
+    """Messages from other projects' test logs, the generated samples and awkward forms."""
+    from analyzer.samples import large_auth_log
+
+    lines = "".join(large_auth_log(20_000, seed=3)).splitlines()
+    logs = shared("linux", "fail2ban__fail2ban", "fail2ban", "tests", "files", "logs")
+    for path in sorted(logs.iterdir()):
+        lines += path.read_bytes().decode("utf-8", "replace").splitlines()
+    tests = shared("linux", "SSHGuard__sshguard", "src", "parser", "tests.txt")
+    lines += tests.read_bytes().decode("utf-8", "replace").splitlines()
+    messages = [m for line in lines for m in (line, line.split(": ", 1)[-1], line.split("]: ", 1)[-1])]
+    return messages + [shape.format(u=u) for shape in _FAST_SHAPES for u in _AWKWARD_USERS]
+
+
+def test_fast_regexes_capture_what_their_patterns_do(shared):
+    """Where a pattern's fast regex matches, it captures what the pattern's own regex does:
+    checked on every message of fail2ban's and SSHGuard's test logs, a generated log and
+    awkward user names, and the fast regexes must take many of them."""
+    from analyzer.ingest.catalog import fast_disagreement
+
+    messages = _corpus_messages(shared)
+    fast = [p for p in load_catalog().patterns if p.fast]
+    assert {p.id for p in fast} >= {"sshd-failed", "sshd-invalid-user", "pam-unix-auth-failure"}
+    for pat in fast:
+        assert fast_disagreement(pat, messages) is None, pat.id
+        for fv in pat.fast:
+            taken = pc.extract_regex(pa.array(messages), fv.regex).is_valid()
+            assert pc.sum(taken).as_py() >= 10, (pat.id, fv.regex)
+
+
+def test_matching_with_fast_regexes_gives_what_matching_without_does(shared):
+    """The whole matching step, with the fast regexes and with them removed, row for row."""
+    import dataclasses
+
+    from analyzer.ingest.linux import match_messages
+
+    messages = _corpus_messages(shared)
+    cat = load_catalog()
+    slow = dataclasses.replace(cat, patterns=tuple(dataclasses.replace(p, fast=()) for p in cat.patterns))
+    progs = pa.array(["sshd" if i % 3 else "sshd-session" for i in range(len(messages))])
+    with_fast = match_messages(progs, pa.array(messages), cat)
+    without = match_messages(progs, pa.array(messages), slow)
+    assert len(with_fast) > 10_000
+    # the same values row for row (a category's number follows the order values were met in)
+    pd.testing.assert_frame_equal(with_fast, without, check_categorical=False)
+
+
+def test_a_fast_regex_that_reads_otherwise_is_refused(tmp_path):
+    """The loader runs fast regexes on the sample (and its ``also`` messages): one that
+    captures other than the pattern's regex, or has too many groups, is an error."""
+    bad = tmp_path / "cat.yaml"
+    head = "families:\n  sshd: {programs: [sshd], line_filter: sshd}\npatterns:\n"
+    pattern = (
+        "  - id: f\n    family: sshd\n    first: [Failed]\n"
+        "    regex: '^Failed (?P<m>\\S+) for (?P<user>.*?) from (?P<src_ip>\\S+)'\n"
+        "    fast: [{fast}]\n"
+        "    sample: {{message: 'Failed password for root from 1.2.3.4', yields: {{user: root}}, also: [{also}]}}\n"
+    )
+    ok = "'^Failed (?P<m>\\S+) for (?P<user>\\S+) from (?P<src_ip>\\S+)'"
+    bad.write_text(head + pattern.format(fast=ok, also="'Failed x for a b from 1.2.3.4'"))
+    cat, errors = parse_catalog(bad)
+    assert not errors and cat.patterns[0].fast[0].groups == ("m", "user", "src_ip")
+    greedy = "'^Failed (?P<m>\\S+) for (?P<user>.*) from (?P<src_ip>\\S+)'"  # takes the last " from "
+    bad.write_text(head + pattern.format(fast=greedy, also="'Failed x for a from b from 1.2.3.4'"))
+    _, errors = parse_catalog(bad)
+    assert "captures {'m': 'x', 'user': 'a from b'" in str(errors[0]) and f"{bad}:4" in str(errors[0])
+    wide = "'^Failed (?P<m>\\S+) for (?P<user>\\S+) from (?P<src_ip>\\S+) port (?P<port>\\d+)'"
+    bad.write_text(head + pattern.format(fast=wide, also="'x'"))
+    assert "all of them groups of the pattern's regex" in str(parse_catalog(bad)[1][0])
+    other = "{regex: '^Failed (?P<m>\\S+) for (?P<user>\\S+) from (?P<src_ip>\\S+)', fixed: {port: '1'}}"
+    bad.write_text(head + pattern.format(fast=other, also="'x'"))
+    assert "fixed names groups" in str(parse_catalog(bad)[1][0])

@@ -2,7 +2,8 @@
 
 Matching is vectorized: each message's first word is dictionary-encoded once, and each
 catalog pattern runs its RE2 regex (pyarrow) only over the not-yet-matched rows of its
-family whose first word it accepts. No Python loop runs per line.
+family whose first word it accepts (its fast regexes first, if it has any). No Python loop
+runs per line.
 
 :func:`match_messages` turns (program, message) arrays into matched rows;
 :func:`finish_events` applies what needs the whole source: ``message repeated`` weights,
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 
 from .._arrays import run_starts
 from ..schema import MAXIMA, category_in
-from .catalog import FILLABLE, SETTABLE, Catalog, load_catalog
+from .catalog import FILLABLE, SETTABLE, Catalog, Pattern, load_catalog
 from .syslog import null_empty as _null_empty
 
 __all__ = ["match_messages", "finish_events", "normalize_program"]
@@ -153,6 +154,28 @@ class _Numbers:
         return pd.array(self.values[rows], dtype="Float64").astype("Int64")
 
 
+def _captures(pat: Pattern, rows: np.ndarray, sub: pa.Array) -> Iterator[tuple[np.ndarray, dict[str, pa.Array]]]:
+    """The rows (of ``rows``; ``sub``: their messages) that ``pat`` matches, with their
+    groups: first those each of its fast regexes takes, then its own regex's on the rest."""
+    for fv in pat.fast:
+        found = pc.extract_regex(sub, fv.regex)
+        ok = np.asarray(found.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if ok.any():
+            okmask = pa.array(ok)
+            fields = {g: found.field(g).filter(okmask) for g in fv.groups}
+            n = int(np.count_nonzero(ok))
+            fields.update((g, pa.repeat(pa.scalar(v, pa.string()), n)) for g, v in fv.fixed.items())
+            yield rows[ok], fields
+            if ok.all():
+                return
+            rows, sub = rows[~ok], sub.filter(pa.array(~ok))
+    found = pc.extract_regex(sub, pat.regex)
+    ok = np.asarray(found.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if ok.any():
+        okmask = pa.array(ok)
+        yield rows[ok], {g: found.field(g).filter(okmask) for g in pat.groups}
+
+
 def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None) -> pd.DataFrame:
     """Match each message against the catalog.
 
@@ -191,30 +214,28 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
         if rows.size == 0:
             continue
         sub = msg.take(pa.array(rows))
-        if pat.groups:
-            found = pc.extract_regex(sub, pat.regex)
-            ok = np.asarray(found.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        else:
-            found = None
+        if not pat.groups:
             ok = np.asarray(pc.match_substring_regex(sub, pat.regex).to_numpy(zero_copy_only=False), dtype=bool)
-        if not ok.any():
+            if ok.any():
+                which[rows[ok]] = pi
+                if pat.role != "ignore":
+                    for col, value in pat.set.items():
+                        cols[col].put_const(rows[ok], value)
             continue
-        hit = rows[ok]
-        which[hit] = pi
-        if pat.role == "ignore":
-            continue
-        for col, value in pat.set.items():
-            cols[col].put_const(hit, value)
-        if found is None:
-            continue
-        okmask = pa.array(ok)
-        fields = {g: found.field(g).filter(okmask) for g in pat.groups}
-        for col, groups in pat.column_groups().items():
-            for g in reversed(groups):  # the first group that captured wins
-                cols[col].put(hit, fields[g])
-        for col, specs in pat.map.items():
-            for spec in reversed(specs):  # the first spec that yields a value wins
-                cols[col].put(hit, fields[spec["group"]], spec.get("values") or {}, spec.get("default"))
+        for hit, fields in _captures(pat, rows, sub):
+            which[hit] = pi
+            if pat.role == "ignore":
+                continue
+            for col, value in pat.set.items():
+                cols[col].put_const(hit, value)
+            for col, groups in pat.column_groups().items():
+                for g in reversed(groups):  # the first group that captured wins
+                    if g in fields:  # a group a fast regex leaves out is empty: it fills nothing
+                        cols[col].put(hit, fields[g])
+            for col, specs in pat.map.items():
+                for spec in reversed(specs):  # the first spec that yields a value wins
+                    if spec["group"] in fields:
+                        cols[col].put(hit, fields[spec["group"]], spec.get("values") or {}, spec.get("default"))
     rows = np.flatnonzero(which >= 0)
     pid = which[rows]
     out = {
