@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import tarfile
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analyzer.ingest import IngestOptions, read_events
 from analyzer.ingest.sources import Limits, Skipped, Source, iter_sources
 
+ROOT = Path(__file__).resolve().parent.parent
 LINE = b"Mar  4 09:15:02 web1 sshd[812]: Failed password for root from 203.0.113.7 port 51022 ssh2\n"
 
 
@@ -206,3 +209,71 @@ def test_a_read_ahead_prefix_is_read_then_let_go():
         got += chunk
     assert got == data[100:] + b"the rest"
     assert sys.getrefcount(data) == before  # … until it has been read
+
+
+def _utf16(text: str, order: str) -> bytes:
+    bom = {"le": b"\xff\xfe", "be": b"\xfe\xff"}[order]
+    return bom + text.encode(f"utf-16-{order}")
+
+
+@pytest.mark.parametrize("order", ["le", "be"])
+def test_utf16_text_logs_are_read_as_their_utf8_selves(tmp_path, order):
+    """A log saved as UTF-16 with a byte order mark (PowerShell 5's ``>``): syslog text, a
+    firewall log and a Get-WinEvent JSON export give the events of their UTF-8 selves,
+    quoted lines included, whole or in an archive; the report says how it was read."""
+    from analyzer.samples import large_auth_log
+
+    syslog = "".join(large_auth_log(30_000, seed=5))  # past the 1 MiB a transcoding step takes
+    syslog += "Mar  4 09:15:02 web1 sshd[9]: Failed password for Zoë from 203.0.113.7 port 5 ssh2\n"
+    firewall = (ROOT / "samples" / "windows-firewall-blocked-pfirewall" / "pfirewall.log").read_text()
+    winjson = json.dumps(
+        [
+            {
+                "Id": 4625,
+                "LogName": "Security",
+                "ProviderName": "Microsoft-Windows-Security-Auditing",
+                "MachineName": "dc1",
+                "RecordId": 7,
+                "TimeCreated": "/Date(1730642400000)/",
+                "Properties": [],
+                "Message": "An account failed to log on.",
+            }
+        ]
+    )
+    for name, text in (("auth.log", syslog), ("pfirewall.log", firewall), ("events.json", winjson)):
+        plain, wide = tmp_path / "utf8" / name, tmp_path / "utf16" / name
+        plain.parent.mkdir(exist_ok=True)
+        wide.parent.mkdir(exist_ok=True)
+        plain.write_text(text, encoding="utf-8")
+        wide.write_bytes(_utf16(text, order))
+        (tmp_path / "utf16" / f"{name}.zip").write_bytes(_zip({name: _utf16(text, order)}))
+    opts = IngestOptions(year=2025, jobs=1, lazy_raw=True)
+    want = read_events([str(tmp_path / "utf8")], opts)
+    got = read_events([str(tmp_path / "utf16")], opts)
+    by_name = {r.name.rsplit("/", 1)[-1]: r for r in got.inputs}
+    for name in ("auth.log", "pfirewall.log", "events.json"):
+        assert by_name[name].format == by_name[f"{name}.zip!{name}"].format != None, name  # noqa: E711
+        assert "UTF-16" in by_name[name].assumptions["encoding"]
+    events = got.events.assign(source=got.events["source"].astype(str).str.replace(".zip!", "/").str.rsplit("/", n=1).str[-1])
+    whole = events[~got.events["source"].astype(str).str.contains("!")].reset_index(drop=True)
+    inner = events[got.events["source"].astype(str).str.contains("!")].reset_index(drop=True)
+    mine = want.events.assign(source=want.events["source"].astype(str).str.rsplit("/", n=1).str[-1])
+    assert len(mine) > 10_000 and "Zoë" in set(mine["user"].astype(str))
+
+    def rows(ev: pd.DataFrame) -> pd.DataFrame:  # raw aside: the UTF-8 log's is read again later
+        return ev.drop(columns="raw").astype(str).sort_values(["source", "locator"]).reset_index(drop=True)
+
+    for part in (whole, inner):
+        pd.testing.assert_frame_equal(rows(part), rows(mine))
+    # quoted as read (the evidence step re-reads lines by their bytes), and as the UTF-8 lines
+    quoted = whole[whole["source"] == "auth.log"].set_index("locator")["raw"]
+    lines = syslog.splitlines()
+    assert quoted.notna().all() and all(lines[k - 1] == text for k, text in quoted.items())
+
+
+def test_utf16_lone_surrogate_becomes_a_replacement_character(tmp_path):
+    line = "Mar  4 09:15:02 web1 sshd[812]: Failed password for X from 203.0.113.7 port 51022 ssh2\n"
+    data = b"\xff\xfe" + line.encode("utf-16-le").replace("X".encode("utf-16-le"), b"\x00\xd8")
+    (tmp_path / "auth.log").write_bytes(data)
+    ev = read_events([str(tmp_path / "auth.log")], IngestOptions(year=2025, jobs=1)).events
+    assert list(ev["user"].astype(str)) == ["\ufffd"]

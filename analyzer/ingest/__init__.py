@@ -35,7 +35,7 @@ from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text
+from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -301,6 +301,11 @@ def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
 def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     """Sniff and read one stream; errors land in ``rep``, never escape."""
     fmt, why = sniff(src.head)
+    if fmt is None and (text := utf16_as_utf8(src)) is not None:  # (Windows readers decode UTF-16 themselves)
+        src, (fmt, why) = text, sniff(text.head)
+        rep.assumptions["encoding"] = "UTF-16 (it starts with a byte order mark), read as text"
+        # its lines are quoted as read: the evidence step re-reads lines by their bytes
+        opts = dataclasses.replace(opts, lazy_raw=False)
     rep.format = fmt
     reader = READERS.get(fmt) if fmt else None
     if reader is None:

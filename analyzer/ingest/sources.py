@@ -15,6 +15,7 @@ from bytes with :meth:`Source.from_bytes`.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
@@ -359,6 +360,44 @@ def _expand(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skippe
         yield Skipped(exc.source or src.name, exc.message)
     except InputError as exc:
         yield Skipped(exc.source or src.name, exc.message)
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def utf16_as_utf8(src: Source) -> Source | None:
+    """A source whose text is UTF-16 with a byte order mark (what Windows PowerShell 5's
+    ``>`` and ``Out-File`` write: a log copied so) read as UTF-8, a stream of its own (no
+    path: its bytes on disk are not these); None for any other source. Code units that
+    are not text (a lone surrogate) become U+FFFD."""
+    if not src.head.startswith(_UTF16_BOMS) or len(src.head) < 4:
+        return None
+    return _with_head(Source(name=src.name, stream=_Utf16Reader(src), mtime=src.mtime))
+
+
+class _Utf16Reader(io.RawIOBase):
+    """UTF-16 (endianness from its BOM) in, UTF-8 out, a chunk at a time."""
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, src: Source):
+        self._src = src
+        self._decoder = codecs.getincrementaldecoder("utf-16")("replace")
+        self._out = bytearray()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while len(self._out) < len(b) and not self._done:
+            chunk = self._src.read(self._CHUNK)
+            self._done = not chunk
+            self._out += self._decoder.decode(chunk, final=self._done).encode("utf-8")
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        del self._out[:n]
+        return n
 
 
 class _Rewound(io.RawIOBase):
