@@ -277,3 +277,42 @@ def test_utf16_lone_surrogate_becomes_a_replacement_character(tmp_path):
     (tmp_path / "auth.log").write_bytes(data)
     ev = read_events([str(tmp_path / "auth.log")], IngestOptions(year=2025, jobs=1)).events
     assert list(ev["user"].astype(str)) == ["\ufffd"]
+
+
+def test_bzip2_and_xz_streams_and_tars_are_read_and_guarded(tmp_path):
+    """Rotated logs compressed with bzip2 or xz (logrotate's compresscmd), and tars so
+    compressed, are read as streams like gzip: named, nested one level, ratio-limited, a
+    broken one reported on one line while the others are read."""
+    import bz2
+    import lzma
+
+    (tmp_path / "auth.log.2.bz2").write_bytes(bz2.compress(LINE))
+    (tmp_path / "auth.log.3.xz").write_bytes(lzma.compress(LINE))
+    (tmp_path / "logs.tar.xz").write_bytes(lzma.compress(_tar({"var/log/secure": LINE})))
+    (tmp_path / "logs.tar.bz2").write_bytes(bz2.compress(_tar({"var/log/auth.log": LINE})))
+    (tmp_path / "two.xz").write_bytes(lzma.compress(LINE) + lzma.compress(LINE))  # concatenated streams
+    (tmp_path / "in.zip").write_bytes(_zip({"old/auth.log.1.xz": lzma.compress(LINE)}))
+    got = {name: data for kind, name, data in _names([tmp_path]) if kind == "read"}
+    assert got == {
+        str(tmp_path / "auth.log.2.bz2"): LINE,
+        str(tmp_path / "auth.log.3.xz"): LINE,
+        f"{tmp_path / 'logs.tar.xz'}!var/log/secure": LINE,
+        f"{tmp_path / 'logs.tar.bz2'}!var/log/auth.log": LINE,
+        str(tmp_path / "two.xz"): LINE * 2,
+        f"{tmp_path / 'in.zip'}!old/auth.log.1.xz": LINE,
+    }
+    assert len(read_events([str(tmp_path)], IngestOptions(year=2025)).events) == 7
+
+    for name, data in (("bomb.xz", lzma.compress(LINE * 40_000)), ("bomb.bz2", bz2.compress(LINE * 40_000))):
+        (tmp_path / name).write_bytes(data)
+    good_xz, good_bz2 = lzma.compress(LINE * 3000), bz2.compress(LINE * 3000)
+    (tmp_path / "broken.xz").write_bytes(good_xz[: len(good_xz) // 2] + b"\0" * 64)
+    (tmp_path / "broken.bz2").write_bytes(good_bz2[:100] + b"\xff" * 64 + good_bz2[164:])
+    res = read_events(
+        [str(tmp_path)], IngestOptions(year=2025, limits=Limits(max_ratio=50, ratio_grace_bytes=1024 * 1024))
+    )
+    errors = {r.name.rsplit("/", 1)[-1]: r.error for r in res.inputs if r.error}
+    assert set(errors) == {"bomb.xz", "bomb.bz2", "broken.xz", "broken.bz2"}, errors
+    assert "ratio" in errors["bomb.xz"] and "ratio" in errors["bomb.bz2"]
+    assert all("\n" not in e for e in errors.values())
+    assert sum(r.events for r in res.inputs if r.error is None) == 7

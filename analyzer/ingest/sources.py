@@ -1,7 +1,7 @@
 """Paths → named byte streams, safely.
 
 Files, directories (recursive), ``-`` for stdin, and archives read as streams — never
-extracted to disk: gzip, zip, tar (plain or compressed). An archive member is named
+extracted to disk: gzip, bzip2, xz, zip, tar (plain or compressed). An archive member is named
 ``outer.zip!path/inside``; one level of nesting is followed (a ``.gz`` inside a zip, a zip
 inside a ``.tar.gz``), deeper nesting is refused. Inputs are untrusted: total
 uncompressed bytes and the compression ratio are limited, member names that try to
@@ -15,10 +15,12 @@ from bytes with :meth:`Source.from_bytes`.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
 import io
 import json
+import lzma
 import os
 import re
 import stat
@@ -26,7 +28,7 @@ import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -95,7 +97,7 @@ class _Guard(io.RawIOBase):
     def readinto(self, b) -> int:  # type: ignore[override]
         try:
             data = self._inner.read(len(b))
-        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as exc:
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError) as exc:
             what = "cannot read" if self._leaf else "corrupt compressed data"
             raise InputError(f"{what}: {exc}", source=self._name) from exc
         n = len(data)
@@ -230,7 +232,7 @@ def _read_full(stream: BinaryIO, n: int, name: str) -> bytes:
     while need > 0:
         try:
             chunk = stream.read(need)
-        except (OSError, EOFError, zlib.error) as exc:
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             raise InputError(f"cannot read: {exc}", source=name) from exc
         if not chunk:
             break
@@ -246,8 +248,10 @@ def _kind(head: bytes) -> str | None:
         return "zip"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
-    if head.startswith(_BZ2_MAGIC) or head.startswith(_XZ_MAGIC):
-        return "compressed-other"
+    if head.startswith(_BZ2_MAGIC) and head[3:4].isdigit():
+        return "bzip2"
+    if head.startswith(_XZ_MAGIC):
+        return "xz"
     return None
 
 
@@ -343,15 +347,12 @@ def _expand(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skippe
         src.stream = _Guard(src.stream, src.name, budget, leaf=True)
         yield src
         return
-    if kind == "compressed-other":
-        yield Skipped(src.name, "bzip2/xz compression is not supported; decompress it or use gzip")
-        return
     if depth >= budget.limits.max_depth:
         yield Skipped(src.name, f"archive nested more than {budget.limits.max_depth - 1} level deep; not read")
         return
     try:
-        if kind == "gzip":
-            yield from _expand_gzip(src, budget, depth)
+        if kind in _STREAMS:
+            yield from _expand_stream(src, budget, depth, _STREAMS[kind])
         elif kind == "zip":
             yield from _expand_zip(src, budget, depth)
         else:
@@ -431,11 +432,21 @@ class _CountingRaw(io.RawIOBase):
         return n or 0
 
 
-def _expand_gzip(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skipped]:
+# a compressed stream (one file, not an archive) → a decompressing reader over a file object
+_STREAMS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
+    "gzip": lambda fh: gzip.GzipFile(fileobj=fh, mode="rb"),
+    "bzip2": lambda fh: bz2.BZ2File(fh, mode="rb"),
+    "xz": lambda fh: lzma.LZMAFile(fh, mode="rb"),  # noqa: SIM115 - closed with the stream
+}
+
+
+def _expand_stream(
+    src: Source, budget: Budget, depth: int, opener: Callable[[BinaryIO], BinaryIO]
+) -> Iterator[Source | Skipped]:
+    """A gzip, bzip2 or xz stream: what it holds, decompressed as it is read."""
     raw = _CountingRaw(_Rewound(src))
-    gz = gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
     inner_name = src.name
-    guard = _RatioGuard(gz, inner_name, budget, raw)
+    guard = _RatioGuard(opener(io.BufferedReader(raw, 1 << 20)), inner_name, budget, raw)
     inner = Source(name=inner_name, stream=guard, mtime=src.mtime)
     try:
         _with_head(inner)
@@ -443,7 +454,7 @@ def _expand_gzip(src: Source, budget: Budget, depth: int) -> Iterator[Source | S
         yield Skipped(src.name, exc.message)
         return
     if _kind(inner.head) == "tar":
-        # .tar.gz / .tgz: one container, not two levels.
+        # .tar.gz / .tgz / .tar.xz / .tar.bz2: one container, not two levels.
         yield from _expand_tar(inner, budget, depth, src.name)
         return
     yield from _expand(_Reheaded(inner), budget, depth + 1)
@@ -521,14 +532,14 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float | None:
 def _expand_tar(src: Source, budget: Budget, depth: int, outer: str) -> Iterator[Source | Skipped]:
     try:
         tf = tarfile.open(fileobj=io.BufferedReader(_Rewound(src), 1 << 20), mode="r|")  # noqa: SIM115
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         yield Skipped(outer, f"bad tar archive: {exc}")
         return
     with tf:
         while True:
             try:
                 info = tf.next()
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
                 yield Skipped(outer, f"tar archive damaged after the members read so far: {exc}")
                 return
             if info is None:
