@@ -34,7 +34,7 @@ from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
-from .sniff import sniff
+from .sniff import KNOWN_UNREAD, sniff
 from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
@@ -310,8 +310,8 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     reader = READERS.get(fmt) if fmt else None
     if reader is None:
         rep.skipped = True
-        if fmt is None:
-            rep.skip_reason = f"unknown format: {why}"
+        if fmt is None:  # what it is when its first bytes tell (a journal file, zstd), else unknown
+            rep.skip_reason = why if why in KNOWN_UNREAD else f"unknown format: {why}"
         else:
             rep.skip_reason = f"{fmt} input recognized, but this version has no reader for it yet"
         return empty_events()

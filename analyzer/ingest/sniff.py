@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .syslog import HEADERS
 
-__all__ = ["sniff", "FORMATS", "RULES"]
+__all__ = ["sniff", "FORMATS", "RULES", "UNREAD", "KNOWN_UNREAD"]
 
 FORMATS = (
     "evtx",
@@ -103,10 +103,27 @@ RULES: list[tuple[str, Callable[[bytes], bool]]] = [
 ]
 
 
+# what an input that authtriage does not read is, and what to do with it, by its first bytes
+UNREAD: list[tuple[bytes, str]] = [
+    (b"LPKSHHRH", "a systemd journal file: export it with `journalctl --file FILE -o export` (or -o json)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first (zstd -d), or recompress with gzip or xz"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive: extract it first, or pack the logs as zip or tar.gz"),
+    (b"Rar!\x1a\x07", "a RAR archive: extract it first, or pack the logs as zip or tar.gz"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed: decompress it first (lz4 -d)"),
+    (b"%PDF-", "a PDF document, not a log"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Office document (OLE), not a log"),
+]
+
+KNOWN_UNREAD = frozenset(what for _, what in UNREAD)
+
+
 def sniff(head: bytes) -> tuple[str | None, str]:
     """Return (format, why) — format is None when nothing fits; ``why`` says what was seen."""
     if not head:
         return None, "empty input"
+    for magic, what in UNREAD:
+        if head.startswith(magic):
+            return None, what
     for name, test in RULES:
         try:
             if test(head):
