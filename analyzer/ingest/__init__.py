@@ -209,7 +209,8 @@ def read_events(
     in_flight.clear()
     slot = frame = None
     events = concat_events(frames, consume=True)
-    read, span = len(events), _span(events) if opts.since is not None or opts.until is not None else (None, None)
+    read = len(events)
+    span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports, outside=read - len(events), read_span=span)

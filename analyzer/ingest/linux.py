@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .._arrays import run_starts
 from ..schema import MAXIMA, category_in
-from .catalog import FILLABLE, SETTABLE, Catalog, Pattern, load_catalog
+from .catalog import FILLABLE, SETTABLE, Catalog, Fast, Pattern, load_catalog
 from .syslog import null_empty as _null_empty
 
 __all__ = ["match_messages", "finish_events", "normalize_program"]
@@ -156,24 +156,27 @@ class _Numbers:
 
 def _captures(pat: Pattern, rows: np.ndarray, sub: pa.Array) -> Iterator[tuple[np.ndarray, dict[str, pa.Array]]]:
     """The rows (of ``rows``; ``sub``: their messages) that ``pat`` matches, with their
-    groups: first those each of its fast regexes takes, then its own regex's on the rest."""
-    for fv in pat.fast:
+    groups: first those each of its fast regexes takes, then its own regex's on the rest
+    (a regex without groups: the rows it matches, no groups)."""
+    if not pat.groups:
+        ok = np.asarray(pc.match_substring_regex(sub, pat.regex).to_numpy(zero_copy_only=False), dtype=bool)
+        if ok.any():
+            yield rows[ok], {}
+        return
+    tries = (*pat.fast, Fast(pat.regex, pat.groups))
+    for i, fv in enumerate(tries):
         found = pc.extract_regex(sub, fv.regex)
         ok = np.asarray(found.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        if ok.any():
-            okmask = pa.array(ok)
-            fields = {g: found.field(g).filter(okmask) for g in fv.groups}
-            n = int(np.count_nonzero(ok))
-            fields.update((g, pa.repeat(pa.scalar(v, pa.string()), n)) for g, v in fv.fixed.items())
-            yield rows[ok], fields
-            if ok.all():
-                return
-            rows, sub = rows[~ok], sub.filter(pa.array(~ok))
-    found = pc.extract_regex(sub, pat.regex)
-    ok = np.asarray(found.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    if ok.any():
+        if not ok.any():
+            continue
         okmask = pa.array(ok)
-        yield rows[ok], {g: found.field(g).filter(okmask) for g in pat.groups}
+        fields = {g: found.field(g).filter(okmask) for g in fv.groups}
+        n = int(np.count_nonzero(ok))
+        fields.update((g, pa.repeat(pa.scalar(v, pa.string()), n)) for g, v in fv.fixed.items())
+        yield rows[ok], fields
+        if n == ok.size or i == len(tries) - 1:
+            return
+        rows, sub = rows[~ok], sub.filter(pa.array(~ok))
 
 
 def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None) -> pd.DataFrame:
@@ -213,16 +216,7 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
             rows = rows[fam_masks[pat.family][rows] & (which[rows] < 0)]
         if rows.size == 0:
             continue
-        sub = msg.take(pa.array(rows))
-        if not pat.groups:
-            ok = np.asarray(pc.match_substring_regex(sub, pat.regex).to_numpy(zero_copy_only=False), dtype=bool)
-            if ok.any():
-                which[rows[ok]] = pi
-                if pat.role != "ignore":
-                    for col, value in pat.set.items():
-                        cols[col].put_const(rows[ok], value)
-            continue
-        for hit, fields in _captures(pat, rows, sub):
+        for hit, fields in _captures(pat, rows, msg.take(pa.array(rows))):
             which[hit] = pi
             if pat.role == "ignore":
                 continue
