@@ -139,6 +139,7 @@ def window_text(doc: dict[str, Any]) -> str:
     since, until = w.get("since"), w.get("until")
     if (since is None and until is None) or "schedule" in doc:
         return ""
+
     def when(iso: str) -> str:  # to the second, as a relative --since gives microseconds
         return pd.Timestamp(iso).tz_convert("UTC").floor("s").isoformat().replace("+00:00", "Z")
 
@@ -173,7 +174,6 @@ def _plain_env() -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["some"] = some
-    env.globals["window_text"] = window_text
     return env
 
 
