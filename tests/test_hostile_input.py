@@ -213,3 +213,50 @@ def test_line_numbers_past_two_to_the_31_do_not_wrap():
     pieces = _stitch([block(2**31 - 5, [1, 2]), block(10, [3, 10])], InputReport(name="x"))
     assert pieces[0]["locator"].tolist() == [1, 2]
     assert pieces[1]["locator"].tolist() == [2**31 - 5 + 3, 2**31 - 5 + 10]
+
+
+@pytest.mark.parametrize("how", ["stream", "ranges", "gzip"])
+def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
+    """A line past MAX_LINE_BYTES is cut to its first MAX_LINE_BYTES wherever it falls —
+    inside a block, across blocks (read as a stream, by byte ranges in workers, gzipped),
+    or last without a newline — so a forged line of many megabytes is never held whole; the
+    other lines keep their events and line numbers, and the lines cut are named."""
+    import gzip
+
+    from analyzer import ingest
+
+    monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
+    monkeypatch.setattr(ingest, "READ_BYTES", 512)
+
+    def ok(i: int) -> str:
+        return f"{H} sshd[{i}]: Failed password for u{i} from 10.0.0.{i % 250} port {i} ssh2\n"
+
+    def forged(i: int, size: int) -> str:
+        return f"{H} sshd[{i}]: Failed password for {'A' * size} from 10.9.9.9 port 1 ssh2\n"
+
+    real_block = ingest._syslog_block
+
+    def bounded(block: bytes, *args):  # never more than a block, a read and a line: in workers too
+        assert len(block) <= 4096 + 512 + 1001, len(block)
+        return real_block(block, *args)
+
+    monkeypatch.setattr(ingest, "_syslog_block", bounded)
+    lines = [ok(i) for i in range(1, 200)]
+    lines[20] = forged(21, 1500)  # a little too long, inside a block
+    lines[60] = forged(61, 20_000)  # five blocks long
+    lines[61] = forged(62, 900)  # 977 bytes and a newline: read whole
+    lines[100] = f"{H} sshd[101]: Invalid user {'é' * 900} from 10.7.7.7\n"  # cut inside no character
+    lines.append(f"{H} sshd[7]: Invalid user {'B' * 9000} from 10.8.8.8")  # last, no newline
+    text = "".join(lines)
+    path = tmp_path / ("auth.log.gz" if how == "gzip" else "auth.log")
+    path.write_bytes(gzip.compress(text.encode()) if how == "gzip" else text.encode())
+    res = read_events([str(path)], IngestOptions(jobs=1 if how == "stream" else 2, year=2025))
+    rep = res.inputs[0]
+    assert rep.error is None and rep.lines == 200
+    assert rep.warnings == ["line(s) longer than 1,000 bytes cut to their first 1,000 bytes: 21, 61, 101, 200"]
+    ev = res.events
+    assert ev["locator"].tolist() == [i for i in range(1, 200) if i not in (21, 61, 101)]
+    assert ev["user"].tolist()[-1] == "u199" and ev.loc[ev["locator"] == 62, "user"].item() == "A" * 900
+    assert rep.unparsed == 4  # the lines cut lost their ends: sshd lines no pattern reads

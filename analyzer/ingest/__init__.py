@@ -346,8 +346,14 @@ def _blocks(src: Source, fault: list[InputError] | None = None) -> Iterator[byte
     carry = b""
     parts: list[bytes] = []
     size = 0
+    dropping = False  # inside the part of an over-long line that is not kept
     try:
         for piece in src.chunks(READ_BYTES):
+            if dropping:
+                nl = piece.find(b"\n")
+                if nl < 0:
+                    continue
+                piece, dropping = piece[nl:], False  # its newline ends the line cut short
             parts.append(piece)
             size += len(piece)
             if size < BLOCK_BYTES:
@@ -355,11 +361,12 @@ def _blocks(src: Source, fault: list[InputError] | None = None) -> Iterator[byte
             data = carry + b"".join(parts)
             parts, size = [], 0
             cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
             carry = data[cut + 1 :]
-            yield data[: cut + 1]
+            if cut >= 0:
+                yield data[: cut + 1]
+            if len(carry) > syslog.MAX_LINE_BYTES:  # held whole, a forged line could be gigabytes
+                # one byte over the limit: the block's own cut then finds it, and says so
+                carry, dropping = carry[: syslog.MAX_LINE_BYTES + 1], True
     except InputError as exc:
         data = carry + b"".join(parts)
         cut = data.rfind(b"\n")
@@ -389,6 +396,7 @@ class _Block:
     unparsed: int = 0
     samples: list[str] = field(default_factory=list)
     bad_utf8: bool = False
+    cut: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # lines cut (0-based, in the block)
     piece: pd.DataFrame | None = None
     year: syslog.YearState = field(default_factory=syslog.YearState)
 
@@ -402,8 +410,11 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
     cat = load_catalog()
     out = _Block()
     block, ok = syslog.ensure_utf8(block)
-    out.bad_utf8 = not ok
     lines, starts, ends = syslog.split_lines(block)
+    if ends.size and int((ends - starts).max()) > syslog.MAX_LINE_BYTES:  # rare: forged or broken lines
+        block, out.cut = syslog.cut_long_lines(block)
+        lines, starts, ends = syslog.split_lines(block)
+    out.bad_utf8 = not ok
     n = len(lines)
     fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter(), cat.skip_filter())
     counts = InputReport(name="")
@@ -429,7 +440,9 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
     """Blocks back in order: line numbers and RFC 3164 year indexes continue across them."""
     pieces = []
     base = year_offset = prev_month = 0
+    cut: list[np.ndarray] = []
     for res in results:
+        cut.append(res.cut + base + 1)
         rep.lines += res.lines
         rep.used += res.used
         rep.irrelevant += res.irrelevant
@@ -455,6 +468,11 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
         year_offset += y.rollovers
         prev_month = y.last_month or prev_month
         base += res.lines
+    if (lines := np.concatenate(cut) if cut else np.empty(0, np.int64)).size:
+        most = syslog.MAX_LINE_BYTES
+        size = f"{most // 1024} KiB" if most % 1024 == 0 else f"{most:,} bytes"
+        where = _lines(pd.Series(lines), np.arange(lines.size))
+        rep.warnings.append(f"line(s) longer than {size} cut to their first {size}: {where}")
     return pieces
 
 
@@ -515,8 +533,8 @@ def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool, lean: 
             else:
                 fh.seek(begin)
                 data = fh.read(end - begin)
-                if data and not data.endswith(b"\n"):
-                    data += fh.readline()  # the last line that begins here, whole
+                if data and not data.endswith(b"\n"):  # the last line that begins here, whole
+                    data += fh.readline(syslog.MAX_LINE_BYTES + 1)  # (or enough of it to be cut)
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", source=path) from exc
     return _syslog_block(data, keep_raw, lean) if data else _Block()

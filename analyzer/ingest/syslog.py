@@ -67,6 +67,33 @@ _MONTHS = {
 _REPEAT = r"^message repeated (?P<n>[0-9]+) times: \[ ?(?P<inner>.*?)\]$"
 
 
+MAX_LINE_BYTES = 64 * 1024  # a longer line (no syslog daemon writes one) is cut to this
+
+
+def cut_long_lines(block: bytes) -> tuple[bytes, np.ndarray]:
+    """``block`` with each line longer than MAX_LINE_BYTES cut to its first MAX_LINE_BYTES
+    (or the few fewer that end on a UTF-8 character), and the indexes of the lines cut. A
+    forged line of many megabytes must not pass whole through every step."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.append(nl, len(block))  # the last "line" may be empty (block ends with a newline)
+    long = np.flatnonzero(ends - starts > MAX_LINE_BYTES)
+    if not long.size:
+        return block, long
+    parts, at = [], 0
+    for i in long.tolist():  # few: each is over 64 KiB
+        keep_to = int(starts[i]) + MAX_LINE_BYTES
+        for _ in range(3):  # not inside a UTF-8 character: back to its first byte
+            if buf[keep_to] & 0xC0 != 0x80:
+                break
+            keep_to -= 1
+        parts.append(block[at:keep_to])
+        at = int(ends[i])
+    parts.append(block[at:])
+    return b"".join(parts), long
+
+
 def split_lines(block: bytes) -> tuple[pa.StringArray, np.ndarray, np.ndarray]:
     """A block of bytes → (lines with their newline, start offsets, end offsets).
 
