@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app, parse_when
@@ -305,3 +306,25 @@ def test_jsonl_times_and_chunk_order_survive_threaded_writing(monkeypatch):
     rows = [json.loads(line) for line in outs[1].splitlines()]
     assert [r["raw"] for r in rows] == [f"line {i}" for i in range(n)]
     assert [r["timestamp"] for r in rows] == [want[i % 5] for i in range(n)]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_input_read_in_part_is_reported_not_dropped(tmp_path, jobs):
+    """A compressed log damaged half-way: the lines before the damage are analyzed and the
+    fault is named (it was "nothing readable", exit 2, and the lines read were lost), the
+    same with workers (which counted the line cut short by the damage, and said "bytes")."""
+    import gzip
+    import random
+
+    rng = random.Random(1)  # lines that do not compress to nothing: the damage falls mid-file
+    text = "".join(LINE.format(user=f"u{rng.randrange(10**9)}") for _ in range(20_000))
+    data = gzip.compress(text.encode())
+    (tmp_path / "auth.log.gz").write_bytes(data[: len(data) // 2])
+    args = ["analyze", str(tmp_path / "auth.log.gz"), "--year", "2025", "--format", "json", "--jobs", jobs]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    rep = doc["inputs"][0]
+    assert 1000 < rep["lines"] < 20_000 and doc["totals"]["failures"] == rep["lines"] and rep["irrelevant"] == 0
+    assert rep["error"].endswith(f"(after line {rep['lines']}; the lines before it were read)")
+    assert "auth.log.gz" in res.stderr and "nothing readable" not in res.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import io
 import itertools
 import multiprocessing
 import os
@@ -117,7 +118,8 @@ class IngestResult:
 
     @property
     def readable(self) -> bool:
-        return any(not r.skipped and r.error is None for r in self.inputs)
+        """Whether some input was read: whole, or in part before a fault (what came before it counts)."""
+        return any(not r.skipped and (r.error is None or r.lines or r.records) for r in self.inputs)
 
     @property
     def skipped(self) -> list[InputReport]:
@@ -187,10 +189,11 @@ def read_events(
                 rest.head = data[:HEAD_BYTES]
                 del data
                 slots.append((rep, read_source(rest, opts, rep)))
-            else:  # keep what was read before the fault
-                frame = read_source(Source.from_bytes(item.name, data, item.mtime), opts, rep)
-                rep.error = f"{fault.message} (after {len(data)} bytes; what came before was read)"
-                slots.append((rep, frame))
+            else:  # what was read before the fault, then the fault: read as --jobs 1 reads it
+                replay = Source(name=item.name, stream=Prefixed(memoryview(data)[HEAD_BYTES:], _Failing(fault)))
+                replay.head, replay.mtime = data[:HEAD_BYTES], item.mtime
+                del data
+                slots.append((rep, read_source(replay, opts, rep)))
         else:
             rep = InputReport(name=item.name)
             slots.append((rep, read_source(item, opts, rep)))
@@ -263,6 +266,19 @@ def _read_bytes(name: str, data: bytes, mtime: float | None, opts: IngestOptions
     events = read_source(Source.from_bytes(name, data, mtime), dataclasses.replace(opts, jobs=1), rep)
     release()  # as in _read_file
     return rep, events
+
+
+class _Failing(io.RawIOBase):
+    """A stream that fails as the one it stands for did, at its first read."""
+
+    def __init__(self, fault: InputError) -> None:
+        self.fault = fault
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        raise self.fault
 
 
 def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
