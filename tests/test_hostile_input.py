@@ -260,3 +260,25 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     assert ev["locator"].tolist() == [i for i in range(1, 200) if i not in (21, 61, 101)]
     assert ev["user"].tolist()[-1] == "u199" and ev.loc[ev["locator"] == 62, "user"].item() == "A" * 900
     assert rep.unparsed == 4  # the lines cut lost their ends: sshd lines no pattern reads
+
+
+@pytest.mark.parametrize("where", ["inside", "across"])
+def test_journal_json_lines_too_deep_or_too_long_are_unparsed_not_fatal(tmp_path, monkeypatch, where):
+    """A JSON line nested thousands deep (Python's parser gives up) or past JSON_LINE_BYTES
+    (inside a block or running on past one) is one unparsed line, named in the samples; the
+    records around it are read (the deep one was "an authtriage bug" and lost the input)."""
+    from analyzer import ingest
+
+    monkeypatch.setattr(ingest, "JSON_LINE_BYTES", 9000)
+    monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 500)  # a text log's bound: not a journal's
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
+    monkeypatch.setattr(ingest, "READ_BYTES", 256)
+    rec = {"__REALTIME_TIMESTAMP": "1700000000000000", "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd",
+           "_PID": "5", "MESSAGE": "Failed password for root from 203.0.113.7 port 22 ssh2", "X": "x" * 1000}  # fmt: skip
+    long = {**rec, "MESSAGE": "Failed password for " + "A" * 10_000 + " from 10.0.0.1 port 1 ssh2"}
+    lines = [json.dumps(rec)] * 30 + ['{"a":' * 1200 + "1" + "}" * 1200] + [json.dumps(long)] + [json.dumps(rec)] * 30
+    (tmp_path / "j.json").write_text("\n".join(lines) + "\n")
+    rep = read_events([str(tmp_path / "j.json")], IngestOptions(jobs=1)).inputs[0]
+    assert rep.error is None and rep.lines == 62 and rep.events == 60 and rep.unparsed == 2
+    assert rep.unparsed_samples[0].startswith('line 31: {"a":{"a":') and rep.unparsed_samples[0].endswith("(nested too deeply)")
+    assert rep.unparsed_samples[1].startswith("line 32: {") and "longer than 9,000 bytes" in rep.unparsed_samples[1]

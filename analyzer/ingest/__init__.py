@@ -355,10 +355,13 @@ def _unforeseen(exc: BaseException) -> str:
 READ_BYTES = 1 << 16  # read in pieces this size: a fault loses at most one piece
 
 
-def _blocks(src: Source, fault: list[InputError] | None = None) -> Iterator[bytes]:
+def _blocks(src: Source, fault: list[InputError] | None = None, max_line: int | None = None) -> Iterator[bytes]:
     """Blocks of about BLOCK_BYTES that end at a line boundary. On a read fault, the
     complete lines read before it still come out; the fault goes into ``fault`` (or is
-    raised when no list is given)."""
+    raised when no list is given). A line that runs on past a block by more than
+    ``max_line`` (default: syslog's MAX_LINE_BYTES) bytes comes out cut to ``max_line`` + 1
+    bytes: never held whole."""
+    max_line = syslog.MAX_LINE_BYTES if max_line is None else max_line
     carry = b""
     parts: list[bytes] = []
     size = 0
@@ -380,9 +383,9 @@ def _blocks(src: Source, fault: list[InputError] | None = None) -> Iterator[byte
             carry = data[cut + 1 :]
             if cut >= 0:
                 yield data[: cut + 1]
-            if len(carry) > syslog.MAX_LINE_BYTES:  # held whole, a forged line could be gigabytes
-                # one byte over the limit: the block's own cut then finds it, and says so
-                carry, dropping = carry[: syslog.MAX_LINE_BYTES + 1], True
+            if len(carry) > max_line:  # held whole, a forged line could be gigabytes
+                # one byte over the limit: the reader's own check then finds it, and says so
+                carry, dropping = carry[: max_line + 1], True
     except InputError as exc:
         data = carry + b"".join(parts)
         cut = data.rfind(b"\n")
@@ -1084,6 +1087,8 @@ def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.
             records.append({})
             continue
         try:
+            if len(line) > JSON_LINE_BYTES:
+                raise ValueError(f"longer than {JSON_LINE_BYTES:,} bytes: not read")
             obj = loads_text(line)
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
@@ -1099,8 +1104,12 @@ def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.
     return ev
 
 
+JSON_LINE_BYTES = 1 << 20  # a journal record's line (its fields are 4 KiB at most unless --all)
+
+
 def _iter_lines(src: Source) -> Iterator[bytes]:
-    for block in _blocks(src):
+    """The lines of a JSON-lines journal; one over JSON_LINE_BYTES may come cut (never held whole)."""
+    for block in _blocks(src, max_line=JSON_LINE_BYTES):
         yield from block.splitlines()
 
 

@@ -60,7 +60,7 @@ def _journal_json(head: bytes) -> bool:
     for line in lines:
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # (objects in objects thousands deep)
             continue
         if isinstance(obj, dict) and ("__REALTIME_TIMESTAMP" in obj or "MESSAGE" in obj):
             return True

@@ -567,7 +567,10 @@ _SURROGATE_IN = {bytes: re.compile(_SURROGATE_ESCAPE.encode()), str: re.compile(
 def loads_text(text: str | bytes) -> object:
     """``json.loads``, with lone UTF-16 surrogates (a hostile ``\\ud800`` escape) turned
     into U+FFFD: Python strings may hold them, UTF-8 and Arrow may not."""
-    obj = json.loads(text)
+    try:
+        obj = json.loads(text)
+    except RecursionError:  # arrays in arrays thousands deep: no record, a forged line
+        raise ValueError("nested too deeply") from None
     return _scrub(obj) if _SURROGATE_IN[type(text)].search(text) else obj
 
 
