@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import analyzer.ingest as ingest
 from analyzer.ingest import IngestOptions, read_events
@@ -520,3 +521,34 @@ def test_analysis_in_host_batches_gives_the_same_result(tmp_path, monkeypatch):
         pd.testing.assert_series_equal(getattr(whole["classification"], name), getattr(batched["classification"], name))
     np.testing.assert_array_equal(whole["classification"].cadence, batched["classification"].cadence)
     assert whole["unclassified"] == batched["unclassified"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_many_small_inputs_joined_as_they_come_give_the_same_events(tmp_path, monkeypatch, jobs):
+    """Inputs are taken in input order as they are read and small frames joined a few at a
+    time (a frame costs ~80 KB whatever its rows): the events, their order and the reports
+    are those of joining every frame at the end, larger inputs and skipped ones among them."""
+    import io
+    import tarfile
+
+    line = "Mar  4 09:15:02 h{i} sshd[{i}]: Failed password for u{i} from 10.0.{j}.{k} port 22 ssh2\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for i in range(150):
+            n = 40 if i % 50 == 7 else 1 + i % 3  # a few larger ones
+            data = ("".join(line.format(i=i, j=r, k=i % 250) for r in range(n)) if i % 61 else "not a log\n").encode()
+            info = tarfile.TarInfo(f"logs/f{i:03}.log")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    (tmp_path / "many.tar").write_bytes(buf.getvalue())
+    opts = IngestOptions(year=2025, jobs=jobs)
+    monkeypatch.setattr(ingest, "SMALL_FRAMES", 10**9)  # every frame held to the end, joined once
+    whole = read_events([str(tmp_path / "many.tar")], opts)
+    monkeypatch.setattr(ingest, "SMALL_FRAMES", 7)
+    monkeypatch.setattr(ingest, "SMALL_ROWS", 30)  # the 40-line inputs join as they are
+    seen: list[str] = []
+    joined = read_events([str(tmp_path / "many.tar")], opts, progress=lambda rep: seen.append(rep.name))
+    assert len(whole.events) > 300 and sum(r.skipped for r in joined.inputs) == 3
+    pd.testing.assert_frame_equal(joined.events, whole.events)
+    assert [r.as_dict() for r in joined.inputs] == [r.as_dict() for r in whole.inputs]
+    assert sorted(seen) == sorted(r.name for r in whole.inputs)

@@ -45,6 +45,8 @@ BLOCK_BYTES = 8 * 1024 * 1024  # a text log is read in blocks this size (each co
 # into blocks for the workers instead
 WHOLE_BYTES = 32 * 1024 * 1024
 MAX_SAMPLES = 20
+SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAMES at a time while reading
+SMALL_FRAMES = 256
 _AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
 
 
@@ -142,16 +144,40 @@ def read_events(
     """
     opts = options or IngestOptions()
     opts.zone()  # fail early on a bad zone
-    slots: list[tuple[InputReport, pd.DataFrame] | Future] = []
+    slots: deque[tuple[InputReport, pd.DataFrame] | Future] = deque()  # inputs not taken yet, in order
     in_flight: deque[Future] = deque()
     calls: dict[Future, tuple] = {}  # what each worker was asked: to ask again if it died
     sent_bytes = 0
+    reports: list[InputReport] = []
+    frames: list[pd.DataFrame] = []  # taken, in input order: small ones joined SMALL_FRAMES at a time
+    small: list[pd.DataFrame] = []
 
     def settle(limit: int) -> None:
         while len(in_flight) > limit:
             in_flight.popleft().exception()  # waits; a failure is the input's (see _settled)
 
+    def take(everything: bool) -> None:
+        """The inputs read (all of them: ``everything``) from the front, in input order. A
+        frame costs ~80 KB however few its rows: many small inputs (an archive of thousands
+        of members) are joined as they come instead of all held to the end."""
+        while slots and (everything or not isinstance(slots[0], Future) or slots[0].done()):
+            slot = slots.popleft()
+            rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
+            if isinstance(slot, Future) and progress:
+                progress(rep)
+            reports.append(rep)
+            if len(frame) >= SMALL_ROWS:
+                frames.extend([concat_events(small, consume=True)] if small else [])
+                frames.append(frame)
+            elif len(frame):
+                small.append(frame)
+                if len(small) == SMALL_FRAMES:
+                    frames.append(concat_events(small, consume=True))
+        if everything and small:
+            frames.append(concat_events(small, consume=True))
+
     for item in iter_sources(paths, opts.limits):
+        take(False)
         if isinstance(item, Skipped):
             slots.append((InputReport.skipped_input(item), empty_events()))
         elif opts.jobs > 1 and item.path is not None and (size := _size(item.path)) <= WHOLE_BYTES:
@@ -199,18 +225,9 @@ def read_events(
             slots.append((rep, read_source(item, opts, rep)))
         if progress:
             progress(slots[-1][0])
-    frames: list[pd.DataFrame] = []
-    reports: list[InputReport] = []
-    for slot in slots:
-        rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
-        if isinstance(slot, Future) and progress:
-            progress(rep)
-        reports.append(rep)
-        frames.append(frame)
+    take(True)
     _close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
-    slots.clear()  # the frames live on only in `frames`, which the concatenation empties
-    in_flight.clear()
-    slot = frame = None
+    in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
     events = concat_events(frames, consume=True)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
