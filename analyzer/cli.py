@@ -99,6 +99,7 @@ Output = Annotated[
 ]
 MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.")]
 MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
+MaxInputs = Annotated[int, typer.Option(help="Read at most this many files and archive members in all.")]
 
 
 class EvtxBackend(StrEnum):
@@ -115,7 +116,7 @@ Jobs = Annotated[
 
 
 def _options(
-    since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True, lazy_raw=False
+    since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False
 ) -> IngestOptions:
     opts = IngestOptions(
         keep_raw=keep_raw,
@@ -126,7 +127,7 @@ def _options(
         year=year,
         since=parse_when(since),
         until=parse_when(until),
-        limits=Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio),
+        limits=limits,
     )
     opts.zone()
     return opts
@@ -172,14 +173,14 @@ def _write(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw=True, lazy_raw=False):
+def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False):
     # one run over possibly large inputs, then the process exits: arrays of a few million
     # events come from the heap and go back to it instead of being mapped afresh each time
     # (the 1 GB auth log with --jobs 2: 17.7 -> 16.1 s, its peak ~50 MB higher), and what
     # was frozen out of the collector's way before forking stays frozen
     one_run()
     try:
-        opts = _options(since, until, tz, year, max_total_bytes, max_ratio, jobs, backend, keep_raw, lazy_raw)
+        opts = _options(since, until, tz, year, limits, jobs, backend, keep_raw, lazy_raw)
         progress = _Progress()
         result = read_events(paths, opts, progress=progress)
         progress.done()
@@ -204,6 +205,7 @@ def events(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+    max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
     jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
@@ -211,7 +213,8 @@ def events(
 
     Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
     """
-    _, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend)
+    limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
+    _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend)
     if output is None:
         write_events(result.events, sys.stdout, format.value)
     else:
@@ -235,6 +238,7 @@ def analyze(
     year: Year = None,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+    max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
     jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
     config: Annotated[
@@ -273,7 +277,8 @@ def analyze(
     # quoted lines of text logs are read again at the end instead of kept for every event
     # (standard input cannot be read twice)
     lazy = "-" not in paths
-    opts, result = _read(paths, since, until, tz, year, max_total_bytes, max_ratio, jobs, evtx_backend, lazy_raw=lazy)
+    limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
+    opts, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend, lazy_raw=lazy)
     formats = {r.name: r.format for r in result.inputs}
 
     def examples(findings: list[dict], jobs: int) -> None:  # in each share's process, if split
@@ -353,6 +358,7 @@ def serve(
     keep_uploads: Annotated[bool, typer.Option(help="Keep uploaded files after their analysis.")] = False,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
+    max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
 ) -> None:
     """Serve the upload page and the API: upload logs, read the report a minute later.
 
@@ -373,6 +379,7 @@ def serve(
         keep_uploads=keep_uploads,
         max_total_bytes=max_total_bytes,
         max_ratio=max_ratio,
+        max_inputs=max_inputs,
     )
     try:
         application = create_app(settings)

@@ -332,3 +332,27 @@ def test_inputs_known_by_their_first_bytes_are_skipped_saying_what_they_are(tmp_
     for i, (_, what) in enumerate(UNREAD):
         assert why[f"f{i}"] == what
     assert why["in.zip!system.journal"].startswith("a systemd journal file: export it with `journalctl")
+
+
+def test_inputs_past_max_inputs_are_not_read_and_that_is_said(tmp_path):
+    """Each input costs milliseconds however small: an archive of a million one-byte members
+    must not take hours. Files and members past the limit are not read; the first of them
+    is named with the limit, and the others are not listed one by one."""
+    for i in range(4):
+        (tmp_path / f"a{i}.log").write_bytes(LINE)
+    (tmp_path / "b.zip").write_bytes(_zip({f"m{i}.log": LINE for i in range(10)}))
+    (tmp_path / "c.log").write_bytes(LINE)
+    items = _names([tmp_path], Limits(max_inputs=7))
+    read = [n for k, n, _ in items if k == "read"]
+    assert len(read) == 7 and read[-1].endswith("b.zip!m2.log")
+    skipped = [(n, why) for k, n, why in items if k == "skipped"]
+    assert skipped == [(f"{tmp_path / 'b.zip'}!m3.log", skipped[0][1])]
+    assert "more than 7 inputs" in skipped[0][1] and "--max-inputs" in skipped[0][1]
+    res = read_events([str(tmp_path)], IngestOptions(year=2025, limits=Limits(max_inputs=7)))
+    assert len(res.events) == 7 and res.inputs[-1].error.startswith("more than 7 inputs")
+    from typer.testing import CliRunner
+
+    from analyzer.cli import app
+
+    out = CliRunner().invoke(app, ["events", str(tmp_path), "--year", "2025", "--max-inputs", "3"])
+    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 3 and "more than 3 inputs" in out.stderr

@@ -53,6 +53,7 @@ class Limits:
     max_ratio: float = 1000.0  # uncompressed / compressed, per compressed member
     ratio_grace_bytes: int = 16 * 1024**2  # the ratio is checked past this many bytes
     max_depth: int = 2  # an archive inside an archive, no deeper
+    max_inputs: int = 10_000  # files and archive members read (each costs ~10 ms however small)
 
 
 @dataclass(slots=True)
@@ -267,6 +268,21 @@ def iter_sources(paths: list[str], limits: Limits | None = None) -> Iterator[Sou
     read in place), so consume it before advancing.
     """
     budget = Budget(limits or Limits())
+    found = 0
+    for item in _all_sources(paths, budget):
+        if isinstance(item, Source):
+            found += 1
+            if found > budget.limits.max_inputs:
+                yield Skipped(
+                    item.name,
+                    f"more than {budget.limits.max_inputs:,} inputs: this one and those after it were not read "
+                    "(raise --max-inputs to read more)",
+                )
+                return
+        yield item
+
+
+def _all_sources(paths: list[str], budget: Budget) -> Iterator[Source | Skipped]:
     for path in paths:
         if path == "-":
             src = Source(name="<stdin>", stream=sys.stdin.buffer)

@@ -61,6 +61,7 @@ class Settings:
     keep_uploads: bool = False
     max_total_bytes: int = 64 * 1024**3  # uncompressed, per analysis
     max_ratio: float = 1000.0
+    max_inputs: int = 10_000  # files and archive members per analysis
     target: Callable[..., None] = child_main  # what a worker process runs (tests give their own)
 
     def check(self) -> None:
@@ -184,7 +185,7 @@ class Service:
         out = folder / "out"
         out.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        limits = {"max_total_bytes": s.max_total_bytes, "max_ratio": s.max_ratio}
+        limits = {"max_total_bytes": s.max_total_bytes, "max_ratio": s.max_ratio, "max_inputs": s.max_inputs}
         proc = self.ctx.Process(
             target=s.target,
             args=(str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits),
