@@ -117,6 +117,8 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
     assert res.exit_code == 2 and "unknown time zone" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["events", str(_log(tmp_path)), "--since", "yesterday-ish"])
     assert res.exit_code == 2 and "cannot read the time" in res.output
+    res = runner.invoke(app, ["analyze", str(_log(tmp_path)), "--year", "300000"])
+    assert res.exit_code == 2 and "--year 300000: give a year from 1970 to 9999" in res.output
 
 
 def test_nothing_readable_exits_2(tmp_path):

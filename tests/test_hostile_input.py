@@ -282,3 +282,29 @@ def test_journal_json_lines_too_deep_or_too_long_are_unparsed_not_fatal(tmp_path
     assert rep.error is None and rep.lines == 62 and rep.events == 60 and rep.unparsed == 2
     assert rep.unparsed_samples[0].startswith('line 31: {"a":{"a":') and rep.unparsed_samples[0].endswith("(nested too deeply)")
     assert rep.unparsed_samples[1].startswith("line 32: {") and "longer than 9,000 bytes" in rep.unparsed_samples[1]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_december_and_january_lines_in_turn_do_not_count_a_year_each(tmp_path, monkeypatch, jobs):
+    """Year-less lines alternating Dec and Jan (forged, or shuffled) would each start a new
+    year — 600,000 such lines reached dates past any there are (printed as "out of range"
+    garbage, and a timeline of 300,000 years took 2 GB). Past MAX_YEAR_STEPS turns in one file
+    those lines have no time, and that is said."""
+    from analyzer import ingest
+
+    monkeypatch.setattr(ingest, "MAX_YEAR_STEPS", 10)
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 2048)  # turns counted across blocks too
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)
+    line = "{} 09:15:02 web1 sshd[1]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
+    text = "".join(line.format("Dec 31" if i % 2 == 0 else "Jan  1") for i in range(400))
+    text += "2026-05-01T10:00:00+00:00 web1 sshd[2]: Failed password for x from 203.0.113.8 port 1 ssh2\n"
+    (tmp_path / "auth.log").write_text(text)
+    res = read_events([str(tmp_path / "auth.log")], IngestOptions(year=2025, jobs=jobs))
+    ts = res.events["timestamp"]
+    assert ts.iloc[0] == pd.Timestamp("2025-12-31 09:15:02", tz="UTC")
+    assert ts.iloc[20] == pd.Timestamp("2035-12-31 09:15:02", tz="UTC")  # the 10th turn is the last
+    assert ts.iloc[21:400].isna().all() and ts.iloc[400] == pd.Timestamp("2026-05-01 10:00", tz="UTC")
+    assert res.inputs[0].warnings == [
+        "more than 10 December→January turns (lines out of order, or forged): 379 lines from line 22 on "
+        "that have no year of their own have no time"
+    ]

@@ -64,6 +64,9 @@ class IngestOptions:
     evtx_after: int = 0  # skip EVTX records with an EventRecordID up to this (incremental runs)
 
     def zone(self) -> dt.tzinfo:
+        """The zone of times that carry none (and a check of the options a user gives)."""
+        if self.year is not None and not 1970 <= self.year <= 9999:
+            raise UsageError(f"--year {self.year}: give a year from 1970 to 9999")
         if not self.tz:
             return dt.UTC
         try:
@@ -794,6 +797,9 @@ def _strings(arr: pa.Array) -> pd.Series:
 _NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 _T_UTC, _T_LOCAL, _T_3164 = 0, 1, 2
 _PACK = (10**10, 10**8, 10**6, 10**4, 10**2, 1)  # year index, month, day, hour, minute, second
+# December→January turns one file may take: lines past this many have no time (a log of Dec and
+# Jan lines in turn, forged or shuffled, would count a year a line, past any date there is)
+MAX_YEAR_STEPS = 100
 
 
 def _pack3164(parts: dict[str, np.ndarray]) -> np.ndarray:
@@ -822,6 +828,7 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
     23:59:59 (a leap second) rolls on into the next minute."""
     ok = packed != _NAT
     packed = np.where(ok, packed, 0)
+    ok &= _part(packed, 0) <= MAX_YEAR_STEPS
     month, day = _part(packed, 1), _part(packed, 2)
     ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
     first = ((base_year - 1970 + _part(packed, 0)) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
@@ -933,14 +940,20 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
         base = _base_year(ev, t, kind, src, opts, rep)
     out = np.empty(t.size, dtype=np.int64)
     bad = zoned = 0
+    far: int | None = None  # the first row past MAX_YEAR_STEPS year turns
+    n_far = 0
     for a in range(0, t.size, _CHUNK):
         ts, k = t[a : a + _CHUNK], kind[a : a + _CHUNK]
         utc = np.where(k == _T_UTC, ts, _NAT).view("datetime64[us]")
         naive = np.where(k == _T_LOCAL, ts, _NAT).view("datetime64[us]")
         is3164 = k == _T_3164
         if base is not None and is3164.any():
+            past = np.flatnonzero(is3164 & (ts != _NAT) & (_part(ts, 0) > MAX_YEAR_STEPS))
+            if past.size:
+                far = a + int(past[0]) if far is None else far
+                n_far += past.size
             resolved = _resolve3164(ts[is3164], base)
-            bad += int(np.isnat(resolved).sum())
+            bad += int(np.isnat(resolved).sum()) - past.size
             naive[is3164] = resolved
             del resolved
         need_zone = ~np.isnat(naive)
@@ -954,6 +967,11 @@ def _resolve_syslog_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, re
             else:  # UTC assumed: the wall time is the time
                 utc[need_zone] = naive[need_zone]
         out[a : a + _CHUNK] = utc.view(np.int64)
+    if far is not None:
+        rep.warnings.append(
+            f"more than {MAX_YEAR_STEPS} December→January turns (lines out of order, or forged): {n_far} lines "
+            f"from line {int(ev['locator'].iloc[far])} on that have no year of their own have no time"
+        )
     if bad:
         rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
     if zoned:
