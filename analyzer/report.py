@@ -32,6 +32,7 @@ _EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdow
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 _BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
+MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes longer buckets
 PLAIN = {
     "unknown-user": "unknown",
     "bad-password": "given a wrong password",
@@ -215,7 +216,10 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
     t = micros[keep] // 1_000_000
     span = max(int(t.max() - t.min()), 1)
     size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
-    start = int(t.min() // size * size)
+    align = size
+    if span / size > MAX_BUCKETS:  # years of weeks (forged times: year 1 and year 9999): whole weeks each
+        size, align = -(-span // (MAX_BUCKETS * _BUCKETS[-1])) * _BUCKETS[-1], 86400  # from the first day
+    start = int(t.min() // align * align)
     idx = (t - start) // size
     del t
     n = int(idx.max()) + 1

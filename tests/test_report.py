@@ -264,3 +264,24 @@ def test_timeline_counts_by_bincount_as_by_unique_pairs(monkeypatch, grid):
             if not (causes.notna() & stamps.notna()).any():
                 continue
             assert timeline(events, causes)["hosts"] == _timeline_by_unique(events, causes)
+
+
+def test_timeline_of_years_far_apart_stays_small():
+    """Forged RFC 3339 times of year 1 and year 9999 asked for 520,000 weekly buckets per host
+    and cause (18 MB of report, 660 MB for 13 lines); a span past ten years of weeks takes
+    longer buckets, from the first event's day. Two years of events keep their weeks."""
+    import pandas as pd
+
+    from analyzer.report import MAX_BUCKETS, timeline
+
+    def tl(*stamps: str) -> dict:
+        when = pd.to_datetime(list(stamps), utc=True, format="ISO8601").as_unit("us")
+        events = pd.DataFrame({"timestamp": when, "host": "h"})
+        return timeline(events, pd.Series(pd.Categorical(["c"] * len(stamps))))
+
+    far = tl("0001-01-01T05:00:00Z", "9999-12-31T23:59:59Z", "2025-06-01T00:00:00Z")
+    counts = far["hosts"]["h"]["c"]
+    assert far["start"] == "0001-01-01T00:00:00Z" and len(counts) <= MAX_BUCKETS + 1 and sum(counts) == 3
+    assert far["bucket_seconds"] % (7 * 86400) == 0
+    near = tl("2024-01-03T00:00:00Z", "2025-12-30T00:00:00Z")
+    assert near["bucket_seconds"] == 7 * 86400 and len(near["hosts"]["h"]["c"]) == 105
