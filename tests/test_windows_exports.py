@@ -117,3 +117,15 @@ def test_pfirewall_log(tmp_path):
     assert str(ev["timestamp"].iloc[0]) == "2025-03-04 08:15:02+00:00"
     assert rep.lines == rep.used + rep.irrelevant + rep.unparsed
     assert "Europe/Berlin" in rep.assumptions["timezone"]
+
+
+def test_pfirewall_line_over_64_kib_is_not_read(tmp_path):
+    """A forged line of megabytes (its "address" went into the report whole) is one unparsed
+    line, named in a warning; the others are read."""
+    drop = [line for line in PFIREWALL.splitlines() if " DROP TCP " in line][0]
+    forged = drop.replace("198.51.100.10", "1" * 70_000, 1)
+    path = tmp_path / "pfirewall.log"
+    path.write_text(PFIREWALL + forged + "\n" + drop + "\n")
+    rep = read_events([str(path)], IngestOptions()).inputs[0]
+    assert rep.events == 3 and rep.unparsed == 1
+    assert rep.warnings == [f"line(s) longer than 64 KiB not read: {len(PFIREWALL.splitlines()) + 1}"]

@@ -27,6 +27,7 @@ from .evtx import (
     record_from_xml,
 )
 from .sources import loads_text
+from .syslog import MAX_LINE_BYTES
 from .windows import events_from_tables, load_semantics, records_to_events
 
 if TYPE_CHECKING:
@@ -301,9 +302,14 @@ def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.Dat
     lines = src.read().decode("utf-8", "replace").splitlines()
     fields: list[str] | None = None
     rows: list[dict] = []
+    too_long: list[int] = []
     for no, line in enumerate(lines, start=1):
         if not line.strip():
             rep.irrelevant += 1
+            continue
+        if len(line) > MAX_LINE_BYTES:  # (characters: at least as many bytes) no firewall writes one
+            too_long.append(no)
+            rep.unparsed += 1
             continue
         if line.startswith("#"):
             rep.irrelevant += 1
@@ -335,6 +341,9 @@ def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.Dat
         )
         rep.used += 1
     rep.lines = len(lines)
+    if too_long:
+        shown = ", ".join(map(str, too_long[:5])) + (f" and {len(too_long) - 5} more" if len(too_long) > 5 else "")
+        rep.warnings.append(f"line(s) longer than {MAX_LINE_BYTES // 1024} KiB not read: {shown}")
     if not rows:
         return empty_events()
     frame = pd.DataFrame(rows)
