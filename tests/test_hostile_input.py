@@ -248,6 +248,7 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     lines[60] = forged(61, 20_000)  # five blocks long
     lines[61] = forged(62, 900)  # 977 bytes and a newline: read whole
     lines[100] = f"{H} sshd[101]: Invalid user {'é' * 900} from 10.7.7.7\n"  # cut inside no character
+    lines[140] = f"{H} sshd[141]: Invalid user {'x' + 'é' * 6000} from 10.7.7.7\n"  # nor past a block
     lines.append(f"{H} sshd[7]: Invalid user {'B' * 9000} from 10.8.8.8")  # last, no newline
     text = "".join(lines)
     path = tmp_path / ("auth.log.gz" if how == "gzip" else "auth.log")
@@ -255,11 +256,11 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     res = read_events([str(path)], IngestOptions(jobs=1 if how == "stream" else 2, year=2025))
     rep = res.inputs[0]
     assert rep.error is None and rep.lines == 200
-    assert rep.warnings == ["line(s) longer than 1,000 bytes cut to their first 1,000 bytes: 21, 61, 101, 200"]
+    assert rep.warnings == ["line(s) longer than 1,000 bytes cut to their first 1,000 bytes: 21, 61, 101, 141, 200"]
     ev = res.events
-    assert ev["locator"].tolist() == [i for i in range(1, 200) if i not in (21, 61, 101)]
+    assert ev["locator"].tolist() == [i for i in range(1, 200) if i not in (21, 61, 101, 141)]
     assert ev["user"].tolist()[-1] == "u199" and ev.loc[ev["locator"] == 62, "user"].item() == "A" * 900
-    assert rep.unparsed == 4  # the lines cut lost their ends: sshd lines no pattern reads
+    assert rep.unparsed == 5  # the lines cut lost their ends: sshd lines no pattern reads
 
 
 @pytest.mark.parametrize("where", ["inside", "across"])

@@ -404,8 +404,9 @@ def _blocks(src: Source, fault: list[InputError] | None = None, max_line: int | 
             if cut >= 0:
                 yield data[: cut + 1]
             if len(carry) > max_line:  # held whole, a forged line could be gigabytes
-                # one byte over the limit: the reader's own check then finds it, and says so
-                carry, dropping = carry[: max_line + 1], True
+                # over the limit (the reader's own check then finds it, and says so), to the end
+                # of a UTF-8 character (else its bytes cut apart would be "invalid UTF-8")
+                carry, dropping = carry[: syslog.char_end(carry, max_line + 1)], True
     except InputError as exc:
         data = carry + b"".join(parts)
         cut = data.rfind(b"\n")
@@ -573,7 +574,12 @@ def _syslog_range(path: str, start: int, end: int | None, keep_raw: bool, lean: 
                 fh.seek(begin)
                 data = fh.read(end - begin)
                 if data and not data.endswith(b"\n"):  # the last line that begins here, whole
-                    data += fh.readline(syslog.MAX_LINE_BYTES + 1)  # (or enough of it to be cut)
+                    # (or enough of it to be cut, to the end of a character)
+                    tail = fh.readline(syslog.MAX_LINE_BYTES + 1)
+                    if not tail.endswith(b"\n"):
+                        tail += fh.read(3)
+                        tail = tail[: syslog.char_end(tail, syslog.MAX_LINE_BYTES + 1)]
+                    data += tail
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", source=path) from exc
     return _syslog_block(data, keep_raw, lean) if data else _Block()

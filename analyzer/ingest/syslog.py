@@ -70,6 +70,16 @@ _REPEAT = r"^message repeated (?P<n>[0-9]+) times: \[ ?(?P<inner>.*?)\]$"
 MAX_LINE_BYTES = 64 * 1024  # a longer line (no syslog daemon writes one) is cut to this
 
 
+def char_end(data: bytes, at: int) -> int:
+    """``at``, or past it to the end of the UTF-8 character it falls inside (at most 3 bytes
+    on: a run of stray continuation bytes is no character)."""
+    for _ in range(3):
+        if at >= len(data) or data[at] & 0xC0 != 0x80:
+            break
+        at += 1
+    return at
+
+
 def cut_long_lines(block: bytes) -> tuple[bytes, np.ndarray]:
     """``block`` with each line longer than MAX_LINE_BYTES cut to its first MAX_LINE_BYTES
     (or the few fewer that end on a UTF-8 character), and the indexes of the lines cut. A
