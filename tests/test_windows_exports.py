@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pandas as pd
@@ -11,6 +12,7 @@ from evtx import PyEvtxParser
 from analyzer.ingest import IngestOptions, read_events
 from analyzer.ingest.windows import load_semantics
 
+ROOT = Path(__file__).resolve().parent.parent
 NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
 
@@ -129,3 +131,21 @@ def test_pfirewall_line_over_64_kib_is_not_read(tmp_path):
     rep = read_events([str(path)], IngestOptions()).inputs[0]
     assert rep.events == 3 and rep.unparsed == 1
     assert rep.warnings == [f"line(s) longer than 64 KiB not read: {len(PFIREWALL.splitlines()) + 1}"]
+
+
+def test_a_field_of_megabytes_in_an_export_is_cut(tmp_path):
+    """A forged export's value (here a user name of 100,000 characters, non-ASCII) is cut to
+    MAX_FIELD characters with "…" after them; the other values are whole."""
+    from analyzer.ingest.windows import MAX_FIELD
+
+    src = (ROOT / "samples" / "windows-dc-unknown-user" / "Security.xml").read_text(encoding="utf-8")
+    forged = src.replace('<Data Name="TargetUserName">Administrator</Data>', f'<Data Name="TargetUserName">{"ü" * 100_000}</Data>', 1)
+    assert forged != src
+    (tmp_path / "Security.xml").write_text(forged, encoding="utf-8")
+    (tmp_path / "plain.xml").write_text(src, encoding="utf-8")
+    got = read_events([str(tmp_path / "Security.xml")], IngestOptions()).events
+    want = read_events([str(tmp_path / "plain.xml")], IngestOptions()).events
+    users = got["user"].astype(object)
+    cut = users[users.str.len() > 1000]
+    assert len(cut) == 1 and cut.iloc[0] == "ü" * MAX_FIELD + "…"
+    assert (users.where(users.str.len() <= 1000, "Administrator") == want["user"].astype(object)).all()

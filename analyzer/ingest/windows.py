@@ -203,6 +203,18 @@ def records_to_events(
     return events_from_tables(sem, tables, source, log, keep_raw, own_ips or set())
 
 
+MAX_FIELD = 64 * 1024  # characters a value keeps (an export's field may be megabytes, forged)
+
+
+def _bounded(arr: pa.Array) -> pa.Array:
+    """Values over MAX_FIELD characters cut to MAX_FIELD, with "…" after them."""
+    if len(arr) == 0 or (pc.max(pc.binary_length(arr)).as_py() or 0) <= MAX_FIELD:  # bytes ≥ characters
+        return arr
+    long = pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_FIELD), False)
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(arr, 0, MAX_FIELD), "…", "")
+    return pc.if_else(long, cut, arr)
+
+
 # the columns of a mapped part that hold whole numbers (int64 until the events are built)
 _NUMBERS = {"locator": "Int64", "event_id": "Int32", **_INT_COLUMNS}
 
@@ -240,6 +252,7 @@ def events_from_tables(
         kind = pa.int64() if name in _NUMBERS else pa.string()
         cols[name] = pa.concat_arrays([p[name] if name in p else pa.nulls(len(p["locator"]), kind) for p in parts])
     n = len(cols["locator"])
+    cols = {k: _bounded(v) if pa.types.is_string(v.type) else v for k, v in cols.items()}
     if ordered:
         loc = cols["locator"]  # stable, nulls last
         order = np.lexsort((pc.fill_null(loc, 0).to_numpy(), pc.is_null(loc).to_numpy(zero_copy_only=False)))
