@@ -209,3 +209,29 @@ def test_times_resolved_a_slice_at_a_time_are_the_same(tmp_path, monkeypatch):
             assert whole.events["timestamp"].isna().sum() == 1  # Feb 30
             pd.testing.assert_frame_equal(whole.events, sliced.events)
             assert whole.inputs[0].as_dict() == sliced.inputs[0].as_dict()
+
+
+def test_rfc3164_stamps_with_a_fraction_of_a_second(tmp_path, monkeypatch):
+    """`journalctl -o short-precise`: `Dec 31 23:59:59.250000 host …` keeps its microseconds,
+    with the year turning to January as ever (across blocks too), with or without a priority,
+    beside lines without a fraction."""
+    from analyzer import ingest
+
+    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256)
+    lines = [
+        f"Dec 31 23:59:59.25 web1 {FAILED}",
+        f"<38>Dec 31 23:59:59.999999 web1 {FAILED}",
+        f"Dec 31 23:59:59 web1 {FAILED}",
+        f"Jan 01 00:00:00.000001 web1 {FAILED}",
+        f"Jan  1 00:00:01.5 web1 {FAILED}",
+    ]
+    for jobs in (1, 2):
+        res = _events(tmp_path, "\n".join(lines) + "\n", year=2024, jobs=jobs)
+        assert res.inputs[0].unparsed == 0 and res.inputs[0].format == "syslog"
+        assert [str(t) for t in res.events["timestamp"]] == [
+            "2024-12-31 23:59:59.250000+00:00",
+            "2024-12-31 23:59:59.999999+00:00",
+            "2024-12-31 23:59:59+00:00",
+            "2025-01-01 00:00:00.000001+00:00",
+            "2025-01-01 00:00:01.500000+00:00",
+        ]

@@ -502,7 +502,8 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
             if year_offset:
                 t = piece["_t"].to_numpy(copy=True)
                 shift = (piece["_tkind"].to_numpy() == _T_3164) & (t != _NAT)
-                t[shift] += year_offset * _PACK[0]
+                years = _part(t[shift], 0)  # held at one past the most, as _pack3164 holds them
+                t[shift] += (np.minimum(years + year_offset, MAX_YEAR_STEPS + 1) - years) * _PACK[0]
                 piece["_t"] = t
             pieces.append(piece)
         year_offset += y.rollovers
@@ -802,26 +803,31 @@ def _strings(arr: pa.Array) -> pd.Series:
 
 _NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 _T_UTC, _T_LOCAL, _T_3164 = 0, 1, 2
-_PACK = (10**10, 10**8, 10**6, 10**4, 10**2, 1)  # year index, month, day, hour, minute, second
+# year index, month, day, hour, minute, second, microsecond: decimal digits of one int64
+_PACK = (10**16, 10**14, 10**12, 10**10, 10**8, 10**6, 1)
+_PACKED = ("yidx", "month", "day", "hour", "minute", "second", "micro")
 # December→January turns one file may take: lines past this many have no time (a log of Dec and
-# Jan lines in turn, forged or shuffled, would count a year a line, past any date there is)
+# Jan lines in turn, forged or shuffled, would count a year a line, past any date there is);
+# a year index is held at one past it, so packing never overflows
 MAX_YEAR_STEPS = 100
 
 
 def _pack3164(parts: dict[str, np.ndarray]) -> np.ndarray:
     packed = np.zeros(len(parts["yidx"]), dtype=np.int64)
     bad = np.zeros(packed.size, dtype=bool)
-    for col, scale in zip(("yidx", "month", "day", "hour", "minute", "second"), _PACK, strict=True):
+    for col, scale in zip(_PACKED, _PACK, strict=True):
         values = parts[col]
         if values.dtype.kind == "f":
             bad |= np.isnan(values)
             values = np.nan_to_num(values).astype(np.int64)
+        if col == "yidx":
+            values = np.minimum(values, MAX_YEAR_STEPS + 1)
         packed += values * scale
     return np.where(bad, _NAT, packed)
 
 
 def _part(packed: np.ndarray, i: int) -> np.ndarray:
-    """One field of packed RFC 3164 times (0 year index, 1 month, … 5 second)."""
+    """One field of packed RFC 3164 times (0 year index, 1 month, … 5 second, 6 microsecond)."""
     out = packed // _PACK[i]
     if i:
         out %= _PACK[i - 1] // _PACK[i]
@@ -841,7 +847,7 @@ def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
     date = first.astype("datetime64[D]") + (np.clip(day, 1, 31) - 1)
     ok &= date.astype("datetime64[M]") == first  # day 31 of a 30-day month is not a date
     secs = _part(packed, 3) * 3600 + _part(packed, 4) * 60 + _part(packed, 5)
-    out = date.astype("datetime64[us]") + secs * 1_000_000
+    out = date.astype("datetime64[us]") + secs * 1_000_000 + _part(packed, 6)
     out[~ok] = np.datetime64("NaT")
     return out
 
