@@ -215,6 +215,12 @@ def events(
     """
     limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
     _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend)
+    if result.outside and not len(result.events):  # else an empty output reads as "no events"
+        from .analysis import iso_utc
+
+        first, last = (iso_utc(t) for t in result.read_span)
+        span = f" (the events read run from {first} to {last})" if first else " (none has a time)"
+        typer.echo(f"authtriage: all {result.outside:,} events read lie outside --since/--until{span}", err=True)
     if output is None:
         write_events(result.events, sys.stdout, format.value)
     else:

@@ -73,6 +73,13 @@ def test_since_until_window(tmp_path):
         app, ["events", str(p), "--year", "2025", "--since", "2025-03-02", "--until", "2025-03-05T00:00Z"]
     )
     assert [json.loads(x)["user"] for x in res.stdout.splitlines()] == ["b"]
+    assert "outside" not in res.stderr  # some events remain: nothing to say
+    res = runner.invoke(app, ["events", str(p), "--year", "2025", "--since", "2026-01-01"])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert res.stderr.strip() == (
+        "authtriage: all 2 events read lie outside --since/--until "
+        "(the events read run from 2025-03-01T09:15:02Z to 2025-03-04T09:15:02Z)"
+    )
 
 
 def test_report_says_what_the_window_left_out(tmp_path):
