@@ -35,7 +35,7 @@ from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
-from .sniff import KNOWN_UNREAD, sniff
+from .sniff import sniff
 from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
@@ -347,8 +347,8 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     reader = READERS.get(fmt) if fmt else None
     if reader is None:
         rep.skipped = True
-        if fmt is None:  # what it is when its first bytes tell (a journal file, zstd), else unknown
-            rep.skip_reason = why if why in KNOWN_UNREAD else f"unknown format: {why}"
+        if fmt is None:
+            rep.skip_reason = why
         else:
             rep.skip_reason = f"{fmt} input recognized, but this version has no reader for it yet"
         return empty_events()
@@ -512,7 +512,7 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
     if (lines := np.concatenate(cut) if cut else np.empty(0, np.int64)).size:
         most = syslog.MAX_LINE_BYTES
         size = f"{most // 1024} KiB" if most % 1024 == 0 else f"{most:,} bytes"
-        where = _lines(pd.Series(lines), np.arange(lines.size))
+        where = syslog.line_list(lines.tolist())
         rep.warnings.append(f"line(s) longer than {size} cut to their first {size}: {where}")
     return pieces
 
@@ -1001,8 +1001,8 @@ REPEAT_BUDGET = 2_000_000  # events one input's ``message repeated`` lines may a
 
 
 def _lines(locators: pd.Series, rows: np.ndarray, most: int = 5) -> str:
-    shown = ", ".join(str(x) for x in locators.iloc[rows[:most]].tolist())
-    return shown + (f" and {rows.size - most} more" if rows.size > most else "")
+    """The line numbers of ``rows``, for a warning (:func:`syslog.line_list`)."""
+    return syslog.line_list(locators.iloc[rows[:most]].tolist(), rows.size, most)
 
 
 def _bound_repeats(ev: pd.DataFrame, rep: InputReport) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .syslog import HEADERS
 
-__all__ = ["sniff", "FORMATS", "RULES", "UNREAD", "KNOWN_UNREAD"]
+__all__ = ["sniff", "FORMATS", "RULES", "UNREAD"]
 
 FORMATS = (
     "evtx",
@@ -114,13 +114,11 @@ UNREAD: list[tuple[bytes, str]] = [
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Office document (OLE), not a log"),
 ]
 
-KNOWN_UNREAD = frozenset(what for _, what in UNREAD)
-
-
 def sniff(head: bytes) -> tuple[str | None, str]:
-    """Return (format, why) — format is None when nothing fits; ``why`` says what was seen."""
+    """Return (format, why) — format is None when nothing fits; ``why`` then says what was
+    seen, as a skipped input's reason."""
     if not head:
-        return None, "empty input"
+        return None, "unknown format: empty input"
     for magic, what in UNREAD:
         if head.startswith(magic):
             return None, what
@@ -131,5 +129,5 @@ def sniff(head: bytes) -> tuple[str | None, str]:
         except (UnicodeDecodeError, ValueError):
             continue
     if b"\x00" in head[:4096]:
-        return None, "binary data of an unknown format"
-    return None, "no line in the first 64 KiB looks like a syslog, journal or Windows log record"
+        return None, "unknown format: binary data of an unknown format"
+    return None, "unknown format: no line in the first 64 KiB looks like a syslog, journal or Windows log record"

@@ -71,6 +71,14 @@ _REPEAT = r"^message repeated (?P<n>[0-9]+) times: \[ ?(?P<inner>.*?)\]$"
 MAX_LINE_BYTES = 64 * 1024  # a longer line (no syslog daemon writes one) is cut to this
 
 
+def line_list(numbers: list[int], total: int | None = None, most: int = 5) -> str:
+    """Line numbers for a warning: the first ``most`` of ``numbers``, then how many more of
+    ``total`` (default: all of ``numbers``)."""
+    total = len(numbers) if total is None else total
+    shown = ", ".join(str(n) for n in numbers[:most])
+    return shown + (f" and {total - most} more" if total > most else "")
+
+
 def char_end(data: bytes, at: int) -> int:
     """``at``, or past it to the end of the UTF-8 character it falls inside (at most 3 bytes
     on: a run of stray continuation bytes is no character)."""

@@ -27,7 +27,7 @@ from .evtx import (
     record_from_xml,
 )
 from .sources import loads_text
-from .syslog import MAX_LINE_BYTES
+from .syslog import MAX_LINE_BYTES, line_list
 from .windows import events_from_tables, load_semantics, records_to_events
 
 if TYPE_CHECKING:
@@ -342,8 +342,7 @@ def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.Dat
         rep.used += 1
     rep.lines = len(lines)
     if too_long:
-        shown = ", ".join(map(str, too_long[:5])) + (f" and {len(too_long) - 5} more" if len(too_long) > 5 else "")
-        rep.warnings.append(f"line(s) longer than {MAX_LINE_BYTES // 1024} KiB not read: {shown}")
+        rep.warnings.append(f"line(s) longer than {MAX_LINE_BYTES // 1024} KiB not read: {line_list(too_long)}")
     if not rows:
         return empty_events()
     frame = pd.DataFrame(rows)
