@@ -16,6 +16,7 @@ from ._memory import thaw
 from ._pools import let_go
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
+from .schema import UNKNOWN_HOST
 
 __all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
 
@@ -53,7 +54,7 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
         labels = [*hosts.cat.categories, np.nan]
     else:
         host_idx, labels = pd.factorize(hosts, use_na_sentinel=False)
-    every = [("(unknown host)" if pd.isna(h) else str(h)) for h in labels]
+    every = [(UNKNOWN_HOST if pd.isna(h) else str(h)) for h in labels]
     present = np.zeros(len(every), dtype=bool)
     present[host_idx] = True  # (marked in place: np.bincount would copy the codes as int64)
     names = [every[i] for i in np.flatnonzero(present)]
@@ -312,13 +313,31 @@ def _first_of_groups(gid: np.ndarray, k: int, step: int = 1 << 18) -> np.ndarray
 
 
 def _examples(gid: np.ndarray, frame: _Taken, k: int) -> dict[int, list[dict]]:
-    """The first ``k`` events of each group (rows in time order), as evidence."""
+    """The first ``k`` lines or records of each group (rows in time order), as evidence: the
+    events of one ``message repeated N times`` line are one example, not N of the same."""
     rows = _first_of_groups(gid, k)
+    twice = _same_line(gid[rows], frame, rows)
+    if twice.any():  # those groups' examples again, from their rows of distinct lines
+        again = np.zeros(int(gid.max()) + 1, dtype=bool)
+        again[gid[rows[twice]]] = True
+        theirs = np.flatnonzero(again[gid])
+        lines = theirs[~_same_line(gid[theirs], frame, theirs)]
+        rows = np.sort(np.concatenate([rows[~again[gid[rows]]], lines[_first_of_groups(gid[lines], k)]]))
     out: dict[int, list[dict]] = {}
     src, loc, raw = (frame.at(c, rows).tolist() for c in ("source", "locator", "raw"))
     for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
         out.setdefault(gi, []).append({"where": f"{s_}:{l_}", "text": r_ if isinstance(r_, str) else None})
     return out
+
+
+def _same_line(gid: np.ndarray, frame: _Taken, pos: np.ndarray) -> np.ndarray:
+    """Per position (ascending, time order within a group) whether the one before it is of the
+    same group and of the same line or record (source and locator)."""
+    src = frame.at("source", pos).cat.codes.to_numpy()
+    loc = frame.at("locator", pos).to_numpy(dtype=np.int64, na_value=-1)
+    same = np.zeros(pos.size, dtype=bool)
+    same[1:] = (gid[1:] == gid[:-1]) & (src[1:] == src[:-1]) & (loc[1:] == loc[:-1])
+    return same
 
 
 _NO_TIME = np.iinfo(np.int64).min  # a group without a time (or without a failure)

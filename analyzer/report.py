@@ -21,6 +21,7 @@ import orjson
 import pandas as pd
 
 from .resources import templates_dir
+from .schema import UNKNOWN_HOST
 
 __all__ = ["FORMATS", "render", "enrich", "explain", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
 
@@ -129,8 +130,23 @@ def _env() -> jinja2.Environment:
     env.filters["tx"] = text_escape
     env.filters["plain"] = lambda r: PLAIN.get(str(r), str(r).replace("-", " "))
     env.filters["some"] = some
+    env.filters["host"] = host_name
     env.globals["window_text"] = window_text
+    env.globals["attempts_text"] = attempts_text
     return env
+
+
+def attempts_text(f: dict[str, Any]) -> str:
+    """"1 attempt (0 failed), T" or "N attempts (M failed), T1 – T2": a finding's size and span."""
+    first, last = f.get("first_seen"), f.get("last_seen")
+    span = first if first == last else f"{first or '?'} – {last or '?'}"
+    count = f"{f['count']:,} attempt{'' if f['count'] == 1 else 's'} ({f['failures']:,} failed)"
+    return f"{count}, {span}" if span else count
+
+
+def host_name(host: str | None) -> str:
+    """A finding's host for people (findings keep ``None`` where the log names no host)."""
+    return UNKNOWN_HOST if host is None else host
 
 
 def window_text(doc: dict[str, Any]) -> str:
@@ -188,6 +204,7 @@ def _explain(f: dict) -> dict[str, Any]:
     ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
     ctx = {
         **f,
+        "host": host_name(f.get("host")),
         "services": f.get("service") or [],
         "cadence": _cadence_text(f),
         "reasons_text": ", ".join(PLAIN.get(r, r) for r in reasons) or "not stated",
@@ -246,7 +263,7 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
     named = {}
     for row, key in enumerate(keys.tolist()):
         h = host_names[key // ncause]
-        named[("(unknown host)" if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
+        named[(UNKNOWN_HOST if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
     out: dict[str, dict[str, list[int]]] = {}
     for host, cause in sorted(named):
         out.setdefault(host, {})[cause] = counts[named[(host, cause)]].tolist()
@@ -270,7 +287,7 @@ def enrich(doc: dict[str, Any]) -> dict[str, Any]:
     explain(doc["findings"])
     by_host: dict[Any, list[dict[str, Any]]] = {}  # in rank order, as the findings are
     for f in doc["findings"]:
-        by_host.setdefault(f["host"], []).append(f)
+        by_host.setdefault(host_name(f["host"]), []).append(f)
     for h in doc["hosts"]:
         theirs = by_host.get(h["name"], [])
         mine = [f for f in theirs if f["cause"] != "probe-ok"] or theirs

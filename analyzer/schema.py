@@ -137,6 +137,8 @@ COLUMNS: dict[str, str] = {
     "raw": "string[pyarrow]",
 }
 CATEGORICAL = tuple(name for name, dtype in COLUMNS.items() if dtype == _CAT)
+# for people: the host of events whose log names none (a pfirewall.log); findings keep null
+UNKNOWN_HOST = "(unknown host)"
 # the largest value each number column takes from a log (all start at 0); a value past it,
 # from a damaged or forged line or record, is not a port or pid and becomes null
 MAXIMA: dict[str, int] = {"src_port": 65535, "dst_port": 65535, "logon_type": (1 << 15) - 1, "pid": (1 << 32) - 1}

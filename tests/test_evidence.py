@@ -86,3 +86,28 @@ def test_evtx_examples_rendered_again_in_workers(tmp_path):
     raw = {f"{s}:{loc}": r for s, loc, r in zip(full["source"], full["locator"], full["raw"], strict=True)}
     assert {e["where"].split("/")[-2] for e in examples} == {"DC01.corp.example", "DC02.corp.example"}
     assert all(e["text"] is not None and e["text"] == raw[e["where"]] for e in examples)
+
+
+@pytest.mark.parametrize("examples", [2, 3])
+def test_a_repeated_message_is_one_example(tmp_path, examples):
+    """The events of one ``message repeated N times`` line are one example: a finding quoted
+    the same line twice, and with several such lines in a row showed nothing else."""
+    from analyzer import analysis
+    from analyzer.classify import load_rules
+    from analyzer.config import Profile
+
+    head = "Nov  3 16:00:{s:02} bastion sshd[{pid}]: "
+    lines = [head.format(s=0, pid=700) + "Failed password for root from 203.0.113.66 port 40000 ssh2"]
+    lines += [head.format(s=i, pid=700 + i) + "message repeated 4 times: [ Failed password for root from "
+              f"203.0.113.66 port {40000 + i} ssh2]" for i in range(1, 4)]
+    lines += [head.format(s=10 + i, pid=800 + i) + f"Failed password for root from 203.0.113.66 port {41000 + i} ssh2"
+              for i in range(30)]
+    (tmp_path / "secure").write_text("\n".join(lines) + "\n")
+    events = read_events([str(tmp_path / "secure")], IngestOptions(jobs=1, year=2025)).events
+    cls_rules, profile = load_rules(), Profile()
+    out = analysis._analyze_serial(events, cls_rules, profile)
+    (f,) = [f for f in out["findings"] if f["cause"] == "brute-force"]
+    assert f["count"] == 1 + 3 * 4 + 30
+    found = analysis.findings(events, out["classification"], profile, examples=examples)
+    (f,) = [f for f in found if f["cause"] == "brute-force"]
+    assert [e["where"].rsplit(":", 1)[1] for e in f["examples"]] == [str(n) for n in range(1, examples + 1)]

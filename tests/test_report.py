@@ -285,3 +285,20 @@ def test_timeline_of_years_far_apart_stays_small():
     assert far["bucket_seconds"] % (7 * 86400) == 0
     near = tl("2024-01-03T00:00:00Z", "2025-12-30T00:00:00Z")
     assert near["bucket_seconds"] == 7 * 86400 and len(near["hosts"]["h"]["c"]) == 105
+
+
+def test_a_log_that_names_no_host_reads_as_one_host_in_every_format(tmp_path):
+    """pfirewall.log has no computer name: its findings keep a null host in JSON, and the
+    host list, the headline and the prose call it "(unknown host)" (they said "None", and
+    the host's headline said no failed logins were found beside its finding)."""
+    log = "samples/windows-firewall-blocked-pfirewall/pfirewall.log"
+    doc = json.loads(_analyze([log, "--format", "json"]).stdout)
+    (host,) = doc["hosts"]
+    (f,) = doc["findings"]
+    assert f["host"] is None and host["name"] == "(unknown host)"
+    assert host["headline"].startswith(f["title"]) and host["verdict"] == f["verdict"]
+    assert f["explanation"].startswith("(unknown host) drops") and "None" not in f["explanation"]
+    for fmt in ("text", "md", "html"):
+        out = _analyze([log, "--format", fmt]).stdout
+        assert "None" not in out and "no failed logins found" not in out, fmt
+        assert "unknown host" in out, fmt

@@ -21,6 +21,7 @@ from ..classify import load_rules
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, IngestResult, InputReport
 from ..report import enrich, render
+from ..schema import UNKNOWN_HOST
 from ..summary import summarize
 from .inputs import read_new
 from .jobs import Job, Schedule
@@ -116,7 +117,7 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
     analysis = analyze_events(window, ruleset, job.profile, jobs=opts.jobs)
     cause = analysis["classification"].cause.astype(object).to_numpy()
-    hosts = window["host"].astype(object).fillna("(unknown host)").to_numpy()
+    hosts = window["host"].astype(object).fillna(UNKNOWN_HOST).to_numpy()
     m = fresh & pd.notna(cause)
     active = set(zip(hosts[m].tolist(), cause[m].tolist(), strict=True))
     doc = summarize(IngestResult(events=window, inputs=got.reports), opts_window, job.profile, ruleset, analysis)
@@ -221,7 +222,7 @@ def trends(
     now and then: it continues; active now only: it is new; active then only: it stopped."""
     current: dict[tuple[str, str], dict] = {}
     for f in findings:
-        key = (f["host"] or "(unknown host)", f["cause"])
+        key = (f["host"] or UNKNOWN_HOST, f["cause"])
         agg = current.setdefault(
             key,
             {
