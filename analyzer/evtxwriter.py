@@ -192,9 +192,12 @@ def _encode(vtype: int, value: object) -> bytes:
 class EvtxWriter:
     """Write events to an EVTX file; close() (or the context manager) finishes it."""
 
-    def __init__(self, path: str | Path, first_record_id: int = 1) -> None:
+    def __init__(self, path: str | Path, first_record_id: int = 1, system_id_offset: int = 0) -> None:
+        """``system_id_offset``: each record's System EventRecordID is its header's number plus
+        this (as in records cut out of a larger log; 0 in a log Windows wrote)."""
         self.path = Path(path)
         self.next_id = first_record_id
+        self.system_id_offset = system_id_offset
         self.chunks: list[bytes] = []
         self.chunk = _Chunk(self.next_id)
 
@@ -226,7 +229,7 @@ class EvtxWriter:
             (T_UINT8, 0),
             (T_HEX64, ev.keywords),
             (T_FILETIME, _filetime(ev.time)),
-            (T_UINT64, self.next_id),
+            (T_UINT64, self.next_id + self.system_id_offset),
             (T_UINT32, ev.process_id),
             (T_UINT32, ev.thread_id),
             (T_STRING, ev.channel),

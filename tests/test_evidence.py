@@ -111,3 +111,26 @@ def test_a_repeated_message_is_one_example(tmp_path, examples):
     found = analysis.findings(events, out["classification"], profile, examples=examples)
     (f,) = [f for f in found if f["cause"] == "brute-force"]
     assert [e["where"].rsplit(":", 1)[1] for e in f["examples"]] == [str(n) for n in range(1, examples + 1)]
+
+
+def test_evtx_examples_of_records_numbered_apart_from_their_headers(tmp_path):
+    """Records cut out of a larger log keep their System EventRecordID (the locator) while
+    their headers count from 1: the examples were looked up by the header's number and came
+    out without text (18 of ../shared/data's 105)."""
+    import datetime as dt
+
+    from analyzer.evtxwriter import EvtxWriter
+    from analyzer.samples_windows import logon_failure
+
+    t0 = dt.datetime(2025, 11, 3, 14, 0, tzinfo=dt.UTC)
+    with EvtxWriter(tmp_path / "cut.evtx", first_record_id=1, system_id_offset=232_256_503) as w:
+        for i in range(40):
+            w.write(logon_failure("WIN", t0 + dt.timedelta(seconds=i), "Admin", "WIN", "0xc000006d", "0xc000006a",
+                                  ip="203.0.113.9"))  # fmt: skip
+    res = CliRunner().invoke(app, ["analyze", str(tmp_path / "cut.evtx"), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    examples = [e for f in json.loads(res.stdout)["findings"] for e in f["examples"]]
+    full = read_events([str(tmp_path / "cut.evtx")], IngestOptions(jobs=1)).events
+    assert full["locator"].min() == 232_256_504
+    raw = {f"{s}:{loc}": r for s, loc, r in zip(full["source"], full["locator"], full["raw"], strict=True)}
+    assert examples and all(e["text"] is not None and e["text"] == raw[e["where"]] for e in examples)

@@ -177,8 +177,8 @@ def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, st
     chunks = sorted({int(c) for rid in wanted for c in index[(first <= rid) & (rid <= last)]})
     out: dict[int, str] = {}
 
-    def scan(fileobj) -> None:
-        for batch in read_rust_tables(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, wanted):
+    def scan(fileobj, only: set[int] | None) -> None:
+        for batch in read_rust_tables(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, only):
             events, _ = events_from_tables(sem, batch, name, "evtx", True, set(), ordered=False)
             hit = events["locator"].isin(wanted).to_numpy(dtype=bool, na_value=False)
             for loc, raw in zip(events["locator"][hit].tolist(), events["raw"][hit].tolist(), strict=True):
@@ -186,11 +186,14 @@ def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, st
 
     if chunks:
         with ChunkRange(where, chunks=chunks) as part:
-            scan(part)
-    if wanted - out.keys():  # headers that do not say (a dirty file): the whole file
+            scan(part, wanted)
+    if wanted - out.keys():
+        # headers that do not say (a dirty file), or records whose System EventRecordID (the
+        # locator) is not the number in their header (records cut out of a larger log): the
+        # whole file, each record known by its locator
         if not isinstance(where, str):
             where.seek(0)
-        scan(where)
+        scan(where, None)
     return {rid: out[rid] for rid in ids if rid in out}
 
 
