@@ -131,6 +131,7 @@ def _env() -> jinja2.Environment:
     env.filters["plain"] = lambda r: PLAIN.get(str(r), str(r).replace("-", " "))
     env.filters["some"] = some
     env.filters["host"] = host_name
+    env.filters["plural"] = plural
     env.globals["window_text"] = window_text
     env.globals["attempts_text"] = attempts_text
     return env
@@ -170,6 +171,11 @@ def window_text(doc: dict[str, Any]) -> str:
     return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 finding``, ``2,500 findings`` (``words``: the plural when it is not ``word`` + s)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
 def some(values: list, limit: int = 10) -> str:
     """A list for people: the first ``limit`` values, then how many more (the JSON report
     keeps them all)."""
@@ -191,6 +197,7 @@ def _plain_env() -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["some"] = some
+    env.filters["plural"] = plural
     return env
 
 

@@ -137,8 +137,8 @@ def test_terminal_and_ticket_formats_show_the_most_urgent_findings_only(tmp_path
     many = dict(doc, findings=doc["findings"] * 10)
     text, md = render(many, "text"), render(many, "md")
     assert f"[{FINDINGS_SHOWN['text']}]" in text and f"[{FINDINGS_SHOWN['text'] + 1}]" not in text
-    assert f"{len(many['findings']) - FINDINGS_SHOWN['text']} more finding(s)" in text
-    assert f"{len(many['findings']) - FINDINGS_SHOWN['md']} more finding(s)" in md
+    assert f"{len(many['findings']) - FINDINGS_SHOWN['text']:,} more findings" in text
+    assert f"{len(many['findings']) - FINDINGS_SHOWN['md']:,} more findings" in md
     assert render(many, "html").count('<article class="finding') == len(many["findings"])
 
 
@@ -302,3 +302,15 @@ def test_a_log_that_names_no_host_reads_as_one_host_in_every_format(tmp_path):
         out = _analyze([log, "--format", fmt]).stdout
         assert "None" not in out and "no failed logins found" not in out, fmt
         assert "unknown host" in out, fmt
+
+
+def test_counts_read_as_english():
+    from analyzer.report import plural
+
+    assert [plural(n, "finding") for n in (0, 1, 2, 12_345)] == ["0 findings", "1 finding", "2 findings", "12,345 findings"]
+    assert plural(1, "more finding") == "1 more finding"
+    doc = json.loads(_analyze(["samples/", "--year", "2025", "--format", "json"]).stdout)
+    typo = next(f for f in doc["findings"] if f["cause"] == "user-typo")
+    assert re.search(r"failed \d+ times? and then logged in\.$", typo["explanation"]) and typo["impact"] != "None."
+    text = _analyze(["samples/linux-root-refused/auth.log", "--year", "2025", "--format", "text"]).stdout
+    assert re.search(r"^1 input, [\d,]+ events, 1 finding$", text, re.M), text[:200]
