@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import gc
+import os
 import re
 import sys
 from enum import StrEnum
@@ -15,6 +16,7 @@ import pandas as pd
 import typer
 
 from . import __version__
+from ._files import atomic_write
 from ._memory import one_run
 from ._pools import usable_cpus
 from .errors import AuthtriageError, UsageError
@@ -166,11 +168,40 @@ def _report_problems(result, skips: bool = False) -> None:
             typer.echo(f"authtriage: {rep.name}: skipped: {rep.skip_reason}", err=True)
 
 
+def _check_output(output: Path | None) -> None:
+    """Fail before any reading when ``output`` cannot be written (a missing or read-only
+    directory, a directory given as the file): else the whole run's work was lost at the end."""
+    if output is None:
+        return
+    where = output.parent if str(output.parent) else Path(".")
+    problem = None
+    if output.is_dir():
+        problem = "it is a directory"
+    elif not where.is_dir():
+        problem = f"no directory {where}"
+    elif output.exists() and not os.access(output, os.W_OK):
+        problem = "not writable"
+    elif not output.exists() and not os.access(where, os.W_OK | os.X_OK):
+        problem = f"directory {where} is not writable"
+    if problem:
+        typer.echo(f"authtriage: cannot write {output}: {problem}", err=True)
+        raise typer.Exit(2)
+
+
 def _write(text: str, output: Path | None) -> None:
+    """The report to standard output, or to ``output``: a regular file is replaced whole (a
+    reader, or a failed write, never leaves half a report in place of the last one)."""
     if output is None:
         sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
+        return
+    try:
+        if output.exists() and not output.is_file():  # /dev/null, a pipe: written as it is
+            output.write_text(text, encoding="utf-8")
+        else:
+            atomic_write(output, text)
+    except OSError as exc:
+        typer.echo(f"authtriage: cannot write {output}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False):
@@ -213,6 +244,7 @@ def events(
 
     Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
     """
+    _check_output(output)
     limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
     _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend)
     if result.outside and not len(result.events):  # else an empty output reads as "no events"
@@ -223,9 +255,13 @@ def events(
         typer.echo(f"authtriage: all {result.outside:,} events read lie outside --since/--until{span}", err=True)
     if output is None:
         write_events(result.events, sys.stdout, format.value)
-    else:
+        return
+    try:
         with open(output, "w", encoding="utf-8", newline="") as fh:
             write_events(result.events, fh, format.value)
+    except OSError as exc:  # a full disk: not a traceback
+        typer.echo(f"authtriage: cannot write {output}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -280,6 +316,7 @@ def analyze(
     except AuthtriageError as exc:
         raise _fail(exc) from None
     tz = tz or profile.timezone
+    _check_output(output)
     # quoted lines of text logs are read again at the end instead of kept for every event
     # (standard input cannot be read twice)
     lazy = "-" not in paths

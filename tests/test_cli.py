@@ -337,3 +337,39 @@ def test_an_input_read_in_part_is_reported_not_dropped(tmp_path, jobs):
     assert 1000 < rep["lines"] < 20_000 and doc["totals"]["failures"] == rep["lines"] and rep["irrelevant"] == 0
     assert rep["error"].endswith(f"(after line {rep['lines']}; the lines before it were read)")
     assert "auth.log.gz" in res.stderr and "nothing readable" not in res.stderr
+
+
+@pytest.mark.parametrize("command", ["analyze", "events"])
+def test_an_output_that_cannot_be_written_fails_before_the_reading(tmp_path, command, monkeypatch):
+    """A missing directory, or a directory given as the file: one line and exit 2, before
+    any input is read (it was a traceback after the whole run's work)."""
+    import analyzer.cli as cli
+
+    read = []
+    monkeypatch.setattr(cli, "read_events", lambda *a, **k: read.append(a))
+    for out, why in ((tmp_path / "no" / "report.html", "no directory"), (tmp_path, "it is a directory")):
+        res = runner.invoke(app, [command, str(_log(tmp_path)), "-o", str(out)])
+        assert res.exit_code == 2 and f"cannot write {out}: {why}" in res.output, res.output
+        assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+    assert not read
+
+
+def test_a_report_replaces_the_last_one_whole(tmp_path, monkeypatch):
+    """Written beside the old one and renamed over it: a failed write leaves the last report."""
+    import os
+
+    out = tmp_path / "report.txt"
+    out.write_text("the last report\n")
+    log = str(_log(tmp_path))
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    res = runner.invoke(app, ["analyze", log, "-o", str(out)])
+    assert res.exit_code == 2 and "cannot write" in res.output and "No space left" in res.output
+    assert out.read_text() == "the last report\n" and sorted(p.name for p in tmp_path.iterdir()) == ["auth.log", "report.txt"]
+    monkeypatch.undo()
+    assert runner.invoke(app, ["analyze", log, "-o", str(out)]).exit_code == 0
+    assert out.read_text().startswith("authtriage: why logins fail")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auth.log", "report.txt"]
