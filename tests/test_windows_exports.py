@@ -7,6 +7,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pandas as pd
+import pytest
 from evtx import PyEvtxParser
 
 from analyzer.ingest import IngestOptions, read_events
@@ -149,3 +150,33 @@ def test_a_field_of_megabytes_in_an_export_is_cut(tmp_path):
     cut = users[users.str.len() > 1000]
     assert len(cut) == 1 and cut.iloc[0] == "ü" * MAX_FIELD + "…"
     assert (users.where(users.str.len() <= 1000, "Administrator") == want["user"].astype(object)).all()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_firewall_log_takes_the_one_host_of_the_logs_beside_it(tmp_path, jobs):
+    """pfirewall.log names no host: its events take the host that the other logs of the
+    nearest folder up name, when they name exactly one (and the input says so); beside two
+    hosts, or alone, they keep none."""
+    import shutil
+    import zipfile
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    fw = samples / "windows-firewall-blocked-pfirewall" / "pfirewall.log"
+    (tmp_path / "APP02" / "fw").mkdir(parents=True)
+    (tmp_path / "DC01").mkdir()
+    shutil.copy(samples / "windows-firewall-blocked" / "Security.evtx", tmp_path / "APP02")
+    shutil.copy(fw, tmp_path / "APP02" / "fw")  # two folders down from the one host's log
+    shutil.copy(samples / "windows-dc-probe" / "Security.evtx", tmp_path / "DC01")
+    shutil.copy(fw, tmp_path)  # beside both hosts: no host
+    with zipfile.ZipFile(tmp_path / "t.zip", "w") as z:  # an archive's folders too
+        z.write(samples / "windows-dc-probe" / "Security.evtx", "DC01/Security.evtx")
+        z.write(fw, "DC01/pfirewall.log")
+    res = read_events([str(tmp_path)], IngestOptions(jobs=jobs))
+    ev = res.events.assign(source=res.events["source"].astype(str), host=res.events["host"].astype(object))
+    hosts = ev.groupby("source")["host"].agg(lambda h: set(h.where(h.notna(), None)))
+    assert hosts[str(tmp_path / "APP02" / "fw" / "pfirewall.log")] == {"APP02.corp.example"}
+    assert hosts[f"{tmp_path / 't.zip'}!DC01/pfirewall.log"] == {"DC01.corp.example"}
+    assert hosts[str(tmp_path / "pfirewall.log")] == {None}
+    said = {r.name: r.assumptions.get("host") for r in res.inputs if r.format == "pfirewall"}
+    assert said[str(tmp_path / "APP02" / "fw" / "pfirewall.log")].startswith("APP02.corp.example for pfirewall.log")
+    assert said[str(tmp_path / "pfirewall.log")] is None

@@ -232,6 +232,7 @@ def read_events(
     _close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
     events = concat_events(frames, consume=True)
+    _hosts_beside(events, reports)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
@@ -315,6 +316,56 @@ def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
     except InputError as exc:
         return b"".join(parts), exc
     return b"".join(parts), None
+
+
+HOSTLESS_FORMATS = ("pfirewall",)  # logs that name no host: given the one host of the logs beside them
+
+
+def _folders(name: str) -> Iterator[str]:
+    """The folders an input lies in, nearest first: ``t.zip!DC01/fw/pfirewall.log`` →
+    ``t.zip!DC01/fw``, ``t.zip!DC01``, ``t.zip``, then the archive's own folders."""
+    while (cut := max(name.rfind("/"), name.rfind("!"))) > 0:
+        name = name[:cut]
+        yield name
+
+
+def _hosts_beside(events: pd.DataFrame, reports: list[InputReport]) -> None:
+    """A Windows Firewall log names no host: its events take the host of the logs beside it
+    (the nearest folder up whose other logs name any host), when those name exactly one;
+    else they stay without one. The input's assumptions say so."""
+    hostless = [r for r in reports if r.format in HOSTLESS_FORMATS and r.events]
+    if not hostless or events.empty:
+        return
+    source, host = events["source"], events["host"]
+    s_codes, h_codes = source.cat.codes.to_numpy(), host.cat.codes.to_numpy()
+    named = h_codes >= 0
+    pairs = np.unique(s_codes[named].astype(np.int64) * (len(host.cat.categories) + 1) + h_codes[named])
+    by_source: dict[str, set[int]] = {}
+    for s, h in zip(*np.divmod(pairs, len(host.cat.categories) + 1), strict=True):
+        by_source.setdefault(str(source.cat.categories[s]), set()).add(int(h))
+    codes = None
+    for rep in hostless:
+        for folder in _folders(rep.name):
+            inside = (folder + "/", folder + "!")
+            near = set().union(*(hs for name, hs in by_source.items() if name != rep.name and name.startswith(inside)))
+            if near:
+                break
+        else:
+            continue
+        if len(near) != 1:
+            continue
+        (h,) = near
+        where = source.cat.categories.get_loc(rep.name)
+        rows = (s_codes == where) & ~named
+        if rows.any():
+            codes = h_codes.copy() if codes is None else codes
+            codes[rows] = h
+            rep.assumptions["host"] = (
+                f"{host.cat.categories[h]} for {rep.name.rsplit('/', 1)[-1].rsplit('!', 1)[-1]}, which names none: "
+                f"the one host of the other logs in {folder}"
+            )
+    if codes is not None:
+        events["host"] = pd.Categorical.from_codes(codes, dtype=host.dtype)
 
 
 def _span(events: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
