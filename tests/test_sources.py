@@ -319,19 +319,19 @@ def test_bzip2_and_xz_streams_and_tars_are_read_and_guarded(tmp_path):
 
 
 def test_inputs_known_by_their_first_bytes_are_skipped_saying_what_they_are(tmp_path):
-    """A binary journal file, zstd, 7-Zip, RAR...: skipped with what it is and what to do,
-    whole or as an archive member, not as "binary data of an unknown format"."""
+    """zstd, 7-Zip, RAR...: skipped with what it is and what to do, whole or as an archive
+    member, not as "binary data of an unknown format"."""
     from analyzer.ingest.sniff import UNREAD
 
     for i, (magic, _) in enumerate(UNREAD):
         (tmp_path / f"f{i}").write_bytes(magic + bytes(range(256)) * 4)
-    (tmp_path / "in.zip").write_bytes(_zip({"system.journal": UNREAD[0][0] + b"\0" * 512}))
+    (tmp_path / "in.zip").write_bytes(_zip({"auth.log.zst": UNREAD[0][0] + b"\0" * 512}))
     res = read_events([str(tmp_path)], IngestOptions(jobs=1))
     why = {r.name.rsplit("/", 1)[-1]: r.skip_reason for r in res.inputs}
     assert all(r.skipped and r.error is None for r in res.inputs)
     for i, (_, what) in enumerate(UNREAD):
         assert why[f"f{i}"] == what
-    assert why["in.zip!system.journal"].startswith("a systemd journal file: export it with `journalctl")
+    assert why["in.zip!auth.log.zst"].startswith("zstd-compressed: decompress it first")
 
 
 def test_inputs_past_max_inputs_are_not_read_and_that_is_said(tmp_path):

@@ -34,6 +34,7 @@ from ..errors import InputError, UsageError
 from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
+from .journalfile import journal_records
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
 from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
@@ -1115,13 +1116,49 @@ def _finish(box: list[pd.DataFrame], src: Source, log: str, rep: InputReport) ->
 # systemd journal exports
 
 
-def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: IngestOptions, log: str) -> pd.DataFrame:
-    """Records (dicts of journal fields) → events, through the same message catalog."""
+JOURNAL_BATCH = 20_000  # journal records turned into rows at a time (the 50 MB file of 192k records: 359 → 293 MB)
+
+
+def _batches(items: Iterable[dict]) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    size = JOURNAL_BATCH
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _journal_events(
+    records: Iterable[dict], rep: InputReport, src: Source, opts: IngestOptions, log: str = "journal"
+) -> pd.DataFrame:
+    """Records (dicts of journal fields) → events, through the same message catalog: a batch
+    of records at a time (only the rows that matter are kept), then the source-wide steps."""
+    frames, missing, base = [], [0], 0
+    for batch in _batches(records):
+        ev = _journal_rows(batch, base, rep, opts, missing)
+        base += len(batch)
+        if ev is not None:
+            frames.append(ev)
+    if missing[0]:
+        rep.warnings.append(f"{missing[0]} journal records without __REALTIME_TIMESTAMP have no time")
+    if not frames:
+        return empty_events()
+    box = [concat_events(frames, consume=True)]
+    return _finish(box, src, log, rep)
+
+
+def _journal_rows(
+    records: list[dict], base: int, rep: InputReport, opts: IngestOptions, missing: list[int]
+) -> pd.DataFrame | None:
+    """One batch of records (``base``: how many came before) → its matched rows."""
     cat = load_catalog()
     n = len(records)
     rep.lines += n
     if not n:
-        return empty_events()
+        return None
 
     def text(v: object) -> str | None:
         if v is None:
@@ -1156,13 +1193,13 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     keep_m = (matched["role"] != "ignore").to_numpy(dtype=bool) if len(matched) else np.zeros(0, bool)
     m = matched.loc[keep_m].reset_index(drop=True) if len(matched) else matched
     if not len(m):
-        return empty_events()
+        return None
     rows = m["row"].to_numpy(dtype=np.int64)
     orig = cand[rows]
     ev = m.drop(columns=["row", "pattern"])
     micros = pd.to_numeric(pd.Series([ts[i] for i in orig]), errors="coerce")
     ev["timestamp"] = pd.to_datetime(micros, unit="us", utc=True)
-    ev["locator"] = orig + 1
+    ev["locator"] = base + orig + 1
     ev["host"] = _categorical(pa.array([host[i] or "" for i in orig], pa.string()))
     ev["process"] = _categorical(prog_a.take(pa.array(rows)))
     pids = pa.array([pid[i] if pid[i] and pid[i].isascii() and pid[i].isdigit() else None for i in orig], pa.string())
@@ -1170,35 +1207,34 @@ def _journal_frame(records: list[dict], rep: InputReport, src: Source, opts: Ing
     if opts.keep_raw:
         ev["raw"] = _strings(raw_c.take(pa.array(rows)))
     ev["weight"] = weight[rows]
-    missing = int(ev["timestamp"].isna().sum())
-    if missing:
-        rep.warnings.append(f"{missing} journal records without __REALTIME_TIMESTAMP have no time")
-    box = [ev]
-    del ev
-    return _finish(box, src, log, rep)
+    missing[0] += int(ev["timestamp"].isna().sum())
+    return ev
 
 
 def read_journal_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    records: list[dict] = []
-    for lineno, line in enumerate(_iter_lines(src), start=1):
-        if not line.strip():
-            records.append({})
-            continue
-        try:
-            if len(line) > JSON_LINE_BYTES:
-                raise ValueError(f"longer than {JSON_LINE_BYTES:,} bytes: not read")
-            obj = loads_text(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            rep.unparsed += 1
-            rep.sample_unparsed([f"line {lineno}: {line[:200].decode('utf-8', 'replace')} ({exc})"])
-            obj = {}
-        records.append(obj)
-    empties = sum(1 for r in records if not r)
-    rep.irrelevant += empties - rep.unparsed
-    ev = _journal_frame(records, rep, src, opts, "journal")
-    rep.irrelevant -= empties  # counted once above, not again as irrelevant lines
+    bad = 0  # lines that are not JSON objects: unparsed (each stands as an empty record)
+
+    def records() -> Iterator[dict]:
+        nonlocal bad
+        for lineno, line in enumerate(_iter_lines(src), start=1):
+            if not line.strip():
+                yield {}  # a blank line: irrelevant
+                continue
+            try:
+                if len(line) > JSON_LINE_BYTES:
+                    raise ValueError(f"longer than {JSON_LINE_BYTES:,} bytes: not read")
+                obj = loads_text(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                bad += 1
+                rep.unparsed += 1
+                rep.sample_unparsed([f"line {lineno}: {line[:200].decode('utf-8', 'replace')} ({exc})"])
+                obj = {}
+            yield obj
+
+    ev = _journal_events(records(), rep, src, opts)
+    rep.irrelevant -= bad  # their empty records were counted as irrelevant too
     return ev
 
 
@@ -1213,8 +1249,11 @@ def _iter_lines(src: Source) -> Iterator[bytes]:
 
 def read_journal_export(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
     """``journalctl -o export``: KEY=value lines, binary fields as KEY\\n<u64 size><data>\\n."""
-    data = src.read()
-    records: list[dict] = []
+    return _journal_events(_export_records(src.read(), rep), rep, src, opts)
+
+
+def _export_records(data: bytes, rep: InputReport) -> Iterator[dict]:
+    """The records of an export stream, one at a time."""
     cur: dict = {}
     pos, n = 0, len(data)
     while pos < n:
@@ -1224,7 +1263,7 @@ def read_journal_export(src: Source, opts: IngestOptions, rep: InputReport) -> p
         line = data[pos:nl]
         if not line:
             if cur:
-                records.append(cur)
+                yield cur
                 cur = {}
             pos = nl + 1
             continue
@@ -1248,14 +1287,28 @@ def read_journal_export(src: Source, opts: IngestOptions, rep: InputReport) -> p
         cur[key] = value.decode("utf-8", "replace")
         pos = start + 8 + size + 1
     if cur:
-        records.append(cur)
-    return _journal_frame(records, rep, src, opts, "journal")
+        yield cur
+
+
+def read_journal_file(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
+    """A journal file as journald writes it (``/var/log/journal/*/*.journal``)."""
+    warned: list[str] = []
+
+    def warn(text: str) -> None:
+        warned.append(text)
+
+    ev = _journal_events(journal_records(src.read(), warn), rep, src, opts)
+    rep.warnings.extend(warned[:MAX_SAMPLES])
+    if len(warned) > MAX_SAMPLES:
+        rep.warnings.append(f"… and {len(warned) - MAX_SAMPLES:,} more such warnings")
+    return ev
 
 
 READERS: dict[str, Reader] = {
     "syslog": read_syslog,
     "journal-json": read_journal_json,
     "journal-export": read_journal_export,
+    "journal-file": read_journal_file,
     "evtx": winreaders.read_evtx,
     "windows-xml": winreaders.read_windows_xml,
     "windows-json": winreaders.read_windows_json,

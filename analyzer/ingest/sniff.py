@@ -17,6 +17,7 @@ __all__ = ["sniff", "FORMATS", "RULES", "UNREAD"]
 
 FORMATS = (
     "evtx",
+    "journal-file",
     "journal-export",
     "journal-json",
     "pfirewall",
@@ -94,6 +95,7 @@ def _syslog(head: bytes) -> bool:
 
 RULES: list[tuple[str, Callable[[bytes], bool]]] = [
     ("evtx", _evtx),
+    ("journal-file", lambda head: head.startswith(b"LPKSHHRH")),
     ("journal-export", _journal_export),
     ("journal-json", _journal_json),
     ("pfirewall", _pfirewall),
@@ -105,7 +107,6 @@ RULES: list[tuple[str, Callable[[bytes], bool]]] = [
 
 # what an input that authtriage does not read is, and what to do with it, by its first bytes
 UNREAD: list[tuple[bytes, str]] = [
-    (b"LPKSHHRH", "a systemd journal file: export it with `journalctl --file FILE -o export` (or -o json)"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first (zstd -d), or recompress with gzip or xz"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive: extract it first, or pack the logs as zip or tar.gz"),
     (b"Rar!\x1a\x07", "a RAR archive: extract it first, or pack the logs as zip or tar.gz"),
