@@ -316,13 +316,11 @@ def _examples(gid: np.ndarray, frame: _Taken, k: int) -> dict[int, list[dict]]:
     """The first ``k`` lines or records of each group (rows in time order), as evidence: the
     events of one ``message repeated N times`` line are one example, not N of the same."""
     rows = _first_of_groups(gid, k)
-    twice = _same_line(gid[rows], frame, rows)
+    twice = _same_line(gid[rows], frame, rows)[0]
     if twice.any():  # those groups' examples again, from their rows of distinct lines
         again = np.zeros(int(gid.max()) + 1, dtype=bool)
         again[gid[rows[twice]]] = True
-        theirs = np.flatnonzero(again[gid])
-        lines = theirs[~_same_line(gid[theirs], frame, theirs)]
-        rows = np.sort(np.concatenate([rows[~again[gid[rows]]], lines[_first_of_groups(gid[lines], k)]]))
+        rows = np.sort(np.concatenate([rows[~again[gid[rows]]], _distinct_lines(gid, frame, k, again)]))
     out: dict[int, list[dict]] = {}
     src, loc, raw = (frame.at(c, rows).tolist() for c in ("source", "locator", "raw"))
     for gi, s_, l_, r_ in zip(gid[rows].tolist(), src, loc, raw, strict=True):
@@ -330,14 +328,42 @@ def _examples(gid: np.ndarray, frame: _Taken, k: int) -> dict[int, list[dict]]:
     return out
 
 
-def _same_line(gid: np.ndarray, frame: _Taken, pos: np.ndarray) -> np.ndarray:
-    """Per position (ascending, time order within a group) whether the one before it is of the
-    same group and of the same line or record (source and locator)."""
+def _same_line(gid: np.ndarray, frame: _Taken, pos: np.ndarray, before: tuple = (-1, -1, -1)) -> tuple:
+    """Per position (ascending, time order within a group) whether the one before it (the
+    first: ``before``, a (group, source code, locator)) is of the same group and the same line
+    or record; and the last position's (group, source code, locator)."""
     src = frame.at("source", pos).cat.codes.to_numpy()
     loc = frame.at("locator", pos).to_numpy(dtype=np.int64, na_value=-1)
     same = np.zeros(pos.size, dtype=bool)
     same[1:] = (gid[1:] == gid[:-1]) & (src[1:] == src[:-1]) & (loc[1:] == loc[:-1])
-    return same
+    if pos.size:
+        same[0] = (gid[0], src[0], loc[0]) == before
+        before = (gid[-1], src[-1], loc[-1])
+    return same, before
+
+
+def _distinct_lines(gid: np.ndarray, frame: _Taken, k: int, groups: np.ndarray, step: int = 1 << 18) -> np.ndarray:
+    """The positions of the first ``k`` distinct lines of each group marked in ``groups``, a
+    slice of their rows at a time (one brute force's millions of rows: no copy of them all),
+    until each has ``k``."""
+    theirs = np.flatnonzero(groups[gid])
+    have = np.zeros(groups.size, dtype=np.int64)
+    picked, before = [np.empty(0, dtype=np.int64)], (-1, -1, -1)
+    for a in range(0, theirs.size, step):
+        pos = theirs[a : a + step]
+        same, before = _same_line(gid[pos], frame, pos, before)
+        new = pos[~same]
+        g = gid[new]
+        order = np.argsort(g, kind="stable")
+        starts, sizes = run_starts(g[order])
+        rank = np.empty(g.size, dtype=np.int64)  # each new line's place among its group's in this slice
+        rank[order] = np.arange(g.size) - np.repeat(starts, sizes)
+        keep = rank + have[g] < k
+        picked.append(new[keep])
+        have += np.bincount(g[keep], minlength=groups.size)
+        if (have[groups] >= k).all():
+            break
+    return np.concatenate(picked)
 
 
 _NO_TIME = np.iinfo(np.int64).min  # a group without a time (or without a failure)

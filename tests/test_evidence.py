@@ -134,3 +134,32 @@ def test_evtx_examples_of_records_numbered_apart_from_their_headers(tmp_path):
     assert full["locator"].min() == 232_256_504
     raw = {f"{s}:{loc}": r for s, loc, r in zip(full["source"], full["locator"], full["raw"], strict=True)}
     assert examples and all(e["text"] is not None and e["text"] == raw[e["where"]] for e in examples)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 1 << 18])
+def test_distinct_lines_slice_by_slice(step):
+    """Runs of one line's events across slices of any size: the first k distinct lines of
+    each group, as one pass over everything finds them."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.analysis import _distinct_lines, _Taken
+
+    rng = np.random.default_rng(5)
+    locator = np.repeat(np.arange(1, 41), rng.integers(1, 6, 40))  # lines 1..40, each 1-5 events
+    gid = rng.integers(0, 3, locator.size) * (locator % 2 == 0)  # groups 0..2; odd lines all in group 0
+    ev = pd.DataFrame({
+        "source": pd.Categorical.from_codes(np.zeros(locator.size, np.int8), categories=["a.log"]),
+        "locator": pd.array(locator, dtype="Int64"),
+    })  # fmt: skip
+    frame = _Taken(ev, None, np.arange(locator.size))
+    groups = np.array([True, False, True])
+    got = _distinct_lines(gid, frame, 4, groups, step)
+    want = []
+    for g in (0, 2):
+        seen: list[int] = []
+        for pos in np.flatnonzero(gid == g):
+            if (not seen or locator[pos] != locator[seen[-1]]) and len(seen) < 4:
+                seen.append(pos)
+        want += seen
+    assert sorted(got.tolist()) == sorted(want)
