@@ -223,3 +223,31 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
         pd.testing.assert_frame_equal(few.events, one.events, check_categorical=False)  # categories' order aside
         assert few.inputs[0].as_dict() == one.inputs[0].as_dict()
         assert len(one.events) > 14, p  # more than two batches of rows
+
+
+def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch):
+    """A journal file larger than the workers' whole-file size was read by the parent alone
+    (the workers waited): it goes to a worker, and the result is --jobs 1's."""
+    from analyzer import ingest
+
+    for name in FIXTURES:
+        (tmp_path / f"{name}.journal").write_bytes(_journal(name))
+    (tmp_path / "auth.log").write_text("Nov  3 16:00:00 db01 sshd[77]: Failed password for root from 203.0.113.9 port 1 ssh2\n")
+    one = read_events([str(tmp_path)], IngestOptions(jobs=1, year=2025))
+    monkeypatch.setattr(ingest, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
+    sent: list[str] = []
+    pool = ingest._pool
+
+    class Spy:
+        def __init__(self, real):
+            self.real = real
+
+        def submit(self, fn, *args):
+            sent.append(f"{fn.__name__} {Path(args[0]).name}")
+            return self.real.submit(fn, *args)
+
+    monkeypatch.setattr(ingest, "_pool", lambda jobs: Spy(pool(jobs)))
+    two = read_events([str(tmp_path)], IngestOptions(jobs=2, year=2025))
+    assert sorted(sent) == ["_read_file auth.log", "_read_file zstd-0.journal", "_read_file zstd-1.journal"]
+    pd.testing.assert_frame_equal(two.events, one.events)
+    assert [r.as_dict() for r in two.inputs] == [r.as_dict() for r in one.inputs]
