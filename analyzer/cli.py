@@ -8,6 +8,7 @@ import gc
 import os
 import re
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -188,11 +189,25 @@ def _check_output(output: Path | None) -> None:
         raise typer.Exit(2)
 
 
+def _to_stdout(write: Callable[[], object]) -> None:
+    """Run ``write`` (to standard output), then flush it. A reader that went away (``| head``)
+    ends the run quietly with 1, as for any Python tool; a full disk is one line and 2."""
+    try:
+        write()
+        sys.stdout.flush()
+    except OSError as exc:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        if isinstance(exc, BrokenPipeError):
+            raise typer.Exit(1) from None
+        typer.echo(f"authtriage: cannot write standard output: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _write(text: str, output: Path | None) -> None:
     """The report to standard output, or to ``output``: a regular file is replaced whole (a
     reader, or a failed write, never leaves half a report in place of the last one)."""
     if output is None:
-        sys.stdout.write(text)
+        _to_stdout(lambda: sys.stdout.write(text))
         return
     try:
         if output.exists() and not output.is_file():  # /dev/null, a pipe: written as it is
@@ -254,7 +269,7 @@ def events(
         span = f" (the events read run from {first} to {last})" if first else " (none has a time)"
         typer.echo(f"authtriage: all {result.outside:,} events read lie outside --since/--until{span}", err=True)
     if output is None:
-        write_events(result.events, sys.stdout, format.value)
+        _to_stdout(lambda: write_events(result.events, sys.stdout, format.value))
         return
     try:
         with open(output, "w", encoding="utf-8", newline="") as fh:

@@ -373,3 +373,36 @@ def test_a_report_replaces_the_last_one_whole(tmp_path, monkeypatch):
     assert runner.invoke(app, ["analyze", log, "-o", str(out)]).exit_code == 0
     assert out.read_text().startswith("authtriage: why logins fail")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auth.log", "report.txt"]
+
+
+@pytest.mark.parametrize("command", [["events"], ["events", "--format", "csv"], ["analyze", "--format", "text"]])
+def test_a_full_standard_output_is_one_line_not_a_traceback(tmp_path, command):
+    log = _log(tmp_path)
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(
+            [sys.executable, "-m", "analyzer", command[0], str(log), *command[1:]],
+            stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "authtriage: cannot write standard output: No space left on device"
+
+
+def test_a_reader_that_went_away_ends_the_run_quietly(tmp_path, monkeypatch):
+    """``authtriage events … | head``: no traceback and no message, exit 1 (as Python tools do)."""
+    import typer
+
+    from analyzer import cli
+
+    class Gone(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return sink.fileno()
+
+    sink = open(tmp_path / "sink", "w")  # noqa: SIM115 - what standard output is pointed at afterwards
+    monkeypatch.setattr(sys, "stdout", Gone())
+    with pytest.raises(typer.Exit) as ended:
+        cli._to_stdout(lambda: sys.stdout.write("x" * 10))
+    sink.close()
+    assert ended.value.exit_code == 1
