@@ -290,6 +290,7 @@ def test_upload_page_in_chromium(server):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server + "/")
+        assert not page.locator("#progress").is_visible()  # until an upload starts (it showed an empty bar)
         page.set_input_files("#files", str(TICKET))
         assert "ticket.zip" in page.inner_text("#chosen")
         page.fill("input[name=tz]", "UTC")
@@ -300,7 +301,13 @@ def test_upload_page_in_chromium(server):
         assert any("domain controller" in h for h in headlines), headlines
         page.goto(server + "/")
         assert page.locator("#recent tbody tr").count() == 1
-        assert "done" in page.inner_text("#recent")
+        assert "done" in page.inner_text("#recent") and "3 findings" in page.inner_text("#recent")
+        # the time, the status and the delete button on one line each ("don/e", "del/ete" took two)
+        for what in ("td:nth-child(1)", "span.status", "button"):
+            height = page.locator(f"#recent tbody tr {what}").evaluate(
+                "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().height; }"
+            )
+            assert 0 < height < 30, (what, height)  # a line is ~22 px
         # delete through the page's button
         page.click("#recent button")
         page.wait_for_url(server + "/")

@@ -113,13 +113,17 @@ class Problem(BaseModel):
 
 @cache
 def _pages() -> jinja2.Environment:
-    return jinja2.Environment(
+    from ..report import plural
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["plural"] = plural
+    return env
 
 
 class Service:
