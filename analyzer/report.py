@@ -31,7 +31,11 @@ FINDINGS_SHOWN = {"text": 20, "md": 30}
 FORMATS = ("json", "html", "md", "text")
 _EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# what makes markup anywhere in a line (brackets suffice against links and images: "(" and "!"
+# mean nothing without them), and what does at a line's start (a heading, a list item, a quote)
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
+_MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's Markdown links by itself
 _BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
 MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes longer buckets
 PLAIN = {
@@ -73,8 +77,14 @@ def md_escape(value: Any) -> str:
     """Markdown-safe (tables included): markup escaped, no newlines, no control bytes."""
     if value is None:
         return ""
-    text = _show_control(str(value).replace("\r", " ").replace("\n", " "))
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(r"\\\1", _show_control(str(value).replace("\r", " ").replace("\n", " ")))
+    text = _MD_AUTOLINK.sub(lambda m: f"{m[1]}:\\/\\/" if m[1] else f"{m[2]}\\.", text)
+    return _MD_LINE_START.sub(_line_start, text)  # a value may begin a line: "- x", "# x", "1. x"
+
+
+def _line_start(m: re.Match) -> str:
+    mark = m[2]
+    return m[1] + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
 
 
 def text_escape(value: Any) -> str:

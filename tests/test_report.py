@@ -314,3 +314,27 @@ def test_counts_read_as_english():
     assert re.search(r"failed \d+ times? and then logged in\.$", typo["explanation"]) and typo["impact"] != "None."
     text = _analyze(["samples/linux-root-refused/auth.log", "--year", "2025", "--format", "text"]).stdout
     assert re.search(r"^1 input, [\d,]+ events, 1 finding$", text, re.M), text[:200]
+
+
+def test_hostile_names_make_no_markup_in_rendered_markdown(tmp_path):
+    """The Markdown report as a ticket system renders it (CommonMark, raw HTML allowed, GitHub's
+    tables and bare-URL links): user names that are links, images, URLs, HTML, emphasis, code or
+    a list's mark stay text. Its own prose keeps its parentheses unescaped."""
+    from markdown_it import MarkdownIt
+
+    users = ["[click](http://evil.example/a)", "![x](http://evil.example/i.png)", "http://evil.example/phish",
+             "www.evil.example", "<img src=x onerror=alert(1)>", "**bold**", "`code`", "~~gone~~", "- item"]  # fmt: skip
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "".join(
+            f"Nov  3 14:{m:02d}:00 web9 sshd[{100 + m}]: Failed password for invalid user {users[m % len(users)]}"
+            f" from 203.0.113.9 port 4{m:04d} ssh2\n"
+            for m in range(40)
+        )
+    )
+    md = _analyze([str(log), "--year", "2025", "--format", "md"]).stdout
+    html = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "linkify", "strikethrough"]).render(md)
+    for made in ("<a ", "<img", "<del", "<s>", "<code>code", "<strong>bold", "<li>item"):  # (the report's own
+        assert made not in html, (made, re.findall(rf"{made}[^\n]{{0,80}}", html)[:3])  # code, lists, bold: fine)
+    assert "evil.example/phish" in html and "[click]" in html  # shown as text
+    assert "\\(" not in md and "(" in md
