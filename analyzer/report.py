@@ -30,7 +30,9 @@ REPORT_VERSION = 1
 FINDINGS_SHOWN = {"text": 20, "md": 30}
 FORMATS = ("json", "html", "md", "text")
 _EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# control characters (ANSI escapes), and the marks that reorder text in a line (a user name
+# with U+202E shows its letters backwards: "Trojan Source"): shown as escapes, never acted on
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # what makes markup anywhere in a line (brackets suffice against links and images: "(" and "!"
 # mean nothing without them), and what does at a line's start (a heading, a list item, a quote)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
@@ -70,7 +72,7 @@ def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
 
 
 def _show_control(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text)
 
 
 def md_escape(value: Any) -> str:
@@ -366,7 +368,10 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
     sparks = {host: {c: _spark(v) for c, v in series.items()} for host, series in tl["hosts"].items()}
     template = _env().get_template(f"report.{fmt}.j2")
-    return template.render(doc=doc, charts=charts, sparks=sparks, limit=FINDINGS_SHOWN.get(fmt, 10**9))
+    out = template.render(doc=doc, charts=charts, sparks=sparks, limit=FINDINGS_SHOWN.get(fmt, 10**9))
+    # HTML escapes markup but not control and reordering characters (the other formats' filters
+    # show them already): shown in one pass over the page, which has none of its own
+    return _show_control(out) if fmt == "html" else out
 
 
 def exit_code(doc: dict[str, Any], fail_on: str | None) -> int:

@@ -338,3 +338,23 @@ def test_hostile_names_make_no_markup_in_rendered_markdown(tmp_path):
         assert made not in html, (made, re.findall(rf"{made}[^\n]{{0,80}}", html)[:3])  # code, lists, bold: fine)
     assert "evil.example/phish" in html and "[click]" in html  # shown as text
     assert "\\(" not in md and "(" in md
+
+
+def test_reordering_and_control_characters_are_shown_in_every_format(tmp_path):
+    """A user name with U+202E (right-to-left override) shows its letters backwards ("Trojan
+    Source"), an ANSI escape drives a terminal: in HTML, Markdown and text both are shown as
+    escapes; JSON keeps the text exactly."""
+    user = "admin\u202egnp.exe\u2066x\x1b[2Jy"
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "".join(
+            f"Nov  3 14:{m:02d}:00 web9 sshd[{100 + m}]: Failed password for invalid user {user} from 203.0.113.9 port 4{m:04d} ssh2\n"
+            for m in range(12)
+        )
+    )
+    for fmt in ("html", "md", "text"):
+        out = _analyze([str(log), "--year", "2025", "--format", fmt]).stdout
+        assert not any(c in out for c in "\u202e\u2066\x1b"), fmt
+        assert "admin\\u202egnp.exe\\u2066x\\x1b" in out.replace("\\\\", "\\"), fmt
+    doc = json.loads(_analyze([str(log), "--year", "2025", "--format", "json"]).stdout)
+    assert any(user in f["users"] for f in doc["findings"])
