@@ -481,6 +481,10 @@ def _cause_findings(
                 "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
                 "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
             )
+        no_source = (
+            "recognized by its cadence and account alone: its events carry no source address (Windows logs none "
+            "for an NTLM network logon, as over WinRM), so the platform's networks cannot confirm it"
+        )
         transitions = cause in TRANSITION_CAUSES
         for gi in range(n):
             cad = float(cadences[gi])
@@ -515,10 +519,15 @@ def _cause_findings(
                     "beats": beats,
                     "transition": transition,
                     "examples": shown.get(gi, []),
-                    "notes": [note] if note else [],
+                    "notes": [note or no_source] if note or _unconfirmed(cause, profile, lists["src_ip"][gi]) else [],
                 }
             )
     return out
+
+
+def _unconfirmed(cause: str, profile: Profile, src_ips: list) -> bool:
+    """A probe found, with the platform's networks known, among events that have no address."""
+    return cause.startswith("probe-") and cause != "probe-service-down" and bool(profile.networks) and not src_ips
 
 
 # fills in the text of findings' examples, given how many processes it may use

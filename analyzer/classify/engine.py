@@ -384,12 +384,16 @@ def _scoped(mask: np.ndarray, scope: np.ndarray | None) -> np.ndarray:
     return mask if scope is None else mask & scope
 
 
-def _profile_allows(rule: Rule, profile: Profile) -> bool:
+def _profile_allows(rule: Rule, profile: Profile, events: pd.DataFrame) -> bool | np.ndarray:
+    """Whether the profile lets ``rule`` apply: to every event (True), to none (False), or to
+    some (a mask). A rule for when the platform's networks are unset applies, when they are
+    set, to the events without a source address: those the networks cannot tell (Windows logs
+    none for an NTLM network logon over WinRM), left to the rule's cadence as without networks."""
     want = (rule.when or {}).get("platform_networks")
     if want == "configured":
         return bool(profile.networks)
-    if want == "unset":
-        return not profile.networks
+    if want == "unset" and profile.networks:
+        return events["src_ip"].isna().to_numpy()
     return True
 
 
@@ -446,9 +450,10 @@ def classify(
     cadenced: list[tuple[np.ndarray, np.ndarray]] = []  # rows with a cadence, and theirs
     rules = list(ruleset.rules)
     for i, rule in enumerate(rules):
-        if not _profile_allows(rule, profile):
+        allowed = _profile_allows(rule, profile, events)
+        if allowed is False:
             continue
-        det = evaluate_rule(events, rule, variables) & (which < 0)
+        det = evaluate_rule(events, rule, variables) & (which < 0) & allowed
         rows = np.flatnonzero(det)
         if rows.size == 0:
             continue
