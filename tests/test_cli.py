@@ -98,7 +98,7 @@ def test_report_says_what_the_window_left_out(tmp_path):
         "Only events at or after 2025-06-01T08:00:00Z: 3 event(s) read lie outside this window and are left out "
         "(the events read run from 2025-03-01T09:15:02Z to 2025-03-04T09:15:02Z)."
     ) in res.stdout
-    for fmt, shown in (("md", "3 event\\(s\\) read lie outside"), ("html", "3 event(s) read lie outside")):
+    for fmt, shown in (("md", "3 event(s) read lie outside"), ("html", "3 event(s) read lie outside")):
         res = runner.invoke(app, [*args, "--format", fmt, "--until", "2025-03-01T12:00Z"])
         assert "before 2025-03-01T12:00:00Z" in res.stdout.replace("\\", "") and "2 event" in res.stdout, fmt
         res = runner.invoke(app, [*args, "--format", fmt, "--since", "2026-01-01"])
