@@ -444,6 +444,14 @@ def serve(
     except ValueError as exc:
         typer.echo(f"authtriage: {exc}", err=True)
         raise typer.Exit(2) from None
+    try:  # here, not in the server's startup, where it was a traceback
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        typer.echo(f"authtriage: cannot use {settings.data_dir} as the data directory: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"authtriage: serving http://{host}:{port}/ (data in {settings.data_dir})", err=True)
     uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False, timeout_graceful_shutdown=5)
 

@@ -380,3 +380,12 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing(tmp_path):
     payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert start["status"] == 400 and b"interrupted" in payload
     assert not list((tmp_path / "d").glob("analyses/*"))
+
+
+def test_a_data_directory_that_cannot_be_used_is_one_line(tmp_path):
+    """Checked before the server starts: it was a traceback from the server's startup."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    res = CliRunner().invoke(cli, ["serve", "--data-dir", str(blocker / "data")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"cannot use {blocker / 'data'} as the data directory" in res.stderr
