@@ -22,6 +22,17 @@ EVIL_USER = (
 )
 
 
+def _failed_logins(tmp_path: Path, users: list[str]) -> Path:
+    """An auth log of one failed password a minute, for each of ``users`` in turn."""
+    log = tmp_path / "auth.log"
+    lines = (
+        f"Nov  3 14:{m:02d}:00 web9 sshd[{100 + m}]: Failed password for invalid user {u} from 203.0.113.9 port 4{m:04d} ssh2\n"
+        for m, u in enumerate(users)
+    )
+    log.write_text("".join(lines))
+    return log
+
+
 def _analyze(args, tmp_path=None):
     res = runner.invoke(app, ["analyze", *args])
     assert res.exit_code in (0, 1), res.output
@@ -324,14 +335,7 @@ def test_hostile_names_make_no_markup_in_rendered_markdown(tmp_path):
 
     users = ["[click](http://evil.example/a)", "![x](http://evil.example/i.png)", "http://evil.example/phish",
              "www.evil.example", "<img src=x onerror=alert(1)>", "**bold**", "`code`", "~~gone~~", "- item"]  # fmt: skip
-    log = tmp_path / "auth.log"
-    log.write_text(
-        "".join(
-            f"Nov  3 14:{m:02d}:00 web9 sshd[{100 + m}]: Failed password for invalid user {users[m % len(users)]}"
-            f" from 203.0.113.9 port 4{m:04d} ssh2\n"
-            for m in range(40)
-        )
-    )
+    log = _failed_logins(tmp_path, [users[m % len(users)] for m in range(40)])
     md = _analyze([str(log), "--year", "2025", "--format", "md"]).stdout
     html = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "linkify", "strikethrough"]).render(md)
     for made in ("<a ", "<img", "<del", "<s>", "<code>code", "<strong>bold", "<li>item"):  # (the report's own
@@ -345,13 +349,7 @@ def test_reordering_and_control_characters_are_shown_in_every_format(tmp_path):
     Source"), an ANSI escape drives a terminal: in HTML, Markdown and text both are shown as
     escapes; JSON keeps the text exactly."""
     user = "admin\u202egnp.exe\u2066x\x1b[2Jy"
-    log = tmp_path / "auth.log"
-    log.write_text(
-        "".join(
-            f"Nov  3 14:{m:02d}:00 web9 sshd[{100 + m}]: Failed password for invalid user {user} from 203.0.113.9 port 4{m:04d} ssh2\n"
-            for m in range(12)
-        )
-    )
+    log = _failed_logins(tmp_path, [user] * 12)
     for fmt in ("html", "md", "text"):
         out = _analyze([str(log), "--year", "2025", "--format", fmt]).stdout
         assert not any(c in out for c in "\u202e\u2066\x1b"), fmt
