@@ -302,14 +302,22 @@ def _first_of_groups(gid: np.ndarray, k: int, step: int = 1 << 18) -> np.ndarray
     out = [np.empty(0, dtype=np.int64)]
     for a in range(0, gid.size, step):
         g = gid[a : a + step]
-        order = np.argsort(g, kind="stable")
-        g_sorted = g[order]
-        starts, sizes = run_starts(g_sorted)
-        rank = np.empty(g.size, dtype=np.int64)  # each row's place among its group's rows so far
-        rank[order] = np.arange(g.size) - np.repeat(starts, sizes) + seen[g_sorted]
-        seen[g_sorted[starts]] += sizes  # (each group once in a slice)
+        rank, groups, sizes = _ranks(g)
+        rank += seen[g]  # each row's place among its group's rows so far
+        seen[groups] += sizes
         out.append(a + np.flatnonzero(rank < k))
     return np.concatenate(out)
+
+
+def _ranks(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's place among the equal values before it in ``g``; and the distinct values
+    with how often each comes."""
+    order = np.argsort(g, kind="stable")
+    g_sorted = g[order]
+    starts, sizes = run_starts(g_sorted)
+    rank = np.empty(g.size, dtype=np.int64)
+    rank[order] = np.arange(g.size) - np.repeat(starts, sizes)
+    return rank, g_sorted[starts], sizes
 
 
 def _examples(gid: np.ndarray, frame: _Taken, k: int) -> dict[int, list[dict]]:
@@ -354,13 +362,9 @@ def _distinct_lines(gid: np.ndarray, frame: _Taken, k: int, groups: np.ndarray, 
         same, before = _same_line(gid[pos], frame, pos, before)
         new = pos[~same]
         g = gid[new]
-        order = np.argsort(g, kind="stable")
-        starts, sizes = run_starts(g[order])
-        rank = np.empty(g.size, dtype=np.int64)  # each new line's place among its group's in this slice
-        rank[order] = np.arange(g.size) - np.repeat(starts, sizes)
-        keep = rank + have[g] < k
-        picked.append(new[keep])
-        have += np.bincount(g[keep], minlength=groups.size)
+        rank, present, sizes = _ranks(g)  # each new line's place among its group's in this slice
+        picked.append(new[rank + have[g] < k])
+        have[present] += np.minimum(sizes, np.maximum(k - have[present], 0))  # as many as were kept
         if (have[groups] >= k).all():
             break
     return np.concatenate(picked)
@@ -475,16 +479,9 @@ def _cause_findings(
         cadences = np.where(np.isnan(rule_cad), np.where(per, med, np.nan), rule_cad)
         spans = (last - first) / 1e6
         first_iso, last_iso = _iso_many(first), _iso_many(last)
-        note = None
-        if cause.startswith("probe-") and not profile.networks and cause != "probe-service-down":
-            note = (
-                "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
-                "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
-            )
-        no_source = (
-            "recognized by its cadence and account alone: its events carry no source address (Windows logs none "
-            "for an NTLM network logon, as over WinRM), so the platform's networks cannot confirm it"
-        )
+        # a probe's finding says how far it is confirmed: by the platform's networks, when known
+        # and the events carry an address to check; else by its cadence alone, and why
+        probe = cause.startswith("probe-") and cause != "probe-service-down"
         transitions = cause in TRANSITION_CAUSES
         for gi in range(n):
             cad = float(cadences[gi])
@@ -519,15 +516,27 @@ def _cause_findings(
                     "beats": beats,
                     "transition": transition,
                     "examples": shown.get(gi, []),
-                    "notes": [note or no_source] if note or _unconfirmed(cause, profile, lists["src_ip"][gi]) else [],
+                    "notes": _probe_notes(profile, lists["src_ip"][gi]) if probe else [],
                 }
             )
     return out
 
 
-def _unconfirmed(cause: str, profile: Profile, src_ips: list) -> bool:
-    """A probe found, with the platform's networks known, among events that have no address."""
-    return cause.startswith("probe-") and cause != "probe-service-down" and bool(profile.networks) and not src_ips
+NOTE_NO_NETWORKS = (
+    "recognized by its cadence and account alone; to confirm it is the platform, add the platform's "
+    "network to [platform] networks in authtriage.toml (or --platform-net) and run again"
+)
+NOTE_NO_SOURCE = (
+    "recognized by its cadence and account alone: its events carry no source address (Windows logs none "
+    "for an NTLM network logon, as over WinRM), so the platform's networks cannot confirm it"
+)
+
+
+def _probe_notes(profile: Profile, src_ips: list) -> list[str]:
+    """What a probe finding says of its confirmation (nothing when its source confirms it)."""
+    if not profile.networks:
+        return [NOTE_NO_NETWORKS]
+    return [] if src_ips else [NOTE_NO_SOURCE]
 
 
 # fills in the text of findings' examples, given how many processes it may use

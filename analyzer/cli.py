@@ -174,7 +174,7 @@ def _check_output(output: Path | None) -> None:
     directory, a directory given as the file): else the whole run's work was lost at the end."""
     if output is None:
         return
-    where = output.parent if str(output.parent) else Path(".")
+    where = output.parent  # ("report.html": ".")
     problem = None
     if output.is_dir():
         problem = "it is a directory"
@@ -185,8 +185,15 @@ def _check_output(output: Path | None) -> None:
     elif not output.exists() and not os.access(where, os.W_OK | os.X_OK):
         problem = f"directory {where} is not writable"
     if problem:
-        typer.echo(f"authtriage: cannot write {output}: {problem}", err=True)
-        raise typer.Exit(2)
+        raise _cannot_write(output, problem)
+
+
+def _cannot_write(output: Path | str, why: str | OSError) -> typer.Exit:
+    """Say that ``output`` cannot be written, and why; the exit (2) to raise."""
+    if isinstance(why, OSError):
+        why = why.strerror or str(why)
+    typer.echo(f"authtriage: cannot write {output}: {why}", err=True)
+    return typer.Exit(2)
 
 
 def _to_stdout(write: Callable[[], object]) -> None:
@@ -199,8 +206,7 @@ def _to_stdout(write: Callable[[], object]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         if isinstance(exc, BrokenPipeError):
             raise typer.Exit(1) from None
-        typer.echo(f"authtriage: cannot write standard output: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _cannot_write("standard output", exc) from None
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -215,8 +221,7 @@ def _write(text: str, output: Path | None) -> None:
         else:
             atomic_write(output, text)
     except OSError as exc:
-        typer.echo(f"authtriage: cannot write {output}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _cannot_write(output, exc) from None
 
 
 def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False):
@@ -275,8 +280,7 @@ def events(
         with open(output, "w", encoding="utf-8", newline="") as fh:
             write_events(result.events, fh, format.value)
     except OSError as exc:  # a full disk: not a traceback
-        typer.echo(f"authtriage: cannot write {output}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _cannot_write(output, exc) from None
 
 
 @app.command()
