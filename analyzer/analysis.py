@@ -677,8 +677,9 @@ def analyze_events(
         union = pd.Index(np.concatenate([np.asarray(c.categories, dtype=object) for c in cats])).unique()
         codes = np.full(size, -1, dtype=np.int32)
         for rows, cat in zip(parts, cats, strict=True):
-            mapping = union.get_indexer(cat.categories)
-            codes[rows] = np.where(cat.codes >= 0, mapping[np.maximum(cat.codes, 0)], -1)
+            # a share with no failures has no categories: its codes are all -1, the last entry
+            mapping = np.append(union.get_indexer(cat.categories), -1).astype(np.int32)
+            codes[rows] = mapping[cat.codes]
         columns[name] = pd.Series(pd.Categorical.from_codes(codes, union), index=idx)
     cls = Classified(**columns, cadence=pd.Series(cadence, index=idx))
     unclassified = sum(r["unclassified"] for r in results)

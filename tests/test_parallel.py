@@ -552,3 +552,36 @@ def test_many_small_inputs_joined_as_they_come_give_the_same_events(tmp_path, mo
     pd.testing.assert_frame_equal(joined.events, whole.events)
     assert [r.as_dict() for r in joined.inputs] == [r.as_dict() for r in whole.inputs]
     assert sorted(seen) == sorted(r.name for r in whole.inputs)
+
+
+def test_analysis_split_with_a_share_without_failures(tmp_path, monkeypatch):
+    """Hosts shared among workers where one share has only successes (no cause at all): it
+    crashed with an IndexError (an empty category mapping) and broke every scheduled run."""
+    import analyzer.analysis as analysis
+    from analyzer.classify import load_rules
+    from analyzer.config import Profile
+
+    fails = "".join(
+        f"Nov  3 10:{i // 60 % 60:02d}:{i % 60:02d} web1 sshd[{100 + i}]: Failed password for root "
+        f"from 203.0.113.{i % 200 + 1} port {40000 + i} ssh2\n"
+        for i in range(3_000)
+    )
+    oks = "".join(
+        f"Nov  3 11:{i // 60 % 60:02d}:{i % 60:02d} web2 sshd[{100 + i}]: Accepted publickey for deploy "
+        f"from 198.51.100.{i % 200 + 1} port {40000 + i} ssh2: RSA SHA256:abc\n"
+        for i in range(1_000)
+    )
+    (tmp_path / "web1.log").write_text(fails)
+    (tmp_path / "web2.log").write_text(oks)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_EVENTS", 0)
+    ev = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=1)).events
+    serial = analysis.analyze_events(ev, load_rules(), Profile(), jobs=1)
+    split = analysis.analyze_events(ev, load_rules(), Profile(), jobs=2)
+    assert serial["findings"] and len(split["findings"]) == len(serial["findings"])
+    for a, b in zip(serial["findings"], split["findings"], strict=True):  # shares add their prose too
+        assert a == {k: b[k] for k in a}
+    for name in ("cause", "verdict", "confidence", "rule"):
+        a, b = getattr(serial["classification"], name), getattr(split["classification"], name)
+        assert a.astype(object).tolist() == b.astype(object).tolist(), name
+    web2 = (ev["host"] == "web2").to_numpy()
+    assert split["classification"].cause[web2].isna().all()
