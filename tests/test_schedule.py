@@ -285,6 +285,36 @@ def test_a_second_concurrent_run_is_refused(tmp_path):
     assert _run(cfg).exit_code == 0  # once the lock is free, it runs
 
 
+def test_the_lock_goes_with_a_killed_run_whose_workers_live_on(tmp_path):
+    """A run killed while a forked worker of its lives on: the worker had inherited the lock
+    file and kept the lock, so every later run was refused naming a dead pid."""
+    db = tmp_path / "state" / "state.db"
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from pathlib import Path
+        from analyzer.schedule.state import locked
+        with locked(Path({str(db)!r})):
+            child = os.fork()
+            if child == 0:  # a worker that outlives its parent (blocked, say, on a pipe)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1), os.dup2(null, 2)
+                time.sleep(60)
+                os._exit(0)
+            print(child, flush=True)
+            os._exit(9)  # as if killed: nothing is cleaned up
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child = int(proc.stdout.strip())
+    try:
+        assert proc.returncode == 9 and os.path.exists(f"/proc/{child}")  # the worker still lives
+        with locked(db):  # and the lock is free all the same
+            pass
+    finally:
+        os.kill(child, 9)
+
+
 def _security(path: Path, events: list[Event], first: int) -> None:
     write_evtx(path, events, first_record_id=first)
 

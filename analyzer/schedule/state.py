@@ -8,6 +8,7 @@ database keeps two runs from proceeding at once.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
@@ -83,6 +84,22 @@ class Busy(AuthtriageError):
     """Another run holds the lock."""
 
 
+_HELD: set[int] = set()  # lock files this process holds open
+
+
+def _close_held() -> None:
+    """In a forked child: close the lock files, so that the lock goes with the process that
+    took it (a worker left running after its parent died kept the lock and every later run
+    was refused)."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held)
+
+
 @contextmanager
 def locked(db: Path) -> Iterator[None]:
     """Hold ``<db>.lock`` exclusively, or raise :class:`Busy` at once."""
@@ -97,8 +114,10 @@ def locked(db: Path) -> Iterator[None]:
             raise Busy(f"another scheduled run (pid {holder}) is using {db}; not starting a second one") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _HELD.add(fd)
         yield
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # closing releases the lock
 
 
