@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import gc
+import math
 import os
 import re
 import sys
@@ -50,6 +51,7 @@ RulesDir = Annotated[
 _DEFAULT_LIMITS = Limits()
 _REL = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_MAX_BACK = "100000d"  # pandas' times end in 1677, about 127,000 days back
 
 
 def parse_when(text: str | None, now: dt.datetime | None = None) -> pd.Timestamp | None:
@@ -59,10 +61,13 @@ def parse_when(text: str | None, now: dt.datetime | None = None) -> pd.Timestamp
     m = _REL.match(text.strip())
     if m:
         now = now or dt.datetime.now(dt.UTC)
-        return pd.Timestamp(now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+        try:
+            return pd.Timestamp(now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+        except (OverflowError, ValueError):  # before year 1, or before pandas' 1677
+            raise UsageError(f"{text!r} reaches back too far: give at most {_MAX_BACK}") from None
     try:
         ts = pd.Timestamp(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise UsageError(f"cannot read the time {text!r}: use ISO 8601 (2025-03-04T09:00) or 24h / 7d") from exc
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -88,7 +93,17 @@ class FailOn(StrEnum):
 Paths = Annotated[list[str], typer.Argument(help="Files, directories, archives; - for stdin.", show_default=False)]
 Since = Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601, or 24h / 7d ago).")]
 Until = Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601, or 24h / 7d ago).")]
-Tz = Annotated[str | None, typer.Option(help="IANA zone of timestamps that carry none (default UTC).")]
+
+
+def _check_tz(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise typer.BadParameter("give an IANA zone name such as Europe/Berlin (or leave the option out for UTC)")
+    return value
+
+
+Tz = Annotated[
+    str | None, typer.Option(help="IANA zone of timestamps that carry none (default UTC).", callback=_check_tz)
+]
 Year = Annotated[int | None, typer.Option(help="Year of the first line of year-less (RFC 3164) logs.")]
 
 
@@ -100,9 +115,23 @@ Output = Annotated[
     Path | None,
     typer.Option("-o", "--output", help="Write here instead of standard output (also: -).", callback=_dash_is_stdout),
 ]
-MaxTotal = Annotated[int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.")]
-MaxRatio = Annotated[float, typer.Option(help="Refuse compressed members that expand more than this.")]
-MaxInputs = Annotated[int, typer.Option(help="Read at most this many files and archive members in all.")]
+
+
+def _positive(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a positive number")
+    return value
+
+
+MaxTotal = Annotated[
+    int, typer.Option(help="Refuse to read more uncompressed bytes than this in all.", callback=_positive)
+]
+MaxRatio = Annotated[
+    float, typer.Option(help="Refuse compressed members that expand more than this.", callback=_positive)
+]
+MaxInputs = Annotated[
+    int, typer.Option(help="Read at most this many files and archive members in all.", callback=_positive)
+]
 
 
 class EvtxBackend(StrEnum):
@@ -112,9 +141,20 @@ class EvtxBackend(StrEnum):
 
 Backend = Annotated[EvtxBackend, typer.Option("--evtx-backend", help="EVTX parser: rust (evtx, fast) or python.")]
 _CPUS = usable_cpus()  # the default --jobs, read once (affinity and cgroup files)
+
+
+def _check_jobs(value: int) -> int:
+    if not 1 <= value <= _CPUS:
+        raise typer.BadParameter(f"give 1 to {_CPUS} (the CPUs this process may use, quotas included)")
+    return value
+
+
 Jobs = Annotated[
     int,
-    typer.Option(help="Worker processes for large inputs (default: the CPUs this process may use, quotas included)."),
+    typer.Option(
+        help="Worker processes for large inputs (default: the CPUs this process may use, quotas included).",
+        callback=_check_jobs,
+    ),
 ]
 
 

@@ -128,6 +128,30 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
     assert res.exit_code == 2 and "--year 300000: give a year from 1970 to 9999" in res.output
 
 
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--since", "99999999999d"], "reaches back too far"),  # an OverflowError traceback
+        (["--until", "2000000w"], "reaches back too far"),
+        (["--since", "99999-01-01"], "cannot read the time"),
+        (["--jobs", "100000"], "give 1 to"),  # forked 255 processes in 3 s
+        (["--jobs", "0"], "give 1 to"),
+        (["--jobs", "-3"], "give 1 to"),
+        (["--max-ratio", "nan"], "not a positive number"),  # switched the ratio check off
+        (["--max-ratio", "inf"], "not a positive number"),
+        (["--max-total-bytes", "0"], "not a positive number"),
+        (["--max-inputs", "-1"], "not a positive number"),
+        (["--tz", ""], "IANA zone"),  # an empty zone was taken as UTC
+        (["--tz", "  "], "IANA zone"),
+    ],
+)
+def test_cli_bounds_are_usage_errors(tmp_path, args, says):
+    for command in ("events", "analyze"):
+        res = runner.invoke(app, [command, str(_log(tmp_path)), *args])
+        assert res.exit_code == 2, (command, args, res.output)
+        assert says in " ".join(res.output.split()) and "Traceback" not in res.output
+
 def test_nothing_readable_exits_2(tmp_path):
     res = runner.invoke(app, ["analyze", str(tmp_path / "missing.log")])
     assert res.exit_code == 2
