@@ -200,13 +200,22 @@ def _fail(exc: AuthtriageError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _report_problems(result, skips: bool = False) -> None:
-    """One line per input that failed (and, with ``skips``, per input skipped), in input order."""
+_WARNINGS_SHOWN = 5  # per input on stderr; the report lists them all
+
+
+def _report_problems(result, skips: bool = False, warnings: bool = False) -> None:
+    """One line per input that failed (and, with ``skips``, per input skipped; with
+    ``warnings``, per warning of an input, the first few), in input order."""
     for rep in result.inputs:
         if rep.error:
             typer.echo(f"authtriage: {rep.name}: {rep.error}", err=True)
         elif skips and rep.skipped:
             typer.echo(f"authtriage: {rep.name}: skipped: {rep.skip_reason}", err=True)
+        if warnings and rep.warnings:
+            for text in rep.warnings[:_WARNINGS_SHOWN]:
+                typer.echo(f"authtriage: {rep.name}: warning: {text}", err=True)
+            if len(rep.warnings) > _WARNINGS_SHOWN:
+                typer.echo(f"authtriage: {rep.name}: {len(rep.warnings) - _WARNINGS_SHOWN:,} more warnings", err=True)
 
 
 def _check_output(output: Path | None) -> None:
@@ -264,7 +273,7 @@ def _write(text: str, output: Path | None) -> None:
         raise _cannot_write(output, exc) from None
 
 
-def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False):
+def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False, warnings=False):
     # one run over possibly large inputs, then the process exits: arrays of a few million
     # events come from the heap and go back to it instead of being mapped afresh each time
     # (the 1 GB auth log with --jobs 2: 17.7 -> 16.1 s, its peak ~50 MB higher), and what
@@ -278,7 +287,7 @@ def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw
     except AuthtriageError as exc:
         raise _fail(exc) from None
     # with nothing readable no report is written: the skipped inputs' reasons go to stderr too
-    _report_problems(result, skips=not result.readable)
+    _report_problems(result, skips=not result.readable, warnings=warnings)
     if not result.readable:
         typer.echo("authtriage: nothing readable in the inputs given", err=True)
         raise typer.Exit(2)
@@ -306,7 +315,8 @@ def events(
     """
     _check_output(output)
     limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
-    _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend)
+    # the events carry no report: an input's warnings (cut lines, damaged parts) go to stderr
+    _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend, warnings=True)
     if result.outside and not len(result.events):  # else an empty output reads as "no events"
         from .analysis import iso_utc
 

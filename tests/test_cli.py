@@ -152,6 +152,18 @@ def test_cli_bounds_are_usage_errors(tmp_path, args, says):
         assert res.exit_code == 2, (command, args, res.output)
         assert says in " ".join(res.output.split()) and "Traceback" not in res.output
 
+
+def test_events_prints_the_inputs_warnings(tmp_path):
+    """`events` writes no report, so an input's warnings (here a damaged byte) went nowhere."""
+    log = tmp_path / "auth.log"
+    line = b"Nov  3 10:00:00 web1 sshd[1]: Failed password for root from 203.0.113.1 port 1 ssh2\n"
+    log.write_bytes(line + b"\xff" + line)
+    res = subprocess.run(
+        [sys.executable, "-m", "analyzer", "events", str(log)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 1  # the damaged line is unparsed
+    assert f"authtriage: {log}: warning: invalid UTF-8 bytes were replaced" in res.stderr
+
 def test_nothing_readable_exits_2(tmp_path):
     res = runner.invoke(app, ["analyze", str(tmp_path / "missing.log")])
     assert res.exit_code == 2
