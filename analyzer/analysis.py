@@ -16,6 +16,7 @@ from ._memory import thaw
 from ._pools import let_go
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
+from .prose import explain
 from .schema import UNKNOWN_HOST
 
 __all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
@@ -586,8 +587,6 @@ def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
     events, ruleset, profile, parts, examples = _SHARED["args"]
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
-    from .report import explain
-
     explain(out["findings"])  # the prose too, while the work is shared out
     if examples is not None:
         examples(out["findings"], 1)

@@ -1,10 +1,9 @@
 """Reports: one document (the JSON), rendered to HTML, Markdown or text with Jinja.
 
-Every cause has one explanation template (``reports/templates/causes/<cause>.j2``) with
-blocks ``title``, ``explanation``, ``impact`` and ``remediation``; they render to plain
-text once per finding and every format shows that text with its own escaping: HTML by
-Jinja's autoescape, Markdown and text by the filters below. Strings from logs are
-hostile; nothing in a report executes, breaks a table or moves a terminal's cursor.
+Each finding's prose (its cause's explanation) comes from :mod:`analyzer.prose` as plain
+text; every format shows it with its own escaping: HTML by Jinja's autoescape, Markdown and
+text by the filters below. Strings from logs are hostile; nothing in a report executes,
+breaks a table or moves a terminal's cursor.
 """
 
 from __future__ import annotations
@@ -20,10 +19,12 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._jinja import Environment
+from .prose import HEADLINE, PLAIN, explain, host_name, plural, some
 from .resources import templates_dir
 from .schema import UNKNOWN_HOST
 
-__all__ = ["FORMATS", "render", "enrich", "explain", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
+__all__ = ["FORMATS", "render", "enrich", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
 
 REPORT_VERSION = 1
 # findings shown in full by the formats meant for reading in a terminal or a ticket
@@ -40,26 +41,6 @@ _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 _MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's Markdown links by itself
 _BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
 MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes longer buckets
-PLAIN = {
-    "unknown-user": "unknown",
-    "bad-password": "given a wrong password",
-    "account-disabled": "disabled",
-    "account-locked": "locked out",
-    "account-expired": "expired",
-    "account-revoked": "revoked (disabled, expired or locked)",
-    "password-expired": "holding an expired password",
-    "password-must-change": "required to change its password",
-    "logon-type-not-granted": "not allowed this kind of logon",
-    "service-stopped": "stopped",
-    "service-disabled": "disabled",
-}
-HEADLINE = {
-    "attack": "harmful: an attack",
-    "misconfiguration": "needs action",
-    "user-error": "harmless",
-    "unknown": "needs a look",
-    "expected": "expected",
-}
 
 
 def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
@@ -94,42 +75,9 @@ def text_escape(value: Any) -> str:
     return "" if value is None else _show_control(str(value))
 
 
-def _cadence_text(f: dict) -> str | None:
-    seconds = f.get("cadence_seconds")
-    if not seconds:
-        return None
-    if seconds % 3600 == 0:
-        every = f"{int(seconds // 3600)} h"
-    elif seconds >= 60:
-        every = f"{seconds / 60:.0f} min"
-    else:
-        every = f"{seconds:.0f} s"
-    beats = f.get("beats")
-    tail = f", {beats['observed']} of {beats['expected']} expected beats" if beats else ""
-    return f"every {every}{tail}"
-
-
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-class _Environment(jinja2.Environment):
-    """``finding.verdict`` on a dict without raising first: Jinja tries the attribute,
-    catches AttributeError and only then takes the item — per field of each of thousands
-    of findings that exception was half of rendering a large report. Same result: a dict
-    has no attributes but its methods, which still win as before."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
-
-
 @cache
 def _env() -> jinja2.Environment:
-    env = _Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -157,11 +105,6 @@ def attempts_text(f: dict[str, Any]) -> str:
     return f"{count}, {span}" if span else count
 
 
-def host_name(host: str | None) -> str:
-    """A finding's host for people (findings keep ``None`` where the log names no host)."""
-    return UNKNOWN_HOST if host is None else host
-
-
 def window_text(doc: dict[str, Any]) -> str:
     """The --since/--until window for people, with what it left out ("" without one, and for
     a scheduled report, which states its own window)."""
@@ -181,62 +124,6 @@ def window_text(doc: dict[str, Any]) -> str:
         return f"Only events {bounds}: every event read is inside this window."
     span = f" (the events read run from {w['read_first']} to {w['read_last']})" if w.get("read_first") else ""
     return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 finding``, ``2,500 findings`` (``words``: the plural when it is not ``word`` + s)."""
-    return f"{n:,} {word if n == 1 else words or word + 's'}"
-
-
-def some(values: list, limit: int = 10) -> str:
-    """A list for people: the first ``limit`` values, then how many more (the JSON report
-    keeps them all)."""
-    values = [str(v) for v in values]
-    if len(values) <= limit:
-        return ", ".join(values)
-    return f"{', '.join(values[:limit])} and {len(values) - limit:,} more"
-
-
-@cache
-def _plain_env() -> jinja2.Environment:
-    """For the cause explanations: plain text out, escaped later by each format."""
-    env = _Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir() / "causes")),
-        autoescape=False,
-        undefined=jinja2.ChainableUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    env.filters["some"] = some
-    env.filters["plural"] = plural
-    return env
-
-
-def _explain(f: dict) -> dict[str, Any]:
-    env = _plain_env()
-    try:
-        tpl = env.get_template(f"{f['cause']}.j2")
-    except jinja2.TemplateNotFound:
-        tpl = env.get_template("unclassified.j2")
-    reasons = f.get("reasons") or {}
-    ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
-    ctx = {
-        **f,
-        "host": host_name(f.get("host")),
-        "services": f.get("service") or [],
-        "cadence": _cadence_text(f),
-        "reasons_text": ", ".join(PLAIN.get(r, r) for r in reasons) or "not stated",
-        "ports_text": "TCP " + "/".join(ports),
-    }
-    context = tpl.new_context(ctx)
-    blocks = {name: "".join(fn(context)).strip() for name, fn in tpl.blocks.items()}
-    return {
-        "title": blocks.get("title", f["cause"]),
-        "explanation": " ".join(blocks.get("explanation", "").split()),
-        "impact": " ".join(blocks.get("impact", "").split()),
-        "remediation": [line.strip() for line in blocks.get("remediation", "").splitlines() if line.strip()],
-    }
 
 
 # (host, cause, bucket) cells counted at once, every combination, up to the larger of these
@@ -291,14 +178,6 @@ def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict
         "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),
         "hosts": out,
     }
-
-
-def explain(findings: list[dict[str, Any]]) -> None:
-    """Add each finding's prose (title, explanation, impact, remediation), once."""
-    for f in findings:
-        if "title" not in f:
-            f.update(_explain(f))
-            f["cadence_text"] = _cadence_text(f)
 
 
 def enrich(doc: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ..analysis import analyze_events, iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, IngestResult, InputReport
+from ..prose import every
 from ..report import enrich, render
 from ..schema import UNKNOWN_HOST
 from ..summary import summarize
@@ -185,16 +186,6 @@ def _same_records(events: pd.DataFrame) -> np.ndarray:
 # trends
 
 
-def _every(seconds: float | None) -> str:
-    if not seconds:
-        return ""
-    if seconds % 3600 == 0:
-        return f" every {int(seconds // 3600)} h"
-    if seconds >= 60:
-        return f" every {seconds / 60:.0f} min"
-    return f" every {seconds:.0f} s"
-
-
 def _span(a: str, b: str) -> str:
     delta = pd.Timestamp(b) - pd.Timestamp(a)
     days = delta.days
@@ -257,9 +248,9 @@ def trends(
         if old and old["active"] and had_previous:
             since = min(old["since"], agg["first"])
             item["since"] = since
+            failing = " ".join(w for w in ("failing", every(agg["cadence"])) if w)  # "failing every 1 h"
             item["text"] = (
-                f"{agg['title']} on {host}: failing{_every(agg['cadence'])} since {_when(since)} — "
-                f"{_span(since, agg['last'])}, continuing"
+                f"{agg['title']} on {host}: {failing} since {_when(since)} — {_span(since, agg['last'])}, continuing"
             )
             out["continuing"].append(item)
         else:
