@@ -326,7 +326,7 @@ def analyze(
     from .classify import load_rules
     from .config import load_profile
     from .evidence import fill_examples  # here: `events` and the rest need none of these
-    from .report import enrich, exit_code, format_for, render
+    from .report import exit_code, format_for, render
     from .summary import summarize
 
     try:
@@ -346,8 +346,7 @@ def analyze(
     def examples(findings: list[dict], jobs: int) -> None:  # in each share's process, if split
         fill_examples(findings, paths, formats, opts.limits, jobs)
 
-    summary = summarize(result, opts, profile, ruleset, examples=examples if lazy else None)
-    doc = enrich(summary)
+    doc = summarize(result, opts, profile, ruleset, examples=examples if lazy else None)
     fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
     _write(render(doc, fmt), output)
     code = exit_code(doc, fail_on.value if fail_on else None)

@@ -1,7 +1,8 @@
 """Reports: one document (the JSON), rendered to HTML, Markdown or text with Jinja.
 
-Each finding's prose (its cause's explanation) comes from :mod:`analyzer.prose` as plain
-text; every format shows it with its own escaping: HTML by Jinja's autoescape, Markdown and
+The document comes complete from the analysis (:mod:`analyzer.summary`: verdicts, headlines,
+the timeline, each finding's explanation as plain text); this module only renders it. Every
+format shows its text with its own escaping: HTML by Jinja's autoescape, Markdown and
 text by the filters below. Strings from logs are hostile; nothing in a report executes,
 breaks a table or moves a terminal's cursor.
 """
@@ -15,18 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import orjson
 import pandas as pd
 
 from ._jinja import Environment
-from .prose import HEADLINE, PLAIN, explain, host_name, plural, some
+from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
-from .schema import UNKNOWN_HOST
 
-__all__ = ["FORMATS", "render", "enrich", "format_for", "REPORT_VERSION", "timeline", "exit_code"]
+__all__ = ["FORMATS", "render", "format_for", "md_escape", "text_escape", "exit_code"]
 
-REPORT_VERSION = 1
 # findings shown in full by the formats meant for reading in a terminal or a ticket
 FINDINGS_SHOWN = {"text": 20, "md": 30}
 FORMATS = ("json", "html", "md", "text")
@@ -39,8 +37,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u2
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 _MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's Markdown links by itself
-_BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
-MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes longer buckets
+
 
 
 def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
@@ -126,79 +123,6 @@ def window_text(doc: dict[str, Any]) -> str:
     return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
 
 
-# (host, cause, bucket) cells counted at once, every combination, up to the larger of these
-TIMELINE_GRID, TIMELINE_GRID_PER_EVENT = 1 << 20, 4
-
-
-def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
-    """Attempts per time bucket, per host and cause (classified events only)."""
-    micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
-    keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
-    if not keep.any():
-        return {"bucket_seconds": None, "start": None, "hosts": {}}
-    t = micros[keep] // 1_000_000
-    span = max(int(t.max() - t.min()), 1)
-    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
-    align = size
-    if span / size > MAX_BUCKETS:  # years of weeks (forged times: year 1 and year 9999): whole weeks each
-        size, align = -(-span // (MAX_BUCKETS * _BUCKETS[-1])) * _BUCKETS[-1], 86400  # from the first day
-    start = int(t.min() // align * align)
-    idx = (t - start) // size
-    del t
-    n = int(idx.max()) + 1
-    # (host, cause, bucket) counted on codes, one bincount over every combination (hosts and
-    # causes are few); names only for the pairs that occur
-    host_col = events["host"]
-    if isinstance(host_col.dtype, pd.CategoricalDtype):  # no host: a host of its own, the last
-        host_names = np.append(np.asarray(host_col.cat.categories, dtype=object), np.nan)
-        hosts = np.where((codes := host_col.cat.codes.to_numpy()) < 0, len(host_names) - 1, codes)
-    else:
-        hosts, host_names = pd.factorize(host_col, use_na_sentinel=False)
-    ncause = len(causes.cat.categories)
-    pair = hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy()[keep]
-    if len(host_names) * ncause * n <= max(TIMELINE_GRID, TIMELINE_GRID_PER_EVENT * pair.size):  # all at once
-        pair *= n
-        pair += idx
-        counts = np.bincount(pair, minlength=len(host_names) * ncause * n).reshape(-1, n)
-        keys = np.flatnonzero(counts.sum(axis=1))
-        counts = counts[keys]
-    else:  # many hosts: only the pairs that occur
-        inverse, keys = pd.factorize(pair)
-        counts = np.bincount(inverse * n + idx, minlength=len(keys) * n).reshape(-1, n)
-    del pair, idx
-    named = {}
-    for row, key in enumerate(keys.tolist()):
-        h = host_names[key // ncause]
-        named[(UNKNOWN_HOST if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
-    out: dict[str, dict[str, list[int]]] = {}
-    for host, cause in sorted(named):
-        out.setdefault(host, {})[cause] = counts[named[(host, cause)]].tolist()
-    return {
-        "bucket_seconds": size,
-        "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),
-        "hosts": out,
-    }
-
-
-def enrich(doc: dict[str, Any]) -> dict[str, Any]:
-    """Add the prose: per finding its explanation, per host its headline."""
-    explain(doc["findings"])
-    by_host: dict[Any, list[dict[str, Any]]] = {}  # in rank order, as the findings are
-    for f in doc["findings"]:
-        by_host.setdefault(host_name(f["host"]), []).append(f)
-    for h in doc["hosts"]:
-        theirs = by_host.get(h["name"], [])
-        mine = [f for f in theirs if f["cause"] != "probe-ok"] or theirs
-        if mine:
-            top = mine[0]
-            h["headline"] = f"{top['title']} — {HEADLINE.get(top['verdict'], top['verdict'])}"
-            h["verdict"] = top["verdict"]
-        else:
-            h["headline"] = "no failed logins found"
-            h["verdict"] = "expected"
-    return {"report_version": REPORT_VERSION, **doc}
-
-
 def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120) -> dict[str, Any]:
     """Stacked bars per bucket, one colour per cause: numbers for the SVG template."""
     causes = sorted(series)
@@ -238,7 +162,7 @@ def _spark(values: list[int]) -> str:
 
 
 def render(doc: dict[str, Any], fmt: str) -> str:
-    """The report in one format (the document must have gone through :func:`enrich`)."""
+    """The report document (:func:`analyzer.summary.summarize`'s) in one format."""
     if fmt == "json":  # orjson: the standard library's encoder is pure Python once it indents
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
     if fmt not in FORMATS:
@@ -251,6 +175,7 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     # HTML escapes markup but not control and reordering characters (the other formats' filters
     # show them already): shown in one pass over the page, which has none of its own
     return _show_control(out) if fmt == "html" else out
+
 
 
 def exit_code(doc: dict[str, Any], fail_on: str | None) -> int:

@@ -21,7 +21,7 @@ from ..classify import load_rules
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, IngestResult, InputReport
 from ..prose import every
-from ..report import enrich, render
+from ..report import render
 from ..schema import UNKNOWN_HOST
 from ..summary import summarize
 from .inputs import read_new
@@ -124,7 +124,6 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     doc = summarize(IngestResult(events=window, inputs=got.reports), opts_window, job.profile, ruleset, analysis)
     for item, path in zip(doc["inputs"], got.paths, strict=True):
         item["path"] = path
-    doc = enrich(doc)
     found = trends(doc["findings"], state.streaks(job.name), active, previous is not None)
     doc["schedule"] = {
         "job": job.name,

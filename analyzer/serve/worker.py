@@ -22,7 +22,7 @@ from ..evidence import fill_examples
 from ..ingest import IngestOptions, read_events
 from ..ingest.catalog import load_catalog
 from ..ingest.sources import Limits
-from ..report import enrich, render
+from ..report import render
 from ..summary import summarize
 
 __all__ = ["analyze_upload", "child_main", "REPORT_FORMATS"]
@@ -59,14 +59,13 @@ def analyze_upload(
     if not result.readable:
         problems = [f"{r.name}: {r.error or r.skip_reason}" for r in result.inputs if r.error or r.skipped]
         raise ValueError("nothing readable in the upload — " + "; ".join(problems or ["no files"]))
-    summary = summarize(result, opts, profile, load_rules())
+    doc = summarize(result, opts, profile, load_rules())
     cwd = os.getcwd()
     os.chdir(upload_dir)
     try:
-        fill_examples(summary["findings"], names, {r.name: r.format for r in result.inputs}, opts.limits)
+        fill_examples(doc["findings"], names, {r.name: r.format for r in result.inputs}, opts.limits)
     finally:
         os.chdir(cwd)
-    doc = enrich(summary)
     for fmt in REPORT_FORMATS:
         atomic_write(out / f"report.{fmt}", render(doc, fmt))
     hosts = doc["hosts"]
