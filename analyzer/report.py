@@ -23,7 +23,7 @@ from ._jinja import Environment
 from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "render", "format_for", "md_escape", "text_escape", "exit_code"]
+__all__ = ["FORMATS", "render", "format_for", "md_escape", "text_escape"]
 
 # findings shown in full by the formats meant for reading in a terminal or a ticket
 FINDINGS_SHOWN = {"text": 20, "md": 30}
@@ -37,7 +37,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u2
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 _MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's Markdown links by itself
-
 
 
 def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
@@ -175,14 +174,3 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     # HTML escapes markup but not control and reordering characters (the other formats' filters
     # show them already): shown in one pass over the page, which has none of its own
     return _show_control(out) if fmt == "html" else out
-
-
-
-def exit_code(doc: dict[str, Any], fail_on: str | None) -> int:
-    """--fail-on: 1 when a finding of that kind is present (attack, misconfiguration, any)."""
-    if not fail_on:
-        return 0
-    verdicts = {f["verdict"] for f in doc["findings"]}
-    if fail_on == "any":
-        return int(bool(verdicts - {"expected"}))
-    return int(fail_on in verdicts)

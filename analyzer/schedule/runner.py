@@ -16,14 +16,13 @@ import pandas as pd
 
 from .._files import atomic_write
 from .._pools import usable_cpus
-from ..analysis import analyze_events, iso_utc
+from ..analysis import iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
-from ..ingest import IngestOptions, IngestResult, InputReport
+from ..ingest import IngestOptions, InputReport
+from ..pipeline import Report, triage_events
 from ..prose import every
-from ..report import render
 from ..schema import UNKNOWN_HOST
-from ..summary import summarize
 from .inputs import read_new
 from .jobs import Job, Schedule
 from .state import State, locked
@@ -115,13 +114,14 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
             f"{int(twice.sum())} Windows event(s) appeared in more than one file (an archived copy of a log?) "
             "and were counted once"
         )
-    opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
-    analysis = analyze_events(window, ruleset, job.profile, jobs=opts.jobs)
-    cause = analysis["classification"].cause.astype(object).to_numpy()
+    # the window's events, stored by this run and earlier ones: the report states its start
+    opts_window = IngestOptions(tz=opts.tz, since=since, until=None, jobs=opts.jobs)
+    report = triage_events(window, inputs=got.reports, profile=job.profile, rules=ruleset, options=opts_window)
+    cause = report.classification.cause.astype(object).to_numpy()
     hosts = window["host"].astype(object).fillna(UNKNOWN_HOST).to_numpy()
     m = fresh & pd.notna(cause)
     active = set(zip(hosts[m].tolist(), cause[m].tolist(), strict=True))
-    doc = summarize(IngestResult(events=window, inputs=got.reports), opts_window, job.profile, ruleset, analysis)
+    doc = report.data
     for item, path in zip(doc["inputs"], got.paths, strict=True):
         item["path"] = path
     found = trends(doc["findings"], state.streaks(job.name), active, previous is not None)
@@ -145,7 +145,7 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
         ),
         "trends": found["trends"],
     }
-    written = write_reports(job, doc, started)
+    written = write_reports(job, report, started)
     # the reports are on disk: now the state may move on
     state.replace_files(job.name, got.files)
     for (host, cause), item in found["streaks"].items():
@@ -290,7 +290,7 @@ def trends(
 # files
 
 
-def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[Path]:
+def write_reports(job: Job, report: Report, started: dt.datetime) -> list[Path]:
     """``<output>/<job>/<UTC stamp>.<fmt>`` per format, and ``latest.<fmt>`` replaced atomically."""
     folder = job.directory
     folder.mkdir(parents=True, exist_ok=True)
@@ -301,7 +301,7 @@ def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[P
     stamp = base if n == 0 else f"{base}-{n + 1}"
     written = []
     for fmt in job.formats:
-        text = render(doc, fmt)
+        text = report.render(fmt)
         path = folder / f"{stamp}.{fmt}"
         atomic_write(path, text)
         atomic_write(folder / f"latest.{fmt}", text)
