@@ -1,4 +1,4 @@
-"""Host roles and findings: what the classified events mean, per host and cause."""
+"""Host roles, findings, host verdicts and the timeline: what the classified events mean."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from ._memory import thaw
 from ._pools import let_go
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
+from .prose import explain, headline, host_name
 from .schema import UNKNOWN_HOST
 
-__all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
+__all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
 
 DC_EVENT_IDS = (4768, 4769, 4771)
 DS_CHANNELS = ("Directory Service", "DFS Replication", "DNS Server", "Active Directory Web Services")
@@ -586,8 +587,6 @@ def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
     events, ruleset, profile, parts, examples = _SHARED["args"]
     rows = parts[i]
     out = _analyze_serial(events.iloc[rows].reset_index(drop=True), ruleset, profile)
-    from .report import explain
-
     explain(out["findings"])  # the prose too, while the work is shared out
     if examples is not None:
         examples(out["findings"], 1)
@@ -684,3 +683,74 @@ def analyze_events(
     cls = Classified(**columns, cadence=pd.Series(cadence, index=idx))
     unclassified = sum(r["unclassified"] for r in results)
     return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
+
+
+def host_verdicts(hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
+    """Give each host its verdict and headline: its most urgent finding's (``findings`` ranked
+    and explained), a platform login that works only when the host has nothing else; no
+    finding: expected."""
+    by_host: dict[str, list[dict[str, Any]]] = {}  # in rank order, as the findings are
+    for f in findings:
+        by_host.setdefault(host_name(f["host"]), []).append(f)
+    for h in hosts:
+        theirs = by_host.get(h["name"], [])
+        mine = [f for f in theirs if f["cause"] != "probe-ok"] or theirs
+        top = mine[0] if mine else None
+        h["headline"] = headline(top)
+        h["verdict"] = top["verdict"] if top else "expected"
+
+
+_BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
+MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes longer buckets
+# (host, cause, bucket) cells counted at once, every combination, up to the larger of these
+TIMELINE_GRID, TIMELINE_GRID_PER_EVENT = 1 << 20, 4
+
+
+def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
+    """Attempts per time bucket, per host and cause (classified events only)."""
+    micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
+    keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
+    if not keep.any():
+        return {"bucket_seconds": None, "start": None, "hosts": {}}
+    t = micros[keep] // 1_000_000
+    span = max(int(t.max() - t.min()), 1)
+    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
+    align = size
+    if span / size > MAX_BUCKETS:  # years of weeks (forged times: year 1 and year 9999): whole weeks each
+        size, align = -(-span // (MAX_BUCKETS * _BUCKETS[-1])) * _BUCKETS[-1], 86400  # from the first day
+    start = int(t.min() // align * align)
+    idx = (t - start) // size
+    del t
+    n = int(idx.max()) + 1
+    # (host, cause, bucket) counted on codes, one bincount over every combination (hosts and
+    # causes are few); names only for the pairs that occur
+    host_col = events["host"]
+    if isinstance(host_col.dtype, pd.CategoricalDtype):  # no host: a host of its own, the last
+        host_names = np.append(np.asarray(host_col.cat.categories, dtype=object), np.nan)
+        hosts = np.where((codes := host_col.cat.codes.to_numpy()) < 0, len(host_names) - 1, codes)
+    else:
+        hosts, host_names = pd.factorize(host_col, use_na_sentinel=False)
+    ncause = len(causes.cat.categories)
+    pair = hosts[keep].astype(np.int64) * ncause + causes.cat.codes.to_numpy()[keep]
+    if len(host_names) * ncause * n <= max(TIMELINE_GRID, TIMELINE_GRID_PER_EVENT * pair.size):  # all at once
+        pair *= n
+        pair += idx
+        counts = np.bincount(pair, minlength=len(host_names) * ncause * n).reshape(-1, n)
+        keys = np.flatnonzero(counts.sum(axis=1))
+        counts = counts[keys]
+    else:  # many hosts: only the pairs that occur
+        inverse, keys = pd.factorize(pair)
+        counts = np.bincount(inverse * n + idx, minlength=len(keys) * n).reshape(-1, n)
+    del pair, idx
+    named = {}
+    for row, key in enumerate(keys.tolist()):
+        h = host_names[key // ncause]
+        named[(UNKNOWN_HOST if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
+    out: dict[str, dict[str, list[int]]] = {}
+    for host, cause in sorted(named):
+        out.setdefault(host, {})[cause] = counts[named[(host, cause)]].tolist()
+    return {
+        "bucket_seconds": size,
+        "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),
+        "hosts": out,
+    }

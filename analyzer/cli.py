@@ -375,9 +375,9 @@ def analyze(
     """
     from .classify import load_rules
     from .config import load_profile
-    from .evidence import fill_examples  # here: `events` and the rest need none of these
-    from .report import enrich, exit_code, format_for, render
-    from .summary import summarize
+    from .ingest import IngestResult
+    from .pipeline import TriageOptions, triage  # here: `events` and the rest need none of these
+    from .report import format_for
 
     try:
         profile = load_profile(config).with_overrides(platform_net, platform_account)
@@ -386,21 +386,27 @@ def analyze(
         raise _fail(exc) from None
     tz = tz or profile.timezone
     _check_output(output)
-    # quoted lines of text logs are read again at the end instead of kept for every event
-    # (standard input cannot be read twice)
-    lazy = "-" not in paths
     limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
-    opts, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend, lazy_raw=lazy)
-    formats = {r.name: r.format for r in result.inputs}
+    one_run()  # (as for `events`: see _read)
+    progress = _Progress()
 
-    def examples(findings: list[dict], jobs: int) -> None:  # in each share's process, if split
-        fill_examples(findings, paths, formats, opts.limits, jobs)
+    def read(result: IngestResult) -> None:  # before the analysis: what could not be read, at once
+        progress.done()
+        # with nothing readable no report is written: the skipped inputs' reasons go to stderr too
+        _report_problems(result, skips=not result.readable)
 
-    summary = summarize(result, opts, profile, ruleset, examples=examples if lazy else None)
-    doc = enrich(summary)
+    try:
+        # quoted lines of text logs and EVTX records are read again at the end instead of kept
+        # for every event (not those of standard input, which cannot be read twice)
+        opts = _options(since, until, tz, year, limits, jobs, evtx_backend, lazy_raw=True)
+        report = triage(
+            paths, profile=profile, rules=ruleset, options=TriageOptions(ingest=opts, progress=progress, on_read=read)
+        )
+    except AuthtriageError as exc:  # nothing readable, too
+        raise _fail(exc) from None
     fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
-    _write(render(doc, fmt), output)
-    code = exit_code(doc, fail_on.value if fail_on else None)
+    _write(report.render(fmt), output)
+    code = report.exit_code(fail_on.value if fail_on else None)
     if code:
         raise typer.Exit(code)
 

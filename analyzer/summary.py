@@ -1,7 +1,7 @@
-"""The ``analyze`` summary: per input what was read, and event counts by key columns.
+"""The report's document: per input what was read, event counts by key columns, the
+hosts with their roles and verdicts, the findings ranked and explained, the timeline.
 
-Findings come with classification; until then the summary is what a support engineer
-needs to see that the tool read what it was given.
+It is complete when it leaves here: :mod:`analyzer.report` only renders it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .analysis import Examples, analyze_events, iso_utc
+from .analysis import Examples, analyze_events, host_verdicts, iso_utc, timeline
 from .classify import RuleSet, load_rules
 from .config import Profile
 from .ingest import IngestOptions, IngestResult
-from .report import timeline
+from .prose import explain
 
-__all__ = ["summarize", "SUMMARY_VERSION"]
+__all__ = ["summarize", "REPORT_VERSION", "SUMMARY_VERSION"]
 
+REPORT_VERSION = 1  # of the JSON report (reports/report.schema.json)
 SUMMARY_VERSION = 1
 COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
 TOP = 50
@@ -43,14 +44,16 @@ def summarize(
     analysis: dict[str, Any] | None = None,
     examples: Examples | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready summary of an ingest run, with hosts, roles and findings
-    (``analysis``: :func:`analyze_events` of the same events, when already done;
-    ``examples``: passed to it otherwise)."""
+    """The report's document of an ingest run (``analysis``: :func:`analyze_events` of the
+    same events, when already done; ``examples``: passed to it otherwise). Its findings are
+    explained and its hosts given their verdicts and headlines here, in place."""
     ev = result.events
     profile = profile or Profile()
     ruleset = ruleset or load_rules()
     if analysis is None:
         analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs, examples=examples)
+    explain(analysis["findings"])  # (those a worker process explained already keep their words)
+    host_verdicts(analysis["hosts"], analysis["findings"])
     failures = (ev["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)  # a mask: no copy of the rows
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:
@@ -59,6 +62,7 @@ def summarize(
             if text not in assumptions[key]:
                 assumptions[key].append(text)
     return {
+        "report_version": REPORT_VERSION,
         "version": SUMMARY_VERSION,
         "generator": f"authtriage {__version__}",
         "window": {

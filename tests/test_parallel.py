@@ -104,7 +104,6 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
     import analyzer.analysis as analysis
     from analyzer.classify import load_rules
     from analyzer.config import Profile
-    from analyzer.report import enrich
     from analyzer.summary import summarize
 
     for i in range(4):
@@ -127,7 +126,7 @@ def test_analysis_split_by_host_gives_the_same_report(tmp_path, monkeypatch):
             calls.append(jobs)
             fill_examples(found, [str(tmp_path)], formats, opts.limits, jobs)
 
-        docs.append(enrich(summarize(res, opts, Profile(), load_rules(), examples=examples)))
+        docs.append(summarize(res, opts, Profile(), load_rules(), examples=examples))
         assert calls == [1]  # one process each: the whole (jobs 1) or the parent's share (jobs 2)
     assert used == [2]  # the second run did split the hosts between two processes
     assert docs[0]["findings"] and docs[0] == docs[1]

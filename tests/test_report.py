@@ -154,7 +154,9 @@ def test_terminal_and_ticket_formats_show_the_most_urgent_findings_only(tmp_path
 
 
 def test_long_lists_are_cut_for_people_and_whole_in_json():
-    from analyzer.report import enrich, render, some
+    from analyzer.analysis import host_verdicts
+    from analyzer.prose import explain
+    from analyzer.report import render, some
 
     assert some(["a", "b"]) == "a, b"
     assert some([str(i) for i in range(1234)], 3) == "0, 1, 2 and 1,231 more"
@@ -181,18 +183,18 @@ def test_long_lists_are_cut_for_people_and_whole_in_json():
         "examples": [],
         "notes": [],
     }
-    doc = enrich(
-        {
-            "generator": "test",
-            "totals": {"inputs": 0, "lines": 0, "records": 0, "events": 80, "findings": 1},
-            "hosts": [{"name": "web01", "role": "linux", "role_evidence": []}],
-            "findings": [finding],
-            "timeline": {"bucket_seconds": None, "start": None, "hosts": {}},
-            "inputs": [],
-            "assumptions": {},
-            "platform": {"networks": [], "accounts": ["root"]},
-        }
-    )
+    doc = {
+        "generator": "test",
+        "totals": {"inputs": 0, "lines": 0, "records": 0, "events": 80, "findings": 1},
+        "hosts": [{"name": "web01", "role": "linux", "role_evidence": []}],
+        "findings": [finding],
+        "timeline": {"bucket_seconds": None, "start": None, "hosts": {}},
+        "inputs": [],
+        "assumptions": {},
+        "platform": {"networks": [], "accounts": ["root"]},
+    }
+    explain(doc["findings"])
+    host_verdicts(doc["hosts"], doc["findings"])
     assert "and 70 more" in doc["findings"][0]["explanation"]
     for fmt in ("html", "md"):
         out = render(doc, fmt)
@@ -226,7 +228,7 @@ def _timeline_by_unique(events, causes, buckets=48):
     import numpy as np
     import pandas as pd
 
-    from analyzer.report import _BUCKETS
+    from analyzer.analysis import _BUCKETS
 
     micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
     keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
@@ -254,11 +256,11 @@ def test_timeline_counts_by_bincount_as_by_unique_pairs(monkeypatch, grid):
     import numpy as np
     import pandas as pd
 
-    from analyzer import report
-    from analyzer.report import timeline
+    from analyzer import analysis
+    from analyzer.analysis import timeline
 
-    monkeypatch.setattr(report, "TIMELINE_GRID", grid)
-    monkeypatch.setattr(report, "TIMELINE_GRID_PER_EVENT", 4 if grid else 0)
+    monkeypatch.setattr(analysis, "TIMELINE_GRID", grid)
+    monkeypatch.setattr(analysis, "TIMELINE_GRID_PER_EVENT", 4 if grid else 0)
     rng = np.random.default_rng(4)
     for categorical in (True, False):
         for _ in range(30):
@@ -283,7 +285,7 @@ def test_timeline_of_years_far_apart_stays_small():
     longer buckets, from the first event's day. Two years of events keep their weeks."""
     import pandas as pd
 
-    from analyzer.report import MAX_BUCKETS, timeline
+    from analyzer.analysis import MAX_BUCKETS, timeline
 
     def tl(*stamps: str) -> dict:
         when = pd.to_datetime(list(stamps), utc=True, format="ISO8601").as_unit("us")

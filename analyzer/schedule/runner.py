@@ -16,13 +16,13 @@ import pandas as pd
 
 from .._files import atomic_write
 from .._pools import usable_cpus
-from ..analysis import analyze_events, iso_utc
+from ..analysis import iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
-from ..ingest import IngestOptions, IngestResult, InputReport
-from ..report import enrich, render
+from ..ingest import IngestOptions, InputReport
+from ..pipeline import Report, triage_events
+from ..prose import every
 from ..schema import UNKNOWN_HOST
-from ..summary import summarize
 from .inputs import read_new
 from .jobs import Job, Schedule
 from .state import State, locked
@@ -114,16 +114,16 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
             f"{int(twice.sum())} Windows event(s) appeared in more than one file (an archived copy of a log?) "
             "and were counted once"
         )
-    opts_window = IngestOptions(tz=opts.tz, since=since, until=None)
-    analysis = analyze_events(window, ruleset, job.profile, jobs=opts.jobs)
-    cause = analysis["classification"].cause.astype(object).to_numpy()
+    # the window's events, stored by this run and earlier ones: the report states its start
+    opts_window = IngestOptions(tz=opts.tz, since=since, until=None, jobs=opts.jobs)
+    report = triage_events(window, inputs=got.reports, profile=job.profile, rules=ruleset, options=opts_window)
+    cause = report.classification.cause.astype(object).to_numpy()
     hosts = window["host"].astype(object).fillna(UNKNOWN_HOST).to_numpy()
     m = fresh & pd.notna(cause)
     active = set(zip(hosts[m].tolist(), cause[m].tolist(), strict=True))
-    doc = summarize(IngestResult(events=window, inputs=got.reports), opts_window, job.profile, ruleset, analysis)
+    doc = report.data
     for item, path in zip(doc["inputs"], got.paths, strict=True):
         item["path"] = path
-    doc = enrich(doc)
     found = trends(doc["findings"], state.streaks(job.name), active, previous is not None)
     doc["schedule"] = {
         "job": job.name,
@@ -145,7 +145,7 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
         ),
         "trends": found["trends"],
     }
-    written = write_reports(job, doc, started)
+    written = write_reports(job, report, started)
     # the reports are on disk: now the state may move on
     state.replace_files(job.name, got.files)
     for (host, cause), item in found["streaks"].items():
@@ -183,16 +183,6 @@ def _same_records(events: pd.DataFrame) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------
 # trends
-
-
-def _every(seconds: float | None) -> str:
-    if not seconds:
-        return ""
-    if seconds % 3600 == 0:
-        return f" every {int(seconds // 3600)} h"
-    if seconds >= 60:
-        return f" every {seconds / 60:.0f} min"
-    return f" every {seconds:.0f} s"
 
 
 def _span(a: str, b: str) -> str:
@@ -257,9 +247,9 @@ def trends(
         if old and old["active"] and had_previous:
             since = min(old["since"], agg["first"])
             item["since"] = since
+            failing = " ".join(w for w in ("failing", every(agg["cadence"])) if w)  # "failing every 1 h"
             item["text"] = (
-                f"{agg['title']} on {host}: failing{_every(agg['cadence'])} since {_when(since)} — "
-                f"{_span(since, agg['last'])}, continuing"
+                f"{agg['title']} on {host}: {failing} since {_when(since)} — {_span(since, agg['last'])}, continuing"
             )
             out["continuing"].append(item)
         else:
@@ -300,7 +290,7 @@ def trends(
 # files
 
 
-def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[Path]:
+def write_reports(job: Job, report: Report, started: dt.datetime) -> list[Path]:
     """``<output>/<job>/<UTC stamp>.<fmt>`` per format, and ``latest.<fmt>`` replaced atomically."""
     folder = job.directory
     folder.mkdir(parents=True, exist_ok=True)
@@ -311,7 +301,7 @@ def write_reports(job: Job, doc: dict[str, Any], started: dt.datetime) -> list[P
     stamp = base if n == 0 else f"{base}-{n + 1}"
     written = []
     for fmt in job.formats:
-        text = render(doc, fmt)
+        text = report.render(fmt)
         path = folder / f"{stamp}.{fmt}"
         atomic_write(path, text)
         atomic_write(folder / f"latest.{fmt}", text)

@@ -18,12 +18,10 @@ from .._files import atomic_write
 from ..classify import load_rules
 from ..config import Profile
 from ..errors import AuthtriageError
-from ..evidence import fill_examples
-from ..ingest import IngestOptions, read_events
+from ..ingest import IngestOptions
 from ..ingest.catalog import load_catalog
 from ..ingest.sources import Limits
-from ..report import enrich, render
-from ..summary import summarize
+from ..pipeline import NothingReadable, TriageOptions, triage
 
 __all__ = ["analyze_upload", "child_main", "REPORT_FORMATS"]
 
@@ -38,7 +36,6 @@ def analyze_upload(
     out = Path(out_dir)
     profile = Profile().with_overrides(platform_net or None)
     opts = IngestOptions(tz=tz or None, jobs=1, limits=Limits(**limits), lazy_raw=True)
-    opts.zone()
     names = sorted(os.listdir(upload_dir))
     last = [0.0]
     done = [0]
@@ -50,28 +47,18 @@ def analyze_upload(
             last[0] = now
             atomic_write(out / "progress.json", json.dumps({"inputs_read": done[0], "current": rep.name}))
 
-    cwd = os.getcwd()
-    os.chdir(upload_dir)  # inputs are named as uploaded, not by their path on the server
-    try:
-        result = read_events(names, opts, progress=progress)
-    finally:
-        os.chdir(cwd)
-    if not result.readable:
-        problems = [f"{r.name}: {r.error or r.skip_reason}" for r in result.inputs if r.error or r.skipped]
-        raise ValueError("nothing readable in the upload — " + "; ".join(problems or ["no files"]))
-    summary = summarize(result, opts, profile, load_rules())
-    cwd = os.getcwd()
-    os.chdir(upload_dir)
-    try:
-        fill_examples(summary["findings"], names, {r.name: r.format for r in result.inputs}, opts.limits)
-    finally:
-        os.chdir(cwd)
-    doc = enrich(summary)
+    try:  # inputs named as uploaded, not by their path on the server
+        report = triage(
+            names, profile=profile, rules=load_rules(), options=TriageOptions(opts, base=upload_dir, progress=progress)
+        )
+    except NothingReadable as exc:
+        problems = [f"{r.name}: {r.error or r.skip_reason}" for r in exc.inputs if r.error or r.skipped]
+        raise ValueError("nothing readable in the upload — " + "; ".join(problems or ["no files"])) from None
     for fmt in REPORT_FORMATS:
-        atomic_write(out / f"report.{fmt}", render(doc, fmt))
-    hosts = doc["hosts"]
+        atomic_write(out / f"report.{fmt}", report.render(fmt))
+    hosts = report.data["hosts"]
     headline = "; ".join(f"{h['name']}: {h['headline']}" for h in hosts[:3]) or "no logins found"
-    return {"findings": len(doc["findings"]), "headline": headline[:500]}
+    return {"findings": len(report.data["findings"]), "headline": headline[:500]}
 
 
 def warm() -> None:
