@@ -548,21 +548,11 @@ PARALLEL_MIN_EVENTS = 200_000  # below this, forking workers costs more than it 
 # above this, the workers' copies of their shares would cost more memory than the time saved is worth
 PARALLEL_MAX_EVENTS = 2_000_000
 _SHARED: dict[str, Any] = {}  # what forked analysis workers read (inherited, not pickled)
-_AGGREGATES = {"count", "value_count", "periodicity", "followed_by", "preceded_by"}
 
 
 def _by_host(ruleset) -> bool:
     """Whether every group condition keeps hosts apart (then hosts can be analyzed separately)."""
-    for rule in ruleset.rules:
-        g = rule.group
-        if not g or not set(g) & _AGGREGATES:
-            continue  # per-event conditions (a host role is per host too)
-        if "host" not in g.get("group-by", []):
-            return False
-        vc = g.get("value_count")
-        if isinstance(vc, dict) and "host" not in vc.get("group-by", g.get("group-by", [])):
-            return False
-    return True
+    return all(rule.group is None or rule.group.keeps_hosts_apart() for rule in ruleset.rules)
 
 
 def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str, Any]:

@@ -21,7 +21,21 @@ from ..resources import rules_dir
 from ..schema import CATEGORICAL, COLUMNS
 from .condition import ConditionError, check_names, parse_condition
 from .match import FLAGS, MODIFIERS, NUMERIC, STRING_ONLY
-from .model import CAUSES, CONFIDENCES, GROUP_KEYS, VERDICTS, Item, Rule, Selection, Timespan
+from .model import (
+    CAUSES,
+    CONFIDENCES,
+    GROUP_KEYS,
+    VERDICTS,
+    Bounds,
+    Group,
+    Item,
+    Periodicity,
+    Rule,
+    Selection,
+    Sequence,
+    Timespan,
+    ValueCount,
+)
 
 __all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file"]
 
@@ -81,7 +95,7 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
         err(top, f"priority must be a whole number, not {priority!r}")
         priority = 100
     selections, condition, cond_text = _detection(doc.get("detection"), top, err)
-    group = _group(doc.get("group"), err) if doc.get("group") is not None else None
+    group = _group(doc.get("group"), top, err) if doc.get("group") is not None else None
     when = clean(doc.get("when")) if doc.get("when") is not None else None
     if when is not None and (
         not isinstance(when, dict)
@@ -102,7 +116,7 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
             selections=selections,
             condition=condition,
             condition_text=cond_text,
-            group=group or None,
+            group=group,
             description=str(doc.get("description") or ""),
             when=when,
             path=str(path),
@@ -216,63 +230,117 @@ def _item(sel: str, key: str, value: Any, line: int, err) -> Item | None:
     return Item(field, tuple(mods), values)
 
 
-def _group(group: Any, err) -> dict | None:
-    if not isinstance(group, dict):
-        err(0, "group must be a mapping")
+def _bounds(spec: Any) -> Bounds | None:
+    """``{gte|gt|lte|lt: N}`` (at least one, numbers) as Bounds; None when it is not that."""
+    if not isinstance(spec, dict):
         return None
-    line = line_of(group)
+    ops = {k: v for k, v in spec.items() if k != "__line__"}
+    if not ops or not set(ops) <= _COMPARE:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ops.values()):
+        return None
+    return Bounds(**ops)
+
+
+def _columns(value: Any) -> tuple[str, ...] | None:
+    """A list of event columns as a tuple; None when it is not that."""
+    if not isinstance(value, list) or not all(isinstance(c, str) and c in COLUMNS for c in value):
+        return None
+    return tuple(value)
+
+
+def _group(group: Any, top: int, err) -> Group | None:
+    """The group conditions, each checked (a part with a problem is left out: the rule is
+    not kept); None when there are none."""
+    if not isinstance(group, dict):
+        err(top, "group must be a mapping")
+        return None
+    line = line_of(group, top)
+
+    def bad(msg: str) -> None:
+        err(line, msg)
+
     for key in group:
         if key != "__line__" and key not in GROUP_KEYS:
-            err(line, f"group: unknown key {key!r} (known: {', '.join(GROUP_KEYS)})")
-    by = group.get("group-by", [])
-    if not isinstance(by, list) or any(c not in COLUMNS for c in by):
-        err(line, f"group-by must list event columns, got {by!r}")
+            bad(f"group: unknown key {key!r} (known: {', '.join(GROUP_KEYS)})")
+    by = _columns(group.get("group-by", []))
+    if by is None:
+        bad(f"group-by must list event columns, got {clean(group.get('group-by'))!r}")
+    timespan = None
     if "timespan" in group:
         try:
-            Timespan(group["timespan"])
+            timespan = Timespan(group["timespan"])
         except ValueError as exc:
-            err(line, f"group: {exc}")
-    for key in ("count", "value_count"):
-        spec = group.get(key)
-        if spec is None:
-            continue
-        extra = {"__line__", "field", "group-by", "among"} if key == "value_count" else {"__line__"}
-        if not isinstance(spec, dict) or not (set(spec) - extra) <= _COMPARE or not set(spec) & _COMPARE:
-            err(line, f"group: {key} takes {GROUP_KEYS[key]}")
-        elif key == "value_count" and spec.get("field") not in COLUMNS:
-            err(line, f"group: value_count field {spec.get('field')!r} is not an event column")
+            bad(f"group: {exc}")
+    count = None
+    if "count" in group and (count := _bounds(group["count"])) is None:
+        bad(f"group: count takes {GROUP_KEYS['count']}")
+    value_count = _value_count(group.get("value_count"), line, bad, err) if "value_count" in group else None
     roles = group.get("host_role")
     if roles is not None and (not isinstance(roles, list) or any(r not in ROLES for r in roles)):
-        err(line, f"group: host_role lists roles among {', '.join(ROLES)}")
+        bad(f"group: host_role lists roles among {', '.join(ROLES)}")
     per = group.get("periodicity")
-    if per is not None and (
-        not isinstance(per, dict) or set(per) - {"__line__", "max_cv", "min_beats", "min_interval"}
-    ):
-        err(line, "group: periodicity takes {max_cv, min_beats, min_interval} (each optional)")
-    out = clean(group)
-    among = (group.get("value_count") or {}).get("among") if isinstance(group.get("value_count"), dict) else None
-    if among is not None:
-        sel = _selection("among", among, line, err)
-        if sel is not None:
-            out["value_count"]["_among"] = sel
+    periodicity = None
+    if per is not None:
+        knobs = clean(per) if isinstance(per, dict) else None
+        if knobs is None or set(knobs) - {"max_cv", "min_beats", "min_interval"}:
+            bad("group: periodicity takes {max_cv, min_beats, min_interval} (each optional)")
+        elif not all(isinstance(v, int | float) and not isinstance(v, bool) for v in knobs.values()):
+            bad("group: periodicity's max_cv, min_beats and min_interval are numbers")
+        else:
+            periodicity = Periodicity(**knobs)
+    sequences: dict[str, Sequence | None] = {}
     for key in ("followed_by", "preceded_by"):
-        spec = group.get(key)
-        if spec is None:
-            continue
-        if not isinstance(spec, dict) or "match" not in spec or set(spec) - {"__line__", "match", "within", "count"}:
-            err(line, f"group: {key} takes {GROUP_KEYS[key]}")
-            continue
-        sel = _selection(key, spec["match"], line_of(spec, line), err)
-        if "within" in spec:
-            try:
-                Timespan(spec["within"])
-            except ValueError as exc:
-                err(line, f"group: {key}: {exc}")
-        if "count" in spec and (not isinstance(spec["count"], dict) or not set(clean(spec["count"])) <= _COMPARE):
-            err(line, f"group: {key} count takes {{gte|gt|lte|lt: N}}")
-        if sel is not None:
-            out[key]["_selection"] = sel
-    return out
+        if key in group:
+            sequences[key] = _sequence(key, group[key], timespan, line, bad, err)
+    built = Group(
+        by=by or (),
+        timespan=timespan,
+        count=count,
+        value_count=value_count,
+        periodicity=periodicity,
+        host_role=tuple(roles) if roles is not None else None,
+        followed_by=sequences.get("followed_by"),
+        preceded_by=sequences.get("preceded_by"),
+    )
+    return None if built == Group() else built
+
+
+def _value_count(spec: Any, line: int, bad, err) -> ValueCount | None:
+    if not isinstance(spec, dict):
+        bad(f"group: value_count takes {GROUP_KEYS['value_count']}")
+        return None
+    bounds = _bounds({k: v for k, v in spec.items() if k not in ("field", "group-by", "among")})
+    if bounds is None:
+        bad(f"group: value_count takes {GROUP_KEYS['value_count']}")
+    if spec.get("field") not in COLUMNS:
+        bad(f"group: value_count field {spec.get('field')!r} is not an event column")
+    group_by = None
+    if "group-by" in spec and (group_by := _columns(spec["group-by"])) is None:
+        bad(f"group: value_count group-by must list event columns, got {clean(spec['group-by'])!r}")
+    among = _selection("among", spec["among"], line, err) if "among" in spec else None
+    if bounds is None or spec.get("field") not in COLUMNS:
+        return None
+    return ValueCount(field=spec["field"], bounds=bounds, group_by=group_by, among=among)
+
+
+def _sequence(key: str, spec: Any, timespan: Timespan | None, line: int, bad, err) -> Sequence | None:
+    if not isinstance(spec, dict) or "match" not in spec or set(spec) - {"__line__", "match", "within", "count"}:
+        bad(f"group: {key} takes {GROUP_KEYS[key]}")
+        return None
+    match = _selection(key, spec["match"], line_of(spec, line), err)
+    within = timespan or Timespan("1d")
+    if "within" in spec:
+        try:
+            within = Timespan(spec["within"])
+        except ValueError as exc:
+            bad(f"group: {key}: {exc}")
+    count = Bounds(gte=1)
+    if "count" in spec and (count := _bounds(spec["count"])) is None:
+        bad(f"group: {key} count takes {{gte|gt|lte|lt: N}}")
+    if match is None:
+        return None
+    return Sequence(match=match, within=within, count=count or Bounds(gte=1))
 
 
 def _dedupe(rules: list[Rule]) -> RuleSet:
