@@ -14,31 +14,20 @@ import pandas as pd
 from ._arrays import run_starts
 from ._memory import thaw
 from ._pools import let_go
+from .classify.causes import load_causes
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
 from .schema import UNKNOWN_HOST
 
-__all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]
+__all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events"]
 
 DC_EVENT_IDS = (4768, 4769, 4771)
 DS_CHANNELS = ("Directory Service", "DFS Replication", "DNS Server", "Active Directory Web Services")
 WINDOWS_LOGS = ("evtx", "windows-xml", "windows-json", "pfirewall")
 LINUX_LOGS = ("syslog", "journal")
-# how a cause's events are gathered into findings (besides host and cause)
-FINDING_KEYS: dict[str, list[str]] = {
-    "password-spray": ["src_ip"],
-    "user-enumeration": ["src_ip"],
-    "distributed-attack": ["user"],
-    "brute-force": ["user"],
-    "probe-service-down": ["service"],
-    "probe-firewall-blocked": ["src_ip"],
-    # what no rule explains: one finding per host and reason, not one per address and account
-    "unclassified": ["reason"],
-}
-DEFAULT_KEYS = ["src_ip", "user"]
-# what needs action first
+# what needs action first (after each cause's rank: rules/causes.yaml, as are the columns
+# that gather a cause's events into findings and which causes show a transition)
 VERDICT_RANK = {"attack": 0, "misconfiguration": 1, "user-error": 2, "unknown": 3, "expected": 4}
-CAUSE_FIRST = {"success-after-attack": -1}
 CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
@@ -119,16 +108,6 @@ def _counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in vc.items()}
 
 
-# causes where "it used to work" is the point: show the last success and password changes
-TRANSITION_CAUSES = {
-    "probe-password-mismatch",
-    "probe-account-unusable",
-    "probe-dc-account",
-    "probe-root-refused",
-    "stale-credentials",
-}
-
-
 class _History:
     """Successes and password changes per (host, account), looked up per finding."""
 
@@ -177,7 +156,7 @@ def _rank(f: dict[str, Any]) -> tuple:
     """What needs action first; ties broken by content, so the order never depends on how
     the events were split among processes."""
     return (
-        CAUSE_FIRST.get(f["cause"], 0),
+        load_causes()[f["cause"]].rank,
         VERDICT_RANK.get(f["verdict"], 9),
         CONFIDENCE_RANK.get(f["confidence"], 9),
         -f["count"],
@@ -442,7 +421,8 @@ def _cause_findings(
     """The findings of one cause's ``rows``."""
     out: list[dict[str, Any]] = []
     if rows.size:
-        keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
+        spec = load_causes()[cause]
+        keys = ["host", *spec.findings_by]
         when = all_micros[rows]
         when[when == _NO_TIME] = np.iinfo(np.int64).max
         rows = rows[np.argsort(when, kind="stable")]
@@ -481,8 +461,7 @@ def _cause_findings(
         first_iso, last_iso = _iso_many(first), _iso_many(last)
         # a probe's finding says how far it is confirmed: by the platform's networks, when known
         # and the events carry an address to check; else by its cadence alone, and why
-        probe = cause.startswith("probe-") and cause != "probe-service-down"
-        transitions = cause in TRANSITION_CAUSES
+        probe, transitions = spec.platform_probe, spec.transition
         for gi in range(n):
             cad = float(cadences[gi])
             cadence = None if np.isnan(cad) else cad

@@ -2,7 +2,9 @@
 
 ``load_rules()`` reads the shipped ``rules/`` and any extra directories (a rule there
 replaces a shipped one with the same id) and raises the first error;
-``check_rules(paths)`` returns all of them (``authtriage rules check``).
+``check_rules(paths)`` returns all of them (``authtriage rules check``). A rule names one
+of the causes of ``rules/causes.yaml`` (:mod:`.causes`) and takes its verdict; every
+shipped cause needs a shipped rule.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from .._yaml import clean, line_of, load_yaml
 from ..errors import RuleError
 from ..resources import rules_dir
 from ..schema import CATEGORICAL, COLUMNS
+from .causes import CAUSES_FILE, Causes, causes_path, load_causes, parse_causes, uncovered
 from .condition import ConditionError, check_names, parse_condition
 from .match import FLAGS, MODIFIERS, NUMERIC, STRING_ONLY
 from .model import (
-    CAUSES,
     CONFIDENCES,
     GROUP_KEYS,
-    VERDICTS,
+    ROLES,
     Bounds,
     Group,
     Item,
@@ -40,7 +42,6 @@ from .model import (
 __all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file"]
 
 _RULE_KEYS = {"id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group", "when"}
-ROLES = ("domain-controller", "windows", "linux", "unknown")
 _COMPARE = {"gte", "gt", "lte", "lt"}
 VARIABLES = ("platform_accounts", "platform_networks", "probe_ports")
 
@@ -60,13 +61,15 @@ def _files(paths: Iterable[Path]) -> list[Path]:
             out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
         else:
             out.append(p)
-    return out
+    return [p for p in out if p.name != CAUSES_FILE]
 
 
-def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
-    """One rule file → (rule or None, every problem found)."""
+def parse_rule_file(path: Path, causes: Causes | None = None) -> tuple[Rule | None, list[RuleError]]:
+    """One rule file → (rule or None, every problem found). ``causes``: the causes it may
+    name (default: the shipped ones)."""
     errors: list[RuleError] = []
     try:
+        causes = load_causes() if causes is None else causes
         doc = load_yaml(path)
     except RuleError as exc:
         return None, [exc]
@@ -77,7 +80,7 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
         errors.append(RuleError(msg, source=f"{path}:{line}"))
 
     if not isinstance(doc, dict):
-        err(1, "a rule file holds one mapping (id, cause, verdict, detection, …)")
+        err(1, "a rule file holds one mapping (id, cause, detection, …)")
         return None, errors
     top = line_of(doc, 1)
     for key in sorted(set(doc) - _RULE_KEYS - {"__line__"}):
@@ -86,10 +89,18 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
     if not isinstance(rid, str) or not rid.strip():
         err(top, "missing id")
         rid = "?"
-    for key, allowed in (("cause", CAUSES), ("verdict", VERDICTS), ("confidence", CONFIDENCES)):
-        value = doc.get(key)
-        if value not in allowed:
-            err(top, f"{key} {value!r} is not one of {', '.join(allowed)}")
+    named = doc.get("cause")
+    cause = causes.by_id.get(named) if isinstance(named, str) else None
+    if cause is None:
+        err(top, f"cause {named!r} is not one of {', '.join(causes.ids)} (the causes in {causes.path})")
+    elif "verdict" in doc and doc["verdict"] != cause.verdict:  # optional: each cause has one verdict
+        err(
+            top,
+            f"verdict {doc['verdict']!r} is not that of cause {cause.id!r}, {cause.verdict!r} "
+            f"({causes.location(cause.id)}); a rule takes its cause's verdict",
+        )
+    if doc.get("confidence") not in CONFIDENCES:
+        err(top, f"confidence {doc.get('confidence')!r} is not one of {', '.join(CONFIDENCES)}")
     priority = doc.get("priority", 100)
     if not isinstance(priority, int) or isinstance(priority, bool):
         err(top, f"priority must be a whole number, not {priority!r}")
@@ -103,14 +114,14 @@ def parse_rule_file(path: Path) -> tuple[Rule | None, list[RuleError]]:
         or when["platform_networks"] not in ("configured", "unset")
     ):
         err(top, "when takes {platform_networks: configured} or {platform_networks: unset}")
-    if errors or condition is None:
+    if errors or condition is None or cause is None:
         return None, errors
     return (
         Rule(
             id=rid,
             title=str(doc.get("title") or rid),
-            cause=doc["cause"],
-            verdict=doc["verdict"],
+            cause=cause.id,
+            verdict=cause.verdict,
             confidence=doc["confidence"],
             priority=priority,
             selections=selections,
@@ -347,13 +358,13 @@ def _dedupe(rules: list[Rule]) -> RuleSet:
     return RuleSet(tuple(sorted(rules, key=lambda r: (r.priority, r.id))))
 
 
-def check_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[RuleError]]:
+def _read_rules(paths: Iterable[Path], causes: Causes) -> tuple[list[Rule], list[RuleError]]:
     """Every rule file under ``paths`` → (good rules, all problems). Duplicate ids are errors."""
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, Rule] = {}
     for path in _files(paths):
-        rule, errs = parse_rule_file(path)
+        rule, errs = parse_rule_file(path, causes)
         errors.extend(errs)
         if rule is None:
             continue
@@ -367,14 +378,34 @@ def check_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[RuleError]]:
     return rules, errors
 
 
+def check_rules(paths: Iterable[Path], causes: Causes | None = None) -> tuple[list[Rule], list[RuleError]]:
+    """Every rule file under ``paths`` → (good rules, all problems), for ``rules check``.
+
+    The causes are checked too (``causes``: default, the shipped ``causes.yaml``); where
+    ``paths`` holds the causes file's directory, its rules are the whole catalog and each
+    cause needs one of them."""
+    paths = [Path(p) for p in paths]
+    errors: list[RuleError] = []
+    if causes is None:
+        causes, errors = parse_causes(causes_path())
+    rules, errs = _read_rules(paths, causes)
+    errors.extend(errs)
+    home = Path(causes.path).parent.resolve()
+    if any(p.is_dir() and p.resolve() == home for p in paths):
+        errors.extend(uncovered(causes, rules))
+    return rules, errors
+
+
 def load_rules(extra: Iterable[Path] = ()) -> RuleSet:
     """The shipped rules, then each extra directory's (same id: the extra one wins)."""
-    rules, errors = check_rules([rules_dir()])
+    causes = load_causes()
+    rules, errors = _read_rules([rules_dir()], causes)
+    errors.extend(uncovered(causes, rules))
     if errors:
         raise errors[0]
     merged = {r.id: r for r in rules}
     for directory in extra:
-        more, errs = check_rules([Path(directory)])
+        more, errs = _read_rules([Path(directory)], causes)
         if errs:
             raise errs[0]
         merged.update({r.id: r for r in more})

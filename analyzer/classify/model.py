@@ -4,8 +4,7 @@ A rule file (YAML, one rule per file) looks like::
 
     id: root-refused-by-policy
     title: sshd refuses root by policy
-    cause: probe-root-refused
-    verdict: misconfiguration
+    cause: probe-root-refused   # one of rules/causes.yaml; the verdict is the cause's
     confidence: high
     priority: 30
     detection:
@@ -31,8 +30,8 @@ from ..schema import COLUMNS
 from .condition import Node
 
 __all__ = [
-    "CAUSES",
     "VERDICTS",
+    "ROLES",
     "CONFIDENCES",
     "Item",
     "Selection",
@@ -46,25 +45,9 @@ __all__ = [
     "Group",
 ]
 
-CAUSES = (
-    "probe-dc-account",
-    "probe-password-mismatch",
-    "probe-account-unusable",
-    "probe-root-refused",
-    "probe-firewall-blocked",
-    "probe-service-down",
-    "probe-ok",
-    "brute-force",
-    "password-spray",
-    "user-enumeration",
-    "distributed-attack",
-    "stale-credentials",
-    "user-typo",
-    "success-after-attack",
-    "unclassified",
-)
 VERDICTS = ("expected", "misconfiguration", "attack", "user-error", "unknown")
 CONFIDENCES = ("high", "medium", "low")
+ROLES = ("domain-controller", "windows", "linux", "unknown")  # a host's role (host_role conditions)
 # group condition keys and what each takes
 GROUP_KEYS = {
     "group-by": "list of columns",
