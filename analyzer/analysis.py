@@ -16,13 +16,12 @@ from ._memory import thaw
 from ._pools import let_go
 from .classify.causes import load_causes
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
+from .classify.roles import domain_controller_signs
 from .config import Profile
 from .schema import UNKNOWN_HOST
 
 __all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events"]
 
-DC_EVENT_IDS = (4768, 4769, 4771)
-DS_CHANNELS = ("Directory Service", "DFS Replication", "DNS Server", "Active Directory Web Services")
 WINDOWS_LOGS = ("evtx", "windows-xml", "windows-json", "pfirewall")
 LINUX_LOGS = ("syslog", "journal")
 # what needs action first (after each cause's rank: rules/causes.yaml, as are the columns
@@ -71,16 +70,17 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
         return out
 
     ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
+    dc = domain_controller_signs()  # data/windows_events.yaml
     for name in sorted(set(names)):
         evidence: list[str] = []
-        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in DC_EVENT_IDS)
+        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in dc.event_ids)
         channels = {str(c) for c in channels_by.get(name, ())}
         logs = {str(x) for x in logs_by.get(name, ())}
         if dc_ids:
             evidence.append(
                 f"Kerberos KDC events {', '.join(map(str, dc_ids))} in its own Security log (only DCs log them)"
             )
-        ds = sorted(channels & set(DS_CHANNELS))
+        ds = sorted(channels & set(dc.channels))
         if ds:
             evidence.append(f"directory-service channels: {', '.join(ds)}")
         if evidence:
