@@ -21,8 +21,10 @@ from .._yaml import clean, line_of, load_yaml
 from ..errors import RuleError
 from ..resources import rules_dir
 from ..schema import CATEGORICAL, COLUMNS
+from ._sections import without
 from .causes import CAUSES_FILE, Causes, causes_path, load_causes, parse_causes, uncovered
 from .condition import ConditionError, check_names, parse_condition
+from .examples import parse_examples, run_example
 from .match import FLAGS, MODIFIERS, NUMERIC, STRING_ONLY
 from .model import (
     CONFIDENCES,
@@ -41,7 +43,10 @@ from .model import (
 
 __all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file"]
 
-_RULE_KEYS = {"id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group", "when"}
+_RULE_KEYS = {
+    "id", "title", "description", "cause", "verdict", "confidence", "priority", "detection", "group", "when",
+    "examples",
+}  # fmt: skip
 _COMPARE = {"gte", "gt", "lte", "lt"}
 VARIABLES = ("platform_accounts", "platform_networks", "probe_ports")
 
@@ -64,13 +69,17 @@ def _files(paths: Iterable[Path]) -> list[Path]:
     return [p for p in out if p.name != CAUSES_FILE]
 
 
-def parse_rule_file(path: Path, causes: Causes | None = None) -> tuple[Rule | None, list[RuleError]]:
+def parse_rule_file(
+    path: Path, causes: Causes | None = None, examples: bool = True
+) -> tuple[Rule | None, list[RuleError]]:
     """One rule file → (rule or None, every problem found). ``causes``: the causes it may
-    name (default: the shipped ones)."""
+    name (default: the shipped ones). Without ``examples`` its examples are not read (they
+    are most of a shipped rule file, and only ``rules check`` and the tests run them)."""
     errors: list[RuleError] = []
     try:
         causes = load_causes() if causes is None else causes
-        doc = load_yaml(path)
+        text = path.read_text(encoding="utf-8")
+        doc = load_yaml(path, text if examples else without(text, "examples"))
     except RuleError as exc:
         return None, [exc]
     except OSError as exc:
@@ -114,6 +123,7 @@ def parse_rule_file(path: Path, causes: Causes | None = None) -> tuple[Rule | No
         or when["platform_networks"] not in ("configured", "unset")
     ):
         err(top, "when takes {platform_networks: configured} or {platform_networks: unset}")
+    examples = parse_examples(doc["examples"], top, err) if "examples" in doc else ()
     if errors or condition is None or cause is None:
         return None, errors
     return (
@@ -130,6 +140,7 @@ def parse_rule_file(path: Path, causes: Causes | None = None) -> tuple[Rule | No
             group=group,
             description=str(doc.get("description") or ""),
             when=when,
+            examples=examples,
             path=str(path),
             line=top,
         ),
@@ -358,13 +369,13 @@ def _dedupe(rules: list[Rule]) -> RuleSet:
     return RuleSet(tuple(sorted(rules, key=lambda r: (r.priority, r.id))))
 
 
-def _read_rules(paths: Iterable[Path], causes: Causes) -> tuple[list[Rule], list[RuleError]]:
+def _read_rules(paths: Iterable[Path], causes: Causes, examples: bool) -> tuple[list[Rule], list[RuleError]]:
     """Every rule file under ``paths`` → (good rules, all problems). Duplicate ids are errors."""
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, Rule] = {}
     for path in _files(paths):
-        rule, errs = parse_rule_file(path, causes)
+        rule, errs = parse_rule_file(path, causes, examples)
         errors.extend(errs)
         if rule is None:
             continue
@@ -378,34 +389,45 @@ def _read_rules(paths: Iterable[Path], causes: Causes) -> tuple[list[Rule], list
     return rules, errors
 
 
-def check_rules(paths: Iterable[Path], causes: Causes | None = None) -> tuple[list[Rule], list[RuleError]]:
+def check_rules(
+    paths: Iterable[Path], causes: Causes | None = None, examples: bool = True
+) -> tuple[list[Rule], list[RuleError]]:
     """Every rule file under ``paths`` → (good rules, all problems), for ``rules check``.
 
     The causes are checked too (``causes``: default, the shipped ``causes.yaml``); where
     ``paths`` holds the causes file's directory, its rules are the whole catalog and each
-    cause needs one of them."""
+    cause needs one of them. With ``examples``, each rule's examples are read and run, and
+    one that does not do as it expects is a problem at its line."""
     paths = [Path(p) for p in paths]
     errors: list[RuleError] = []
     if causes is None:
         causes, errors = parse_causes(causes_path())
-    rules, errs = _read_rules(paths, causes)
+    rules, errs = _read_rules(paths, causes, examples)
     errors.extend(errs)
     home = Path(causes.path).parent.resolve()
     if any(p.is_dir() and p.resolve() == home for p in paths):
         errors.extend(uncovered(causes, rules))
+    if examples:
+        errors.extend(
+            RuleError(problem, source=f"{rule.path}:{ex.line}")
+            for rule in rules
+            for ex in rule.examples
+            if (problem := run_example(rule, ex)) is not None
+        )
     return rules, errors
 
 
 def load_rules(extra: Iterable[Path] = ()) -> RuleSet:
-    """The shipped rules, then each extra directory's (same id: the extra one wins)."""
+    """The shipped rules, then each extra directory's (same id: the extra one wins); their
+    examples are left unread (``check_rules`` reads and runs them)."""
     causes = load_causes()
-    rules, errors = _read_rules([rules_dir()], causes)
+    rules, errors = _read_rules([rules_dir()], causes, examples=False)
     errors.extend(uncovered(causes, rules))
     if errors:
         raise errors[0]
     merged = {r.id: r for r in rules}
     for directory in extra:
-        more, errs = _read_rules([Path(directory)], causes)
+        more, errs = _read_rules([Path(directory)], causes, examples=False)
         if errs:
             raise errs[0]
         merged.update({r.id: r for r in more})

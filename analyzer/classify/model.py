@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..schema import COLUMNS
 from .condition import Node
+
+if TYPE_CHECKING:
+    from .examples import Example
 
 __all__ = [
     "VERDICTS",
@@ -187,6 +190,7 @@ class Rule:
     group: Group | None = None
     description: str = ""
     when: dict[str, str] | None = None  # profile conditions: {platform_networks: configured|unset}
+    examples: tuple[Example, ...] = field(default=(), compare=False)  # read by rules check, not by analyze
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._yaml import line_of, load_yaml
 from ..errors import RuleError
+from ._sections import only
 
 __all__ = ["DomainControllerSigns", "domain_controller_signs", "windows_events_path"]
 
@@ -26,25 +27,11 @@ def windows_events_path() -> Path:
     return Path(str(resources.files("analyzer") / "data" / "windows_events.yaml"))
 
 
-def _section(text: str, key: str) -> str | None:
-    """The top-level block ``key:`` of a YAML mapping alone, every other line blank (so
-    that line numbers stay the file's); None without one. Reading it takes a fraction of a
-    millisecond, the whole event table about 40 ms."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(f"{key}:")), None)
-    if start is None:
-        return None
-    end = next(
-        (j for j in range(start + 1, len(lines)) if lines[j][:1] not in ("", " ", "\t", "#", "\n", "\r")), len(lines)
-    )
-    return "\n" * start + "".join(lines[start:end])
-
-
 @cache
 def domain_controller_signs(path: str | None = None) -> DomainControllerSigns:
     """Read (once) and check the signs; a problem is a RuleError at ``file:line``."""
     p = Path(path) if path else windows_events_path()
-    block = _section(p.read_text(encoding="utf-8"), SECTION)
+    block = only(p.read_text(encoding="utf-8"), SECTION)  # a fraction of a millisecond; the whole table ~40 ms
     if block is None:
         raise RuleError(f"no '{SECTION}:' section (event_ids, channels)", source=f"{p}:1")
     doc = load_yaml(p, block)
