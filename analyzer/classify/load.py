@@ -278,43 +278,39 @@ def _group(group: Any, top: int, err) -> Group | None:
         err(top, "group must be a mapping")
         return None
     line = line_of(group, top)
-
-    def bad(msg: str) -> None:
-        err(line, msg)
-
     for key in group:
         if key != "__line__" and key not in GROUP_KEYS:
-            bad(f"group: unknown key {key!r} (known: {', '.join(GROUP_KEYS)})")
+            err(line, f"group: unknown key {key!r} (known: {', '.join(GROUP_KEYS)})")
     by = _columns(group.get("group-by", []))
     if by is None:
-        bad(f"group-by must list event columns, got {clean(group.get('group-by'))!r}")
+        err(line, f"group-by must list event columns, got {clean(group.get('group-by'))!r}")
     timespan = None
     if "timespan" in group:
         try:
             timespan = Timespan(group["timespan"])
         except ValueError as exc:
-            bad(f"group: {exc}")
+            err(line, f"group: {exc}")
     count = None
     if "count" in group and (count := _bounds(group["count"])) is None:
-        bad(f"group: count takes {GROUP_KEYS['count']}")
-    value_count = _value_count(group.get("value_count"), line, bad, err) if "value_count" in group else None
+        err(line, f"group: count takes {GROUP_KEYS['count']}")
+    value_count = _value_count(group.get("value_count"), line, err) if "value_count" in group else None
     roles = group.get("host_role")
     if roles is not None and (not isinstance(roles, list) or any(r not in ROLES for r in roles)):
-        bad(f"group: host_role lists roles among {', '.join(ROLES)}")
+        err(line, f"group: host_role lists roles among {', '.join(ROLES)}")
     per = group.get("periodicity")
     periodicity = None
     if per is not None:
         knobs = clean(per) if isinstance(per, dict) else None
         if knobs is None or set(knobs) - {"max_cv", "min_beats", "min_interval"}:
-            bad("group: periodicity takes {max_cv, min_beats, min_interval} (each optional)")
+            err(line, "group: periodicity takes {max_cv, min_beats, min_interval} (each optional)")
         elif not all(isinstance(v, int | float) and not isinstance(v, bool) for v in knobs.values()):
-            bad("group: periodicity's max_cv, min_beats and min_interval are numbers")
+            err(line, "group: periodicity's max_cv, min_beats and min_interval are numbers")
         else:
             periodicity = Periodicity(**knobs)
     sequences: dict[str, Sequence | None] = {}
     for key in ("followed_by", "preceded_by"):
         if key in group:
-            sequences[key] = _sequence(key, group[key], timespan, line, bad, err)
+            sequences[key] = _sequence(key, group[key], timespan, line, err)
     built = Group(
         by=by or (),
         timespan=timespan,
@@ -328,27 +324,29 @@ def _group(group: Any, top: int, err) -> Group | None:
     return None if built == Group() else built
 
 
-def _value_count(spec: Any, line: int, bad, err) -> ValueCount | None:
+def _value_count(spec: Any, line: int, err) -> ValueCount | None:
     if not isinstance(spec, dict):
-        bad(f"group: value_count takes {GROUP_KEYS['value_count']}")
+        err(line, f"group: value_count takes {GROUP_KEYS['value_count']}")
         return None
     bounds = _bounds({k: v for k, v in spec.items() if k not in ("field", "group-by", "among")})
     if bounds is None:
-        bad(f"group: value_count takes {GROUP_KEYS['value_count']}")
-    if spec.get("field") not in COLUMNS:
-        bad(f"group: value_count field {spec.get('field')!r} is not an event column")
+        err(line, f"group: value_count takes {GROUP_KEYS['value_count']}")
+    field = spec.get("field")
+    if not isinstance(field, str) or field not in COLUMNS:
+        err(line, f"group: value_count field {field!r} is not an event column")
+        field = None
     group_by = None
     if "group-by" in spec and (group_by := _columns(spec["group-by"])) is None:
-        bad(f"group: value_count group-by must list event columns, got {clean(spec['group-by'])!r}")
+        err(line, f"group: value_count group-by must list event columns, got {clean(spec['group-by'])!r}")
     among = _selection("among", spec["among"], line, err) if "among" in spec else None
-    if bounds is None or spec.get("field") not in COLUMNS:
+    if bounds is None or field is None:
         return None
-    return ValueCount(field=spec["field"], bounds=bounds, group_by=group_by, among=among)
+    return ValueCount(field=field, bounds=bounds, group_by=group_by, among=among)
 
 
-def _sequence(key: str, spec: Any, timespan: Timespan | None, line: int, bad, err) -> Sequence | None:
+def _sequence(key: str, spec: Any, timespan: Timespan | None, line: int, err) -> Sequence | None:
     if not isinstance(spec, dict) or "match" not in spec or set(spec) - {"__line__", "match", "within", "count"}:
-        bad(f"group: {key} takes {GROUP_KEYS[key]}")
+        err(line, f"group: {key} takes {GROUP_KEYS[key]}")
         return None
     match = _selection(key, spec["match"], line_of(spec, line), err)
     within = timespan or Timespan("1d")
@@ -356,10 +354,10 @@ def _sequence(key: str, spec: Any, timespan: Timespan | None, line: int, bad, er
         try:
             within = Timespan(spec["within"])
         except ValueError as exc:
-            bad(f"group: {key}: {exc}")
+            err(line, f"group: {key}: {exc}")
     count = Bounds(gte=1)
     if "count" in spec and (count := _bounds(spec["count"])) is None:
-        bad(f"group: {key} count takes {{gte|gt|lte|lt: N}}")
+        err(line, f"group: {key} count takes {{gte|gt|lte|lt: N}}")
     if match is None:
         return None
     return Sequence(match=match, within=within, count=count or Bounds(gte=1))
