@@ -14,32 +14,20 @@ import pandas as pd
 from ._arrays import run_starts
 from ._memory import thaw
 from ._pools import let_go
+from .classify.causes import load_causes
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
+from .classify.roles import domain_controller_signs
 from .config import Profile
 from .prose import explain, headline, host_name
 from .schema import UNKNOWN_HOST
 
-__all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
+__all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
 
-DC_EVENT_IDS = (4768, 4769, 4771)
-DS_CHANNELS = ("Directory Service", "DFS Replication", "DNS Server", "Active Directory Web Services")
 WINDOWS_LOGS = ("evtx", "windows-xml", "windows-json", "pfirewall")
 LINUX_LOGS = ("syslog", "journal")
-# how a cause's events are gathered into findings (besides host and cause)
-FINDING_KEYS: dict[str, list[str]] = {
-    "password-spray": ["src_ip"],
-    "user-enumeration": ["src_ip"],
-    "distributed-attack": ["user"],
-    "brute-force": ["user"],
-    "probe-service-down": ["service"],
-    "probe-firewall-blocked": ["src_ip"],
-    # what no rule explains: one finding per host and reason, not one per address and account
-    "unclassified": ["reason"],
-}
-DEFAULT_KEYS = ["src_ip", "user"]
-# what needs action first
+# what needs action first (after each cause's rank: rules/causes.yaml, as are the columns
+# that gather a cause's events into findings and which causes show a transition)
 VERDICT_RANK = {"attack": 0, "misconfiguration": 1, "user-error": 2, "unknown": 3, "expected": 4}
-CAUSE_FIRST = {"success-after-attack": -1}
 CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
@@ -83,16 +71,17 @@ def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
         return out
 
     ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
+    dc = domain_controller_signs()  # data/windows_events.yaml
     for name in sorted(set(names)):
         evidence: list[str] = []
-        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in DC_EVENT_IDS)
+        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in dc.event_ids)
         channels = {str(c) for c in channels_by.get(name, ())}
         logs = {str(x) for x in logs_by.get(name, ())}
         if dc_ids:
             evidence.append(
                 f"Kerberos KDC events {', '.join(map(str, dc_ids))} in its own Security log (only DCs log them)"
             )
-        ds = sorted(channels & set(DS_CHANNELS))
+        ds = sorted(channels & set(dc.channels))
         if ds:
             evidence.append(f"directory-service channels: {', '.join(ds)}")
         if evidence:
@@ -118,16 +107,6 @@ def iso_utc(ts) -> str | None:
 def _counts(series: pd.Series) -> dict[str, int]:
     vc = series.astype(object).dropna().value_counts()
     return {str(k): int(v) for k, v in vc.items()}
-
-
-# causes where "it used to work" is the point: show the last success and password changes
-TRANSITION_CAUSES = {
-    "probe-password-mismatch",
-    "probe-account-unusable",
-    "probe-dc-account",
-    "probe-root-refused",
-    "stale-credentials",
-}
 
 
 class _History:
@@ -178,7 +157,7 @@ def _rank(f: dict[str, Any]) -> tuple:
     """What needs action first; ties broken by content, so the order never depends on how
     the events were split among processes."""
     return (
-        CAUSE_FIRST.get(f["cause"], 0),
+        load_causes()[f["cause"]].rank,
         VERDICT_RANK.get(f["verdict"], 9),
         CONFIDENCE_RANK.get(f["confidence"], 9),
         -f["count"],
@@ -443,7 +422,8 @@ def _cause_findings(
     """The findings of one cause's ``rows``."""
     out: list[dict[str, Any]] = []
     if rows.size:
-        keys = ["host", *FINDING_KEYS.get(cause, DEFAULT_KEYS)]
+        spec = load_causes()[cause]
+        keys = ["host", *spec.findings_by]
         when = all_micros[rows]
         when[when == _NO_TIME] = np.iinfo(np.int64).max
         rows = rows[np.argsort(when, kind="stable")]
@@ -482,8 +462,7 @@ def _cause_findings(
         first_iso, last_iso = _iso_many(first), _iso_many(last)
         # a probe's finding says how far it is confirmed: by the platform's networks, when known
         # and the events carry an address to check; else by its cadence alone, and why
-        probe = cause.startswith("probe-") and cause != "probe-service-down"
-        transitions = cause in TRANSITION_CAUSES
+        probe, transitions = spec.platform_probe, spec.transition
         for gi in range(n):
             cad = float(cadences[gi])
             cadence = None if np.isnan(cad) else cad
@@ -549,21 +528,11 @@ PARALLEL_MIN_EVENTS = 200_000  # below this, forking workers costs more than it 
 # above this, the workers' copies of their shares would cost more memory than the time saved is worth
 PARALLEL_MAX_EVENTS = 2_000_000
 _SHARED: dict[str, Any] = {}  # what forked analysis workers read (inherited, not pickled)
-_AGGREGATES = {"count", "value_count", "periodicity", "followed_by", "preceded_by"}
 
 
 def _by_host(ruleset) -> bool:
     """Whether every group condition keeps hosts apart (then hosts can be analyzed separately)."""
-    for rule in ruleset.rules:
-        g = rule.group
-        if not g or not set(g) & _AGGREGATES:
-            continue  # per-event conditions (a host role is per host too)
-        if "host" not in g.get("group-by", []):
-            return False
-        vc = g.get("value_count")
-        if isinstance(vc, dict) and "host" not in vc.get("group-by", g.get("group-by", [])):
-            return False
-    return True
+    return all(rule.group is None or rule.group.keeps_hosts_apart() for rule in ruleset.rules)
 
 
 def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str, Any]:

@@ -108,10 +108,7 @@ def _plain_env() -> jinja2.Environment:
 
 def _explain(f: dict) -> dict[str, Any]:
     env = _plain_env()
-    try:
-        tpl = env.get_template(f"{f['cause']}.j2")
-    except jinja2.TemplateNotFound:
-        tpl = env.get_template("unclassified.j2")
+    tpl = env.get_template(f"{f['cause']}.j2")  # every cause has one: loading the causes checks it
     reasons = f.get("reasons") or {}
     ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
     ctx = {

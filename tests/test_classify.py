@@ -646,3 +646,36 @@ def test_the_first_rows_of_each_group_a_slice_at_a_time():
         want = np.flatnonzero(pd.Series(gid).groupby(gid).cumcount().to_numpy() < k)
         assert np.array_equal(_first_of_groups(gid, k, step), want), (n, groups, k, step)
     assert _first_of_groups(np.empty(0, dtype=np.int64), 3).size == 0
+
+
+def test_the_signs_of_a_domain_controller_come_from_the_windows_event_table():
+    from analyzer.classify.roles import domain_controller_signs
+    from analyzer.ingest.windows import load_semantics
+
+    signs = domain_controller_signs()
+    assert signs.event_ids == (4768, 4769, 4771) and "Directory Service" in signs.channels
+    assert set(signs.event_ids) <= load_semantics().event_ids  # each is read, or it could never tell
+    rows = [{"host": "dc01", "event_id": signs.event_ids[-1], "log": "evtx", "action": "kerberos-preauth"}]
+    rows.append({"host": "srv01", "channel": signs.channels[0], "log": "evtx"})
+    assert [h["role"] for h in host_roles(ev(rows))] == ["domain-controller", "domain-controller"]
+
+
+@pytest.mark.parametrize(
+    ("section", "message", "line"),
+    [
+        ("domain_controller:\n  event_ids: [4768]\n", "'domain_controller' takes event_ids and channels", 3),
+        ("domain_controller:\n  event_ids: [x]\n  channels: []\n", "'domain_controller' event_ids is a list of event ids", 3),
+        ("domain_controller:\n  event_ids: [1]\n  channels: 7\n", "'domain_controller' channels is a list of channel names", 3),
+        ("domain_controller:\n  event_ids: [1, 1\n", "did not find expected", 6),  # where YAML finds it
+        ("", "no 'domain_controller:' section", 1),
+    ],
+)
+def test_bad_domain_controller_signs_are_errors_at_their_line(tmp_path, section, message, line):
+    from analyzer.classify.roles import domain_controller_signs
+    from analyzer.errors import RuleError
+
+    path = tmp_path / "windows_events.yaml"
+    path.write_text("# signs\n\n" + section.replace("domain_controller:\n", "domain_controller:\n  # x\n") + "tables: {}\n")
+    with pytest.raises(RuleError) as exc:
+        domain_controller_signs(str(path))
+    assert str(exc.value).startswith(f"{path}:{line}: {message}")

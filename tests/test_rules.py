@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from analyzer.classify import check_rules, evaluate_rule, load_rules, parse_condition
 from analyzer.classify.condition import ConditionError
+from analyzer.classify.model import Bounds, Group, Timespan, ValueCount
 from analyzer.cli import app
 from analyzer.schema import conform
 
@@ -79,7 +80,10 @@ def test_good_rules_load_and_match():
     assert list(evaluate_rule(EVENTS, by_id["root-refused-by-policy"])) == [True, True, False, False, False]
     # failures not from 10/8 or 192.168/16 (a missing address is outside both)
     assert list(evaluate_rule(EVENTS, by_id["spray-from-outside"])) == [True, False, False, True, False]
-    assert by_id["spray-from-outside"].group["value_count"] == {"field": "user", "gte": 5}
+    group = by_id["spray-from-outside"].group
+    assert group == Group(
+        by=("host", "src_ip"), timespan=Timespan("10m"), value_count=ValueCount("user", Bounds(gte=5))
+    )
 
 
 def test_every_problem_is_reported_with_file_and_line():
@@ -152,3 +156,67 @@ def test_rules_cli():
     assert res.exit_code == 0 and "root-refused-by-policy" in res.output and "password-spray" in res.output
     res = runner.invoke(app, ["rules", "check"])  # the shipped rules
     assert res.exit_code == 0
+
+
+def _rule_file(tmp_path: Path, group: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "id: r\ncause: brute-force\nverdict: attack\nconfidence: high\n"
+        "detection:\n  failed: {outcome: failure}\n  condition: failed\n" + group
+    )
+    return path
+
+
+def test_group_conditions_are_frozen_dataclasses(tmp_path):
+    import dataclasses
+
+    from analyzer.classify import parse_rule_file
+    from analyzer.classify.model import Sequence
+
+    rule, errors = parse_rule_file(
+        _rule_file(
+            tmp_path,
+            "group:\n  group-by: [host, user]\n  timespan: 30m\n  count: {lte: 3}\n"
+            "  followed_by: {match: {outcome: success}}\n",
+        )
+    )
+    assert not errors
+    seq = rule.group.followed_by
+    assert isinstance(seq, Sequence) and seq.within == Timespan("30m")  # the group's timespan by default
+    assert seq.count == Bounds(gte=1) and rule.group.count == Bounds(lte=3) and not rule.group.count.lower
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.group.by = ()  # type: ignore[misc]
+    assert rule.group.keeps_hosts_apart()
+
+
+@pytest.mark.parametrize(
+    ("group", "apart"),
+    [
+        ("group:\n  host_role: [linux]\n", True),  # per event
+        ("group:\n  group-by: [user]\n  count: {gte: 3}\n", False),
+        ("group:\n  group-by: [host, src_ip]\n  value_count: {field: user, gte: 5}\n", True),
+        ("group:\n  group-by: [host, src_ip]\n  value_count: {field: user, group-by: [src_ip], gte: 5}\n", False),
+    ],
+)
+def test_which_groups_keep_hosts_apart(tmp_path, group, apart):
+    from analyzer.classify import parse_rule_file
+
+    rule, errors = parse_rule_file(_rule_file(tmp_path, group))
+    assert not errors and rule.group.keeps_hosts_apart() is apart
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ("group:\n  count: {gte: many}\n", "group: count takes {gte|gt|lte|lt: N}"),
+        ("group:\n  value_count: {field: user, group-by: [nonsense], gte: 2}\n", "value_count group-by must list"),
+        ("group:\n  periodicity: {max_cv: small}\n", "periodicity's max_cv, min_beats and min_interval are numbers"),
+        ("group:\n  followed_by: {match: {usr: x}}\n", "unknown field 'usr'"),
+        ("group: [host]\n", "group must be a mapping"),
+    ],
+)
+def test_bad_group_conditions(tmp_path, group, message):
+    from analyzer.classify import parse_rule_file
+
+    rule, errors = parse_rule_file(_rule_file(tmp_path, group))
+    assert rule is None and any(message in str(e) and str(e).startswith(f"{tmp_path / 'r.yaml'}:") for e in errors)

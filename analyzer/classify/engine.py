@@ -29,7 +29,7 @@ from ..config import Profile
 from ..schema import category_in
 from .load import RuleSet
 from .match import evaluate_rule, evaluate_selection
-from .model import Rule, Timespan
+from .model import Bounds, Group, Rule
 
 __all__ = ["classify", "Classified", "periodicity"]
 
@@ -140,11 +140,12 @@ def _distinct_per_group(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np
     return np.bincount(pairs // radix, minlength=ngroups)
 
 
-def _compare(spec: dict, values: np.ndarray) -> np.ndarray:
+def _compare(bounds: Bounds, values: np.ndarray) -> np.ndarray:
     ok = np.ones(len(values), dtype=bool)
     for op, fn in _OPS.items():
-        if op in spec:
-            ok &= fn(values, spec[op])
+        limit = getattr(bounds, op)
+        if limit is not None:
+            ok &= fn(values, limit)
     return ok
 
 
@@ -279,104 +280,95 @@ def _group_ok(
     events: pd.DataFrame,
     secs: _Seconds,
     rows: np.ndarray,
-    rule: Rule,
+    g: Group,
     profile: Profile,
     roles: pd.Series,
     variables: dict,
     scope: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which candidate rows satisfy the rule's group conditions; their cadence (or NaN).
+    """Which candidate rows satisfy the group conditions ``g``; their cadence (or NaN).
     ``secs``: the events' times in seconds (:class:`_Seconds`); ``scope``: the rows whose
     groups the candidates' can be (a mask; None: all)."""
-    g = rule.group or {}
     cadence = np.full(rows.size, np.nan)
     ok = np.ones(rows.size, dtype=bool)
-    if "host_role" in g:
-        ok &= category_in(roles, g["host_role"])[rows]
+    if g.host_role is not None:
+        ok &= category_in(roles, g.host_role)[rows]
     # the conditions all have to hold, each over all the candidate rows: once no row is left,
     # the costlier ones are not computed (a DC probe's rule on a Linux host's failures stops
     # at its host role; an attack's failures as a platform account's stop at periodicity,
     # before the distinct values among every other failure)
     if not ok.any():
         return ok, cadence
-    by = list(g.get("group-by", []))
-    vc = g.get("value_count") or {}
-    needed = dict.fromkeys([*by, *vc.get("group-by", []), *([vc["field"]] if "field" in vc else [])])
+    by = list(g.by)
+    vc = g.value_count
+    needed = dict.fromkeys(by if vc is None else [*by, *(vc.group_by or ()), vc.field])
     sub = events[list(needed)].iloc[rows]  # only the columns the conditions read
-    span = Timespan(g["timespan"]).seconds if "timespan" in g else None
+    span = g.timespan.seconds if g.timespan is not None else None
     t = secs[rows]
     gid = _group_ids(sub, by)
-    if "count" in g:
-        spec = g["count"]
-        if set(spec) & {"gte", "gt"}:
+    if g.count is not None:
+        if g.count.lower:
             per_group = _window_max(gid, t, span)
         else:
             per_group = np.bincount(gid, minlength=int(gid.max()) + 1 if gid.size else 0)
-        ok &= _compare(spec, per_group)[gid]
+        ok &= _compare(g.count, per_group)[gid]
         if not ok.any():
             return ok, cadence
-    if "periodicity" in g:
-        spec = g["periodicity"] or {}
+    if g.periodicity is not None:
+        per = g.periodicity
         periodic, med = periodicity(
             gid,
             t,
-            float(spec.get("max_cv", profile.thresholds["periodic_max_cv"])),
-            int(spec.get("min_beats", profile.thresholds["periodic_min_beats"])),
-            float(spec.get("min_interval", 60)),
-            float(spec.get("burst", 30)),
+            float(profile.thresholds["periodic_max_cv"] if per.max_cv is None else per.max_cv),
+            int(profile.thresholds["periodic_min_beats"] if per.min_beats is None else per.min_beats),
+            float(per.min_interval),
         )
         ok &= periodic[gid]
         cadence = np.where(periodic[gid], med[gid], np.nan)
         if not ok.any():
             return ok, cadence
-    if "value_count" in g:
-        spec = g["value_count"]
-        vby = list(spec.get("group-by", by))
-        if "_among" in spec:  # distinct values among other events of the same group
-            among = np.flatnonzero(_scoped(evaluate_selection(events, spec["_among"], variables), scope))
+    if vc is not None:
+        vby = list(by if vc.group_by is None else vc.group_by)
+        if vc.among is not None:  # distinct values among other events of the same group
+            among = np.flatnonzero(_scoped(evaluate_selection(events, vc.among, variables), scope))
             among, mine, theirs = _same_groups(events, vby, rows, among)
             if theirs is not None:
                 # groups numbered over the other events alone; each candidate row looks its
                 # group's count up
                 codes, uniq = pd.factorize(theirs)
                 del theirs
-                distinct = _distinct_per_group(codes, _distinct_keys(events[spec["field"]].iloc[among]), len(uniq))
+                distinct = _distinct_per_group(codes, _distinct_keys(events[vc.field].iloc[among]), len(uniq))
                 del codes
                 at = pd.Index(uniq).get_indexer(mine)  # -1: no other event in the row's group
-                ok &= _compare(spec, np.where(at >= 0, distinct[np.maximum(at, 0)] if distinct.size else 0, 0))
+                ok &= _compare(vc.bounds, np.where(at >= 0, distinct[np.maximum(at, 0)] if distinct.size else 0, 0))
                 del at, mine, among
             else:
                 both = np.concatenate([rows, among])
                 gids = _group_ids(events[vby].iloc[both], vby)
-                values = _distinct_keys(events[spec["field"]].iloc[among])
+                values = _distinct_keys(events[vc.field].iloc[among])
                 size = int(gids.max()) + 1 if gids.size else 0
                 distinct = _distinct_per_group(gids[rows.size :], values, size)
-                ok &= _compare(spec, distinct)[gids[: rows.size]]
+                ok &= _compare(vc.bounds, distinct)[gids[: rows.size]]
                 del gids, values, among, both
-            spec = None
-        if spec is not None:  # distinct values among the candidate rows themselves
+        else:  # distinct values among the candidate rows themselves
             vgid = _group_ids(sub, vby) if vby != by else gid
-            values = _distinct_keys(sub[spec["field"]])
-            if set(spec) & {"gte", "gt"}:
+            values = _distinct_keys(sub[vc.field])
+            if vc.bounds.lower:
                 per_group = _window_max(vgid, t, span, values)
             else:
                 per_group = _distinct_per_group(vgid, values, int(vgid.max()) + 1)
-            ok &= _compare(spec, per_group)[vgid]
+            ok &= _compare(vc.bounds, per_group)[vgid]
         if not ok.any():
             return ok, cadence
-    for key, after in (("followed_by", True), ("preceded_by", False)):
-        if key not in g or not ok.any():
+    for seq, after in ((g.followed_by, True), (g.preceded_by, False)):
+        if seq is None or not ok.any():
             continue
-        spec = g[key]
-        within = Timespan(spec.get("within", g.get("timespan", "1d"))).seconds
-        sel = spec["_selection"]
-        other = np.flatnonzero(_scoped(evaluate_selection(events, sel, variables), scope))
+        other = np.flatnonzero(_scoped(evaluate_selection(events, seq.match, variables), scope))
         if other.size == 0:
             ok &= False
             continue
-        count, _ = _ordered(events, secs, rows, by, other, within, after)
-        need = spec.get("count", {"gte": 1})
-        ok &= _compare(need, count)
+        count, _ = _ordered(events, secs, rows, by, other, seq.within.seconds, after)
+        ok &= _compare(seq.count, count)
     return ok, cadence
 
 
@@ -462,7 +454,7 @@ def classify(
             continue
         for b, part in by_batch(rows, batches):
             scope = None if b is None else batches == b
-            ok, cad = _group_ok(events, secs, part, rule, profile, role_col, variables, scope)
+            ok, cad = _group_ok(events, secs, part, rule.group, profile, role_col, variables, scope)
             part, cad = part[ok], cad[ok]
             if (timed := ~np.isnan(cad)).any():
                 cadenced.append((part[timed], cad[timed]))

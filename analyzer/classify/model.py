@@ -4,8 +4,7 @@ A rule file (YAML, one rule per file) looks like::
 
     id: root-refused-by-policy
     title: sshd refuses root by policy
-    cause: probe-root-refused
-    verdict: misconfiguration
+    cause: probe-root-refused   # one of rules/causes.yaml; the verdict is the cause's
     confidence: high
     priority: 30
     detection:
@@ -25,32 +24,33 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..schema import COLUMNS
 from .condition import Node
 
-__all__ = ["CAUSES", "VERDICTS", "CONFIDENCES", "Item", "Selection", "Rule", "Timespan", "GROUP_KEYS"]
+if TYPE_CHECKING:
+    from .examples import Example
 
-CAUSES = (
-    "probe-dc-account",
-    "probe-password-mismatch",
-    "probe-account-unusable",
-    "probe-root-refused",
-    "probe-firewall-blocked",
-    "probe-service-down",
-    "probe-ok",
-    "brute-force",
-    "password-spray",
-    "user-enumeration",
-    "distributed-attack",
-    "stale-credentials",
-    "user-typo",
-    "success-after-attack",
-    "unclassified",
-)
+__all__ = [
+    "VERDICTS",
+    "ROLES",
+    "CONFIDENCES",
+    "Item",
+    "Selection",
+    "Rule",
+    "Timespan",
+    "GROUP_KEYS",
+    "Bounds",
+    "ValueCount",
+    "Periodicity",
+    "Sequence",
+    "Group",
+]
+
 VERDICTS = ("expected", "misconfiguration", "attack", "user-error", "unknown")
 CONFIDENCES = ("high", "medium", "low")
+ROLES = ("domain-controller", "windows", "linux", "unknown")  # a host's role (host_role conditions)
 # group condition keys and what each takes
 GROUP_KEYS = {
     "group-by": "list of columns",
@@ -102,6 +102,81 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """``{gte|gt|lte|lt: N}``: comparisons that must all hold (None: not set)."""
+
+    gte: int | float | None = None
+    gt: int | float | None = None
+    lte: int | float | None = None
+    lt: int | float | None = None
+
+    @property
+    def lower(self) -> bool:
+        """Whether it sets a lower bound (such a count is taken in a window: "N within a timespan")."""
+        return self.gte is not None or self.gt is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCount:
+    """Distinct values of ``field`` per group (``group_by``; None: the rule's grouping),
+    counted among the candidate events, or with ``among`` among the events it selects."""
+
+    field: str
+    bounds: Bounds
+    group_by: tuple[str, ...] | None = None
+    among: Selection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Periodicity:
+    """A steady cadence; None: the profile's threshold."""
+
+    max_cv: float | None = None
+    min_beats: int | None = None
+    min_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """``followed_by`` / ``preceded_by``: events of the group that ``match`` within ``within``
+    after (or before) a candidate, as many as ``count`` says."""
+
+    match: Selection
+    within: Timespan
+    count: Bounds = Bounds(gte=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A rule's group conditions (all must hold; see :mod:`analyzer.classify.engine`)."""
+
+    by: tuple[str, ...] = ()
+    timespan: Timespan | None = None
+    count: Bounds | None = None
+    value_count: ValueCount | None = None
+    periodicity: Periodicity | None = None
+    host_role: tuple[str, ...] | None = None
+    followed_by: Sequence | None = None
+    preceded_by: Sequence | None = None
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether a condition looks at several events (not only each event and its host)."""
+        parts = (self.count, self.value_count, self.periodicity, self.followed_by, self.preceded_by)
+        return any(p is not None for p in parts)
+
+    def keeps_hosts_apart(self) -> bool:
+        """Whether every condition over several events sees one host's events only (then
+        hosts can be classified separately)."""
+        if not self.aggregates:
+            return True
+        if "host" not in self.by:
+            return False
+        vc = self.value_count
+        return vc is None or "host" in (self.by if vc.group_by is None else vc.group_by)
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     title: str
@@ -112,9 +187,10 @@ class Rule:
     selections: dict[str, Selection]
     condition: Node
     condition_text: str
-    group: dict[str, Any] | None = None
+    group: Group | None = None
     description: str = ""
     when: dict[str, str] | None = None  # profile conditions: {platform_networks: configured|unset}
+    examples: tuple[Example, ...] = field(default=(), compare=False)  # read by rules check, not by analyze
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 
