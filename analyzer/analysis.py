@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import orjson
 import pandas as pd
 
 from ._arrays import run_starts
+from ._lifeline import die_with_parent
 from ._memory import thaw
 from ._pools import let_go
 from .classify.causes import load_causes
@@ -619,7 +621,9 @@ def analyze_events(
     # does not sit idle, and its share needs no trip back through a pipe
     ctx = multiprocessing.get_context("fork")
     gc.freeze()  # what exists now is never collected: neither process copies its pages for that
-    pool = ProcessPoolExecutor(max_workers=len(parts) - 1, mp_context=ctx)
+    pool = ProcessPoolExecutor(
+        max_workers=len(parts) - 1, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
     try:
         others = [pool.submit(_analyze_part, i) for i in range(1, len(parts))]
         results = [_analyze_part(0, local=True), *(f.result() for f in others)]

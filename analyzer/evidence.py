@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from ._lifeline import die_with_parent
 from ._pools import let_go
 from .errors import InputError
 from .ingest.sources import Limits, Skipped, Source, iter_sources
@@ -104,7 +106,12 @@ def fill_examples(
             evtx = formats.get(item.name) == "evtx"
             if jobs > 1 and item.path is not None:  # a plain file: a worker opens it itself
                 if pool is None:
-                    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+                    pool = ProcessPoolExecutor(
+                        jobs,
+                        mp_context=multiprocessing.get_context("fork"),
+                        initializer=die_with_parent,
+                        initargs=(os.getpid(),),
+                    )
                 if evtx:
                     future = pool.submit(evtx_texts, item.path, item.name, sorted(by_line))
                 else:
