@@ -208,7 +208,7 @@ def test_line_numbers_past_two_to_the_31_do_not_wrap():
     def block(lines: int, locators: list[int]) -> _Block:
         piece = pd.DataFrame({"locator": np.array(locators, dtype=np.int32), "_t": np.zeros(len(locators), np.int64),
                               "_tkind": np.zeros(len(locators), np.int8)})  # fmt: skip
-        return _Block(lines=lines, used=len(locators), piece=piece)
+        return _Block(counts=InputReport(name="", lines=lines, used=len(locators)), piece=piece)
 
     pieces = _stitch([block(2**31 - 5, [1, 2]), block(10, [3, 10])], InputReport(name="x"))
     assert pieces[0]["locator"].tolist() == [1, 2]

@@ -20,8 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,15 +28,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._memory import keep_heap, release, thaw
-from .._pools import let_go, usable_cpus
-from ..errors import InputError, UsageError
+from .._pools import let_go
+from ..errors import InputError
 from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
 from . import syslog, winreaders
 from .catalog import load_catalog
 from .journalfile import journal_records
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
+from .sources import HEAD_BYTES, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
+from .types import MAX_SAMPLES, IngestOptions, IngestResult, InputReport, Reader
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -45,94 +45,9 @@ BLOCK_BYTES = 8 * 1024 * 1024  # a text log is read in blocks this size (each co
 # files and archive members up to this size go to a worker whole; larger text logs are split
 # into blocks for the workers instead
 WHOLE_BYTES = 32 * 1024 * 1024
-MAX_SAMPLES = 20
 SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAMES at a time while reading
 SMALL_FRAMES = 256
 _AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
-
-
-@dataclass(frozen=True, slots=True)
-class IngestOptions:
-    tz: str | None = None  # IANA zone for zone-less timestamps; None means UTC
-    year: int | None = None  # year of the first RFC 3164 line of each input
-    since: pd.Timestamp | None = None
-    until: pd.Timestamp | None = None
-    limits: Limits = field(default_factory=Limits)
-    keep_raw: bool = True  # keep each event's original line (`raw`); summaries can do without
-    lazy_raw: bool = False  # syslog-framed lines without `raw`: analyzer.evidence fetches those quoted
-    jobs: int = field(default_factory=usable_cpus)  # worker processes for large inputs
-    evtx_backend: str = "rust"  # or "python" (python-evtx)
-    evtx_after: int = 0  # skip EVTX records with an EventRecordID up to this (incremental runs)
-
-    def zone(self) -> dt.tzinfo:
-        """The zone of times that carry none (and a check of the options a user gives)."""
-        if self.year is not None and not 1970 <= self.year <= 9999:
-            raise UsageError(f"--year {self.year}: give a year from 1970 to 9999")
-        if not self.tz:
-            return dt.UTC
-        try:
-            return ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise UsageError(f"unknown time zone {self.tz!r} (use an IANA name such as Europe/Berlin)") from exc
-
-
-@dataclass
-class InputReport:
-    """What was read from one input and what became of it."""
-
-    name: str
-    format: str | None = None
-    lines: int = 0  # text lines read
-    records: int = 0  # records read (EVTX, Windows exports)
-    events: int = 0
-    used: int = 0  # lines that became or enriched an event
-    irrelevant: int = 0
-    unparsed: int = 0
-    unparsed_samples: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None  # the input could not be read (bad archive, limit, I/O)
-    skipped: bool = False
-    skip_reason: str | None = None  # read, but not a format authtriage reads
-    assumptions: dict[str, str] = field(default_factory=dict)
-    first_record: int | None = None  # lowest and highest EventRecordID in the file (EVTX)
-    last_record: int | None = None
-
-    @classmethod
-    def skipped_input(cls, item: Skipped) -> InputReport:
-        """The report of an input that was not read: an error, or a deliberate skip."""
-        if item.error:
-            return cls(name=item.name, skipped=True, error=item.reason)
-        return cls(name=item.name, skipped=True, skip_reason=item.reason)
-
-    def sample_unparsed(self, texts: list[str]) -> None:
-        room = MAX_SAMPLES - len(self.unparsed_samples)
-        if room > 0:
-            self.unparsed_samples.extend(t[:500] for t in texts[:room])
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class IngestResult:
-    events: pd.DataFrame
-    inputs: list[InputReport]
-    # with --since/--until: the events read but outside the window, and the times of all
-    # events read (first, last), so a report over an empty window can say what it missed
-    outside: int = 0
-    read_span: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
-
-    @property
-    def readable(self) -> bool:
-        """Whether some input was read: whole, or in part before a fault (what came before it counts)."""
-        return any(not r.skipped and (r.error is None or r.lines or r.records) for r in self.inputs)
-
-    @property
-    def skipped(self) -> list[InputReport]:
-        return [r for r in self.inputs if r.skipped]
-
-
-Reader = Callable[[Source, IngestOptions, InputReport], pd.DataFrame]
 
 
 def read_events(
@@ -502,11 +417,7 @@ def _auth_unparsed_filter() -> str:
 class _Block:
     """What one block of lines gave: counts, samples, and its events (times unresolved)."""
 
-    lines: int = 0
-    used: int = 0
-    irrelevant: int = 0
-    unparsed: int = 0
-    samples: list[str] = field(default_factory=list)
+    counts: InputReport = field(default_factory=lambda: InputReport(name=""))  # lines, used, irrelevant, unparsed
     bad_utf8: bool = False
     cut: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # lines cut (0-based, in the block)
     piece: pd.DataFrame | None = None
@@ -529,7 +440,7 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
     out.bad_utf8 = not ok
     n = len(lines)
     fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter(), cat.skip_filter())
-    counts = InputReport(name="")
+    counts = out.counts
     if fr.unframed.size:
         counts.unparsed += int(fr.unframed.size)
         first = fr.unframed[:MAX_SAMPLES]
@@ -538,9 +449,8 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
     prog = normalize_program(fr.prog)
     matched = match_messages(prog, msg, cat)
     used_rows = _account(counts, matched, fr.raw, _auth_unparsed_filter(), n_framed=len(fr.msg))
-    out.lines = n
-    out.used, out.unparsed, out.samples = counts.used, counts.unparsed, counts.unparsed_samples
-    out.irrelevant = counts.irrelevant + n - len(fr.msg) - int(fr.unframed.size)
+    counts.lines = n
+    counts.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
     if used_rows.size:
         out.piece = _syslog_piece(fr, matched, prog, weight, 0, out.year, keep_raw)
     del fr, matched, msg, prog, lines, block
@@ -555,11 +465,7 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
     cut: list[np.ndarray] = []
     for res in results:
         cut.append(res.cut + base + 1)
-        rep.lines += res.lines
-        rep.used += res.used
-        rep.irrelevant += res.irrelevant
-        rep.unparsed += res.unparsed
-        rep.sample_unparsed(res.samples)
+        rep.merge(res.counts)
         if res.bad_utf8 and "invalid UTF-8 bytes were replaced with U+FFFD" not in rep.warnings:
             rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
         y = res.year
@@ -568,7 +474,7 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
         if res.piece is not None:
             piece = res.piece
             loc = piece["locator"].to_numpy()
-            if base + res.lines > np.iinfo(loc.dtype).max:  # past 2**31 lines: int64 from here on
+            if base + res.counts.lines > np.iinfo(loc.dtype).max:  # past 2**31 lines: int64 from here on
                 loc = loc.astype(np.int64)
             piece["locator"] = loc + base
             if year_offset:
@@ -580,7 +486,7 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
             pieces.append(piece)
         year_offset += y.rollovers
         prev_month = y.last_month or prev_month
-        base += res.lines
+        base += res.counts.lines
     if (lines := np.concatenate(cut) if cut else np.empty(0, np.int64)).size:
         most = syslog.MAX_LINE_BYTES
         size = f"{most // 1024} KiB" if most % 1024 == 0 else f"{most:,} bytes"
@@ -599,7 +505,7 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
         if len(results) % 8 == 0:
             release()  # what passed through here (blocks read and sent, results received) is free again
     if fault:  # keep what was read before the fault; say where it happened
-        done = sum(r.lines for r in results)
+        done = sum(r.counts.lines for r in results)
         rep.error = f"{fault[0].message} (after line {done}; the lines before it were read)"
     pieces = _stitch(results, rep)
     results.clear()

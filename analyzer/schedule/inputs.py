@@ -419,13 +419,7 @@ def _read_whole(path, st, prev: FileState | None, opts, rep, out: Read) -> None:
     else:
         rep.format = "archive"
         for sub in inner_reports:
-            rep.lines += sub.lines
-            rep.records += sub.records
-            rep.events += sub.events
-            rep.used += sub.used
-            rep.irrelevant += sub.irrelevant
-            rep.unparsed += sub.unparsed
-            rep.sample_unparsed(sub.unparsed_samples)
+            rep.merge(sub)
             rep.warnings.extend(f"{sub.name}: {w}" for w in sub.warnings)
             if sub.error:
                 rep.warnings.append(f"{sub.name}: {sub.error}")
