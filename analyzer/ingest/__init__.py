@@ -47,7 +47,6 @@ BLOCK_BYTES = 8 * 1024 * 1024  # a text log is read in blocks this size (each co
 WHOLE_BYTES = 32 * 1024 * 1024
 SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAMES at a time while reading
 SMALL_FRAMES = 256
-_AUTH_FAMILIES = ("sshd", "pam", "sudo", "su", "login", "accounts")
 
 
 def read_events(
@@ -408,11 +407,6 @@ def _blocks(src: Source, fault: list[InputError] | None = None, max_line: int | 
         yield data
 
 
-def _auth_unparsed_filter() -> str:
-    cat = load_catalog()
-    return "|".join(f"(?:{cat.families[f].line_filter})" for f in _AUTH_FAMILIES if f in cat.families)
-
-
 @dataclass
 class _Block:
     """What one block of lines gave: counts, samples, and its events (times unresolved)."""
@@ -448,7 +442,7 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
     msg, weight = syslog.expand_repeats(fr.msg)
     prog = normalize_program(fr.prog)
     matched = match_messages(prog, msg, cat)
-    used_rows = _account(counts, matched, fr.raw, _auth_unparsed_filter(), n_framed=len(fr.msg))
+    used_rows = _account(counts, matched, fr.raw, cat.auth_filter(), n_framed=len(fr.msg))
     counts.lines = n
     counts.irrelevant += n - len(fr.msg) - int(fr.unframed.size)
     if used_rows.size:
@@ -660,8 +654,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
         let_go(_POOLS.pop(jobs))
         pool = None
     if pool is None:
-        load_catalog()
-        _auth_unparsed_filter()
+        load_catalog().auth_filter()
         # what exists now is shared with the workers, which fork from here: kept out of
         # the collector's scans, its pages are not copied by them (a worker's collector
         # would otherwise touch every object it inherited); thawed when the pool closes
@@ -1115,7 +1108,7 @@ def _journal_rows(
     msg_a, weight = syslog.expand_repeats(pa.array(msg, pa.string()).take(take))
     raw_c = raw_a.take(take)
     matched = match_messages(prog_a, msg_a, cat)
-    _account(rep, matched, lambda rows: raw_c.take(pa.array(rows)), _auth_unparsed_filter(), n_framed=int(cand.size))
+    _account(rep, matched, lambda rows: raw_c.take(pa.array(rows)), cat.auth_filter(), n_framed=int(cand.size))
     keep_m = (matched["role"] != "ignore").to_numpy(dtype=bool) if len(matched) else np.zeros(0, bool)
     m = matched.loc[keep_m].reset_index(drop=True) if len(matched) else matched
     if not len(m):
