@@ -13,9 +13,9 @@ import pandas as pd
 
 from ._arrays import run_starts
 from ._memory import thaw
-from ._pools import let_go
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .config import Profile
+from .ingest.workers import let_go
 from .schema import UNKNOWN_HOST
 
 __all__ = ["host_roles", "findings", "FINDING_KEYS", "VERDICT_RANK", "analyze_events"]

@@ -229,6 +229,7 @@ def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch)
     """A journal file larger than the workers' whole-file size was read by the parent alone
     (the workers waited): it goes to a worker, and the result is --jobs 1's."""
     from analyzer import ingest
+    from analyzer.ingest import workers
 
     for name in FIXTURES:
         (tmp_path / f"{name}.journal").write_bytes(_journal(name))
@@ -236,7 +237,7 @@ def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch)
     one = read_events([str(tmp_path)], IngestOptions(jobs=1, year=2025))
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
     sent: list[str] = []
-    pool = ingest._pool
+    pool = workers.pool
 
     class Spy:
         def __init__(self, real):
@@ -246,7 +247,7 @@ def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch)
             sent.append(f"{fn.__name__} {Path(args[0]).name}")
             return self.real.submit(fn, *args)
 
-    monkeypatch.setattr(ingest, "_pool", lambda jobs: Spy(pool(jobs)))
+    monkeypatch.setattr(workers, "pool", lambda jobs: Spy(pool(jobs)))
     two = read_events([str(tmp_path)], IngestOptions(jobs=2, year=2025))
     assert sorted(sent) == ["_read_file auth.log", "_read_file zstd-0.journal", "_read_file zstd-1.journal"]
     pd.testing.assert_frame_equal(two.events, one.events)

@@ -203,12 +203,14 @@ def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
     path.write_text("".join(large_auth_log(4_000, seed=4)))
     monkeypatch.setattr(ingest, "BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 128 * 1024)
+    from analyzer.ingest import workers
+
     used: list[int] = []
-    real = ingest._pool
-    monkeypatch.setattr(ingest, "_pool", lambda jobs: used.append(jobs) or real(jobs))
+    real = workers.pool
+    monkeypatch.setattr(workers, "pool", lambda jobs: used.append(jobs) or real(jobs))
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert used and len(res.events) > 1_000
-    assert ingest._POOLS == {}
+    assert workers._POOLS == {}
 
 
 def test_consuming_concatenation_lets_the_frames_go():
@@ -239,18 +241,18 @@ def test_pools_let_go_are_joined_before_the_exit_wakes_them():
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    from analyzer import _pools
+    from analyzer.ingest import workers
 
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
     assert list(pool.map(abs, [-1, -2])) == [1, 2]
     manager = pool._executor_manager_thread
-    _pools.let_go(pool)
-    assert manager in _pools._LEAVING
+    workers.let_go(pool)
+    assert manager in workers._LEAVING
     hooks = [getattr(h, "func", h) for h in getattr(threading, "_threading_atexits", [])]
-    assert _pools.join_let_go in hooks  # run newest first: before concurrent.futures' own
-    assert hooks.index(_pools.join_let_go) > max(i for i, h in enumerate(hooks) if h.__name__ == "_python_exit")
-    _pools.join_let_go()
-    assert not manager.is_alive() and not _pools._LEAVING
+    assert workers.join_let_go in hooks  # run newest first: before concurrent.futures' own
+    assert hooks.index(workers.join_let_go) > max(i for i, h in enumerate(hooks) if h.__name__ == "_python_exit")
+    workers.join_let_go()
+    assert not manager.is_alive() and not workers._LEAVING
     assert pool._executor_manager_thread is None  # shut down, not merely forgotten
 
 
@@ -261,7 +263,7 @@ def test_a_run_that_lets_pools_go_exits_quietly(tmp_path):
     script = (
         "import multiprocessing\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from analyzer._pools import let_go\n"
+        "from analyzer.ingest.workers import let_go\n"
         "for _ in range(8):\n"
         "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('fork'))\n"
         "    assert sum(pool.map(abs, range(-50, 0))) == 1275\n"
@@ -314,6 +316,8 @@ def test_a_one_shot_run_keeps_what_it_froze_frozen(monkeypatch):
 def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_path, monkeypatch):
     # small files go to the pool whole; the large one's blocks share that pool, which is let
     # go once its blocks are in while the small files after it still need workers
+    from analyzer.ingest import workers
+
     monkeypatch.setattr(ingest, "BLOCK_BYTES", 128 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 256 * 1024)
     for i, lines in enumerate([1_500, 1_500, 12_000, 1_500, 1_500]):
@@ -326,7 +330,7 @@ def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_p
     ]
     assert all(r.events and r.error is None for r in two.inputs)
     pd.testing.assert_frame_equal(_frame(one), _frame(two))
-    assert not ingest._POOLS  # every pool let go when the read is done
+    assert not workers._POOLS  # every pool let go when the read is done
 
 
 def test_a_worker_keeps_free_heap_for_its_next_task_up_to_a_bound():
@@ -358,7 +362,7 @@ def test_a_worker_keeps_free_heap_for_its_next_task_up_to_a_bound():
 def test_usable_cpus_honour_cgroup_quotas(tmp_path):
     import os
 
-    from analyzer._pools import cgroup_cpu_quota, usable_cpus
+    from analyzer.ingest.workers import cgroup_cpu_quota, usable_cpus
 
     def tree(files: dict[str, str], cgroup: str) -> tuple[str, str]:
         root = tmp_path / f"fs{len(list(tmp_path.iterdir()))}"

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 import io
 import itertools
-import multiprocessing
 import os
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -27,11 +25,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._memory import keep_heap, release, thaw
-from .._pools import let_go
+from .._memory import release
 from ..errors import InputError
 from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
-from . import syslog, winreaders
+from . import syslog, winreaders, workers
 from .catalog import load_catalog
 from .journalfile import journal_records
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
@@ -111,7 +108,7 @@ def read_events(
                 slots.append((rep, empty_events()))
             else:
                 call = (_read_file, item.path, item.name, item.mtime, opts)
-                fut = _pool(opts.jobs).submit(*call)
+                fut = workers.pool(opts.jobs).submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
@@ -123,7 +120,7 @@ def read_events(
             data, fault = _prefetch(item, WHOLE_BYTES + 1)
             if fault is None and len(data) <= WHOLE_BYTES:
                 call = (_read_bytes, item.name, data, item.mtime, opts)
-                fut = _pool(opts.jobs).submit(*call)
+                fut = workers.pool(opts.jobs).submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
@@ -148,7 +145,7 @@ def read_events(
         if progress:
             progress(slots[-1][0])
     take(True)
-    _close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
+    workers.close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
     events = concat_events(frames, consume=True)
     _hosts_beside(events, reports)
@@ -168,7 +165,7 @@ def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataF
         return fut.result()
     except BrokenProcessPool:
         try:
-            return _pool(jobs).submit(*call).result()
+            return workers.pool(jobs).submit(*call).result()
         except Exception as exc:  # noqa: BLE001
             fault = exc
     except Exception as exc:  # noqa: BLE001
@@ -590,29 +587,9 @@ def _run_ranges(
     lean_from = len(ranges) - int(len(ranges) * LEAN_SHARE)
     calls = ((path, a, b, opts.keep_raw, i >= lean_from) for i, (a, b) in enumerate(ranges))
     try:
-        yield from _in_workers(_syslog_range, calls, opts.jobs)
+        yield from workers.in_workers(_syslog_range, calls, opts.jobs)
     except InputError as exc:
         fault.append(exc)
-
-
-def _in_workers(fn: Callable, calls: Iterable[tuple], jobs: int) -> Iterator:
-    """``fn(*call)`` for each call, in the read's worker processes, the results in order; at
-    most two calls per worker in flight (bounded memory). Workers keep their heaps from call
-    to call (see _worker_start); when the calls are done or abandoned, they exit before this
-    process joins what they gave (its largest moment)."""
-    pool = _pool(jobs)
-    pending: deque = deque()
-    try:
-        for call in calls:
-            pending.append(pool.submit(fn, *call))
-            if len(pending) >= 2 * jobs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-        _close_pools()
 
 
 def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block]:
@@ -634,50 +611,7 @@ def _run_blocks(blocks: Iterator[bytes], opts: IngestOptions) -> Iterator[_Block
     calls = (
         (block, opts.keep_raw, i >= lean_from) for i, block in enumerate(itertools.chain([first, second], blocks))
     )
-    yield from _in_workers(_syslog_block, calls, opts.jobs)
-
-
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-
-
-def _close_pools() -> None:
-    """Let the workers of this read exit (in the background: their results are in)."""
-    while _POOLS:
-        let_go(_POOLS.popitem()[1])
-        thaw()
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    """One pool per size for the rest of a read (workers fork with the catalog loaded)."""
-    pool = _POOLS.get(jobs)
-    if pool is not None and getattr(pool, "_broken", False):  # a worker died: start afresh
-        let_go(_POOLS.pop(jobs))
-        pool = None
-    if pool is None:
-        load_catalog().auth_filter()
-        # what exists now is shared with the workers, which fork from here: kept out of
-        # the collector's scans, its pages are not copied by them (a worker's collector
-        # would otherwise touch every object it inherited); thawed when the pool closes
-        gc.freeze()
-        pool = _POOLS[jobs] = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
-        )
-    return pool
-
-
-_IN_WORKER = False
-
-
-def _worker_start() -> None:
-    global _IN_WORKER
-    _IN_WORKER = True
-    keep_heap()
-
-
-def in_worker() -> bool:
-    """Whether this is one of the read's worker processes (which then use no thread pools
-    of their own: the workers are the parallelism)."""
-    return _IN_WORKER
+    yield from workers.in_workers(_syslog_block, calls, opts.jobs)
 
 
 def _account(

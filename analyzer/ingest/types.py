@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from .._pools import usable_cpus
 from ..errors import UsageError
 from .sources import Limits, Skipped, Source
+from .workers import usable_cpus
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "Reader", "MAX_SAMPLES"]
 

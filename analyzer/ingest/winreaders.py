@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
+from . import workers
 from .evtx import (
     ChunkRange,
     Record,
@@ -31,8 +32,8 @@ from .syslog import MAX_LINE_BYTES, line_list
 from .windows import events_from_tables, load_semantics, records_to_events
 
 if TYPE_CHECKING:
-    from . import IngestOptions, InputReport
     from .sources import Source
+    from .types import IngestOptions, InputReport
 
 __all__ = ["evtx_texts", "read_evtx", "read_windows_xml", "read_windows_json", "read_pfirewall"]
 
@@ -93,9 +94,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         frames, used = _read_parts(where, parts, src.name, opts, rep, counts, keep)
     else:
         frames, used = [], 0
-        from . import in_worker
-
-        threaded = not in_worker()
+        threaded = not workers.in_worker()
         rust = read_rust_tables(
             where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
         )
@@ -111,9 +110,7 @@ def _read_parts(
 ) -> tuple[list[pd.DataFrame], int]:
     """A large EVTX file's chunk ranges, each parsed and normalized in a worker process;
     the results come back in file order, at most two per worker in flight."""
-    from . import _pool
-
-    pool = _pool(opts.jobs)
+    pool = workers.pool(opts.jobs)
     warn = _warn_into(rep)
     frames: list[pd.DataFrame] = []
     used = 0

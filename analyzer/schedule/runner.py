@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_write
-from .._pools import usable_cpus
 from ..analysis import analyze_events, iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, IngestResult, InputReport
+from ..ingest.workers import usable_cpus
 from ..report import enrich, render
 from ..schema import UNKNOWN_HOST
 from ..summary import summarize
