@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, messages, read_events, textlog
 from analyzer.ingest import syslog as syslog_mod
 
 H = "Mar  4 09:15:02 web1"
@@ -44,10 +44,9 @@ def test_huge_pid_in_a_journal_export(tmp_path):
 def test_message_repeated_is_bounded_per_line_and_per_input(tmp_path, monkeypatch):
     """rsyslog's count is honoured up to MAX_REPEAT per line; past the input's budget
     further repeats count once; both are reported with their line numbers."""
-    from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_REPEAT", 1000)
-    monkeypatch.setattr(ingest, "REPEAT_BUDGET", 2500)
+    monkeypatch.setattr(messages, "REPEAT_BUDGET", 2500)
     line = f"{H} sshd[5]: message repeated {{n}} times: [ Failed password for root from 10.0.0.9 port 22 ssh2]\n"
     path = tmp_path / "auth.log"
     ns = [3, 99999999999999999999999999, 2000, 1500, 7]
@@ -203,7 +202,8 @@ def test_line_numbers_past_two_to_the_31_do_not_wrap():
     widen instead of wrapping."""
     import numpy as np
 
-    from analyzer.ingest import InputReport, _Block, _stitch
+    from analyzer.ingest import InputReport
+    from analyzer.ingest.textlog import _Block, _stitch
 
     def block(lines: int, locators: list[int]) -> _Block:
         piece = pd.DataFrame({"locator": np.array(locators, dtype=np.int32), "_t": np.zeros(len(locators), np.int64),
@@ -226,9 +226,9 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 4096)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
-    monkeypatch.setattr(ingest, "READ_BYTES", 512)
+    monkeypatch.setattr(textlog, "READ_BYTES", 512)
 
     def ok(i: int) -> str:
         return f"{H} sshd[{i}]: Failed password for u{i} from 10.0.0.{i % 250} port {i} ssh2\n"
@@ -236,13 +236,13 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     def forged(i: int, size: int) -> str:
         return f"{H} sshd[{i}]: Failed password for {'A' * size} from 10.9.9.9 port 1 ssh2\n"
 
-    real_block = ingest._syslog_block
+    real_block = textlog._syslog_block
 
     def bounded(block: bytes, *args):  # never more than a block, a read and a line: in workers too
         assert len(block) <= 4096 + 512 + 1001, len(block)
         return real_block(block, *args)
 
-    monkeypatch.setattr(ingest, "_syslog_block", bounded)
+    monkeypatch.setattr(textlog, "_syslog_block", bounded)
     lines = [ok(i) for i in range(1, 200)]
     lines[20] = forged(21, 1500)  # a little too long, inside a block
     lines[60] = forged(61, 20_000)  # five blocks long
@@ -272,8 +272,8 @@ def test_journal_json_lines_too_deep_or_too_long_are_unparsed_not_fatal(tmp_path
 
     monkeypatch.setattr(ingest, "JSON_LINE_BYTES", 9000)
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 500)  # a text log's bound: not a journal's
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
-    monkeypatch.setattr(ingest, "READ_BYTES", 256)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
+    monkeypatch.setattr(textlog, "READ_BYTES", 256)
     rec = {"__REALTIME_TIMESTAMP": "1700000000000000", "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd",
            "_PID": "5", "MESSAGE": "Failed password for root from 203.0.113.7 port 22 ssh2", "X": "x" * 1000}  # fmt: skip
     long = {**rec, "MESSAGE": "Failed password for " + "A" * 10_000 + " from 10.0.0.1 port 1 ssh2"}
@@ -293,8 +293,8 @@ def test_december_and_january_lines_in_turn_do_not_count_a_year_each(tmp_path, m
     those lines have no time, and that is said."""
     from analyzer import ingest
 
-    monkeypatch.setattr(ingest, "MAX_YEAR_STEPS", 10)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 2048)  # turns counted across blocks too
+    monkeypatch.setattr(syslog_mod, "MAX_YEAR_STEPS", 10)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 2048)  # turns counted across blocks too
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)
     line = "{} 09:15:02 web1 sshd[1]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
     text = "".join(line.format("Dec 31" if i % 2 == 0 else "Jan  1") for i in range(400))

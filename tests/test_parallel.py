@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import analyzer.ingest as ingest
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, read_events, textlog
 from analyzer.samples import large_auth_log
 
 
@@ -20,7 +20,7 @@ def _frame(res):
 def test_jobs_give_identical_results(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(20_000, seed=3)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256 * 1024)  # many blocks,
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 256 * 1024)  # many blocks,
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
@@ -43,7 +43,7 @@ def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
     jan = "".join(line.format(f"Jan  1 00:00:{i % 60:02d}") for i in range(2000))
     path = tmp_path / "auth.log"
     path.write_text(dec + jan)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
     monkeypatch.setattr(ingest, "WHOLE_BYTES", len(dec))  # that the workers read
     for jobs in (1, 2):
         ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
@@ -201,7 +201,7 @@ def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
     """Idle read workers would hold their memory through the analysis: none are kept."""
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(4_000, seed=4)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 64 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 128 * 1024)
     from analyzer.ingest import workers
 
@@ -318,7 +318,7 @@ def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_p
     # go once its blocks are in while the small files after it still need workers
     from analyzer.ingest import workers
 
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 128 * 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 128 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 256 * 1024)
     for i, lines in enumerate([1_500, 1_500, 12_000, 1_500, 1_500]):
         (tmp_path / f"auth{i}.log").write_text("".join(large_auth_log(lines, seed=40 + i)))
@@ -422,11 +422,11 @@ def test_workers_reading_byte_ranges_of_a_file_find_every_line_once(tmp_path, mo
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     used: list[list] = []
-    run_ranges = ingest._run_ranges
-    monkeypatch.setattr(ingest, "_run_ranges", lambda *a: used.append(a[1]) or run_ranges(*a))
+    run_ranges = textlog._run_ranges
+    monkeypatch.setattr(textlog, "_run_ranges", lambda *a: used.append(a[1]) or run_ranges(*a))
     after_newline = len(text[: text.index("\n", 5_000) + 1].encode())  # a boundary right after a newline
     for block in (8_191, 16_384, after_newline):
-        monkeypatch.setattr(ingest, "BLOCK_BYTES", block)
+        monkeypatch.setattr(textlog, "BLOCK_BYTES", block)
         two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
         assert _lines_of(two) == _lines_of(one), block
         pd.testing.assert_frame_equal(_frame(one), _frame(two))
@@ -438,7 +438,7 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
 
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=2)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 16 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
     limit = path.stat().st_size // 2
     one, two = (
@@ -450,7 +450,7 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
     assert _lines_of(one) == _lines_of(two)
 
 
-_REAL_RANGE = ingest._syslog_range
+_REAL_RANGE = textlog._syslog_range
 
 
 def _range_failing_past_96k(path, start, end, keep_raw, lean=False):
@@ -465,9 +465,9 @@ def _range_failing_past_96k(path, start, end, keep_raw, lean=False):
 def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=6)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 32 * 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 32 * 1024)
     monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
-    monkeypatch.setattr(ingest, "_syslog_range", _range_failing_past_96k)
+    monkeypatch.setattr(textlog, "_syslog_range", _range_failing_past_96k)
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     rep = res.inputs[0]
     assert rep.error.startswith("cannot read: [Errno 5] Input/output error (after line "), rep.error
@@ -482,7 +482,7 @@ def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
     import io
     import random
 
-    monkeypatch.setattr(ingest, "READ_BYTES", 7)  # the search crosses several reads
+    monkeypatch.setattr(textlog, "READ_BYTES", 7)  # the search crosses several reads
     rng = random.Random(8)
     for _ in range(300):
         data = bytes(rng.choice(b"ab\n" if rng.random() < 0.5 else b"abcdefgh\n") for _ in range(rng.randint(2, 80)))
@@ -491,7 +491,7 @@ def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
         stop = len(data) + 1 if end is None else min(end, len(data) + 1)  # the file's end counts: nothing to read
         want = next((p for p in range(start, stop) if data[p - 1] == 10), None)
         fh = io.BytesIO(data)
-        assert ingest._line_start(fh, start, end) == want, (data, start, end)
+        assert textlog._line_start(fh, start, end) == want, (data, start, end)
         assert end is None or fh.tell() < end + 7  # read no further than one read past the range
 
 
