@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analyzer.ingest import IngestOptions, messages, read_events, textlog
+from analyzer.ingest import IngestOptions, journal, messages, read_events, textlog
 from analyzer.ingest import syslog as syslog_mod
 
 H = "Mar  4 09:15:02 web1"
@@ -268,9 +268,8 @@ def test_journal_json_lines_too_deep_or_too_long_are_unparsed_not_fatal(tmp_path
     """A JSON line nested thousands deep (Python's parser gives up) or past JSON_LINE_BYTES
     (inside a block or running on past one) is one unparsed line, named in the samples; the
     records around it are read (the deep one was "an authtriage bug" and lost the input)."""
-    from analyzer import ingest
 
-    monkeypatch.setattr(ingest, "JSON_LINE_BYTES", 9000)
+    monkeypatch.setattr(journal, "JSON_LINE_BYTES", 9000)
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 500)  # a text log's bound: not a journal's
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
     monkeypatch.setattr(textlog, "READ_BYTES", 256)

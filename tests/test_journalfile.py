@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, journal, read_events
 from analyzer.ingest.journalfile import journal_records
 
 FILES = Path(__file__).resolve().parent / "files" / "journal"
@@ -207,7 +207,6 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
     """Batches of a few records (a PAM line and its sshd failure in different batches, as
     well as bad JSON lines) give what one batch gives: records numbered across batches,
     source-wide steps over all of them."""
-    from analyzer import ingest
 
     samples = Path(__file__).resolve().parent.parent / "samples"
     inputs = [
@@ -217,7 +216,7 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
         samples / "linux-journal-export" / "journal.export",
     ]
     whole = [read_events([str(p)], IngestOptions(jobs=1)) for p in inputs]
-    monkeypatch.setattr(ingest, "JOURNAL_BATCH", 7)
+    monkeypatch.setattr(journal, "JOURNAL_BATCH", 7)
     for p, one in zip(inputs, whole, strict=True):
         few = read_events([str(p)], IngestOptions(jobs=1))
         pd.testing.assert_frame_equal(few.events, one.events, check_categorical=False)  # categories' order aside
