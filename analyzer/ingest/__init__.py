@@ -11,22 +11,24 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
 import pandas as pd
 
 from .._memory import release
 from ..errors import InputError
 from ..schema import concat_events, empty_events
-from . import textlog, winreaders, workers
+from . import textlog, workers
+from .firewall import hosts_beside, read_pfirewall
 from .journal import read_journal_export, read_journal_file, read_journal_json
 from .sniff import sniff
 from .sources import HEAD_BYTES, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
 from .textlog import file_size, read_syslog
 from .types import IngestOptions, IngestResult, InputReport, Reader
+from .winexports import read_windows_json, read_windows_xml
+from .winreaders import read_evtx
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -139,7 +141,7 @@ def read_events(
     workers.close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
     events = concat_events(frames, consume=True)
-    _hosts_beside(events, reports)
+    hosts_beside(events, reports)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
@@ -234,56 +236,6 @@ def _prefetch(src: Source, n: int) -> tuple[bytes, InputError | None]:
     return b"".join(parts), None
 
 
-HOSTLESS_FORMATS = ("pfirewall",)  # logs that name no host: given the one host of the logs beside them
-
-
-def _folders(name: str) -> Iterator[str]:
-    """The folders an input lies in, nearest first: ``t.zip!DC01/fw/pfirewall.log`` →
-    ``t.zip!DC01/fw``, ``t.zip!DC01``, ``t.zip``, then the archive's own folders."""
-    while (cut := max(name.rfind("/"), name.rfind("!"))) > 0:
-        name = name[:cut]
-        yield name
-
-
-def _hosts_beside(events: pd.DataFrame, reports: list[InputReport]) -> None:
-    """A Windows Firewall log names no host: its events take the host of the logs beside it
-    (the nearest folder up whose other logs name any host), when those name exactly one;
-    else they stay without one. The input's assumptions say so."""
-    hostless = [r for r in reports if r.format in HOSTLESS_FORMATS and r.events]
-    if not hostless or events.empty:
-        return
-    source, host = events["source"], events["host"]
-    s_codes, h_codes = source.cat.codes.to_numpy(), host.cat.codes.to_numpy()
-    named = h_codes >= 0
-    pairs = np.unique(s_codes[named].astype(np.int64) * (len(host.cat.categories) + 1) + h_codes[named])
-    by_source: dict[str, set[int]] = {}
-    for s, h in zip(*np.divmod(pairs, len(host.cat.categories) + 1), strict=True):
-        by_source.setdefault(str(source.cat.categories[s]), set()).add(int(h))
-    codes = None
-    for rep in hostless:
-        for folder in _folders(rep.name):
-            inside = (folder + "/", folder + "!")
-            near = set().union(*(hs for name, hs in by_source.items() if name != rep.name and name.startswith(inside)))
-            if near:
-                break
-        else:
-            continue
-        if len(near) != 1:
-            continue
-        (h,) = near
-        where = source.cat.categories.get_loc(rep.name)
-        rows = (s_codes == where) & ~named
-        if rows.any():
-            codes = h_codes.copy() if codes is None else codes
-            codes[rows] = h
-            rep.assumptions["host"] = (
-                f"{host.cat.categories[h]} for {rep.name.rsplit('/', 1)[-1].rsplit('!', 1)[-1]}, which names none: "
-                f"the one host of the other logs in {folder}"
-            )
-    if codes is not None:
-        events["host"] = pd.Categorical.from_codes(codes, dtype=host.dtype)
-
-
 def _span(events: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """The first and last event time (None for none)."""
     ts = events["timestamp"]
@@ -340,8 +292,8 @@ READERS: dict[str, Reader] = {
     "journal-json": read_journal_json,
     "journal-export": read_journal_export,
     "journal-file": read_journal_file,
-    "evtx": winreaders.read_evtx,
-    "windows-xml": winreaders.read_windows_xml,
-    "windows-json": winreaders.read_windows_json,
-    "pfirewall": winreaders.read_pfirewall,
+    "evtx": read_evtx,
+    "windows-xml": read_windows_xml,
+    "windows-json": read_windows_json,
+    "pfirewall": read_pfirewall,
 }
