@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analyzer.ingest import IngestOptions, journal, messages, read_events, textlog
+from analyzer.ingest import IngestOptions, journal, messages, read_events, runner, textlog
 from analyzer.ingest import syslog as syslog_mod
 
 H = "Mar  4 09:15:02 web1"
@@ -175,22 +175,21 @@ def test_a_worker_that_dies_costs_its_input_only(tmp_path, monkeypatch):
     import os
     import signal
 
-    from analyzer import ingest
 
     paths = []
     for i in range(8):
         p = tmp_path / f"{i}.log"
         p.write_text(f"{H} sshd[1]: Failed password for root from 10.0.0.{i} port 22 ssh2\n")
         paths.append(str(p))
-    real = ingest._read_file
+    real = runner._read_file
 
     def dying(path, name, mtime, opts):
         if path.endswith("1.log"):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(path, name, mtime, opts)
 
-    dying.__module__, dying.__qualname__ = ingest.__name__, "_read_file"  # sent to workers by name
-    monkeypatch.setattr(ingest, "_read_file", dying)
+    dying.__module__, dying.__qualname__ = runner.__name__, "_read_file"  # sent to workers by name
+    monkeypatch.setattr(runner, "_read_file", dying)
     res = read_events(paths, IngestOptions(jobs=2, year=2025))
     errors = [r.error for r in res.inputs]
     assert "worker" in errors[1] and errors[:1] + errors[2:] == [None] * 7
@@ -223,11 +222,10 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     other lines keep their events and line numbers, and the lines cut are named."""
     import gzip
 
-    from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 1000)
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
     monkeypatch.setattr(textlog, "READ_BYTES", 512)
 
     def ok(i: int) -> str:
@@ -290,11 +288,10 @@ def test_december_and_january_lines_in_turn_do_not_count_a_year_each(tmp_path, m
     year — 600,000 such lines reached dates past any there are (printed as "out of range"
     garbage, and a timeline of 300,000 years took 2 GB). Past MAX_YEAR_STEPS turns in one file
     those lines have no time, and that is said."""
-    from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_YEAR_STEPS", 10)
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 2048)  # turns counted across blocks too
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0)
     line = "{} 09:15:02 web1 sshd[1]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
     text = "".join(line.format("Dec 31" if i % 2 == 0 else "Jan  1") for i in range(400))
     text += "2026-05-01T10:00:00+00:00 web1 sshd[2]: Failed password for x from 203.0.113.8 port 1 ssh2\n"

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
-from analyzer.ingest import IngestOptions, journal, read_events
+from analyzer.ingest import IngestOptions, journal, read_events, runner
 from analyzer.ingest.journalfile import journal_records
 
 FILES = Path(__file__).resolve().parent / "files" / "journal"
@@ -227,14 +227,13 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
 def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch):
     """A journal file larger than the workers' whole-file size was read by the parent alone
     (the workers waited): it goes to a worker, and the result is --jobs 1's."""
-    from analyzer import ingest
     from analyzer.ingest import workers
 
     for name in FIXTURES:
         (tmp_path / f"{name}.journal").write_bytes(_journal(name))
     (tmp_path / "auth.log").write_text("Nov  3 16:00:00 db01 sshd[77]: Failed password for root from 203.0.113.9 port 1 ssh2\n")
     one = read_events([str(tmp_path)], IngestOptions(jobs=1, year=2025))
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
     sent: list[str] = []
     pool = workers.pool
 

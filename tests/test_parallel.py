@@ -7,8 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import analyzer.ingest as ingest
-from analyzer.ingest import IngestOptions, read_events, textlog
+from analyzer.ingest import IngestOptions, read_events, runner, textlog
 from analyzer.samples import large_auth_log
 
 
@@ -21,7 +20,7 @@ def test_jobs_give_identical_results(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(20_000, seed=3)))
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 256 * 1024)  # many blocks,
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert len(one.events) > 10_000
@@ -44,7 +43,7 @@ def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text(dec + jan)
     monkeypatch.setattr(textlog, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", len(dec))  # that the workers read
+    monkeypatch.setattr(runner, "WHOLE_BYTES", len(dec))  # that the workers read
     for jobs in (1, 2):
         ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
         years = ev.sort_values("locator")["timestamp"].dt.year.tolist()
@@ -146,7 +145,7 @@ def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch
     path = tmp_path / "Security.evtx"
     large_security_evtx(path, 6_000, seed=5)
     monkeypatch.setattr(winreaders, "PART_CHUNKS", 4)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
     parts = chunk_ranges(str(path), 4, 2)
     assert parts is not None and len(parts) >= 5 and len(parts) % 2 == 0
     shared: list[int] = []
@@ -202,7 +201,7 @@ def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(4_000, seed=4)))
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 64 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 128 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 128 * 1024)
     from analyzer.ingest import workers
 
     used: list[int] = []
@@ -319,7 +318,7 @@ def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_p
     from analyzer.ingest import workers
 
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 128 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 256 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 256 * 1024)
     for i, lines in enumerate([1_500, 1_500, 12_000, 1_500, 1_500]):
         (tmp_path / f"auth{i}.log").write_text("".join(large_auth_log(lines, seed=40 + i)))
     assert (tmp_path / "auth2.log").stat().st_size > 4 * 128 * 1024  # several blocks
@@ -419,7 +418,7 @@ def test_workers_reading_byte_ranges_of_a_file_find_every_line_once(tmp_path, mo
     text = "".join(line.replace("\n", "\r\n") if rng.random() < 0.2 else line for line in lines).rstrip("\n")
     path = tmp_path / "auth.log"
     path.write_bytes(text.encode())
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     used: list[list] = []
     run_ranges = textlog._run_ranges
@@ -439,7 +438,7 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=2)))
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 16 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
     limit = path.stat().st_size // 2
     one, two = (
         read_events([str(path)], IngestOptions(year=2025, jobs=jobs, limits=Limits(max_total_bytes=limit)))
@@ -466,7 +465,7 @@ def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, mo
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=6)))
     monkeypatch.setattr(textlog, "BLOCK_BYTES", 32 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
     monkeypatch.setattr(textlog, "_syslog_range", _range_failing_past_96k)
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     rep = res.inputs[0]
@@ -546,10 +545,10 @@ def test_many_small_inputs_joined_as_they_come_give_the_same_events(tmp_path, mo
             tf.addfile(info, io.BytesIO(data))
     (tmp_path / "many.tar").write_bytes(buf.getvalue())
     opts = IngestOptions(year=2025, jobs=jobs)
-    monkeypatch.setattr(ingest, "SMALL_FRAMES", 10**9)  # every frame held to the end, joined once
+    monkeypatch.setattr(runner, "SMALL_FRAMES", 10**9)  # every frame held to the end, joined once
     whole = read_events([str(tmp_path / "many.tar")], opts)
-    monkeypatch.setattr(ingest, "SMALL_FRAMES", 7)
-    monkeypatch.setattr(ingest, "SMALL_ROWS", 30)  # the 40-line inputs join as they are
+    monkeypatch.setattr(runner, "SMALL_FRAMES", 7)
+    monkeypatch.setattr(runner, "SMALL_ROWS", 30)  # the 40-line inputs join as they are
     seen: list[str] = []
     joined = read_events([str(tmp_path / "many.tar")], opts, progress=lambda rep: seen.append(rep.name))
     assert len(whole.events) > 300 and sum(r.skipped for r in joined.inputs) == 3
