@@ -18,7 +18,7 @@ message catalog (:mod:`.catalog`, :mod:`.patterns`) and its matcher (:mod:`.linu
 from __future__ import annotations
 
 from .readers import READERS
-from .runner import read_events, read_source
+from .runner import Window, read_events, read_source
 from .types import IngestOptions, IngestResult, InputReport
 
-__all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
+__all__ = ["IngestOptions", "InputReport", "IngestResult", "Window", "read_events", "read_source", "READERS"]

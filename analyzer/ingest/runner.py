@@ -15,24 +15,26 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import pandas as pd
 
 from .._memory import release
-from ..errors import InputError
+from ..errors import InputError, LimitExceeded
 from ..schema import concat_events, empty_events
 from . import textlog, workers
 from .firewall import hosts_beside
 from .readers import READERS
 from .sniff import sniff
-from .sources import HEAD_BYTES, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
+from .sources import HEAD_BYTES, Budget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
 from .textlog import file_size
 from .types import IngestOptions, IngestResult, InputReport
 
-__all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "read_events", "read_source"]
+__all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "Window", "read_events", "read_source"]
 
 # files and archive members up to this size go to a worker whole; larger text logs are split
 # into blocks for the workers instead
@@ -41,16 +43,29 @@ SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAME
 SMALL_FRAMES = 256
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A source its caller made rather than one found under a path: a scheduled run's
+    window on a file, from where the last run stopped to the last complete line. Its own
+    first bytes may lie anywhere in the file, so ``format`` says the file's format, known
+    from the file's start (None: sniffed as any input is). A window is read in this
+    process, through its stream (a path it names is not opened again)."""
+
+    source: Source
+    format: str | None = None
+
+
 def read_events(
-    paths: list[str],
+    inputs: Sequence[str | Window],
     options: IngestOptions | None = None,
     progress: Callable[[InputReport], None] | None = None,
 ) -> IngestResult:
-    """Read every input under ``paths``; never stops at a bad one.
+    """Read every input: the files under each path (archives opened), and each window;
+    never stops at a bad one. Both go through the same limits (:func:`_sources`).
 
     With ``jobs`` > 1, plain files on disk of up to WHOLE_BYTES are read in worker
     processes, several at a time; larger files are split into blocks for the workers
-    instead (see :func:`read_syslog`). Results come back in input order either way.
+    instead (see :func:`.textlog.read_syslog`). Results come back in input order either way.
     """
     opts = options or IngestOptions()
     opts.zone()  # fail early on a bad zone
@@ -86,10 +101,13 @@ def read_events(
         if everything and small:
             frames.append(concat_events(small, consume=True))
 
-    for item in iter_sources(paths, opts.limits):
+    for item in _sources(inputs, opts.limits):
         take(False)
         if isinstance(item, Skipped):
             slots.append((InputReport.skipped_input(item), empty_events()))
+        elif isinstance(item, Window):
+            rep = InputReport(name=item.source.name)
+            slots.append((rep, read_source(item.source, opts, rep, item.format)))
         elif (
             opts.jobs > 1
             and item.path is not None
@@ -149,6 +167,59 @@ def read_events(
     events = _window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports, outside=read - len(events), read_span=span)
+
+
+def _sources(inputs: Sequence[str | Window], limits: Limits) -> Iterator[Source | Skipped | Window]:
+    """The sources of ``inputs`` in order. The paths go through :func:`iter_sources` (a run
+    of them at a time, under one budget of ``limits``). A window is one input more: past
+    ``max_inputs`` it is skipped, and its bytes count against ``max_total_bytes`` as they
+    are read, the windows of one read together (iter_sources keeps its own count for the
+    paths; the scheduler reads either, not both at once)."""
+    budget = Budget(limits)
+    found = 0
+    run: list[str] = []
+    for item in [*inputs, None]:
+        if isinstance(item, str):
+            run.append(item)
+            continue
+        if run:
+            yield from iter_sources(run, limits)
+            run = []
+        if item is None:
+            return
+        src = item.source
+        found += 1
+        if found > limits.max_inputs:
+            why = f"more than {limits.max_inputs:,} inputs: not read (raise --max-inputs to read more)"
+            yield Skipped(src.name, why)
+            continue
+        try:
+            budget.spend(len(src.head), src.name)
+        except LimitExceeded as exc:
+            yield Skipped(src.name, exc.message)
+            continue
+        spent = Source(name=src.name, stream=_Spending(src.stream, src.name, budget), head=src.head, mtime=src.mtime)
+        yield Window(spent, item.format)
+
+
+class _Spending(io.RawIOBase):
+    """A window's stream, its bytes spent from the read's budget as they are read (as
+    :func:`iter_sources` guards the streams it opens)."""
+
+    def __init__(self, inner: BinaryIO, name: str, budget: Budget) -> None:
+        self.inner = inner
+        self.name = name
+        self.budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.inner.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.budget.spend(n, self.name)
+        return n
 
 
 def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataFrame]:
@@ -256,14 +327,17 @@ def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
     return events.loc[keep.fillna(False)].reset_index(drop=True)
 
 
-def read_source(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    """Sniff and read one stream; errors land in ``rep``, never escape."""
-    fmt, why = sniff(src.head)
-    if fmt is None and (text := utf16_as_utf8(src)) is not None:  # (Windows readers decode UTF-16 themselves)
-        src, (fmt, why) = text, sniff(text.head)
-        rep.assumptions["encoding"] = "UTF-16 (it starts with a byte order mark), read as text"
-        # its lines are quoted as read: the evidence step re-reads lines by their bytes
-        opts = dataclasses.replace(opts, lazy_raw=False)
+def read_source(src: Source, opts: IngestOptions, rep: InputReport, fmt: str | None = None) -> pd.DataFrame:
+    """Sniff and read one stream (``fmt``: its format when the caller knows it: not sniffed
+    then); errors land in ``rep``, never escape."""
+    why = ""
+    if fmt is None:
+        fmt, why = sniff(src.head)
+        if fmt is None and (text := utf16_as_utf8(src)) is not None:  # (Windows readers decode UTF-16 themselves)
+            src, (fmt, why) = text, sniff(text.head)
+            rep.assumptions["encoding"] = "UTF-16 (it starts with a byte order mark), read as text"
+            # its lines are quoted as read: the evidence step re-reads lines by their bytes
+            opts = dataclasses.replace(opts, lazy_raw=False)
     rep.format = fmt
     reader = READERS.get(fmt) if fmt else None
     if reader is None:
