@@ -7,12 +7,14 @@ frame) with one :class:`InputReport` per input. A reader that fails on one input
 it there; the other inputs carry on.
 
 The modules, one concern each: :mod:`.types` (options, reports, results), :mod:`.runner`
-(the read), :mod:`.workers` (worker processes), :mod:`.readers` (which reader reads which
-format); the readers: :mod:`.textlog` (syslog-framed text, with :mod:`.syslog` for line
-framing and times), :mod:`.journal` (systemd journals), :mod:`.winreaders` (EVTX),
-:mod:`.winexports` (Windows event exports), :mod:`.firewall` (pfirewall.log); the Linux
-message catalog (:mod:`.catalog`, :mod:`.patterns`) and its matcher (:mod:`.linux`,
-:mod:`.messages`); Windows event semantics (:mod:`.windows`).
+(the read), :mod:`.workers` (worker processes), :mod:`.readers` (the reader of each
+format). The readers: :mod:`.textlog` (syslog-framed text; line framing and times in
+:mod:`.syslog`), :mod:`.journal` (systemd journals; journald's binary files parsed by
+:mod:`.journalfile`), :mod:`.winreaders` (EVTX, parsed by :mod:`.evtx`),
+:mod:`.winexports` (Windows event exports), :mod:`.firewall` (pfirewall.log). Linux
+messages: the catalog (:mod:`.catalog`, its types in :mod:`.patterns`), the matcher
+(:mod:`.linux`) and the steps after it (:mod:`.messages`); Windows events: their
+semantics (:mod:`.windows`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """The read: inputs → events, with an account of every input (:func:`read_events`).
 
-The paths are walked (:mod:`.sources`), each stream's format is detected by content
-(:mod:`.sniff`) and read by that format's reader (:data:`.readers.READERS`,
-:func:`read_source`). With more than one job, plain files and archive members of up to
-WHOLE_BYTES go to the worker processes whole, several at a time; larger text logs are
-shared out among them in blocks by their reader. Results come back in input order. A
-reader that fails on one input reports it there; the other inputs carry on. Once every
-input is read, the Windows Firewall's logs get the host of the logs beside them, and
-``--since``/``--until`` cut the events.
+The paths are walked (:mod:`.sources`) and each stream's format is detected by content
+(:mod:`.sniff`); a caller's own sources (:class:`Window`: the scheduler's resumed files)
+come with theirs. Each is read by its format's reader (:data:`.readers.READERS`,
+:func:`read_source`), under the same limits. With more than one job, plain files and
+archive members of up to WHOLE_BYTES go to the worker processes whole, several at a
+time; larger text logs are shared out among them in blocks by their reader. Results come
+back in input order. A reader that fails on one input reports it there; the other inputs
+carry on. Once every input is read, the Windows Firewall's logs get the host of the logs
+beside them, and ``--since``/``--until`` cut the events.
 """
 
 from __future__ import annotations
