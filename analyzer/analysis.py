@@ -15,11 +15,11 @@ import pandas as pd
 from ._arrays import run_starts
 from ._lifeline import die_with_parent
 from ._memory import thaw
-from ._pools import let_go
 from .classify.causes import load_causes
 from .classify.engine import Classified, _group_ids, by_batch, periodicity
 from .classify.roles import domain_controller_signs
 from .config import Profile
+from .ingest.workers import let_go
 from .prose import explain, headline, host_name
 from .schema import UNKNOWN_HOST
 

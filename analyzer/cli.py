@@ -20,11 +20,11 @@ import typer
 from . import __version__
 from ._files import atomic_write
 from ._memory import one_run
-from ._pools import usable_cpus
 from .errors import AuthtriageError, UsageError
 from .export import write_events
 from .ingest import IngestOptions, InputReport, read_events
 from .ingest.sources import Limits
+from .ingest.workers import usable_cpus
 
 app = typer.Typer(
     name="authtriage",

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from ._lifeline import die_with_parent
-from ._pools import let_go
 from .errors import InputError
 from .ingest.sources import Limits, Skipped, Source, iter_sources
+from .ingest.workers import let_go
 
 __all__ = ["LAZY_FORMATS", "fill_examples", "lines_at"]
 

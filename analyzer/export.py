@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._pools import usable_cpus
+from .ingest.workers import usable_cpus
 
 __all__ = ["write_events", "FORMATS", "csv_safe"]
 

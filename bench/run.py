@@ -233,7 +233,7 @@ def main() -> None:
     ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB auth log (memory target)")
     ap.add_argument("--only", default="", help="comma-separated workloads to run (auth, evtx, bundle)")
     args = ap.parse_args()
-    from analyzer._pools import usable_cpus
+    from analyzer.ingest.workers import usable_cpus
 
     cpus = usable_cpus()  # what authtriage's default --jobs is
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "analyzer")], check=True)

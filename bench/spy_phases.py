@@ -18,7 +18,7 @@ PHASES = [
     "_find_and_load",  # importing
     "_syslog_block",  # a text log's block: framing, headers, the catalog
     "read_evtx",
-    "_finish",  # a source's times, PAM folding, schema
+    "finish",  # a source's times, PAM folding, schema
     "concat_events",
     "_settled",  # a worker's result arriving
     "classify",

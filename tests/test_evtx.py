@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from conftest import SHARED_DATA, shared_path
 
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, read_events, runner
 
 
 def _manifest() -> dict:
@@ -212,12 +212,11 @@ def test_corpus_read_in_chunk_ranges_matches_a_whole_read(monkeypatch):
     parsed, so the whole-file parser's complaint about its missing magic is not repeated."""
     import re
 
-    import analyzer.ingest as ingest
     from analyzer.ingest import winreaders
 
     root = shared_path("evtx")
     monkeypatch.setattr(winreaders, "PART_CHUNKS", 1)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)  # files are read here, their parts by workers
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0)  # files are read here, their parts by workers
     keys = ("records", "used", "irrelevant", "unparsed", "events", "first_record", "last_record")
     blank = "found `[ 0,  0,  0,  0,  0,  0,  0,  0]`"
     split = 0

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, journal, messages, read_events, runner, textlog
 from analyzer.ingest import syslog as syslog_mod
 
 H = "Mar  4 09:15:02 web1"
@@ -44,10 +44,9 @@ def test_huge_pid_in_a_journal_export(tmp_path):
 def test_message_repeated_is_bounded_per_line_and_per_input(tmp_path, monkeypatch):
     """rsyslog's count is honoured up to MAX_REPEAT per line; past the input's budget
     further repeats count once; both are reported with their line numbers."""
-    from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_REPEAT", 1000)
-    monkeypatch.setattr(ingest, "REPEAT_BUDGET", 2500)
+    monkeypatch.setattr(messages, "REPEAT_BUDGET", 2500)
     line = f"{H} sshd[5]: message repeated {{n}} times: [ Failed password for root from 10.0.0.9 port 22 ssh2]\n"
     path = tmp_path / "auth.log"
     ns = [3, 99999999999999999999999999, 2000, 1500, 7]
@@ -176,22 +175,21 @@ def test_a_worker_that_dies_costs_its_input_only(tmp_path, monkeypatch):
     import os
     import signal
 
-    from analyzer import ingest
 
     paths = []
     for i in range(8):
         p = tmp_path / f"{i}.log"
         p.write_text(f"{H} sshd[1]: Failed password for root from 10.0.0.{i} port 22 ssh2\n")
         paths.append(str(p))
-    real = ingest._read_file
+    real = runner._read_file
 
     def dying(path, name, mtime, opts):
         if path.endswith("1.log"):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(path, name, mtime, opts)
 
-    dying.__module__, dying.__qualname__ = ingest.__name__, "_read_file"  # sent to workers by name
-    monkeypatch.setattr(ingest, "_read_file", dying)
+    dying.__module__, dying.__qualname__ = runner.__name__, "_read_file"  # sent to workers by name
+    monkeypatch.setattr(runner, "_read_file", dying)
     res = read_events(paths, IngestOptions(jobs=2, year=2025))
     errors = [r.error for r in res.inputs]
     assert "worker" in errors[1] and errors[:1] + errors[2:] == [None] * 7
@@ -203,12 +201,13 @@ def test_line_numbers_past_two_to_the_31_do_not_wrap():
     widen instead of wrapping."""
     import numpy as np
 
-    from analyzer.ingest import InputReport, _Block, _stitch
+    from analyzer.ingest import InputReport
+    from analyzer.ingest.textlog import _Block, _stitch
 
     def block(lines: int, locators: list[int]) -> _Block:
         piece = pd.DataFrame({"locator": np.array(locators, dtype=np.int32), "_t": np.zeros(len(locators), np.int64),
                               "_tkind": np.zeros(len(locators), np.int8)})  # fmt: skip
-        return _Block(lines=lines, used=len(locators), piece=piece)
+        return _Block(counts=InputReport(name="", lines=lines, used=len(locators)), piece=piece)
 
     pieces = _stitch([block(2**31 - 5, [1, 2]), block(10, [3, 10])], InputReport(name="x"))
     assert pieces[0]["locator"].tolist() == [1, 2]
@@ -223,12 +222,11 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     other lines keep their events and line numbers, and the lines cut are named."""
     import gzip
 
-    from analyzer import ingest
 
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
-    monkeypatch.setattr(ingest, "READ_BYTES", 512)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0 if how == "ranges" else 1 << 30)
+    monkeypatch.setattr(textlog, "READ_BYTES", 512)
 
     def ok(i: int) -> str:
         return f"{H} sshd[{i}]: Failed password for u{i} from 10.0.0.{i % 250} port {i} ssh2\n"
@@ -236,13 +234,13 @@ def test_over_long_lines_are_cut_wherever_they_fall(tmp_path, monkeypatch, how):
     def forged(i: int, size: int) -> str:
         return f"{H} sshd[{i}]: Failed password for {'A' * size} from 10.9.9.9 port 1 ssh2\n"
 
-    real_block = ingest._syslog_block
+    real_block = textlog._syslog_block
 
     def bounded(block: bytes, *args):  # never more than a block, a read and a line: in workers too
         assert len(block) <= 4096 + 512 + 1001, len(block)
         return real_block(block, *args)
 
-    monkeypatch.setattr(ingest, "_syslog_block", bounded)
+    monkeypatch.setattr(textlog, "_syslog_block", bounded)
     lines = [ok(i) for i in range(1, 200)]
     lines[20] = forged(21, 1500)  # a little too long, inside a block
     lines[60] = forged(61, 20_000)  # five blocks long
@@ -268,12 +266,11 @@ def test_journal_json_lines_too_deep_or_too_long_are_unparsed_not_fatal(tmp_path
     """A JSON line nested thousands deep (Python's parser gives up) or past JSON_LINE_BYTES
     (inside a block or running on past one) is one unparsed line, named in the samples; the
     records around it are read (the deep one was "an authtriage bug" and lost the input)."""
-    from analyzer import ingest
 
-    monkeypatch.setattr(ingest, "JSON_LINE_BYTES", 9000)
+    monkeypatch.setattr(journal, "JSON_LINE_BYTES", 9000)
     monkeypatch.setattr(syslog_mod, "MAX_LINE_BYTES", 500)  # a text log's bound: not a journal's
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
-    monkeypatch.setattr(ingest, "READ_BYTES", 256)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 1 << 20 if where == "inside" else 4096)
+    monkeypatch.setattr(textlog, "READ_BYTES", 256)
     rec = {"__REALTIME_TIMESTAMP": "1700000000000000", "_HOSTNAME": "h", "SYSLOG_IDENTIFIER": "sshd",
            "_PID": "5", "MESSAGE": "Failed password for root from 203.0.113.7 port 22 ssh2", "X": "x" * 1000}  # fmt: skip
     long = {**rec, "MESSAGE": "Failed password for " + "A" * 10_000 + " from 10.0.0.1 port 1 ssh2"}
@@ -291,11 +288,10 @@ def test_december_and_january_lines_in_turn_do_not_count_a_year_each(tmp_path, m
     year — 600,000 such lines reached dates past any there are (printed as "out of range"
     garbage, and a timeline of 300,000 years took 2 GB). Past MAX_YEAR_STEPS turns in one file
     those lines have no time, and that is said."""
-    from analyzer import ingest
 
-    monkeypatch.setattr(ingest, "MAX_YEAR_STEPS", 10)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 2048)  # turns counted across blocks too
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(syslog_mod, "MAX_YEAR_STEPS", 10)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 2048)  # turns counted across blocks too
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0)
     line = "{} 09:15:02 web1 sshd[1]: Failed password for root from 203.0.113.7 port 1 ssh2\n"
     text = "".join(line.format("Dec 31" if i % 2 == 0 else "Jan  1") for i in range(400))
     text += "2026-05-01T10:00:00+00:00 web1 sshd[2]: Failed password for x from 203.0.113.8 port 1 ssh2\n"

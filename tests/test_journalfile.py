@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, journal, read_events, runner
 from analyzer.ingest.journalfile import journal_records
 
 FILES = Path(__file__).resolve().parent / "files" / "journal"
@@ -207,7 +207,6 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
     """Batches of a few records (a PAM line and its sshd failure in different batches, as
     well as bad JSON lines) give what one batch gives: records numbered across batches,
     source-wide steps over all of them."""
-    from analyzer import ingest
 
     samples = Path(__file__).resolve().parent.parent / "samples"
     inputs = [
@@ -217,7 +216,7 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
         samples / "linux-journal-export" / "journal.export",
     ]
     whole = [read_events([str(p)], IngestOptions(jobs=1)) for p in inputs]
-    monkeypatch.setattr(ingest, "JOURNAL_BATCH", 7)
+    monkeypatch.setattr(journal, "JOURNAL_BATCH", 7)
     for p, one in zip(inputs, whole, strict=True):
         few = read_events([str(p)], IngestOptions(jobs=1))
         pd.testing.assert_frame_equal(few.events, one.events, check_categorical=False)  # categories' order aside
@@ -228,15 +227,15 @@ def test_journal_records_are_turned_into_rows_a_batch_at_a_time(monkeypatch):
 def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch):
     """A journal file larger than the workers' whole-file size was read by the parent alone
     (the workers waited): it goes to a worker, and the result is --jobs 1's."""
-    from analyzer import ingest
+    from analyzer.ingest import workers
 
     for name in FIXTURES:
         (tmp_path / f"{name}.journal").write_bytes(_journal(name))
     (tmp_path / "auth.log").write_text("Nov  3 16:00:00 db01 sshd[77]: Failed password for root from 203.0.113.9 port 1 ssh2\n")
     one = read_events([str(tmp_path)], IngestOptions(jobs=1, year=2025))
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 4096)  # the journal files are larger, the text log not
     sent: list[str] = []
-    pool = ingest._pool
+    pool = workers.pool
 
     class Spy:
         def __init__(self, real):
@@ -246,7 +245,7 @@ def test_large_files_of_formats_read_whole_go_to_a_worker(tmp_path, monkeypatch)
             sent.append(f"{fn.__name__} {Path(args[0]).name}")
             return self.real.submit(fn, *args)
 
-    monkeypatch.setattr(ingest, "_pool", lambda jobs: Spy(pool(jobs)))
+    monkeypatch.setattr(workers, "pool", lambda jobs: Spy(pool(jobs)))
     two = read_events([str(tmp_path)], IngestOptions(jobs=2, year=2025))
     assert sorted(sent) == ["_read_file auth.log", "_read_file zstd-0.journal", "_read_file zstd-1.journal"]
     pd.testing.assert_frame_equal(two.events, one.events)

@@ -7,8 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import analyzer.ingest as ingest
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, read_events, runner, textlog
 from analyzer.samples import large_auth_log
 
 
@@ -20,8 +19,8 @@ def _frame(res):
 def test_jobs_give_identical_results(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(20_000, seed=3)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256 * 1024)  # many blocks,
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 256 * 1024)  # many blocks,
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 512 * 1024)  # shared out among the workers
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert len(one.events) > 10_000
@@ -43,8 +42,8 @@ def test_year_rollover_across_a_block_boundary(tmp_path, monkeypatch):
     jan = "".join(line.format(f"Jan  1 00:00:{i % 60:02d}") for i in range(2000))
     path = tmp_path / "auth.log"
     path.write_text(dec + jan)
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", len(dec))  # that the workers read
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", len(dec))  # the turn of the year falls between blocks
+    monkeypatch.setattr(runner, "WHOLE_BYTES", len(dec))  # that the workers read
     for jobs in (1, 2):
         ev = read_events([str(path)], IngestOptions(year=2024, jobs=jobs)).events
         years = ev.sort_values("locator")["timestamp"].dt.year.tolist()
@@ -145,7 +144,7 @@ def test_large_evtx_in_chunk_ranges_gives_the_same_results(tmp_path, monkeypatch
     path = tmp_path / "Security.evtx"
     large_security_evtx(path, 6_000, seed=5)
     monkeypatch.setattr(winreaders, "PART_CHUNKS", 4)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 64 * 1024)  # not sent to one worker whole
     parts = chunk_ranges(str(path), 4, 2)
     assert parts is not None and len(parts) >= 5 and len(parts) % 2 == 0
     shared: list[int] = []
@@ -200,14 +199,16 @@ def test_read_workers_exit_when_the_read_is_done(tmp_path, monkeypatch):
     """Idle read workers would hold their memory through the analysis: none are kept."""
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(4_000, seed=4)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 64 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 128 * 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 128 * 1024)
+    from analyzer.ingest import workers
+
     used: list[int] = []
-    real = ingest._pool
-    monkeypatch.setattr(ingest, "_pool", lambda jobs: used.append(jobs) or real(jobs))
+    real = workers.pool
+    monkeypatch.setattr(workers, "pool", lambda jobs: used.append(jobs) or real(jobs))
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     assert used and len(res.events) > 1_000
-    assert ingest._POOLS == {}
+    assert workers._POOLS == {}
 
 
 def test_consuming_concatenation_lets_the_frames_go():
@@ -238,18 +239,18 @@ def test_pools_let_go_are_joined_before_the_exit_wakes_them():
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    from analyzer import _pools
+    from analyzer.ingest import workers
 
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
     assert list(pool.map(abs, [-1, -2])) == [1, 2]
     manager = pool._executor_manager_thread
-    _pools.let_go(pool)
-    assert manager in _pools._LEAVING
+    workers.let_go(pool)
+    assert manager in workers._LEAVING
     hooks = [getattr(h, "func", h) for h in getattr(threading, "_threading_atexits", [])]
-    assert _pools.join_let_go in hooks  # run newest first: before concurrent.futures' own
-    assert hooks.index(_pools.join_let_go) > max(i for i, h in enumerate(hooks) if h.__name__ == "_python_exit")
-    _pools.join_let_go()
-    assert not manager.is_alive() and not _pools._LEAVING
+    assert workers.join_let_go in hooks  # run newest first: before concurrent.futures' own
+    assert hooks.index(workers.join_let_go) > max(i for i, h in enumerate(hooks) if h.__name__ == "_python_exit")
+    workers.join_let_go()
+    assert not manager.is_alive() and not workers._LEAVING
     assert pool._executor_manager_thread is None  # shut down, not merely forgotten
 
 
@@ -260,7 +261,7 @@ def test_a_run_that_lets_pools_go_exits_quietly(tmp_path):
     script = (
         "import multiprocessing\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from analyzer._pools import let_go\n"
+        "from analyzer.ingest.workers import let_go\n"
         "for _ in range(8):\n"
         "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('fork'))\n"
         "    assert sum(pool.map(abs, range(-50, 0))) == 1275\n"
@@ -313,8 +314,10 @@ def test_a_one_shot_run_keeps_what_it_froze_frozen(monkeypatch):
 def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_path, monkeypatch):
     # small files go to the pool whole; the large one's blocks share that pool, which is let
     # go once its blocks are in while the small files after it still need workers
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 128 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 256 * 1024)
+    from analyzer.ingest import workers
+
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 128 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 256 * 1024)
     for i, lines in enumerate([1_500, 1_500, 12_000, 1_500, 1_500]):
         (tmp_path / f"auth{i}.log").write_text("".join(large_auth_log(lines, seed=40 + i)))
     assert (tmp_path / "auth2.log").stat().st_size > 4 * 128 * 1024  # several blocks
@@ -325,7 +328,7 @@ def test_a_large_file_between_small_ones_in_workers_gives_the_same_results(tmp_p
     ]
     assert all(r.events and r.error is None for r in two.inputs)
     pd.testing.assert_frame_equal(_frame(one), _frame(two))
-    assert not ingest._POOLS  # every pool let go when the read is done
+    assert not workers._POOLS  # every pool let go when the read is done
 
 
 def test_a_worker_keeps_free_heap_for_its_next_task_up_to_a_bound():
@@ -357,7 +360,7 @@ def test_a_worker_keeps_free_heap_for_its_next_task_up_to_a_bound():
 def test_usable_cpus_honour_cgroup_quotas(tmp_path):
     import os
 
-    from analyzer._pools import cgroup_cpu_quota, usable_cpus
+    from analyzer.ingest.workers import cgroup_cpu_quota, usable_cpus
 
     def tree(files: dict[str, str], cgroup: str) -> tuple[str, str]:
         root = tmp_path / f"fs{len(list(tmp_path.iterdir()))}"
@@ -414,14 +417,14 @@ def test_workers_reading_byte_ranges_of_a_file_find_every_line_once(tmp_path, mo
     text = "".join(line.replace("\n", "\r\n") if rng.random() < 0.2 else line for line in lines).rstrip("\n")
     path = tmp_path / "auth.log"
     path.write_bytes(text.encode())
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
     one = read_events([str(path)], IngestOptions(year=2025, jobs=1))
     used: list[list] = []
-    run_ranges = ingest._run_ranges
-    monkeypatch.setattr(ingest, "_run_ranges", lambda *a: used.append(a[1]) or run_ranges(*a))
+    run_ranges = textlog._run_ranges
+    monkeypatch.setattr(textlog, "_run_ranges", lambda *a: used.append(a[1]) or run_ranges(*a))
     after_newline = len(text[: text.index("\n", 5_000) + 1].encode())  # a boundary right after a newline
     for block in (8_191, 16_384, after_newline):
-        monkeypatch.setattr(ingest, "BLOCK_BYTES", block)
+        monkeypatch.setattr(textlog, "BLOCK_BYTES", block)
         two = read_events([str(path)], IngestOptions(year=2025, jobs=2))
         assert _lines_of(two) == _lines_of(one), block
         pd.testing.assert_frame_equal(_frame(one), _frame(two))
@@ -433,8 +436,8 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
 
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=2)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 16 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
     limit = path.stat().st_size // 2
     one, two = (
         read_events([str(path)], IngestOptions(year=2025, jobs=jobs, limits=Limits(max_total_bytes=limit)))
@@ -445,7 +448,7 @@ def test_a_file_past_the_size_limit_keeps_its_lines_before_the_limit_with_worker
     assert _lines_of(one) == _lines_of(two)
 
 
-_REAL_RANGE = ingest._syslog_range
+_REAL_RANGE = textlog._syslog_range
 
 
 def _range_failing_past_96k(path, start, end, keep_raw, lean=False):
@@ -460,9 +463,9 @@ def _range_failing_past_96k(path, start, end, keep_raw, lean=False):
 def test_a_byte_range_that_cannot_be_read_keeps_the_lines_before_it(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text("".join(large_auth_log(3_000, seed=6)))
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 32 * 1024)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 1024)
-    monkeypatch.setattr(ingest, "_syslog_range", _range_failing_past_96k)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 32 * 1024)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 1024)
+    monkeypatch.setattr(textlog, "_syslog_range", _range_failing_past_96k)
     res = read_events([str(path)], IngestOptions(year=2025, jobs=2))
     rep = res.inputs[0]
     assert rep.error.startswith("cannot read: [Errno 5] Input/output error (after line "), rep.error
@@ -477,7 +480,7 @@ def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
     import io
     import random
 
-    monkeypatch.setattr(ingest, "READ_BYTES", 7)  # the search crosses several reads
+    monkeypatch.setattr(textlog, "READ_BYTES", 7)  # the search crosses several reads
     rng = random.Random(8)
     for _ in range(300):
         data = bytes(rng.choice(b"ab\n" if rng.random() < 0.5 else b"abcdefgh\n") for _ in range(rng.randint(2, 80)))
@@ -486,7 +489,7 @@ def test_the_first_line_that_begins_in_a_byte_range(monkeypatch):
         stop = len(data) + 1 if end is None else min(end, len(data) + 1)  # the file's end counts: nothing to read
         want = next((p for p in range(start, stop) if data[p - 1] == 10), None)
         fh = io.BytesIO(data)
-        assert ingest._line_start(fh, start, end) == want, (data, start, end)
+        assert textlog._line_start(fh, start, end) == want, (data, start, end)
         assert end is None or fh.tell() < end + 7  # read no further than one read past the range
 
 
@@ -541,10 +544,10 @@ def test_many_small_inputs_joined_as_they_come_give_the_same_events(tmp_path, mo
             tf.addfile(info, io.BytesIO(data))
     (tmp_path / "many.tar").write_bytes(buf.getvalue())
     opts = IngestOptions(year=2025, jobs=jobs)
-    monkeypatch.setattr(ingest, "SMALL_FRAMES", 10**9)  # every frame held to the end, joined once
+    monkeypatch.setattr(runner, "SMALL_FRAMES", 10**9)  # every frame held to the end, joined once
     whole = read_events([str(tmp_path / "many.tar")], opts)
-    monkeypatch.setattr(ingest, "SMALL_FRAMES", 7)
-    monkeypatch.setattr(ingest, "SMALL_ROWS", 30)  # the 40-line inputs join as they are
+    monkeypatch.setattr(runner, "SMALL_FRAMES", 7)
+    monkeypatch.setattr(runner, "SMALL_ROWS", 30)  # the 40-line inputs join as they are
     seen: list[str] = []
     joined = read_events([str(tmp_path / "many.tar")], opts, progress=lambda rep: seen.append(rep.name))
     assert len(whole.events) > 300 and sum(r.skipped for r in joined.inputs) == 3

@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from analyzer.ingest import IngestOptions, read_events
+from analyzer.ingest import IngestOptions, messages, read_events, syslog, textlog
 
 FAILED = "sshd[812]: Failed password for root from 203.0.113.7 port 51022 ssh2"
 
@@ -185,7 +185,6 @@ def test_times_resolved_a_slice_at_a_time_are_the_same(tmp_path, monkeypatch):
     """Large sources have their times resolved slice by slice (the year from the nearest
     dated line, the zone, repeats past the budget): slices of a few rows give what one
     slice gives."""
-    from analyzer import ingest
 
     head = [f"Dec 3{i % 2} 1{i % 10}:00:00 h {FAILED}\n" for i in range(9)]
     head += [f"Jan  {1 + i % 9} 0{i % 10}:30:00 h {FAILED}\n" for i in range(9)]  # the year turns
@@ -198,9 +197,9 @@ def test_times_resolved_a_slice_at_a_time_are_the_same(tmp_path, monkeypatch):
     before = f"2023-12-30T08:00:00+00:00 h {FAILED}\n" * 5 + f"2024-12-29T08:00:00+00:00 h {FAILED}\n" + "".join(head)
     for text, first in ((after, "2024-12-30"), (before, "2024-12-30")):
         for opts in ({}, {"tz": "Europe/Berlin"}):
-            monkeypatch.setattr(ingest, "REPEAT_BUDGET", 30)
+            monkeypatch.setattr(messages, "REPEAT_BUDGET", 30)
             whole = _events(tmp_path, text, mtime="2030-06-01T00:00:00", **opts)
-            monkeypatch.setattr(ingest, "_CHUNK", 4)
+            monkeypatch.setattr(syslog, "SLICE_ROWS", 4)
             sliced = _events(tmp_path, text, mtime="2030-06-01T00:00:00", **opts)
             monkeypatch.undo()
             assert "full date nearby" in whole.inputs[0].assumptions["year"]
@@ -215,9 +214,8 @@ def test_rfc3164_stamps_with_a_fraction_of_a_second(tmp_path, monkeypatch):
     """`journalctl -o short-precise`: `Dec 31 23:59:59.250000 host …` keeps its microseconds,
     with the year turning to January as ever (across blocks too), with or without a priority,
     beside lines without a fraction."""
-    from analyzer import ingest
 
-    monkeypatch.setattr(ingest, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(textlog, "BLOCK_BYTES", 256)
     lines = [
         f"Dec 31 23:59:59.25 web1 {FAILED}",
         f"<38>Dec 31 23:59:59.999999 web1 {FAILED}",

@@ -3,13 +3,14 @@
 The file (``analyzer/data/linux_messages.yaml``) says, for each message form, which
 programs log it, its first word, an RE2 regex whose named groups fill event columns,
 fixed values, and a sample that the pattern must match. Loading checks all of it and
-reports problems as ``file:line: message``; a broken catalog never half-loads.
+reports problems as ``file:line: message``; a broken catalog never half-loads. What a
+loaded catalog holds (its families and patterns) is defined in :mod:`.patterns`; a
+pattern's sample is checked by running it through the matcher (:mod:`.linux`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,83 +24,13 @@ import pyarrow.compute as pc
 from .._yaml import clean, load_yaml
 from ..errors import RuleError
 from ..schema import ENUMS
+from .linux import match_messages
+from .patterns import FILLABLE, SETTABLE, Catalog, Family, Fast, Pattern
 
 __all__ = ["Catalog", "Family", "Fast", "Pattern", "load_catalog", "fast_disagreement", "FILLABLE"]
 
 ROLES = ("attempt", "enrich", "ignore")
-# Columns a pattern may fill from a named group (a trailing digit allows alternatives:
-# `user2` also fills `user`).
-FILLABLE = (
-    "user",
-    "domain",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "auth_method",
-    "status",
-)
-SETTABLE = ("action", "outcome", "service", "reason", "user", "auth_method", "dst_port")
 _GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    programs: tuple[str, ...]  # "*" means any program
-    line_filter: str
-
-
-@dataclass(frozen=True, slots=True)
-class Fast:
-    """A stricter regex for a pattern's common shape, tried before the pattern's own: where
-    it matches, it captures what the pattern's regex would (``fixed``: groups it does not
-    capture but whose value its shape fixes). Lazy ``.*?`` groups and more than four groups
-    keep RE2 on its backtracking engine (~600 ns a row); a one-pass regex with at most four
-    groups takes ~170."""
-
-    regex: str
-    groups: tuple[str, ...]
-    fixed: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Pattern:
-    id: str
-    family: str
-    first: tuple[str, ...]
-    regex: str
-    set: dict[str, str] = field(default_factory=dict)
-    map: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    role: str = "attempt"
-    groups: tuple[str, ...] = ()
-    line: int = 0
-    fast: tuple[Fast, ...] = ()
-
-    def column_groups(self) -> dict[str, list[str]]:
-        """Column -> the groups that fill it, in order of preference."""
-        out: dict[str, list[str]] = {}
-        for g in self.groups:
-            base = g.rstrip("0123456789")
-            if base in FILLABLE:
-                out.setdefault(base, []).append(g)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Catalog:
-    families: dict[str, Family]
-    patterns: tuple[Pattern, ...]
-    path: str
-    skip_lines: tuple[str, ...] = ()
-
-    def skip_filter(self) -> str | None:
-        """One RE2 alternation of the known-noise lines, or None."""
-        return "|".join(f"(?:{s})" for s in self.skip_lines) or None
-
-    def line_filter(self) -> str:
-        """One RE2 alternation that finds every line any family may care about."""
-        return "|".join(f"(?:{f.line_filter})" for f in self.families.values())
 
 
 def _check_value(column: str, value: str) -> str | None:
@@ -291,8 +222,6 @@ def _check_sample(pat: Pattern, sample: Any) -> str | None:
         return f"regex does not match its sample {sample['message']!r}"
     if (problem := fast_disagreement(pat, [sample["message"], *(clean(sample.get("also")) or [])])) is not None:
         return problem
-    from .linux import match_messages  # local: linux imports this module
-
     result = match_messages(
         pa.array(["*"]), arr, catalog=Catalog({pat.family: Family(pat.family, ("*",), ".")}, (pat,), "")
     )

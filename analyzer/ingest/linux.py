@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .._arrays import run_starts
 from ..schema import MAXIMA, category_in
-from .catalog import FILLABLE, SETTABLE, Catalog, Fast, Pattern, load_catalog
+from .patterns import FILLABLE, SETTABLE, Catalog, Fast, Pattern
 from .syslog import null_empty as _null_empty
 
 __all__ = ["match_messages", "finish_events", "normalize_program"]
@@ -179,18 +179,17 @@ def _captures(pat: Pattern, rows: np.ndarray, sub: pa.Array) -> Iterator[tuple[n
         rows, sub = rows[~ok], sub.filter(pa.array(~ok))
 
 
-def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None) -> pd.DataFrame:
+def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog) -> pd.DataFrame:
     """Match each message against the catalog.
 
     Returns one row per matched message: ``row`` (its position in the inputs),
     ``pattern``, ``role``, ``family`` and the event columns the patterns fill, as
     categoricals. Rows no pattern matched are absent; the caller counts them.
     """
-    cat = catalog or load_catalog()
     n = len(msg)
     if n == 0:
         return pd.DataFrame({"row": pd.Series([], dtype="int64")})
-    fam_masks = _family_masks(cat, prog)
+    fam_masks = _family_masks(catalog, prog)
     stamped = pc.starts_with(msg, "kernel:")
     if pc.any(stamped).as_py():
         msg = pc.if_else(stamped, pc.replace_substring_regex(msg, _KERNEL_STAMP, ""), msg)
@@ -203,7 +202,7 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     bounds = np.searchsorted(kcodes[order], np.arange(-1, len(vocab) + 1))
     which = np.full(n, -1, dtype=np.int32)  # index of the pattern that matched
     cols: dict[str, _Coded | _Numbers] = {c: _Numbers(n) if c in _NUMERIC else _Coded(n) for c in _ALWAYS}
-    for pi, pat in enumerate(cat.patterns):
+    for pi, pat in enumerate(catalog.patterns):
         if pat.first == ("*",):
             rows = np.flatnonzero(fam_masks[pat.family] & (which < 0))
         else:
@@ -234,9 +233,9 @@ def match_messages(prog: pa.Array, msg: pa.Array, catalog: Catalog | None = None
     pid = which[rows]
     out = {
         "row": rows.astype(np.int64),
-        "pattern": pd.Categorical.from_codes(pid, categories=[p.id for p in cat.patterns]),
-        "role": _per_pattern([p.role for p in cat.patterns], pid),
-        "family": _per_pattern([p.family for p in cat.patterns], pid),
+        "pattern": pd.Categorical.from_codes(pid, categories=[p.id for p in catalog.patterns]),
+        "role": _per_pattern([p.role for p in catalog.patterns], pid),
+        "family": _per_pattern([p.family for p in catalog.patterns], pid),
     }
     for col, coded in cols.items():
         out[col] = coded.categorical(rows)

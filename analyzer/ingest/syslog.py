@@ -7,18 +7,30 @@ filters), and only the rest get their header parsed. The header's length is know
 its captured parts (or, for the general forms, the whole header captured as ``hdr``), so
 the message is sliced from the line buffer by offset rather than captured (capturing long
 tails is what makes regex engines slow).
+
+Times are resolved once a whole source is read (:func:`resolve_times`). An RFC 3164 date
+has no year: each block counts its December→January turns (:class:`YearState`), a
+source's rows carry a year index from its first line, and the year of that line comes
+from ``--year``, else from a line with a full date nearest the last one without, else
+from the file's modification time. Wall times without a zone get ``--tz`` (else UTC).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "FORMATS", "YearState"]
+if TYPE_CHECKING:
+    from .sources import Source
+    from .types import IngestOptions, InputReport
+
+__all__ = ["Framed", "frame_lines", "split_lines", "HEADERS", "FORMATS", "YearState", "resolve_times"]
 
 _TAG = r"(?P<tag>[^ :\[\]]+(?:\[[0-9]+\])?|\[[^ \]]+\](?:\[[0-9]+\])?):? (?:\[ID [0-9]+ [a-zA-Z0-9.]+\] |<[a-z]+\.[a-z]+> )?"
 _HOST = r"(?: (?P<host>[^ \[\]]*[^ \[\]:]))?"
@@ -444,3 +456,215 @@ def parse_iso(strs: pa.Array, utc: bool) -> pd.DatetimeIndex:  # also Windows ev
         texts = pd.Series(strs.to_pylist(), dtype=object)
         return pd.DatetimeIndex(pd.to_datetime(texts, format="ISO8601", utc=utc, errors="coerce")).as_unit("us")
     return pd.DatetimeIndex(stamps.to_pandas()).as_unit("us")
+
+
+# ---------------------------------------------------------------------------------
+# Times: RFC 3164 dates without a year get one (the year resolution), wall times a zone.
+# While a source is read, each row's time is one int64 (see T_UTC, T_LOCAL, T_3164);
+# once the whole source is in, :func:`resolve_times` makes them UTC instants.
+
+
+NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
+T_UTC, T_LOCAL, T_3164 = 0, 1, 2
+# year index, month, day, hour, minute, second, microsecond: decimal digits of one int64
+_PACK = (10**16, 10**14, 10**12, 10**10, 10**8, 10**6, 1)
+_PACKED = ("yidx", "month", "day", "hour", "minute", "second", "micro")
+# December→January turns one file may take: lines past this many have no time (a log of Dec and
+# Jan lines in turn, forged or shuffled, would count a year a line, past any date there is);
+# a year index is held at one past it, so packing never overflows
+MAX_YEAR_STEPS = 100
+
+
+def pack3164(parts: dict[str, np.ndarray]) -> np.ndarray:
+    packed = np.zeros(len(parts["yidx"]), dtype=np.int64)
+    bad = np.zeros(packed.size, dtype=bool)
+    for col, scale in zip(_PACKED, _PACK, strict=True):
+        values = parts[col]
+        if values.dtype.kind == "f":
+            bad |= np.isnan(values)
+            values = np.nan_to_num(values).astype(np.int64)
+        if col == "yidx":
+            values = np.minimum(values, MAX_YEAR_STEPS + 1)
+        packed += values * scale
+    return np.where(bad, NAT, packed)
+
+
+def _part(packed: np.ndarray, i: int) -> np.ndarray:
+    """One field of packed RFC 3164 times (0 year index, 1 month, … 5 second, 6 microsecond)."""
+    out = packed // _PACK[i]
+    if i:
+        out %= _PACK[i - 1] // _PACK[i]
+    return out
+
+
+def shift_years(t: np.ndarray, kind: np.ndarray, turns: int) -> np.ndarray:
+    """Packed times ``t`` (``kind``: each one's :data:`T_3164` or other) of a block that
+    ``turns`` more December→January turns precede, in place: their year indexes moved on
+    (held at one past MAX_YEAR_STEPS, as :func:`pack3164` holds them)."""
+    shift = (kind == T_3164) & (t != NAT)
+    years = _part(t[shift], 0)
+    t[shift] += (np.minimum(years + turns, MAX_YEAR_STEPS + 1) - years) * _PACK[0]
+    return t
+
+
+def _resolve3164(packed: np.ndarray, base_year: int) -> np.ndarray:
+    """Packed RFC 3164 times → naive datetime64[us] once the first line's year is known;
+    NaT for an unreadable time or a date that does not exist (Feb 30). A time past
+    23:59:59 (a leap second) rolls on into the next minute."""
+    ok = packed != NAT
+    packed = np.where(ok, packed, 0)
+    ok &= _part(packed, 0) <= MAX_YEAR_STEPS
+    month, day = _part(packed, 1), _part(packed, 2)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+    first = ((base_year - 1970 + _part(packed, 0)) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
+    date = first.astype("datetime64[D]") + (np.clip(day, 1, 31) - 1)
+    ok &= date.astype("datetime64[M]") == first  # day 31 of a 30-day month is not a date
+    secs = _part(packed, 3) * 3600 + _part(packed, 4) * 60 + _part(packed, 5)
+    out = date.astype("datetime64[us]") + secs * 1_000_000 + _part(packed, 6)
+    out[~ok] = np.datetime64("NaT")
+    return out
+
+
+SLICE_ROWS = 1 << 18  # rows per slice of a step over a whole source (a dozen temporaries that long)
+
+
+def _dated_neighbour(lines: pd.Series, t: np.ndarray, kind: np.ndarray) -> tuple[int, bool] | None:
+    """The line with a full date (RFC 3339, RFC 5424, epoch) nearest the last RFC 3164 line
+    of a source: the first one after it, else the last one before it (``lines``: each
+    row's line number). Returns (row, after) or None when the source has no such line.
+    Slice by slice: no copy of the source's line numbers."""
+    slices = range(0, t.size, SLICE_ROWS)
+
+    def line_numbers(a: int) -> np.ndarray:
+        return lines.iloc[a : a + SLICE_ROWS].to_numpy(dtype=np.int64, na_value=0)
+
+    last = None  # the largest line number of an RFC 3164 line with a time
+    for a in slices:
+        known = t[a : a + SLICE_ROWS] != NAT
+        mine = line_numbers(a)[known & (kind[a : a + SLICE_ROWS] == T_3164)]
+        if mine.size and (last is None or mine.max() > last):
+            last = int(mine.max())
+    if last is None:
+        return None
+    after = before = None  # (line, row): the first dated line after it; the last one not after it
+    for a in slices:
+        dated = np.flatnonzero((kind[a : a + SLICE_ROWS] != T_3164) & (t[a : a + SLICE_ROWS] != NAT))
+        if not dated.size:
+            continue
+        numbers = line_numbers(a)[dated]
+        later = numbers > last
+        if later.any():
+            i = int(np.argmin(np.where(later, numbers, np.iinfo(np.int64).max)))
+            if after is None or numbers[i] < after[0]:  # the first row of the smallest line
+                after = (int(numbers[i]), a + int(dated[i]))
+        i = int(np.argmax(numbers))
+        if before is None or numbers[i] > before[0]:  # the first row of the largest line
+            before = (int(numbers[i]), a + int(dated[i]))
+    if after is not None:
+        return after[1], True
+    return (before[1], False) if before is not None else None
+
+
+def _last_3164(t: np.ndarray, kind: np.ndarray) -> int | None:
+    """The packed time of the last RFC 3164 line with a readable time, found slice by
+    slice from the end (no copy of the source's times)."""
+    for end in range(t.size, 0, -SLICE_ROWS):
+        start = max(0, end - SLICE_ROWS)
+        hit = np.flatnonzero((kind[start:end] == T_3164) & (t[start:end] != NAT))
+        if hit.size:
+            return int(t[start + hit[-1]])
+    return None
+
+
+def _base_year(
+    ev: pd.DataFrame, t: np.ndarray, kind: np.ndarray, src: Source, opts: IngestOptions, rep: InputReport
+) -> int:
+    """The year of the first RFC 3164 line (times carry a year index from it), and the
+    assumption it rests on in ``rep``."""
+    if opts.year is not None:
+        rep.assumptions["year"] = f"{opts.year} for the first line (--year), +1 at each December→January step"
+        return opts.year
+    last = _last_3164(t, kind)
+    if last is not None and (found := _dated_neighbour(ev["locator"], t, kind)):
+        # the file has lines with a full date too (rsyslog switched formats, an upgrade to
+        # Debian 12; programs logging through different templates): the one nearest the last
+        # RFC 3164 line gives the year
+        row, after = found
+        date = t[row : row + 1].view("datetime64[us]").astype("datetime64[D]").astype(dt.date)[0]
+        packed = np.array([last], dtype=np.int64)
+        month, day = int(_part(packed, 1)[0]), int(_part(packed, 2)[0])
+        if after:  # the last RFC 3164 line is on or before that date
+            year = date.year - ((month, day) > (date.month, date.day + 1))
+        else:  # on or after it
+            year = date.year + ((month, day) < (date.month, date.day - 1))
+        rep.assumptions["year"] = f"from a line with a full date nearby: the last line without one is in {year}"
+        return year - int(_part(packed, 0)[0])
+    zone = opts.zone()
+    anchor = dt.datetime.fromtimestamp(src.mtime, zone) if src.mtime else dt.datetime.now(zone)
+    what = "the file's modification time" if src.mtime else "today's date (no file time known)"
+    year_last = anchor.year
+    base = year_last
+    if last is not None:
+        packed = np.array([last], dtype=np.int64)
+        if (int(_part(packed, 1)[0]), int(_part(packed, 2)[0])) > (anchor.month, anchor.day + 1):
+            year_last -= 1
+        base = year_last - int(_part(packed, 0)[0])
+    rep.assumptions["year"] = f"from {what}: the last line is in {year_last}"
+    return base
+
+
+def resolve_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: InputReport) -> pd.Series:
+    """Each row's time in UTC from ``_t``/``_tkind``: RFC 3164 dates get their year, wall
+    times the zone. Computed slice by slice into one new array: the temporaries of a step
+    stay the size of a slice, not a dozen arrays as long as a large source."""
+    zone = opts.zone()
+    t = ev["_t"].to_numpy(dtype=np.int64)
+    kind = ev["_tkind"].to_numpy(dtype=np.int8)
+    base = None
+    if any((kind[i : i + SLICE_ROWS] == T_3164).any() for i in range(0, kind.size, SLICE_ROWS)):
+        base = _base_year(ev, t, kind, src, opts, rep)
+    out = np.empty(t.size, dtype=np.int64)
+    bad = zoned = 0
+    far: int | None = None  # the first row past MAX_YEAR_STEPS year turns
+    n_far = 0
+    for a in range(0, t.size, SLICE_ROWS):
+        ts, k = t[a : a + SLICE_ROWS], kind[a : a + SLICE_ROWS]
+        utc = np.where(k == T_UTC, ts, NAT).view("datetime64[us]")
+        naive = np.where(k == T_LOCAL, ts, NAT).view("datetime64[us]")
+        is3164 = k == T_3164
+        if base is not None and is3164.any():
+            past = np.flatnonzero(is3164 & (ts != NAT) & (_part(ts, 0) > MAX_YEAR_STEPS))
+            if past.size:
+                far = a + int(past[0]) if far is None else far
+                n_far += past.size
+            resolved = _resolve3164(ts[is3164], base)
+            bad += int(np.isnat(resolved).sum()) - past.size
+            naive[is3164] = resolved
+            del resolved
+        need_zone = ~np.isnat(naive)
+        if need_zone.any():
+            zoned += 1
+            if opts.tz:
+                local = pd.DatetimeIndex(naive[need_zone]).tz_localize(
+                    zone, ambiguous=np.zeros(int(need_zone.sum()), dtype=bool), nonexistent="shift_forward"
+                )
+                utc[need_zone] = local.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy()
+            else:  # UTC assumed: the wall time is the time
+                utc[need_zone] = naive[need_zone]
+        out[a : a + SLICE_ROWS] = utc.view(np.int64)
+    if far is not None:
+        rep.warnings.append(
+            f"more than {MAX_YEAR_STEPS} December→January turns (lines out of order, or forged): {n_far} lines "
+            f"from line {int(ev['locator'].iloc[far])} on that have no year of their own have no time"
+        )
+    if bad:
+        rep.warnings.append(f"{bad} lines with an unreadable RFC 3164 date (non-English month?) have no time")
+    if zoned:
+        rep.assumptions["timezone"] = f"{opts.tz or 'UTC'} for timestamps without a zone" + (
+            "" if opts.tz else " (assumed; use --tz)"
+        )
+    # the new array itself, seen as UTC instants (no copy)
+    return pd.Series(pd.Series(out.view("datetime64[us]"), copy=False).array.view(_UTC_US), index=ev.index, copy=False)
+
+
+_UTC_US = pd.DatetimeTZDtype(unit="us", tz="UTC")

@@ -316,10 +316,11 @@ def _sshd_items(entry: Entry, table: pa.Table, keep_raw: bool) -> list[tuple[dic
 
 def _sshd_rows(items: list[tuple[dict, str]]) -> list[dict]:
     """Windows OpenSSH: sshd's own messages, through the same catalog as Linux."""
+    from .catalog import load_catalog
     from .linux import match_messages
 
     msgs = pa.array([m for _, m in items], pa.string())
-    matched = match_messages(pa.array(["sshd"] * len(items), pa.string()), msgs)
+    matched = match_messages(pa.array(["sshd"] * len(items), pa.string()), msgs, load_catalog())
     out = []
     if not len(matched):
         return out

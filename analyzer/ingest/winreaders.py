@@ -1,44 +1,41 @@
-"""Readers for Windows inputs: EVTX, Event Viewer / wevtutil XML, Get-WinEvent JSON,
-and the Windows Firewall's pfirewall.log."""
+"""The EVTX reader, and what every reader of Windows event records shares: records
+normalized a batch at a time (:func:`.windows.records_to_events`) and each one accounted
+for (:func:`finish_records`). The exports (Event Viewer XML, Get-WinEvent JSON) are read
+by :mod:`.winexports`, the Windows Firewall's log by :mod:`.firewall`.
+
+A large EVTX file on disk is parsed in parts (ranges of its 64 KiB chunks) by the read's
+worker processes; the evidence text of a few records is rendered again on demand
+(:func:`evtx_texts`) when a read kept none.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import itertools
 import re
-import xml.etree.ElementTree as ET
 from collections import deque
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
+from ..schema import concat_events
+from . import workers
 from .evtx import (
     ChunkRange,
-    Record,
     chunk_ranges,
     chunk_spans,
     note_id_range,
     read_python,
     read_rust_tables,
-    record_from_xml,
 )
-from .sources import loads_text
-from .syslog import MAX_LINE_BYTES, line_list
+from .sources import Source
+from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics, records_to_events
 
-if TYPE_CHECKING:
-    from . import IngestOptions, InputReport
-    from .sources import Source
-
-__all__ = ["evtx_texts", "read_evtx", "read_windows_xml", "read_windows_json", "read_pfirewall"]
+__all__ = ["BATCH", "evtx_texts", "finish_records", "read_evtx"]
 
 _CHUNK_NUMBER = re.compile(r"(chunk number )(\d+)")
-_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
-_DATE_MS = re.compile(r"/Date\((-?\d+)\)/")
 
 
 def _warn_into(rep: InputReport, limit: int = 50):
@@ -59,7 +56,7 @@ BATCH = 50_000  # records normalized at a time (bounds the memory of a large log
 PART_CHUNKS = 384
 
 
-def _finish_records(
+def finish_records(
     records, rep: InputReport, src: Source, opts: IngestOptions, log: str, counts: dict
 ) -> pd.DataFrame:  # noqa: E501
     """Normalize records batch by batch and account for every one of them in ``rep``."""
@@ -79,7 +76,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     rep.assumptions["evtx_backend"] = opts.evtx_backend
     if opts.evtx_backend == "python":
         records = read_python(src.read(), sem.wanted, _warn_into(rep), counts, opts.evtx_after)
-        return _finish_records(records, rep, src, opts, "evtx", counts)
+        return finish_records(records, rep, src, opts, "evtx", counts)
     if opts.evtx_backend != "rust":
         raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
     # the Rust parser's JSON is parsed column-wise by pyarrow, batch by batch; a file on
@@ -93,9 +90,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         frames, used = _read_parts(where, parts, src.name, opts, rep, counts, keep)
     else:
         frames, used = [], 0
-        from . import in_worker
-
-        threaded = not in_worker()
+        threaded = not workers.in_worker()
         rust = read_rust_tables(
             where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
         )
@@ -111,9 +106,7 @@ def _read_parts(
 ) -> tuple[list[pd.DataFrame], int]:
     """A large EVTX file's chunk ranges, each parsed and normalized in a worker process;
     the results come back in file order, at most two per worker in flight."""
-    from . import _pool
-
-    pool = _pool(opts.jobs)
+    pool = workers.pool(opts.jobs)
     warn = _warn_into(rep)
     frames: list[pd.DataFrame] = []
     used = 0
@@ -218,163 +211,3 @@ def _account_records(events: pd.DataFrame, used: int, rep: InputReport, counts: 
     rep.irrelevant += counts["records"] - used - failed
     rep.events += len(events)
     return events
-
-
-def _decode_text(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig", "replace")
-
-
-def read_windows_xml(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    """Event Viewer "Save as XML" (<Events> root) or `wevtutil qe /f:xml` (bare <Event>s)."""
-    text = _XML_DECL.sub("", _decode_text(src.read()))
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
-        try:
-            root = ET.fromstring(f"<Events>{text}</Events>")
-        except ET.ParseError as exc:
-            raise InputError(f"not well-formed XML: {exc}") from exc
-    events = [root] if root.tag.endswith("Event") and not root.tag.endswith("Events") else list(root)
-    sem = load_semantics()
-    counts = {"records": len(events)}
-    records: list[Record] = []
-    for el in events:
-        try:
-            rec = record_from_xml(el)
-        except (ET.ParseError, ValueError) as exc:
-            rep.unparsed += 1
-            rep.sample_unparsed([f"{type(exc).__name__}: {exc}"])
-            continue
-        if sem.wanted(rec.channel, rec.event_id):
-            records.append(rec)
-    return _finish_records(records, rep, src, opts, "windows-xml", counts)
-
-
-def _ps_time(value: object) -> str | None:
-    if isinstance(value, str):
-        m = _DATE_MS.search(value)
-        if m:
-            t = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(m.group(1)))
-            return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return value
-    if isinstance(value, dict):  # ConvertTo-Json -Depth gives {"value": "/Date(..)/", "DateTime": ...}
-        return _ps_time(value.get("value") or value.get("DateTime"))
-    return None
-
-
-def read_windows_json(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    """`Get-WinEvent | ConvertTo-Json`: values by position in Properties, names from the table."""
-    try:
-        doc = loads_text(_decode_text(src.read()))
-    except ValueError as exc:
-        raise InputError(f"not valid JSON: {exc}") from exc
-    items = doc if isinstance(doc, list) else [doc]
-    sem = load_semantics()
-    counts = {"records": len(items)}
-    records: list[Record] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        eid = item.get("Id")
-        channel = item.get("LogName")
-        if not sem.wanted(channel, eid):
-            continue
-        values = [(p.get("Value") if isinstance(p, dict) else p) for p in item.get("Properties") or []]
-        names = sem.properties.get(int(eid), [])
-        data = {n: (None if v is None else str(v)) for n, v in zip(names, values, strict=False)}
-        records.append(
-            Record(
-                record_id=item.get("RecordId"),
-                time=_ps_time(item.get("TimeCreated")),
-                event_id=int(eid),
-                channel=channel,
-                provider=item.get("ProviderName"),
-                computer=item.get("MachineName"),
-                data=data,
-            )
-        )
-    return _finish_records(records, rep, src, opts, "windows-json", counts)
-
-
-def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
-    """Windows Firewall log: columns from its `#Fields:` header, local time (`--tz`).
-
-    Inbound TCP drops become firewall-drop events; allowed traffic is irrelevant here."""
-    lines = src.read().decode("utf-8", "replace").splitlines()
-    fields: list[str] | None = None
-    rows: list[dict] = []
-    too_long: list[int] = []
-    for no, line in enumerate(lines, start=1):
-        if not line.strip():
-            rep.irrelevant += 1
-            continue
-        if len(line) > MAX_LINE_BYTES:  # (characters: at least as many bytes) no firewall writes one
-            too_long.append(no)
-            rep.unparsed += 1
-            continue
-        if line.startswith("#"):
-            rep.irrelevant += 1
-            if line.startswith("#Fields:"):
-                fields = line.split(":", 1)[1].split()
-            continue
-        parts = line.split()
-        if fields is None or len(parts) < len(fields):
-            rep.unparsed += 1
-            rep.sample_unparsed([line])
-            continue
-        rec = dict(zip(fields, parts, strict=False))
-        action = rec.get("action", "").upper()
-        path = rec.get("path", "-").upper()
-        if action != "DROP" or rec.get("protocol", "").upper() != "TCP" or path == "SEND":
-            rep.irrelevant += 1
-            continue
-        rows.append(
-            {
-                "when": f"{rec.get('date')} {rec.get('time')}",
-                "locator": no,
-                "src_ip": rec.get("src-ip"),
-                "dst_ip": rec.get("dst-ip"),
-                "src_port": rec.get("src-port"),
-                "dst_port": rec.get("dst-port"),
-                "pid": rec.get("pid"),
-                "raw": line if opts.keep_raw else None,
-            }
-        )
-        rep.used += 1
-    rep.lines = len(lines)
-    if too_long:
-        rep.warnings.append(f"line(s) longer than {MAX_LINE_BYTES // 1024} KiB not read: {line_list(too_long)}")
-    if not rows:
-        return empty_events()
-    frame = pd.DataFrame(rows)
-    naive = pd.to_datetime(frame.pop("when"), format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    zone = opts.zone()
-    local = pd.DatetimeIndex(naive).tz_localize(
-        zone if opts.tz else "UTC", ambiguous=np.zeros(len(naive), dtype=bool), nonexistent="shift_forward"
-    )
-    frame["timestamp"] = local.tz_convert("UTC").as_unit("us")
-    rep.assumptions["timezone"] = f"{opts.tz or 'UTC'} for pfirewall.log local times" + (
-        "" if opts.tz else " (assumed; use --tz)"
-    )
-    for col in ("src_ip", "dst_ip"):
-        frame[col] = frame[col].replace("-", None)
-    for col in ("src_port", "dst_port", "pid"):
-        nums = pd.to_numeric(frame[col].replace("-", None), errors="coerce", dtype_backend="numpy_nullable")
-        frame[col] = nums.where((nums >= 0) & (nums <= MAXIMA[col])).astype("Float64").astype(COLUMNS[col])
-    frame["action"] = "firewall-drop"
-    frame["outcome"] = "blocked"
-    frame["service"] = "network"
-    frame["reason"] = "firewall"
-    frame["auth_method"] = "TCP"
-    frame["source"] = src.name
-    frame["log"] = "pfirewall"
-    if not opts.keep_raw:
-        frame = frame.drop(columns=["raw"])
-    for col in frame.columns:
-        if frame[col].dtype == object and col != "raw":
-            frame[col] = frame[col].astype("category")
-    ev = conform(frame)
-    rep.events += len(ev)
-    return ev

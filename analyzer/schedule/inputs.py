@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import InputError
-from ..ingest import READERS, IngestOptions, InputReport, read_source
+from ..ingest import IngestOptions, InputReport, Window, read_events
 from ..ingest.sniff import sniff
-from ..ingest.sources import HEAD_BYTES, Prefixed, Skipped, Source, iter_sources
-from ..schema import concat_events, empty_events
+from ..ingest.sources import HEAD_BYTES, Prefixed, Source
+from ..schema import empty_events
 from .state import FileState
 
 __all__ = ["FP_BYTES", "Read", "expand", "read_new"]
@@ -239,7 +239,7 @@ def read_new(
                 magic = fh.read(HEAD_BYTES)
                 fh.seek(0)
                 if magic.startswith(b"ElfFile\x00"):
-                    _read_evtx(path, fh, st, by_path.get(path), opts, rep, out)
+                    _read_evtx(path, st, by_path.get(path), opts, rep, out)
                 elif magic.startswith(_GZIP):
                     with gzip.GzipFile(fileobj=fh) as raw_gz:
                         gz = io.BufferedReader(_Faults(raw_gz, path), 1 << 20)
@@ -304,17 +304,21 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
         inner, limit = stream, None
     header = _header_lines(head) if fmt == "pfirewall" and start > 0 else b""
 
-    def read(limit: int | None, into: InputReport) -> tuple[pd.DataFrame, int]:
+    def read(limit: int | None) -> tuple[pd.DataFrame, int]:
+        """The window up to ``limit`` read as the one-shot read reads an input (its limits,
+        its faults kept to this file); its report becomes ``rep``."""
         window = Prefixed(header + prefix, inner, limit)
         src = Source(name=path, stream=io.BufferedReader(window, 1 << 20), mtime=st.st_mtime)
         src.head = src.stream.read(HEAD_BYTES)
-        events = empty_events()
+        events, into = empty_events(), InputReport(name=path, format=fmt)
         if len(src.head) > len(header):  # something new beyond the header put in front
-            events = READERS[fmt](src, opts, into)
+            got = read_events([Window(src, fmt)], opts)
+            events, into = got.events, got.inputs[0]
         src.stream.read()  # the reader may stop early on a fault: the window's count says where
+        rep.__dict__.update(into.__dict__)
         return events, len(prefix) + window.count
 
-    events, consumed = read(limit, rep)
+    events, consumed = read(limit)
     if not compressed and fmt == "syslog" and live and len(events) > 1 and rep.error is None:
         cut = _quiet_cut(events)
         if cut is not None and cut < rep.lines:
@@ -324,9 +328,7 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
             shorter = _line_end(stream, start, end, cut)
             stream.seek(start)
             held = rep.lines - cut
-            for key, value in dataclasses.asdict(InputReport(name=path)).items():
-                setattr(rep, key, value)
-            events, consumed = read(shorter - start, rep)
+            events, consumed = read(shorter - start)
             rep.assumptions["held back"] = (
                 f"{held} line(s) after the last quiet moment (the file is still being written); read next run"
             )
@@ -363,11 +365,12 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
     out.events.append((f"text:{path}", events))
 
 
-def _read_evtx(path, fh, st, prev: FileState | None, opts, rep, out: Read) -> None:
+def _read_evtx(path, st, prev: FileState | None, opts, rep, out: Read) -> None:
+    """An EVTX file, from the record after the last one read (the reader skips the rest)."""
     after = prev.last_record if prev is not None and prev.last_record is not None else 0
-    src = Source(name=path, stream=fh, mtime=st.st_mtime, path=path)
-    src.head = fh.read(HEAD_BYTES)
-    events = read_source(src, dataclasses.replace(opts, evtx_after=after), rep)
+    got = read_events([path], dataclasses.replace(opts, evtx_after=after))
+    rep.__dict__.update(got.inputs[0].__dict__)
+    events = got.events
     newest = rep.last_record
     if after and newest is not None and newest < after:
         note = (
@@ -376,11 +379,8 @@ def _read_evtx(path, fh, st, prev: FileState | None, opts, rep, out: Read) -> No
         )
         out.notes.append(note)
         rep.warnings.append(note)
-        fresh = InputReport(name=path)
-        fh.seek(0)
-        src = Source(name=path, stream=fh, mtime=st.st_mtime, path=path)
-        src.head = fh.read(HEAD_BYTES)
-        events = read_source(src, opts, fresh)
+        again = read_events([path], opts)
+        fresh, events = again.inputs[0], again.events
         fresh.warnings.insert(0, note)
         rep.__dict__.update(fresh.__dict__)
         newest = rep.last_record
@@ -404,35 +404,22 @@ def _read_whole(path, st, prev: FileState | None, opts, rep, out: Read) -> None:
         out.files.append(prev)
         return
     origin = f"whole:{path}"
-    frames = []
-    inner_reports = []
-    for item in iter_sources([path], opts.limits):
-        if isinstance(item, Skipped):
-            sub = InputReport.skipped_input(item)
-        else:
-            sub = InputReport(name=item.name)
-            frames.append(read_source(item, opts, sub))
-        inner_reports.append(sub)
+    got = read_events([path], opts)
+    inner_reports = got.inputs
     if len(inner_reports) == 1:
         rep.__dict__.update(inner_reports[0].__dict__)
         rep.name = path
     else:
         rep.format = "archive"
         for sub in inner_reports:
-            rep.lines += sub.lines
-            rep.records += sub.records
-            rep.events += sub.events
-            rep.used += sub.used
-            rep.irrelevant += sub.irrelevant
-            rep.unparsed += sub.unparsed
-            rep.sample_unparsed(sub.unparsed_samples)
+            rep.merge(sub)
             rep.warnings.extend(f"{sub.name}: {w}" for w in sub.warnings)
             if sub.error:
                 rep.warnings.append(f"{sub.name}: {sub.error}")
             for k, v in sub.assumptions.items():
                 rep.assumptions.setdefault(k, v)
     out.replaced.append(origin)
-    out.events.append((origin, concat_events(frames)))
+    out.events.append((origin, got.events))
     out.files.append(
         FileState(key=path, kind="whole", path=path, dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime=st.st_mtime)
     )

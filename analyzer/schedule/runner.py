@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_write
-from .._pools import usable_cpus
 from ..analysis import iso_utc
 from ..classify import load_rules
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, InputReport
+from ..ingest.workers import usable_cpus
 from ..pipeline import Report, triage_events
 from ..prose import every
 from ..schema import UNKNOWN_HOST

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from .._pools import usable_cpus
+from ..ingest.workers import usable_cpus
 from .store import Store, new_id, now_iso, valid_id
 from .uploads import TooLarge, UploadError, receive
 from .worker import child_main

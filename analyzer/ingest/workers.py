@@ -1,5 +1,10 @@
-"""Worker processes: how many to start (:func:`usable_cpus`), and pools let go without
-waiting for their workers to exit (:func:`let_go`).
+"""Worker processes: how many to start (:func:`usable_cpus`), the pools of a read
+(:func:`pool`, :func:`in_workers`, :func:`close_pools`), and pools let go without waiting
+for their workers to exit (:func:`let_go`).
+
+A read's workers fork from the reading process with the message catalog loaded, one pool
+per size for the rest of the read; they keep their heaps from call to call, and exit when
+the read is done (idle, they would hold their memory through the analysis).
 
 ``ProcessPoolExecutor.shutdown(wait=False)`` returns at once and the workers free their
 memory and exit in the background, while the caller goes on. At interpreter exit,
@@ -14,13 +19,20 @@ exit waits no longer than before.
 
 from __future__ import annotations
 
+import gc
 import math
+import multiprocessing
 import os
 import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-__all__ = ["let_go", "join_let_go", "usable_cpus"]
+from .._memory import keep_heap, thaw
+from .catalog import load_catalog
+
+__all__ = ["close_pools", "in_worker", "in_workers", "join_let_go", "let_go", "pool", "usable_cpus"]
 
 _LEAVING: list[threading.Thread] = []
 _HOOKED = False
@@ -102,3 +114,66 @@ def _quota_at(folder: Path, name: str) -> float | None:
         return limit / period if limit > 0 and period > 0 else None
     except (OSError, ValueError):
         return None
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def close_pools() -> None:
+    """Let the workers of this read exit (in the background: their results are in)."""
+    while _POOLS:
+        let_go(_POOLS.popitem()[1])
+        thaw()
+
+
+def pool(jobs: int) -> ProcessPoolExecutor:
+    """One pool per size for the rest of a read (workers fork with the catalog loaded)."""
+    running = _POOLS.get(jobs)
+    if running is not None and getattr(running, "_broken", False):  # a worker died: start afresh
+        let_go(_POOLS.pop(jobs))
+        running = None
+    if running is None:
+        load_catalog().auth_filter()
+        # what exists now is shared with the workers, which fork from here: kept out of
+        # the collector's scans, its pages are not copied by them (a worker's collector
+        # would otherwise touch every object it inherited); thawed when the pool closes
+        gc.freeze()
+        running = _POOLS[jobs] = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
+        )
+    return running
+
+
+_IN_WORKER = False
+
+
+def _worker_start() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    keep_heap()
+
+
+def in_worker() -> bool:
+    """Whether this is one of the read's worker processes (which then use no thread pools
+    of their own: the workers are the parallelism)."""
+    return _IN_WORKER
+
+
+def in_workers(fn: Callable, calls: Iterable[tuple], jobs: int) -> Iterator:
+    """``fn(*call)`` for each call, in the read's worker processes, the results in order; at
+    most two calls per worker in flight (bounded memory). Workers keep their heaps from call
+    to call (see _worker_start); when the calls are done or abandoned, they exit before this
+    process joins what they gave (its largest moment)."""
+    running = pool(jobs)
+    pending: deque = deque()
+    try:
+        for call in calls:
+            pending.append(running.submit(fn, *call))
+            if len(pending) >= 2 * jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        close_pools()
