@@ -16,8 +16,8 @@ from ._arrays import run_starts
 from ._lifeline import die_with_parent
 from ._memory import thaw
 from .classify.causes import load_causes
-from .classify.engine import Classified, _group_ids, by_batch, periodicity
-from .classify.roles import domain_controller_signs
+from .classify.engine import Classified, by_batch, group_ids, periodicity
+from .classify.roles import host_roles
 from .config import Profile
 from .ingest.workers import let_go
 from .prose import explain, headline, host_name
@@ -25,80 +25,10 @@ from .schema import UNKNOWN_HOST
 
 __all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
 
-WINDOWS_LOGS = ("evtx", "windows-xml", "windows-json", "pfirewall")
-LINUX_LOGS = ("syslog", "journal")
 # what needs action first (after each cause's rank: rules/causes.yaml, as are the columns
 # that gather a cause's events into findings and which causes show a transition)
 VERDICT_RANK = {"attack": 0, "misconfiguration": 1, "user-error": 2, "unknown": 3, "expected": 4}
 CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
-
-
-def host_roles(events: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each host's role, with the evidence that decided it."""
-    out: list[dict[str, Any]] = []
-    if events.empty:
-        return out
-    hosts = events["host"]
-    if isinstance(hosts.dtype, pd.CategoricalDtype):  # the schema's: codes, no copy of the column
-        codes = hosts.cat.codes.to_numpy()
-        host_idx = np.where(codes < 0, len(hosts.cat.categories), codes)  # no host: a host too
-        labels = [*hosts.cat.categories, np.nan]
-    else:
-        host_idx, labels = pd.factorize(hosts, use_na_sentinel=False)
-    every = [(UNKNOWN_HOST if pd.isna(h) else str(h)) for h in labels]
-    present = np.zeros(len(every), dtype=bool)
-    present[host_idx] = True  # (marked in place: np.bincount would copy the codes as int64)
-    names = [every[i] for i in np.flatnonzero(present)]
-
-    def distinct(col: str) -> dict[str, set]:
-        """Per host the distinct values of ``col`` (as text): a table of hosts by values
-        marked from the rows' codes (no array of (host, value) pairs as long as the column)."""
-        values = events[col]
-        where = host_idx
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            codes, texts = values.cat.codes.to_numpy(), [str(v) for v in values.cat.categories]
-        else:  # only the rows with a value (an event id column is empty on Linux hosts)
-            have = values.notna().to_numpy()
-            codes, uniques = pd.factorize(values[have])
-            texts, where = [str(v) for v in uniques], host_idx[have]
-        seen = np.zeros((len(every), len(texts)), dtype=bool)
-        known = codes >= 0
-        if known.all():
-            seen[where, codes] = True
-        else:
-            seen[where[known], codes[known]] = True
-        out: dict[str, set] = {}
-        for h, c in zip(*(a.tolist() for a in np.nonzero(seen)), strict=True):
-            out.setdefault(every[h], set()).add(texts[c])
-        return out
-
-    ids_by, channels_by, logs_by = distinct("event_id"), distinct("channel"), distinct("log")
-    dc = domain_controller_signs()  # data/windows_events.yaml
-    for name in sorted(set(names)):
-        evidence: list[str] = []
-        dc_ids = sorted(int(i) for i in ids_by.get(name, ()) if int(i) in dc.event_ids)
-        channels = {str(c) for c in channels_by.get(name, ())}
-        logs = {str(x) for x in logs_by.get(name, ())}
-        if dc_ids:
-            evidence.append(
-                f"Kerberos KDC events {', '.join(map(str, dc_ids))} in its own Security log (only DCs log them)"
-            )
-        ds = sorted(channels & set(dc.channels))
-        if ds:
-            evidence.append(f"directory-service channels: {', '.join(ds)}")
-        if evidence:
-            role = "domain-controller"
-        elif logs & set(WINDOWS_LOGS) or channels:
-            role = "windows"
-            evidence.append(f"Windows event logs ({', '.join(sorted(logs & set(WINDOWS_LOGS)))}), no KDC events")
-        elif logs & set(LINUX_LOGS):
-            role = "linux"
-            evidence.append(f"Linux logs ({', '.join(sorted(logs & set(LINUX_LOGS)))})")
-        else:
-            role = "unknown"
-            evidence.append("no log kind that tells")
-        out.append({"name": name, "role": role, "role_evidence": evidence})
-    return out
 
 
 def iso_utc(ts) -> str | None:
@@ -434,7 +364,7 @@ def _cause_findings(
         # columns for the largest cause was most of this step's memory
         frame = _Taken(events, cls, rows)
         # groups numbered in order of first appearance (a missing value is a value of its own)
-        gid = _group_ids(events[keys].iloc[rows], keys)
+        gid = group_ids(events[keys].iloc[rows], keys)
         micros = all_micros[rows]
         secs = micros // 1_000_000
         per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)

@@ -53,7 +53,7 @@ class Profile:
     def with_overrides(self, networks: list[str] | None = None, accounts: list[str] | None = None) -> Profile:
         out = self
         if networks:
-            out = replace(out, networks=tuple(_check_networks(networks, "--platform-net")))
+            out = replace(out, networks=tuple(check_networks(networks, "--platform-net")))
         if accounts:
             out = replace(out, accounts=tuple(accounts))
         return out
@@ -62,7 +62,7 @@ class Profile:
 _DEFAULT = Profile()
 
 
-def _check_networks(values: list[Any], where: str) -> list[str]:
+def check_networks(values: list[Any], where: str) -> list[str]:
     out = []
     for v in values:
         try:
@@ -96,7 +96,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
             )
         thresholds[key] = float(value)
     return Profile(
-        networks=tuple(_check_networks(platform.get("networks", []), f"{candidate} [platform] networks")),
+        networks=tuple(check_networks(platform.get("networks", []), f"{candidate} [platform] networks")),
         accounts=tuple(str(a) for a in platform.get("accounts", _DEFAULT.accounts)),
         ports=tuple(int(p) for p in platform.get("ports", _DEFAULT.ports)),
         timezone=platform.get("timezone"),

@@ -390,7 +390,7 @@ def test_group_numbers_from_category_codes_match_pandas_groupby():
     order of first appearance, missing values a group of their own; other keys fall back."""
     import numpy as np
 
-    from analyzer.classify.engine import _distinct_keys, _group_ids
+    from analyzer.classify.engine import _distinct_keys, group_ids
 
     rng = np.random.default_rng(7)
     n = 5_000
@@ -405,7 +405,7 @@ def test_group_numbers_from_category_codes_match_pandas_groupby():
     )
     for by in (["host"], ["user"], ["host", "user"], ["user", "src_ip", "host"], ["host", "port"]):
         want = frame.groupby(by, observed=True, dropna=False, sort=False).ngroup().to_numpy()
-        assert (_group_ids(frame, by) == want).all(), by
+        assert (group_ids(frame, by) == want).all(), by
     keys = _distinct_keys(frame["user"])
     assert pd.Series(keys).nunique() == pd.Series(users).nunique() and np.isnan(keys[pd.isna(users)]).all()
 

@@ -86,7 +86,7 @@ def _group_key(frame: pd.DataFrame, by: list[str]) -> np.ndarray | None:
     return key
 
 
-def _group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
+def group_ids(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
     """Per row, its group's number (in order of first appearance; missing is a value)."""
     if not by:
         return np.zeros(len(frame), dtype=np.int64)
@@ -262,7 +262,7 @@ def _ordered(
     candidate row, group id per row)."""
     other = _same_groups(events, by, rows, other)[0]
     both = np.concatenate([rows, other])
-    gid = _group_ids(events[by].iloc[both], by)  # only the columns needed, not whole rows
+    gid = group_ids(events[by].iloc[both], by)  # only the columns needed, not whole rows
     t = secs[both]
     del both
     g_rows, g_other = gid[: rows.size], gid[rows.size :]
@@ -305,7 +305,7 @@ def _group_ok(
     sub = events[list(needed)].iloc[rows]  # only the columns the conditions read
     span = g.timespan.seconds if g.timespan is not None else None
     t = secs[rows]
-    gid = _group_ids(sub, by)
+    gid = group_ids(sub, by)
     if g.count is not None:
         if g.count.lower:
             per_group = _window_max(gid, t, span)
@@ -344,14 +344,14 @@ def _group_ok(
                 del at, mine, among
             else:
                 both = np.concatenate([rows, among])
-                gids = _group_ids(events[vby].iloc[both], vby)
+                gids = group_ids(events[vby].iloc[both], vby)
                 values = _distinct_keys(events[vc.field].iloc[among])
                 size = int(gids.max()) + 1 if gids.size else 0
                 distinct = _distinct_per_group(gids[rows.size :], values, size)
                 ok &= _compare(vc.bounds, distinct)[gids[: rows.size]]
                 del gids, values, among, both
         else:  # distinct values among the candidate rows themselves
-            vgid = _group_ids(sub, vby) if vby != by else gid
+            vgid = group_ids(sub, vby) if vby != by else gid
             values = _distinct_keys(sub[vc.field])
             if vc.bounds.lower:
                 per_group = _window_max(vgid, t, span, values)

@@ -213,10 +213,10 @@ def example_events(example: Example) -> pd.DataFrame:
 
 def run_example(rule: Rule, example: Example) -> str | None:
     """Classify the example's events with ``rule`` alone; what is wrong (None: as expected)."""
-    from ..analysis import host_roles  # the roles as analyze takes them (analysis imports this package)
     from .engine import classify
     from .load import RuleSet
     from .match import evaluate_rule
+    from .roles import host_roles  # the roles as analyze takes them
 
     events = example_events(example)
     roles = {h["name"]: h["role"] for h in host_roles(events)}

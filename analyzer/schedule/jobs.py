@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import Profile, _check_networks, load_profile
+from ..config import Profile, check_networks, load_profile
 from ..errors import UsageError
 
 __all__ = ["Job", "Schedule", "load_schedule"]
@@ -104,7 +104,7 @@ def _job(path: Path, base: Path, index: int, raw: Any, profile: Profile) -> Job:
         raise _fail(path, where, f"[job.platform] takes only {sorted(_PLATFORM_KEYS)}")
     job_profile = profile
     if "networks" in overrides:
-        job_profile = replace(job_profile, networks=tuple(_check_networks(overrides["networks"], f"{path} {where}")))
+        job_profile = replace(job_profile, networks=tuple(check_networks(overrides["networks"], f"{path} {where}")))
     if "accounts" in overrides:
         job_profile = replace(job_profile, accounts=tuple(str(a) for a in overrides["accounts"]))
     if "ports" in overrides:
