@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -587,3 +588,54 @@ def test_analysis_split_with_a_share_without_failures(tmp_path, monkeypatch):
         assert a.astype(object).tolist() == b.astype(object).tolist(), name
     web2 = (ev["host"] == "web2").to_numpy()
     assert split["classification"].cause[web2].isna().all()
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out.update(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
+def test_workers_die_with_a_killed_analyze(tmp_path):
+    """kill -9 of `analyze` while its workers read: they lived on, blocked writing to a pipe
+    nobody reads (and kept what they had inherited, a scheduled run's lock among it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = "".join(large_auth_log(150_000, seed=11))
+    for i in range(6):
+        (tmp_path / f"auth{i}.log").write_text(text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer", "analyze", "--jobs", "2", "--year", "2025", "-o", os.devnull,
+         *sorted(map(str, tmp_path.glob("auth*.log")))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        seen |= _children(proc.pid)
+        time.sleep(0.02)
+    assert seen, "no worker was seen before the run ended"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    alive = seen
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)}
+        time.sleep(0.05)
+    for p in alive:  # tidy up before failing
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"workers outlived their parent: {sorted(alive)}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from .._lifeline import die_with_parent
 from .._memory import keep_heap, thaw
 from .catalog import load_catalog
 
@@ -139,7 +140,10 @@ def pool(jobs: int) -> ProcessPoolExecutor:
         # would otherwise touch every object it inherited); thawed when the pool closes
         gc.freeze()
         running = _POOLS[jobs] = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_start,
+            initargs=(os.getpid(),),
         )
     return running
 
@@ -147,9 +151,10 @@ def pool(jobs: int) -> ProcessPoolExecutor:
 _IN_WORKER = False
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     global _IN_WORKER
     _IN_WORKER = True
+    die_with_parent(parent)  # not left blocked on a pipe after a kill -9 of the read
     keep_heap()
 
 
