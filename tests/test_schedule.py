@@ -470,6 +470,10 @@ def test_units_name_the_config_and_directories(tmp_path):
     assert f"ExecStart=/opt/authtriage/bin/authtriage schedule run --config {cfg}" in out["authtriage.service"]
     assert "Type=oneshot" in out["authtriage.service"]
     assert f"ReadWritePaths={tmp_path / 'out'}" in out["authtriage.service"]
+    # a configuration, logs or reports under /tmp stay visible: no private /tmp; scratch files
+    # go beside the state, which the service may write
+    assert "PrivateTmp" not in out["authtriage.service"]
+    assert f'Environment="TMPDIR={tmp_path / "out"}"' in out["authtriage.service"]
     assert "OnCalendar=*-*-* 02:30" in out["authtriage.timer"] and "Persistent=true" in out["authtriage.timer"]
     assert out["crontab"].startswith("30 2 * * * /opt/authtriage/bin/authtriage schedule run --config ")
     res = runner.invoke(app, ["schedule", "units", "--config", str(cfg)])
