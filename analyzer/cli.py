@@ -563,6 +563,7 @@ def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPU
     Example: authtriage schedule run --config /etc/authtriage/authtriage.toml
     """
     from .schedule import Busy, load_schedule, run_jobs
+    from .schedule.trends import KINDS
 
     try:
         sched = load_schedule(config)
@@ -576,11 +577,8 @@ def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPU
         raise _fail(exc) from None
     for o in outcomes:
         if o.ok:
-            t = o.trends
-            typer.echo(
-                f"{o.job}: run {o.run_id}: {len(t['new'])} new, {len(t['continuing'])} continuing, "
-                f"{len(t['stopped'])} stopped; wrote {', '.join(o.reports)}"
-            )
+            counts = ", ".join(f"{len(o.trends.get(kind, []))} {kind}" for kind in KINDS)
+            typer.echo(f"{o.job}: run {o.run_id}: {counts}; wrote {', '.join(o.reports)}")
         else:
             typer.echo(f"authtriage: job {o.job} failed: {o.error}", err=True)
     if not all(o.ok for o in outcomes):
@@ -604,6 +602,7 @@ def schedule_history(
 
     from .report import text_escape
     from .schedule import State, load_schedule
+    from .schedule.trends import KINDS
 
     try:
         sched = load_schedule(config)
@@ -628,14 +627,14 @@ def schedule_history(
             first = (r["error"] or "").splitlines()[0] if r["error"] else ""
             typer.echo(f"{r['started']}  {text_escape(r['job'])}  FAILED: {text_escape(first)}")
             continue
-        t = r["trends"] or {"new": [], "continuing": [], "stopped": []}
+        t = r["trends"] or {}
         typer.echo(
             f"{r['started']}  {text_escape(r['job'])}  run {r['id']}: read {r['lines']} lines, {r['records']} records; "
             f"{r['events']} new events; {r['findings']} findings over {r['window_events']} events; "
-            f"{len(t['new'])} new, {len(t['continuing'])} continuing, {len(t['stopped'])} stopped"
+            + ", ".join(f"{len(t.get(kind, []))} {kind}" for kind in KINDS)
         )
-        for kind in ("new", "continuing", "stopped"):
-            for item in t[kind]:
+        for kind in KINDS:  # (a run of an earlier version has no "quiet")
+            for item in t.get(kind, []):
                 typer.echo(f"    {kind:<10} {text_escape(item['text'])}")
 
 
