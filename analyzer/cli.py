@@ -8,6 +8,7 @@ import gc
 import math
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -42,7 +43,19 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(schedule_app, name="schedule")
-ConfigOpt = Annotated[Path | None, typer.Option(help="The configuration with [[job]] tables; also AUTHTRIAGE_CONFIG.")]
+
+
+def _literal(text: str) -> str:
+    """Help text shown as written: the help renderer (Rich, when typer uses it) takes
+    ``[word]`` for a style and drops it, so "[[job]]" read "[]"."""
+    if typer.core.HAS_RICH and typer.core.DEFAULT_MARKUP_MODE == "rich":
+        return re.sub(r"(\[[a-z#/@][^[]*?])", r"\\\1", text)  # rich.markup.escape's rule
+    return text
+
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option(help=_literal("The configuration with [[job]] tables; also AUTHTRIAGE_CONFIG."))
+]
 JobOpt = Annotated[str | None, typer.Option("--job", help="Only this job.")]
 RulesDir = Annotated[
     list[Path] | None, typer.Option("--rules", help="A directory of rule files; its rules replace shipped ones by id.")
@@ -82,6 +95,7 @@ class AnalyzeFormat(StrEnum):
     html = "html"
     md = "md"
     text = "text"
+    txt = "txt"  # the same as text, as the extension reads
 
 
 class FailOn(StrEnum):
@@ -339,7 +353,10 @@ def analyze(
     format: Annotated[
         AnalyzeFormat | None,
         typer.Option(
-            "--format", help="json, html, md or text (default: by -o's extension; text on a terminal, else json)."
+            "--format",
+            help="json, html, md or text (txt: text). Default: by -o's extension (.json, .html, .md, .txt; none: "
+            "json); without -o, text on a terminal, else json. Text is as wide as the terminal (COLUMNS), "
+            "else 80 columns; in a file (-o), 80.",
         ),
     ] = None,
     output: Output = None,
@@ -377,7 +394,7 @@ def analyze(
     from .config import load_profile
     from .ingest import IngestResult
     from .pipeline import TriageOptions, triage  # here: `events` and the rest need none of these
-    from .report import format_for
+    from .report import format_for, render
 
     try:
         profile = load_profile(config).with_overrides(platform_net, platform_account)
@@ -385,6 +402,10 @@ def analyze(
     except AuthtriageError as exc:
         raise _fail(exc) from None
     tz = tz or profile.timezone
+    try:  # before the reading: an extension that names no format is a usage error, not JSON
+        fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
     _check_output(output)
     limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
     one_run()  # (as for `events`: see _read)
@@ -404,24 +425,38 @@ def analyze(
         )
     except AuthtriageError as exc:  # nothing readable, too
         raise _fail(exc) from None
-    fmt = format_for(str(output) if output else None, format.value if format else None, sys.stdout.isatty())
-    _write(report.render(fmt), output)
+    _write(render(report.data, fmt, width=text_width(output)), output)
     code = report.exit_code(fail_on.value if fail_on else None)
     if code:
         raise typer.Exit(code)
 
 
+def text_width(output: Path | None) -> int:
+    """The text report's width: a file's is 80 columns (whoever reads it later has a terminal
+    of their own); standard output's is the terminal's, or COLUMNS, else (a pipe) 80."""
+    from .report import TEXT_WIDTH
+
+    if output is not None:
+        return TEXT_WIDTH
+    return shutil.get_terminal_size((TEXT_WIDTH, 24)).columns or TEXT_WIDTH
+
+
 @samples_app.command("generate")
 def samples_generate(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the scenario logs into.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the scenario logs into (made if missing).")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 1,
     scale: Annotated[int, typer.Option(help="Lines of a large auth log (and half as many EVTX records); 0: none.")] = 0,
 ) -> None:
     """Write deterministic scenario logs (and, with --scale, a large auth log for benchmarks)."""
     from .samples import generate
 
-    for path in generate(out, seed=seed, scale=scale):
-        typer.echo(str(path))
+    if out.exists() and not out.is_dir():
+        raise _cannot_write(out, "it is not a directory (--out names the directory to write the logs into)")
+    try:
+        for path in generate(out, seed=seed, scale=scale):
+            typer.echo(str(path))
+    except OSError as exc:  # a read-only or full file system: one line, not a traceback
+        raise _cannot_write(exc.filename or out, exc) from None
 
 
 @rules_app.command("list")
@@ -528,6 +563,7 @@ def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPU
     Example: authtriage schedule run --config /etc/authtriage/authtriage.toml
     """
     from .schedule import Busy, load_schedule, run_jobs
+    from .schedule.trends import KINDS
 
     try:
         sched = load_schedule(config)
@@ -541,11 +577,8 @@ def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPU
         raise _fail(exc) from None
     for o in outcomes:
         if o.ok:
-            t = o.trends
-            typer.echo(
-                f"{o.job}: run {o.run_id}: {len(t['new'])} new, {len(t['continuing'])} continuing, "
-                f"{len(t['stopped'])} stopped; wrote {', '.join(o.reports)}"
-            )
+            counts = ", ".join(f"{len(o.trends.get(kind, []))} {kind}" for kind in KINDS)
+            typer.echo(f"{o.job}: run {o.run_id}: {counts}; wrote {', '.join(o.reports)}")
         else:
             typer.echo(f"authtriage: job {o.job} failed: {o.error}", err=True)
     if not all(o.ok for o in outcomes):
@@ -569,6 +602,7 @@ def schedule_history(
 
     from .report import text_escape
     from .schedule import State, load_schedule
+    from .schedule.trends import KINDS
 
     try:
         sched = load_schedule(config)
@@ -593,14 +627,14 @@ def schedule_history(
             first = (r["error"] or "").splitlines()[0] if r["error"] else ""
             typer.echo(f"{r['started']}  {text_escape(r['job'])}  FAILED: {text_escape(first)}")
             continue
-        t = r["trends"] or {"new": [], "continuing": [], "stopped": []}
+        t = r["trends"] or {}
         typer.echo(
             f"{r['started']}  {text_escape(r['job'])}  run {r['id']}: read {r['lines']} lines, {r['records']} records; "
             f"{r['events']} new events; {r['findings']} findings over {r['window_events']} events; "
-            f"{len(t['new'])} new, {len(t['continuing'])} continuing, {len(t['stopped'])} stopped"
+            + ", ".join(f"{len(t.get(kind, []))} {kind}" for kind in KINDS)
         )
-        for kind in ("new", "continuing", "stopped"):
-            for item in t[kind]:
+        for kind in KINDS:  # (a run of an earlier version has no "quiet")
+            for item in t.get(kind, []):
                 typer.echo(f"    {kind:<10} {text_escape(item['text'])}")
 
 

@@ -10,7 +10,10 @@ breaks a table or moves a terminal's cursor.
 from __future__ import annotations
 
 import math
+import os
 import re
+import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,15 +23,30 @@ import orjson
 import pandas as pd
 
 from ._jinja import Environment
+from .errors import UsageError
 from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "render", "format_for", "md_escape", "text_escape"]
+__all__ = ["FORMATS", "TEXT_WIDTH", "render", "format_for", "md_escape", "text_escape", "cut", "wrap", "relative_to"]
 
 # findings shown in full by the formats meant for reading in a terminal or a ticket
 FINDINGS_SHOWN = {"text": 20, "md": 30}
+TRENDS_SHOWN = 10  # per kind (new, continuing, …) in the text report's "what changed"
 FORMATS = ("json", "html", "md", "text")
-_EXT = {".json": "json", ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
+ALIASES = {"txt": "text"}  # other names a format is asked for by
+_EXT = {
+    ".json": "json",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "text",
+    ".text": "text",
+}
+# the text report's width: a file's (and a pipe's) lines are at most this long; a terminal's
+# are as wide as the terminal, but never narrower than MIN_WIDTH
+TEXT_WIDTH = 80
+MIN_WIDTH = 30
 # control characters (ANSI escapes), and the marks that reorder text in a line (a user name
 # with U+202E shows its letters backwards: "Trojan Source"): shown as escapes, never acted on
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -40,12 +58,29 @@ _MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's M
 
 
 def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
-    """--format wins; else the output file's extension; else text on a terminal, JSON otherwise."""
+    """--format wins (``txt`` is ``text``); else the output file's extension (none: JSON, for
+    automation writing to ``/dev/stdout`` or a pipe); else text on a terminal, JSON otherwise.
+    An extension that names no format is a :class:`UsageError` (``report.pdf`` is not JSON)."""
     if explicit:
-        return explicit
+        fmt = ALIASES.get(explicit, explicit)
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {explicit!r}: give {_names()}")
+        return fmt
     if path:
-        return _EXT.get(Path(path).suffix.lower(), "json")
+        suffix = Path(path).suffix.lower()
+        if not suffix:
+            return "json"
+        if suffix not in _EXT:
+            raise UsageError(
+                f"cannot tell a report format from {path}'s extension {suffix!r}: give --format {_names()}, "
+                f"or name the file {', '.join(sorted(set(_EXT) - {'.htm', '.markdown', '.text'}))}"
+            )
+        return _EXT[suffix]
     return "text" if terminal else "json"
+
+
+def _names() -> str:
+    return ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]
 
 
 def _show_control(text: str) -> str:
@@ -71,6 +106,127 @@ def text_escape(value: Any) -> str:
     return "" if value is None else _show_control(str(value))
 
 
+# ---------------------------------------------------------------------------------
+# the text report's lines: measured in terminal cells, after escaping
+
+
+def _line_text(value: Any) -> str:
+    """Escaped (idempotent: an escape has no control characters left), a tab a space: what
+    is measured is what the terminal shows."""
+    return text_escape(value).replace("\t", " ")
+
+
+def _cell(ch: str) -> int:
+    """Cells one character takes: 2 for East Asian wide and full-width ones, 0 for combining
+    marks and format characters (a zero-width space), else 1."""
+    if ch < "\u0300":
+        return 1
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _cells(text: str) -> int:
+    return len(text) if text.isascii() else sum(map(_cell, text))
+
+
+def _head(text: str, cells: int) -> str:
+    """The longest start of ``text`` that takes at most ``cells`` (at least one character)."""
+    if text.isascii():
+        return text[: max(cells, 1)]
+    used = 0
+    for i, ch in enumerate(text):
+        used += _cell(ch)
+        if used > cells:
+            return text[: max(i, 1)]
+    return text
+
+
+def cut(value: Any, width: int) -> str:
+    """One line of at most ``width`` cells: cut with "…" when longer (the JSON and HTML
+    reports keep the whole text)."""
+    text = _line_text(value).replace("\n", " ")
+    if _cells(text) <= width:
+        return text
+    return _head(text, width - 1) + "…"
+
+
+def _fill(words: Iterable[str], width: int, first: str, rest: str) -> list[str]:
+    """Words into lines of at most ``width`` cells, the first line after ``first``, the
+    others after ``rest``; a word longer than a line is broken."""
+    lines: list[str] = []
+    prefix, line, used = first, [], _cells(first)
+    for word in words:
+        n = _cells(word)
+        if line and used + 1 + n <= width:
+            line.append(word)
+            used += 1 + n
+            continue
+        if line:
+            lines.append(prefix + " ".join(line))
+            prefix, line, used = rest, [], _cells(rest)
+        while n > width - used and len(word) > 1:
+            piece = _head(word, width - used)
+            lines.append(prefix + piece)
+            word = word[len(piece) :]
+            prefix, used, n = rest, _cells(rest), _cells(word)
+        line.append(word)
+        used += n
+    if line or not lines:
+        lines.append(prefix + " ".join(line))
+    return [x.rstrip() for x in lines]
+
+
+def wrap(value: Any, width: int, indent: str = "", hang: str | None = None) -> str:
+    """Text wrapped to ``width`` cells: each line after ``indent`` (lines after the first
+    after ``hang``, default ``indent``); its own line breaks kept."""
+    hang = indent if hang is None else hang
+    out: list[str] = []
+    for i, para in enumerate(_line_text(value).split("\n")):
+        out.extend(_fill(para.split(), width, indent if i == 0 else hang, hang))
+    return "\n".join(out)
+
+
+def wrap_list(values: list, width: int, label: str, limit: int = 10, sep: str = ",") -> str:
+    """``label`` and the first ``limit`` values, wrapped between values (a value longer
+    than a line cut with "…"), then "(+N)" for the rest; lines after the first aligned
+    under the first value."""
+    hang = " " * _cells(label)
+    room = max(width - len(hang), 1)
+    shown = [cut(v, room - len(sep)) for v in values[:limit]]
+    words = [v + sep for v in shown[:-1]] + shown[-1:]
+    if len(values) > limit:
+        words.append(f"(+{len(values) - limit:,})")
+    return "\n".join(_fill(words, width, label, hang))
+
+
+def relative_to(where: Any, base: str | None) -> str:
+    """An input's name (or an evidence place, ``name:locator``) below ``base`` as the part
+    after it; anything else as it is."""
+    text = str(where)
+    if base and text.startswith(base + os.sep):
+        return text[len(base) + 1 :]
+    return text
+
+
+def common_base(doc: dict[str, Any]) -> str | None:
+    """The directory holding every input the report read (archive members: the archive),
+    as the inputs were named; None when they share none but the root or the current
+    directory, or some are named by path from here and others from the root."""
+    dirs = {
+        os.path.dirname(name.split("!", 1)[0])
+        for i in doc.get("inputs") or []
+        if (name := str(i.get("name") or "")) and not name.startswith("<")
+    }
+    if not dirs:
+        return None
+    try:
+        base = os.path.commonpath(sorted(dirs))
+    except ValueError:  # absolute and relative names mixed
+        return None
+    return base if base not in ("", ".", os.sep) else None
+
+
 @cache
 def _env() -> jinja2.Environment:
     env = Environment(
@@ -88,8 +244,13 @@ def _env() -> jinja2.Environment:
     env.filters["some"] = some
     env.filters["host"] = host_name
     env.filters["plural"] = plural
+    env.filters["wrap"] = wrap
+    env.filters["cut"] = cut
+    env.filters["wraplist"] = wrap_list
+    env.filters["rel"] = relative_to
     env.globals["window_text"] = window_text
     env.globals["attempts_text"] = attempts_text
+    env.globals["input_labels"] = input_labels
     return env
 
 
@@ -99,6 +260,19 @@ def attempts_text(f: dict[str, Any]) -> str:
     span = first if first == last else f"{first or '?'} – {last or '?'}"
     count = f"{f['count']:,} attempt{'' if f['count'] == 1 else 's'} ({f['failures']:,} failed)"
     return f"{count}, {span}" if span else count
+
+
+def input_labels(doc: dict[str, Any], base: str | None = None) -> list[str]:
+    """Per input: its name (below ``base``), its format, what it could not read."""
+    out = []
+    for i in doc.get("inputs") or []:
+        parts = [i.get("format") or "skipped"]
+        if i.get("unparsed"):
+            parts.append(f"{i['unparsed']:,} unparsed")
+        if i.get("error"):
+            parts.append(f"ERROR {i['error']}")
+        out.append(f"{relative_to(i['name'], base)} ({', '.join(parts)})")
+    return out
 
 
 def window_text(doc: dict[str, Any]) -> str:
@@ -160,17 +334,34 @@ def _spark(values: list[int]) -> str:
     return "".join(marks[min(8, math.ceil(8 * v / peak))] if v else " " for v in values)
 
 
-def render(doc: dict[str, Any], fmt: str) -> str:
-    """The report document (:func:`analyzer.summary.summarize`'s) in one format."""
+def _merged(values: list[int], step: int) -> list[int]:
+    """Counts of ``step`` buckets at a time (a timeline too long for a line)."""
+    return [sum(values[i : i + step]) for i in range(0, len(values), step)] if step > 1 else values
+
+
+# the text report's timeline line: 4 spaces, the cause in 24 cells, a space, the marks
+_SPARK_AT = 4 + 24 + 1
+
+
+def render(doc: dict[str, Any], fmt: str, width: int = TEXT_WIDTH) -> str:
+    """The report document (:func:`analyzer.summary.summarize`'s) in one format; ``text``
+    in lines of at most ``width`` cells (at least MIN_WIDTH)."""
     if fmt == "json":  # orjson: the standard library's encoder is pure Python once it indents
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
     tl = doc.get("timeline") or {"hosts": {}}
     charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
-    sparks = {host: {c: _spark(v) for c, v in series.items()} for host, series in tl["hosts"].items()}
-    template = _env().get_template(f"report.{fmt}.j2")
-    out = template.render(doc=doc, charts=charts, sparks=sparks, limit=FINDINGS_SHOWN.get(fmt, 10**9))
+    context: dict[str, Any] = {"limit": FINDINGS_SHOWN.get(fmt, 10**9), "charts": charts}
+    if fmt == "text":
+        width = max(int(width), MIN_WIDTH)
+        n = max((len(v) for series in tl["hosts"].values() for v in series.values()), default=0)
+        step = math.ceil(n / max(width - _SPARK_AT, 1)) or 1  # buckets per mark, so that a line fits
+        context |= {"width": width, "base": common_base(doc), "spark_step": step, "trends_shown": TRENDS_SHOWN}
+        context["sparks"] = {h: {c: _spark(_merged(v, step)) for c, v in s.items()} for h, s in tl["hosts"].items()}
+    else:
+        context["sparks"] = {host: {c: _spark(v) for c, v in series.items()} for host, series in tl["hosts"].items()}
+    out = _env().get_template(f"report.{fmt}.j2").render(doc=doc, **context)
     # HTML escapes markup but not control and reordering characters (the other formats' filters
     # show them already): shown in one pass over the page, which has none of its own
     return _show_control(out) if fmt == "html" else out

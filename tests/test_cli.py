@@ -97,14 +97,14 @@ def test_report_says_what_the_window_left_out(tmp_path):
     assert (
         "Only events at or after 2025-06-01T08:00:00Z: 3 event(s) read lie outside this window and are left out "
         "(the events read run from 2025-03-01T09:15:02Z to 2025-03-04T09:15:02Z)."
-    ) in res.stdout
+    ) in " ".join(res.stdout.split())  # (wrapped to 80 columns)
     for fmt, shown in (("md", "3 event(s) read lie outside"), ("html", "3 event(s) read lie outside")):
         res = runner.invoke(app, [*args, "--format", fmt, "--until", "2025-03-01T12:00Z"])
         assert "before 2025-03-01T12:00:00Z" in res.stdout.replace("\\", "") and "2 event" in res.stdout, fmt
         res = runner.invoke(app, [*args, "--format", fmt, "--since", "2026-01-01"])
         assert shown in res.stdout, fmt
     res = runner.invoke(app, [*args, "--format", "text", "--since", "2025-01-01"])
-    assert "every event read is inside this window" in res.stdout
+    assert "every event read is inside this window" in " ".join(res.stdout.split())
     res = runner.invoke(app, [*args, "--format", "json"])  # no window: nothing said, nothing left out
     assert json.loads(res.stdout)["window"]["left_out"] == 0
     res = runner.invoke(app, [*args, "--format", "text"])
@@ -442,3 +442,16 @@ def test_a_reader_that_went_away_ends_the_run_quietly(tmp_path, monkeypatch):
         cli._to_stdout(lambda: sys.stdout.write("x" * 10))
     sink.close()
     assert ended.value.exit_code == 1
+
+
+def test_samples_generate_into_a_file_is_one_line(tmp_path):
+    """--out names a directory: a file there is a usage error of one line, not a traceback."""
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    res = runner.invoke(app, ["samples", "generate", "--out", str(target)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.strip().count("\n") == 0 and str(target) in res.stderr and "not a directory" in res.stderr
+    assert target.read_text() == "mine"
+    inside = target / "logs"  # below a file: the file system's error, named
+    res = runner.invoke(app, ["samples", "generate", "--out", str(inside)])
+    assert res.exit_code == 2 and res.stderr.startswith("authtriage: cannot write ") and "Traceback" not in res.output

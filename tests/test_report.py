@@ -358,3 +358,95 @@ def test_reordering_and_control_characters_are_shown_in_every_format(tmp_path):
         assert "admin\\u202egnp.exe\\u2066x\\x1b" in out.replace("\\\\", "\\"), fmt
     doc = json.loads(_analyze([str(log), "--year", "2025", "--format", "json"]).stdout)
     assert any(user in f["users"] for f in doc["findings"])
+
+
+def _cells(line: str) -> int:
+    """Terminal cells of a line, measured here on their own: wide characters 2, combining
+    marks and format characters 0."""
+    import unicodedata
+
+    return sum(
+        0
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(c) in ("W", "F")
+        else 1
+        for c in line
+    )
+
+
+def _widest(text: str) -> int:
+    return max(_cells(line) for line in text.splitlines())
+
+
+def test_text_fits_an_80_column_terminal(tmp_path):
+    """COLUMNS=80: every line at most 80 cells, prose, lists, evidence and the inputs line
+    among them; evidence cut with "…" (JSON keeps the line whole); inputs and evidence named
+    below the inputs' common directory (JSON keeps the names as given)."""
+    res = runner.invoke(app, ["analyze", "samples/", "--year", "2025", "--format", "text"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert _widest(text) <= 80, [line for line in text.splitlines() if _cells(line) > 80][:3]
+    assert "samples/" not in text.split("\ninputs")[0]  # evidence below the inputs' directory
+    assert re.search(r"^    linux-attacks/auth\.log:\d+: ", text, re.M)
+    assert "\ninputs, in samples:\n" in text and "  linux-attacks/auth.log (syslog);" in text
+    cut = [line for line in text.splitlines() if line.startswith("    linux-") and line.endswith("…")]
+    assert cut and all(_cells(line) == 80 for line in cut)
+    doc = json.loads(_analyze(["samples/", "--year", "2025", "--format", "json"]).stdout)
+    examples = [e for f in doc["findings"] for e in f["examples"]]
+    assert all(e["where"].startswith("samples/") for e in examples)
+    assert max(len(e["where"]) + len(e["text"] or "") for e in examples) > 80  # whole, not cut
+    # as wide as the terminal says; a file's report is 80 whatever the terminal
+    wide = runner.invoke(app, ["analyze", "samples/", "--year", "2025", "--format", "text"], env={"COLUMNS": "132"})
+    assert 80 < _widest(wide.stdout) <= 132
+    out = tmp_path / "report.txt"
+    runner.invoke(app, ["analyze", "samples/", "--year", "2025", "-o", str(out)], env={"COLUMNS": "132"})
+    assert out.read_text().startswith("authtriage: why logins fail") and _widest(out.read_text()) <= 80
+
+
+def test_text_measures_wide_and_hostile_names_after_escaping(tmp_path):
+    """User and host names from a log: wide (CJK, emoji), combining, control characters and
+    a name of 3,000 characters: escaped first, then measured; no line over 80 cells, at 40
+    columns none over 40."""
+    users = ["管理者アカウント" * 6, "e\u0301" * 50 + "\x1b[31mred", "🔥" * 45, "A" * 3000, "ok user"]
+    log = _failed_logins(tmp_path, [users[m % len(users)] for m in range(40)])
+    for columns in (80, 40):
+        res = runner.invoke(app, ["analyze", str(log), "--year", "2025", "--format", "text"], env={"COLUMNS": str(columns)})
+        assert res.exit_code == 0, res.output
+        assert "\x1b" not in res.stdout and ("\\x1b[31mred" in res.stdout or columns < 80)
+        assert _widest(res.stdout) <= columns, [ln for ln in res.stdout.splitlines() if _cells(ln) > columns][:3]
+        assert "auth.log:1: " in res.stdout  # the one input's directory left out
+
+
+def test_text_wrapping_keeps_every_word(tmp_path):
+    from analyzer.report import cut, wrap, wrap_list
+
+    prose = "The platform logs in to web01 as root over ssh and is told the password is wrong. " * 5
+    out = wrap(prose, 40, "    ", "  ")
+    assert out.split() == prose.split() and max(map(len, out.splitlines())) <= 40
+    assert all(line.startswith("  ") for line in out.splitlines()[1:])
+    assert wrap("x" * 100, 30).replace("\n", "") == "x" * 100  # a word longer than a line: broken
+    assert cut("abcdef", 4) == "abc…" and cut("abc", 4) == "abc" and cut("漢字漢字", 5) == "漢字…"
+    listed = wrap_list([f"10.0.0.{i}" for i in range(30)], 40, "    sources: ")
+    assert listed.endswith("(+20)") and max(map(len, listed.splitlines())) <= 40
+    assert all(line.startswith(" " * 13) for line in listed.splitlines()[1:])
+
+
+def test_format_names_and_unknown_extensions(tmp_path):
+    """--format txt is text; -o with an extension that names no format is a usage error
+    naming the formats (it wrote JSON), before anything is read; no extension: JSON."""
+    log = "samples/linux-root-refused/auth.log"
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "--format", "txt"])
+    assert res.exit_code == 0 and res.stdout.startswith("authtriage: why logins fail")
+    out = tmp_path / "report.pdf"
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "-o", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    assert "report.pdf" in res.stderr and all(f in res.stderr for f in ("json", "html", "md", "text"))
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    res = runner.invoke(app, ["analyze", "no-such-file.log", "-o", str(out)])
+    assert res.exit_code == 2 and "report.pdf" in res.stderr  # refused before the reading
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "--format", "md", "-o", str(out)])
+    assert res.exit_code == 0 and out.read_text().startswith("# Why logins fail")  # --format wins
+    bare = tmp_path / "report"
+    assert runner.invoke(app, ["analyze", log, "--year", "2025", "-o", str(bare)]).exit_code == 0
+    assert json.loads(bare.read_text())["report_version"] == 1

@@ -227,7 +227,7 @@ def _state_snapshot(db: Path) -> tuple:
                 "SELECT job, key, path, offset, lines FROM files ORDER BY key",
                 "SELECT id, status FROM runs ORDER BY id",
                 "SELECT count(*), sum(rows) FROM batches",
-                "SELECT * FROM streaks ORDER BY host, cause",
+                "SELECT * FROM seen ORDER BY host, cause, subject",
             )
         )
     finally:
@@ -378,9 +378,10 @@ def test_retention_keeps_the_newest_reports(tmp_path):
     assert not any(Path(p).exists() for p in history[-1]["reports"])
 
 
-def test_trends_report_new_continuing_and_stopped(tmp_path):
+def test_trends_report_new_continuing_and_quiet(tmp_path):
     """Scenario samples: a Linux server whose password changed, and a DC the probe
-    keeps failing on; a second night brings a new host and the Linux probe's success stops."""
+    keeps failing on; a second night brings a new host and the Linux probe's success goes
+    quiet (it is still in the report: never "stopped")."""
     logs = tmp_path / "logs"
     logs.mkdir()
     half = len(MISMATCH) // 2
@@ -409,25 +410,150 @@ def test_trends_report_new_continuing_and_stopped(tmp_path):
     mism = cont[("web01", "probe-password-mismatch")]
     first = {(t["host"], t["cause"]): t for t in t1["new"]}[("web01", "probe-password-mismatch")]
     assert mism["since"] == first["since"]
-    assert "every 15 min since" in mism["text"]
-    assert ("web01", "probe-ok") in {(t["host"], t["cause"]) for t in t2["stopped"]}
+    assert "failing every 15 min since" in mism["text"]
+    assert ("web01", "probe-ok") in {(t["host"], t["cause"]) for t in t2["quiet"]}
+    assert not t2["stopped"]
     assert any(t["host"] == "gw01" and t["verdict"] == "attack" for t in t2["new"])
     jsonschema.validate(doc, json.loads((SAMPLES.parent / "reports" / "report.schema.json").read_text()))
     # every format shows it
     folder = tmp_path / "out" / "nightly"
     assert "What changed" in (folder / "latest.html").read_text()
-    assert "**stopped**" in (folder / "latest.md").read_text()
+    assert "**quiet**" in (folder / "latest.md").read_text()
     assert "continuing" in (folder / "latest.text").read_text()
-    # night three: nothing new anywhere: everything active stops
+    # night three: nothing new anywhere: every finding is still in the report, and quiet
     assert _run(cfg).exit_code == 0
     t3 = _latest(tmp_path)["schedule"]["trends"]
-    assert not t3["new"] and not t3["continuing"]
-    assert ("web01", "probe-password-mismatch") in {(t["host"], t["cause"]) for t in t3["stopped"]}
+    assert not t3["new"] and not t3["continuing"] and not t3["stopped"]
+    assert ("web01", "probe-password-mismatch") in {(t["host"], t["cause"]) for t in t3["quiet"]}
     # history shows the same, run by run
     res = runner.invoke(app, ["schedule", "history", "--config", str(cfg)])
     assert res.exit_code == 0
     assert res.stdout.count("run ") == 3
-    assert "stopped    The password the platform holds" in res.stdout
+    assert "quiet      The password the platform holds" in res.stdout
+
+
+def _failures(start: str, user: str, ip: str, count: int, every: str) -> list[bytes]:
+    """sshd's failed passwords, ``count`` of them ``every`` apart from ``start`` (UTC)."""
+    times = pd.date_range(start, periods=count, freq=every, tz="UTC")
+    return [
+        f"{t:%Y-%m-%dT%H:%M:%S}+00:00 web9 sshd[{1000 + i}]: Failed password for {user} from {ip} port "
+        f"{40000 + i} ssh2\n".encode()
+        for i, t in enumerate(times)
+    ]
+
+
+def _probe(start: str, end: str) -> list[bytes]:
+    """The platform's login as root from its network every 15 min, failing (its password is wrong)."""
+    n = int((pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta("15min")) + 1
+    return _failures(start, "root", "198.51.100.10", n, "15min")
+
+
+def _what_changed(tmp: Path) -> tuple[dict, dict[str, dict[tuple, dict]]]:
+    doc = _latest(tmp)
+    by_kind = {
+        kind: {(t["host"], t["cause"], tuple(sorted(t["subject"].items()))): t for t in items}
+        for kind, items in doc["schedule"]["trends"].items()
+    }
+    return doc, by_kind
+
+
+def test_what_changed_labels_each_finding_across_three_runs(tmp_path):
+    """Three runs over a growing log, a 12 h window: each finding of a report is new,
+    continuing or quiet by its own identity (host, cause, and the account of a brute force,
+    the source of a spray), titled and dated from itself; a finding is "stopped" only once
+    it has left the report; new attackers are named; only the platform's login "fails"."""
+    from analyzer.schedule.trends import finding_key
+
+    log = tmp_path / "auth.log"
+    cfg = _config(
+        tmp_path,
+        [str(log)],
+        extra='window_days = 0.5\n[job.platform]\nnetworks = ["198.51.100.0/24"]',
+    )
+    probe = ("web9", "probe-password-mismatch", (("src_ip", "198.51.100.10"), ("user", "root")))
+    root = ("web9", "brute-force", (("user", "root"),))
+    admin = ("web9", "brute-force", (("user", "admin"),))
+    spray = ("web9", "password-spray", (("src_ip", "203.0.113.20"),))
+
+    def check(doc: dict, by_kind: dict) -> None:
+        # every finding of the report exactly once, as new, continuing or quiet, with its own
+        # title and times; nothing stopped is in the report
+        listed = [k for kind in ("new", "continuing", "quiet") for k in by_kind[kind]]
+        keys = [(h, c, tuple(sorted(s))) for h, c, s in map(finding_key, doc["findings"])]
+        assert sorted(listed) == sorted(keys)
+        assert not set(by_kind["stopped"]) & set(keys)
+        for f, key in zip(doc["findings"], keys, strict=True):
+            item = next(by_kind[k][key] for k in ("new", "continuing", "quiet") if key in by_kind[k])
+            assert (item["title"], item["first_seen"], item["last_seen"]) == (
+                f["title"], f["first_seen"], f["last_seen"]
+            )
+            assert "failing" not in item["text"] or f["cause"] == "probe-password-mismatch", item["text"]
+        text = (tmp_path / "out" / "nightly" / "latest.text").read_text()
+        assert max(map(len, text.splitlines())) <= 80
+
+    # run 1: the platform's login fails from 00:00; brute force against root (one source)
+    # and against admin
+    _write(
+        log,
+        b"".join(
+            sorted(
+                _probe("2025-11-03T00:00", "2025-11-03T03:00")
+                + _failures("2025-11-03T00:10", "admin", "203.0.113.99", 6, "10s")
+                + _failures("2025-11-03T01:30", "root", "203.0.113.7", 6, "10s")
+            )
+        ),
+    )
+    assert _run(cfg).exit_code == 0
+    doc, by_kind = _what_changed(tmp_path)
+    check(doc, by_kind)
+    assert set(by_kind["new"]) == {probe, root, admin}
+    assert "203.0.113.7" in by_kind["new"][root]["text"] and by_kind["new"][root]["new_sources"] == ["203.0.113.7"]
+    assert "203.0.113.99" in by_kind["new"][admin]["text"]
+
+    # run 2: the login still fails; the brute force against root goes on from a second
+    # source; a password spray from a third; nothing more against admin
+    _append(
+        log,
+        sorted(
+            _probe("2025-11-03T03:15", "2025-11-03T08:00")
+            + _failures("2025-11-03T07:00", "root", "203.0.113.8", 6, "10s")
+            + [
+                f"2025-11-03T07:30:{i:02d}+00:00 web9 sshd[{2000 + i}]: Failed password for {u} from 203.0.113.20 "
+                f"port {50000 + i} ssh2\n".encode()
+                for i, u in enumerate(["alice", "bob", "carol", "dave", "erin"])
+            ]
+        ),
+    )
+    assert _run(cfg).exit_code == 0
+    doc, by_kind = _what_changed(tmp_path)
+    check(doc, by_kind)
+    assert set(by_kind["new"]) == {spray} and "203.0.113.20" in by_kind["new"][spray]["text"]
+    assert set(by_kind["continuing"]) == {probe, root}
+    assert set(by_kind["quiet"]) == {admin} and not by_kind["stopped"]
+    cont = by_kind["continuing"][root]
+    assert cont["new_sources"] == ["203.0.113.8"] and "new sources: 203.0.113.8" in cont["text"]
+    assert cont["new_events"] == 6 and cont["since"] == "2025-11-03T01:30:00Z"
+    assert "failing every 15 min since Nov 3 00:00 UTC" in by_kind["continuing"][probe]["text"]
+
+    # run 3: only the platform's login; the window (12 h back from 13:00) now starts after
+    # the attack on admin, which leaves the report: stopped. The attacks still in it are quiet.
+    _append(log, _probe("2025-11-03T08:15", "2025-11-03T13:00"))
+    assert _run(cfg).exit_code == 0
+    doc, by_kind = _what_changed(tmp_path)
+    check(doc, by_kind)
+    assert not by_kind["new"]
+    assert set(by_kind["continuing"]) == {probe}
+    assert set(by_kind["quiet"]) == {root, spray}
+    assert set(by_kind["stopped"]) == {admin}
+    gone = by_kind["stopped"][admin]
+    assert gone["last_seen"] == "2025-11-03T00:10:50Z" and "no longer in this report" in gone["text"]
+    # the platform's login: its first failure remembered from run 1, though no longer in the window
+    item = by_kind["continuing"][probe]
+    assert item["since"] == "2025-11-03T00:00:00Z" and item["first_seen"] > item["since"]
+    assert "failing every 15 min since Nov 3 00:00 UTC (13 h)" in item["text"]
+    jsonschema.validate(doc, json.loads((SAMPLES.parent / "reports" / "report.schema.json").read_text()))
+    res = runner.invoke(app, ["schedule", "history", "--config", str(cfg)])
+    assert "0 new, 1 continuing, 2 quiet, 1 stopped" in res.stdout
 
 
 def test_hostile_strings_in_trends_are_escaped(tmp_path):
@@ -437,6 +563,12 @@ def test_hostile_strings_in_trends_are_escaped(tmp_path):
     assert _run(cfg).exit_code == 0
     html = (tmp_path / "out" / "nightly" / "latest.html").read_text()
     assert "<script>x" not in html
+
+
+def test_help_shows_the_job_tables_as_written():
+    """The help renderer took "[job]" in "[[job]]" for a style and showed "[]"."""
+    res = runner.invoke(app, ["schedule", "run", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "with [[job]] tables" in res.stdout
 
 
 def test_config_errors_name_the_file_and_job(tmp_path):
@@ -470,6 +602,10 @@ def test_units_name_the_config_and_directories(tmp_path):
     assert f"ExecStart=/opt/authtriage/bin/authtriage schedule run --config {cfg}" in out["authtriage.service"]
     assert "Type=oneshot" in out["authtriage.service"]
     assert f"ReadWritePaths={tmp_path / 'out'}" in out["authtriage.service"]
+    # a configuration, logs or reports under /tmp stay visible: no private /tmp; scratch files
+    # go beside the state, which the service may write
+    assert "PrivateTmp" not in out["authtriage.service"]
+    assert f'Environment="TMPDIR={tmp_path / "out"}"' in out["authtriage.service"]
     assert "OnCalendar=*-*-* 02:30" in out["authtriage.timer"] and "Persistent=true" in out["authtriage.timer"]
     assert out["crontab"].startswith("30 2 * * * /opt/authtriage/bin/authtriage schedule run --config ")
     res = runner.invoke(app, ["schedule", "units", "--config", str(cfg)])
@@ -492,3 +628,43 @@ def test_state_survives_reopening(tmp_path):
     finally:
         st.close()
     assert os.path.exists(str(load_schedule(cfg).state) + ".lock")
+
+
+def test_a_state_from_before_findings_were_told_apart_continues(tmp_path):
+    """A state written when "what changed" was kept per host and cause only: the first run
+    after the upgrade matches its findings to those (continuing or quiet, from the times
+    remembered), says "stopped" only of a host and cause no finding has now, and from then
+    on keeps findings apart."""
+    log = tmp_path / "auth.log"
+    _write(log, b"".join(_probe("2025-11-03T00:00", "2025-11-03T03:00")))
+    cfg = _config(tmp_path, [str(log)], extra='[job.platform]\nnetworks = ["198.51.100.0/24"]')
+    assert _run(cfg).exit_code == 0
+    db = load_schedule(cfg).state
+    con = sqlite3.connect(db)
+    with con:  # as the earlier version left it
+        con.execute("DELETE FROM seen")
+        con.executemany(
+            "INSERT INTO streaks VALUES (?,?,?,?,?,?,?,?)",
+            [
+                ("nightly", "web9", "probe-password-mismatch", "2025-11-02T00:00:00Z", "2025-11-03T03:00:00Z", 1,
+                 900.0, "The password the platform holds no longer matches the server's"),
+                ("nightly", "web9", "brute-force", "2025-11-01T00:00:00Z", "2025-11-01T00:01:00Z", 1, None,
+                 "Brute force against admin"),
+                ("nightly", "web9", "user-typo", "2025-11-01T00:00:00Z", "2025-11-01T00:00:00Z", 0, None, "typo"),
+            ],
+        )
+    con.close()
+    _append(log, _probe("2025-11-03T03:15", "2025-11-03T05:00"))
+    assert _run(cfg).exit_code == 0
+    t = _latest(tmp_path)["schedule"]["trends"]
+    assert not t["new"] and [i["cause"] for i in t["continuing"]] == ["probe-password-mismatch"]
+    assert t["continuing"][0]["since"] == "2025-11-02T00:00:00Z"
+    assert [(i["cause"], i["title"]) for i in t["stopped"]] == [("brute-force", "Brute force against admin")]
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT count(*) FROM streaks").fetchone() == (0,)
+        assert con.execute("SELECT host, cause, subject FROM seen").fetchall() == [
+            ("web9", "probe-password-mismatch", '[["src_ip", "198.51.100.10"], ["user", "root"]]')
+        ]
+    finally:
+        con.close()

@@ -1,5 +1,6 @@
 """One scheduled run: read what is new, compute findings over the window, write the
-reports, then commit the new state; trends compare this run's findings with the last."""
+reports, then commit the new state; trends (:mod:`.trends`) compare this run's findings
+with the last run's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,13 +21,12 @@ from ..errors import AuthtriageError
 from ..ingest import IngestOptions, InputReport
 from ..ingest.workers import usable_cpus
 from ..pipeline import Report, triage_events
-from ..prose import every
-from ..schema import UNKNOWN_HOST
 from .inputs import read_new
 from .jobs import Job, Schedule
 from .state import State, locked
+from .trends import KINDS, fresh_counts, trends
 
-__all__ = ["RunOutcome", "run_jobs", "run_job", "trends", "retain"]
+__all__ = ["KINDS", "RunOutcome", "run_jobs", "run_job", "trends", "retain"]
 
 _STAMP = re.compile(r"^(\d{8}T\d{6}Z(?:-\d+)?)\.(json|html|md|text)$")
 
@@ -117,14 +116,11 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     # the window's events, stored by this run and earlier ones: the report states its start
     opts_window = IngestOptions(tz=opts.tz, since=since, until=None, jobs=opts.jobs)
     report = triage_events(window, inputs=got.reports, profile=job.profile, rules=ruleset, options=opts_window)
-    cause = report.classification.cause.astype(object).to_numpy()
-    hosts = window["host"].astype(object).fillna(UNKNOWN_HOST).to_numpy()
-    m = fresh & pd.notna(cause)
-    active = set(zip(hosts[m].tolist(), cause[m].tolist(), strict=True))
     doc = report.data
     for item, path in zip(doc["inputs"], got.paths, strict=True):
         item["path"] = path
-    found = trends(doc["findings"], state.streaks(job.name), active, previous is not None)
+    counts = fresh_counts(window, report.classification.cause, fresh)
+    found = trends(doc["findings"], state.seen(job.name), counts, previous is not None)
     doc["schedule"] = {
         "job": job.name,
         "run": run_id,
@@ -148,8 +144,7 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
     written = write_reports(job, report, started)
     # the reports are on disk: now the state may move on
     state.replace_files(job.name, got.files)
-    for (host, cause), item in found["streaks"].items():
-        state.put_streak(job.name, host, cause, item)
+    state.replace_seen(job.name, found["seen"])
     state.prune(job.name, since)
     state.finish_run(
         run_id,
@@ -179,111 +174,6 @@ def _same_records(events: pd.DataFrame) -> np.ndarray:
     out = np.zeros(len(events), dtype=bool)
     out[np.flatnonzero(evtx)[dup]] = True
     return out
-
-
-# ---------------------------------------------------------------------------------
-# trends
-
-
-def _span(a: str, b: str) -> str:
-    delta = pd.Timestamp(b) - pd.Timestamp(a)
-    days = delta.days
-    if days >= 1:
-        return f"{days} day{'s' if days != 1 else ''}"
-    hours = int(delta.total_seconds() // 3600)
-    if hours >= 1:
-        return f"{hours} h"
-    return f"{max(int(delta.total_seconds() // 60), 0)} min"
-
-
-def _when(ts: str) -> str:
-    return pd.Timestamp(ts).strftime("%b %-d %H:%M UTC")
-
-
-def trends(
-    findings: list[dict[str, Any]],
-    streaks: dict[tuple[str, str], dict],
-    active: set[tuple[str, str]],
-    had_previous: bool,
-) -> dict[str, Any]:
-    """Per host and cause: new since the previous run, continuing (since when), stopped.
-
-    A (host, cause) is active in a run when events read in that run belong to it; active
-    now and then: it continues; active now only: it is new; active then only: it stopped."""
-    current: dict[tuple[str, str], dict] = {}
-    for f in findings:
-        key = (f["host"] or UNKNOWN_HOST, f["cause"])
-        agg = current.setdefault(
-            key,
-            {
-                "first": f["first_seen"],
-                "last": f["last_seen"],
-                "cadence": f.get("cadence_seconds"),
-                "title": f.get("title") or f["cause"],
-                "verdict": f["verdict"],
-                "count": 0,
-            },
-        )
-        agg["first"] = min(agg["first"], f["first_seen"])
-        agg["last"] = max(agg["last"], f["last_seen"])
-        agg["cadence"] = agg["cadence"] or f.get("cadence_seconds")
-        agg["count"] += f["count"]
-    out: dict[str, list[dict]] = {"new": [], "continuing": [], "stopped": []}
-    new_streaks: dict[tuple[str, str], dict] = {}
-    for key, agg in sorted(current.items()):
-        host, cause = key
-        old = streaks.get(key)
-        if key not in active:
-            continue
-        item = {
-            "host": host,
-            "cause": cause,
-            "title": agg["title"],
-            "verdict": agg["verdict"],
-            "count": agg["count"],
-            "last_seen": agg["last"],
-            "cadence_seconds": agg["cadence"],
-        }
-        if old and old["active"] and had_previous:
-            since = min(old["since"], agg["first"])
-            item["since"] = since
-            failing = " ".join(w for w in ("failing", every(agg["cadence"])) if w)  # "failing every 1 h"
-            item["text"] = (
-                f"{agg['title']} on {host}: {failing} since {_when(since)} — {_span(since, agg['last'])}, continuing"
-            )
-            out["continuing"].append(item)
-        else:
-            item["since"] = agg["first"]
-            item["text"] = f"{agg['title']} on {host}: new since the previous run, first at {_when(agg['first'])}"
-            out["new"].append(item)
-        new_streaks[key] = {
-            "since": item["since"],
-            "last_seen": agg["last"],
-            "active": True,
-            "cadence": agg["cadence"],
-            "title": agg["title"],
-        }
-    for key, old in sorted(streaks.items()):
-        if key in new_streaks or not old["active"]:
-            continue
-        host, cause = key
-        last = max(old["last_seen"], current[key]["last"]) if key in current else old["last_seen"]
-        out["stopped"].append(
-            {
-                "host": host,
-                "cause": cause,
-                "title": old["title"] or cause,
-                "since": old["since"],
-                "last_seen": last,
-                "cadence_seconds": old["cadence"],
-                "text": (
-                    f"{old['title'] or cause} on {host}: stopped — last seen {_when(last)}, "
-                    f"after {_span(old['since'], last)} since {_when(old['since'])}"
-                ),
-            }
-        )
-        new_streaks[key] = {**old, "last_seen": last, "active": False}
-    return {"trends": out, "streaks": new_streaks}
 
 
 # ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from ..errors import AuthtriageError
 from ..schema import COLUMNS, concat_events, conform, empty_events
+from .trends import ANY, Key
 
 __all__ = ["Busy", "State", "FileState", "locked"]
 
@@ -71,11 +72,19 @@ CREATE TABLE IF NOT EXISTS batches (
     data BLOB NOT NULL               -- the events as Parquet (dictionary-encoded, zstd)
 );
 CREATE INDEX IF NOT EXISTS batches_job_time ON batches (job, max_ts);
+-- what an earlier version remembered per host and cause: read once, in place of "seen"
 CREATE TABLE IF NOT EXISTS streaks (
     job TEXT NOT NULL, host TEXT NOT NULL, cause TEXT NOT NULL,
     since TEXT NOT NULL, last_seen TEXT NOT NULL, active INTEGER NOT NULL,
     cadence REAL, title TEXT,
     PRIMARY KEY (job, host, cause)
+);
+-- the last run's findings, for the next run's "what changed"
+CREATE TABLE IF NOT EXISTS seen (
+    job TEXT NOT NULL, host TEXT NOT NULL, cause TEXT NOT NULL,
+    subject TEXT NOT NULL,           -- JSON: [[column, value], ...], the values its cause gathers findings by
+    item TEXT NOT NULL,              -- JSON: title, verdict, since, last_seen, cadence, an attack's sources
+    PRIMARY KEY (job, host, cause, subject)
 );
 """
 
@@ -277,18 +286,28 @@ class State:
         return out
 
     # trends ---------------------------------------------------------------------------
-    def streaks(self, job: str) -> dict[tuple[str, str], dict]:
+    def seen(self, job: str) -> dict[Key, dict[str, Any]]:
+        """The last run's findings (:func:`analyzer.schedule.trends.trends`' ``seen``); after an
+        upgrade, what the earlier version kept per host and cause, as subject :data:`ANY`."""
+        rows = self.db.execute("SELECT host, cause, subject, item FROM seen WHERE job=?", (job,)).fetchall()
+        if rows:
+            return {(h, c, tuple(tuple(p) for p in json.loads(s))): json.loads(i) for h, c, s, i in rows}
         cur = self.db.execute(
-            "SELECT host, cause, since, last_seen, active, cadence, title FROM streaks WHERE job=?", (job,)
+            "SELECT host, cause, since, last_seen, cadence, title FROM streaks WHERE job=? AND active", (job,)
         )
         return {
-            (h, c): {"since": s, "last_seen": ls, "active": bool(a), "cadence": cad, "title": t}
-            for h, c, s, ls, a, cad, t in cur.fetchall()
+            (h, c, ANY): {"title": t, "verdict": None, "since": s, "last_seen": ls, "cadence": cad, "src_ips": []}
+            for h, c, s, ls, cad, t in cur.fetchall()
         }
 
-    def put_streak(self, job: str, host: str, cause: str, item: dict) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO streaks VALUES (?,?,?,?,?,?,?,?)",
-            (job, host, cause, item["since"], item["last_seen"], int(item["active"]), item.get("cadence"),
-             item.get("title")),
+    def replace_seen(self, job: str, seen: dict[Key, dict[str, Any]]) -> None:
+        """Remember this run's findings in place of the last run's."""
+        self.db.execute("DELETE FROM seen WHERE job=?", (job,))
+        self.db.execute("DELETE FROM streaks WHERE job=?", (job,))
+        self.db.executemany(
+            "INSERT INTO seen VALUES (?,?,?,?,?)",
+            [
+                (job, host, cause, json.dumps(subject, ensure_ascii=False), json.dumps(item, ensure_ascii=False))
+                for (host, cause, subject), item in seen.items()
+            ],
         )

@@ -36,6 +36,11 @@ def _calendar_to_cron(spec: str) -> str | None:
     return None
 
 
+def _quoted(assignment: str) -> str:
+    """A systemd ``Environment=`` assignment in double quotes (spaces kept)."""
+    return '"' + assignment.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def units(schedule: Schedule, command: str | None = None) -> dict[str, str]:
     """``authtriage.service``, ``authtriage.timer`` and a crontab line."""
     exe = command or executable()
@@ -56,10 +61,13 @@ def units(schedule: Schedule, command: str | None = None) -> dict[str, str]:
             "Nice=10",
             "IOSchedulingClass=idle",
             "NoNewPrivileges=yes",
-            "PrivateTmp=yes",
+            # no PrivateTmp: a configuration, logs or reports under /tmp would vanish from the
+            # service's view. It writes the reports and the state (ReadWritePaths), and any
+            # scratch file beside the state (TMPDIR, which SQLite reads too: /tmp is read-only)
             "ProtectSystem=strict",
             "ProtectHome=read-only",
             f"ReadWritePaths={' '.join(shlex.quote(p) for p in writable)}",
+            f"Environment={_quoted('TMPDIR=' + str(schedule.state.parent))}",
             f"# reads: {' '.join(readable)}",
             "# exit status 75: another run was still going; the timer simply tries again next time",
             "SuccessExitStatus=75",
