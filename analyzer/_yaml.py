@@ -1,5 +1,7 @@
 """Strict YAML for data and rule files: duplicate keys are errors, and every mapping
-remembers the line it starts on (``__line__``), so errors can say ``file:line``."""
+remembers the line it starts on (``__line__``) and the line of each of its keys
+(:func:`key_line`), every list that of each of its items (:func:`item_line`), so errors can
+say ``file:line`` of the very key or value at fault."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import yaml
 
 from .errors import RuleError
 
-__all__ = ["SafeLoader", "load_yaml", "clean", "line_of"]
+__all__ = ["SafeLoader", "load_yaml", "clean", "line_of", "key_line", "item_line"]
 
 
 # libyaml's parser when PyYAML was built with it (about 9x faster on the catalog)
@@ -19,7 +21,21 @@ SafeLoader = _Base  # for plain data files: yaml.load(text, Loader=SafeLoader)
 
 
 class _LineLoader(_Base):  # type: ignore[misc, valid-type]
-    """Safe loader that refuses duplicate keys and records each mapping's line."""
+    """Safe loader that refuses duplicate keys and records each mapping's, key's and item's line."""
+
+
+class _Mapping(dict):
+    """A mapping as read, with the line of each key (1-based)."""
+
+    __slots__ = ("lines",)
+    lines: dict[Any, int]
+
+
+class _List(list):
+    """A list as read, with the line of each item (1-based)."""
+
+    __slots__ = ("lines",)
+    lines: list[int]
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
@@ -32,12 +48,20 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
                 source=f"{loader.name}:{key_node.start_mark.line + 1}",
             )
         seen[key] = key_node.start_mark.line
-    mapping = yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=True)
+    mapping = _Mapping(yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=True))
+    mapping.lines = {key: line + 1 for key, line in seen.items()}
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list:
+    items = _List(loader.construct_sequence(node, deep=True))
+    items.lines = [child.start_mark.line + 1 for child in node.value]
+    return items
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def load_yaml(path: Path, text: str | None = None) -> Any:
@@ -64,4 +88,20 @@ def clean(obj: Any) -> Any:
 
 
 def line_of(obj: Any, default: int = 0) -> int:
+    """The line a mapping starts on (``default`` for anything else)."""
     return obj.get("__line__", default) if isinstance(obj, dict) else default
+
+
+def key_line(obj: Any, key: Any, default: int = 0) -> int:
+    """The line of ``key`` in a mapping read by :func:`load_yaml`; else the mapping's own
+    line, else ``default``."""
+    lines = getattr(obj, "lines", None)
+    if isinstance(lines, dict) and key in lines:
+        return lines[key]
+    return line_of(obj, default)
+
+
+def item_line(obj: Any, index: int, default: int = 0) -> int:
+    """The line of a list's item ``index`` as read by :func:`load_yaml`; else ``default``."""
+    lines = getattr(obj, "lines", None)
+    return lines[index] if isinstance(lines, list) and 0 <= index < len(lines) else default

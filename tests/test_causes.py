@@ -173,7 +173,8 @@ def test_loading_fails_on_a_cause_that_lost_its_template(tmp_path):
     # a rule naming a cause that is gone is an error at the rule (one with a problem is left out)
     rule, errs = parse_rule_file(rules_dir() / "080-user-typo.yaml", causes)
     assert rule is None and [str(e).split(" (the causes")[0] for e in errs] == [
-        f"{rules_dir() / '080-user-typo.yaml'}:1: cause 'user-typo' is not one of "
+        f"{rules_dir() / '080-user-typo.yaml'}:{_line(rules_dir() / '080-user-typo.yaml', 'cause:')}: "
+        "unknown cause 'user-typo'; one of: "
         + ", ".join(c for c in load_causes().ids if c not in ("user-typo", "probe-ok"))  # probe-ok: no template
     ]
 
@@ -186,7 +187,7 @@ def test_a_rule_whose_verdict_is_not_its_causes(tmp_path):
     )
     rule, errors = parse_rule_file(path)
     assert rule is None and [str(e) for e in errors] == [
-        f"{path}:1: verdict 'attack' is not that of cause 'probe-ok', 'expected' "
+        f"{path}:3: verdict 'attack' is not that of cause 'probe-ok', 'expected' "  # the line of verdict:
         f"({load_causes().location('probe-ok')}); a rule takes its cause's verdict"
     ]
     path.write_text(path.read_text().replace("verdict: attack", "verdict: expected"))

@@ -111,10 +111,13 @@ def test_examples_is_a_list_of_mappings(tmp_path):
     path = tmp_path / "r.yaml"
     text = (rules_dir() / "063-brute-force.yaml").read_text()
     path.write_text(text[: text.index("\nexamples:\n")] + "\nexamples: {name: x}\n")
-    assert [str(e) for e in parse_rule_file(path)[1]] == [f"{path}:1: examples is a list of {{name, expect, events}}"]
-    path.write_text(text[: text.index("\nexamples:\n")] + "\nexamples: [just words]\n")  # a scalar has no line
+    at = _line(path, "examples:")  # the line of the key
     assert [str(e) for e in parse_rule_file(path)[1]] == [
-        f"{path}:1: an example is a mapping of name, expect and events, not 'just words'"
+        f"{path}:{at}: examples is a list of {{name, expect, events}}"
+    ]
+    path.write_text(text[: text.index("\nexamples:\n")] + "\nexamples: [just words]\n")
+    assert [str(e) for e in parse_rule_file(path)[1]] == [
+        f"{path}:{at}: an example is a mapping of name, expect and events, not 'just words'"
     ]
 
 

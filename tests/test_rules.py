@@ -90,21 +90,27 @@ def test_every_problem_is_reported_with_file_and_line():
     _, errors = check_rules([FILES / "broken"])
     text = "\n".join(str(e) for e in errors)
     bad = FILES / "broken" / "bad.yaml"
-    assert f"{bad}:1: unknown key 'color'" in text
-    assert f"{bad}:1: cause 'not-a-cause' is not one of" in text
-    assert f"{bad}:1: priority must be a whole number" in text
-    assert "unknown field 'usr'" in text and f"{bad}:8:" in text
-    assert "contains works on text fields, and src_port is a number" in text
-    assert "unknown modifier 'frobnicate'" in text
-    assert "gt needs a number, not 'three'" in text
-    assert "condition: expected ')'" in text
+    assert f"{bad}:14: unknown key 'color'" in text
+    assert f"{bad}:2: unknown cause 'not-a-cause'; one of: " in text
+    assert f"{bad}:5: priority must be a whole number" in text
+    assert f"{bad}:8: selection 'sel', 'usr': unknown field 'usr' (did you mean 'user'?)" in text
+    assert f"{bad}:9: selection 'sel', 'src_port|contains': contains works on text fields, and src_port is a" in text
+    assert f"{bad}:10: selection 'sel', 'reason|frobnicate': unknown modifier 'frobnicate'" in text
+    assert f"{bad}:12: selection 'other', 'logon_type|gt': gt needs a number, not 'three'" in text
+    assert f"{bad}:13: condition: expected ')'" in text
     dup = FILES / "broken" / "dup.yaml"
     assert f"{dup}:8: duplicate key 'user' (first at line 7)" in text
     group = FILES / "broken" / "group.yaml"
-    assert "'nothing_*' in the condition matches no selection" in text
-    assert f"{group}:9: group: unknown key 'colour'" in text
-    assert "group-by must list event columns" in text and "timespan '10 minutes'" in text
-    assert "count takes {gte|gt|lte|lt: N}" in text
+    assert f"{group}:7: 'nothing_*' in the condition matches no selection" in text
+    assert f"{group}:12: group: unknown key 'colour'" in text
+    assert f"{group}:9: group: group-by: unknown column 'nonsense'" in text
+    assert (
+        f"{group}:10: group: timespan is a number and a unit (s, m, h, d, w) such as 15m or 6h, not '10 minutes'"
+        in text
+    )
+    assert f"{group}:11: group: count: unknown key 'about'; one of: gte, gt, lte, lt" in text
+    lines = [int(str(e).split(":")[1]) for e in errors if str(e).startswith(str(bad))]
+    assert lines == sorted(lines)  # a file's problems in the order of their lines
 
 
 @pytest.mark.parametrize(
@@ -149,7 +155,7 @@ def test_extra_rules_directory_overrides_by_id(tmp_path):
 def test_rules_cli():
     res = runner.invoke(app, ["rules", "check", str(FILES / "broken")])
     assert res.exit_code == 2
-    assert "bad.yaml:1: unknown key 'color'" in res.output
+    assert "bad.yaml:14: unknown key 'color'" in res.output
     res = runner.invoke(app, ["rules", "check", str(FILES / "good")])
     assert res.exit_code == 0 and "2 rule(s) valid, 0 problem(s)" in res.output
     res = runner.invoke(app, ["rules", "list", "--rules", str(FILES / "good")])
@@ -208,9 +214,12 @@ def test_which_groups_keep_hosts_apart(tmp_path, group, apart):
 @pytest.mark.parametrize(
     ("group", "message"),
     [
-        ("group:\n  count: {gte: many}\n", "group: count takes {gte|gt|lte|lt: N}"),
-        ("group:\n  value_count: {field: user, group-by: [nonsense], gte: 2}\n", "value_count group-by must list"),
-        ("group:\n  periodicity: {max_cv: small}\n", "periodicity's max_cv, min_beats and min_interval are numbers"),
+        ("group:\n  count: {gte: many}\n", "group: count: gte is a whole number ≥ 0, not 'many'"),
+        (
+            "group:\n  value_count: {field: user, group-by: [nonsense], gte: 2}\n",
+            "value_count: group-by: unknown column",
+        ),
+        ("group:\n  periodicity: {max_cv: small}\n", "group: periodicity: max_cv is a number ≥ 0, not 'small'"),
         ("group:\n  followed_by: {match: {usr: x}}\n", "unknown field 'usr'"),
         ("group: [host]\n", "group must be a mapping"),
     ],

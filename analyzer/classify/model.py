@@ -17,7 +17,8 @@ A rule file (YAML, one rule per file) looks like::
       timespan: 1d
       count: {gte: 3}
 
-Everything is checked when loaded; problems are reported as ``file:line: message``.
+Everything is checked when loaded (:mod:`.load`); problems are reported as
+``file:line: message``, at the line of the key or value at fault.
 """
 
 from __future__ import annotations
@@ -103,17 +104,23 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """``{gte|gt|lte|lt: N}``: comparisons that must all hold (None: not set)."""
+    """``{gte|gt|lte|lt: N}``: comparisons of a count that must all hold (None: not set)."""
 
-    gte: int | float | None = None
-    gt: int | float | None = None
-    lte: int | float | None = None
-    lt: int | float | None = None
+    gte: int | None = None
+    gt: int | None = None
+    lte: int | None = None
+    lt: int | None = None
 
     @property
     def lower(self) -> bool:
         """Whether it sets a lower bound (such a count is taken in a window: "N within a timespan")."""
         return self.gte is not None or self.gt is not None
+
+    def admits_some(self) -> bool:
+        """Whether some count (a whole number ≥ 0) meets every bound."""
+        low = max(0, self.gte if self.gte is not None else 0, self.gt + 1 if self.gt is not None else 0)
+        highs = [h for h in (self.lte, None if self.lt is None else self.lt - 1) if h is not None]
+        return not highs or low <= min(highs)
 
 
 @dataclass(frozen=True, slots=True)
