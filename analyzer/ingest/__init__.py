@@ -32,12 +32,22 @@ from .._memory import keep_heap, release, thaw
 from .._pools import let_go, usable_cpus
 from ..errors import InputError, UsageError
 from ..schema import COLUMNS, MAXIMA, concat_events, conform, empty_events
-from . import syslog, winreaders
+from . import holes, syslog, winreaders
 from .catalog import load_catalog
 from .journalfile import journal_records
 from .linux import finish_events, match_messages, normalize_ip, normalize_program
 from .sniff import sniff
-from .sources import HEAD_BYTES, Limits, Prefixed, Skipped, Source, iter_sources, loads_text, utf16_as_utf8
+from .sources import (
+    HEAD_BYTES,
+    EventBudget,
+    Limits,
+    Prefixed,
+    Skipped,
+    Source,
+    iter_sources,
+    loads_text,
+    utf16_as_utf8,
+)
 
 __all__ = ["IngestOptions", "InputReport", "IngestResult", "read_events", "read_source", "READERS"]
 
@@ -155,6 +165,7 @@ def read_events(
     reports: list[InputReport] = []
     frames: list[pd.DataFrame] = []  # taken, in input order: small ones joined SMALL_FRAMES at a time
     small: list[pd.DataFrame] = []
+    budget = EventBudget(opts.limits)  # events over all inputs
 
     def settle(limit: int) -> None:
         while len(in_flight) > limit:
@@ -167,6 +178,7 @@ def read_events(
         while slots and (everything or not isinstance(slots[0], Future) or slots[0].done()):
             slot = slots.popleft()
             rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
+            frame = budget.admit(rep, frame)
             if isinstance(slot, Future) and progress:
                 progress(rep)
             reports.append(rep)
@@ -182,6 +194,9 @@ def read_events(
 
     for item in iter_sources(paths, opts.limits):
         take(False)
+        if budget.full:  # no input after the one that reached the events limit is read
+            slots.append((InputReport.skipped_input(budget.refusal(item.name)), empty_events()))
+            break
         if isinstance(item, Skipped):
             slots.append((InputReport.skipped_input(item), empty_events()))
         elif (
@@ -509,6 +524,7 @@ class _Block:
     samples: list[str] = field(default_factory=list)
     bad_utf8: bool = False
     cut: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # lines cut (0-based, in the block)
+    holes: np.ndarray = field(default_factory=lambda: holes.NONE)  # lines with NUL bytes (a crash hole), cut
     piece: pd.DataFrame | None = None
     year: syslog.YearState = field(default_factory=syslog.YearState)
 
@@ -521,6 +537,7 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
         release(keep=False)
     cat = load_catalog()
     out = _Block()
+    block, out.holes = holes.cut(block)
     block, ok = syslog.ensure_utf8(block)
     lines, starts, ends = syslog.split_lines(block)
     if ends.size and int((ends - starts).max()) > syslog.MAX_LINE_BYTES:  # rare: forged or broken lines
@@ -553,8 +570,10 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
     pieces = []
     base = year_offset = prev_month = 0
     cut: list[np.ndarray] = []
+    holed: list[np.ndarray] = []
     for res in results:
         cut.append(res.cut + base + 1)
+        holed.extend([res.holes + [[base + 1, 0, 0, 0]]] if len(res.holes) else [])
         rep.lines += res.lines
         rep.used += res.used
         rep.irrelevant += res.irrelevant
@@ -586,6 +605,8 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
         size = f"{most // 1024} KiB" if most % 1024 == 0 else f"{most:,} bytes"
         where = syslog.line_list(lines.tolist())
         rep.warnings.append(f"line(s) longer than {size} cut to their first {size}: {where}")
+    if holed:
+        rep.warnings.append(holes.warning(np.concatenate(holed)))
     return pieces
 
 
