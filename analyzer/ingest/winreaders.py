@@ -222,7 +222,7 @@ def _account_records(events: pd.DataFrame, used: int, rep: InputReport, counts: 
 
 def _decode_text(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return data.decode("utf-16", "replace")  # (an export cut at an odd byte)
     return data.decode("utf-8-sig", "replace")
 
 
