@@ -62,8 +62,8 @@ CONTAINERS = {
     "zip-stored": lambda m: _zip(m, zipfile.ZIP_STORED),
     "zip-bzip2": lambda m: _zip(m, zipfile.ZIP_BZIP2),
     "tar": lambda m: _tar(m, "w"),
-    "tar.gz": lambda m: _tar(m, "w:gz"),
-    "tar.xz": lambda m: _tar(m, "w:xz"),
+    "tar.gz": lambda m: _gz(_tar(m, "w")),  # (tarfile's own w:gz puts the time in: not the same bytes twice)
+    "tar.xz": lambda m: lzma.compress(_tar(m, "w")),
 }
 STREAMS = {"gz": _gz, "bz2": bz2.compress, "xz": lzma.compress}
 

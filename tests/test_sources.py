@@ -418,6 +418,11 @@ def test_a_nul_hole_at_the_start_of_a_text_log_is_skipped_and_named(tmp_path, jo
     assert head.lines == 300 and head.events == 300
     assert head.used + head.irrelevant + head.unparsed == head.lines
     assert head.warnings == ["NUL bytes (a crash hole?) on line 1 (bytes 1–4,096): skipped, the line read from the text after them"]
+    # a line quoted in a report (read again by its number) is the text after the hole too
+    from analyzer.evidence import lines_at
+
+    with open(tmp_path / "auth.log", "rb") as fh:
+        assert lines_at(Source(name="auth.log", stream=fh), [1]) == {1: body.split(b"\n")[0].decode()}
     mid = reps[str(tmp_path / "auth.log.1")]
     line = body[:cut].count(b"\n") + 1
     assert mid.lines == 300 and mid.events == 300, mid
@@ -532,6 +537,17 @@ def test_a_zip_whose_central_directory_is_missing_is_read_from_its_local_headers
     member = _by_name(res)[f"{tmp_path / 'cut.zip'}!var/log/auth.log"]
     assert n // 2 < member.lines < n and "cut short" in member.error
     assert len(res.events) == member.events == member.lines
+
+
+def test_a_fault_no_one_foresaw_in_an_archive_costs_that_archive_not_the_run(tmp_path, monkeypatch):
+    from analyzer.ingest import sources
+
+    (tmp_path / "a.zip").write_bytes(_zip({"auth.log": LINE}))
+    (tmp_path / "b.log").write_bytes(LINE)
+    monkeypatch.setattr(sources, "_zip_member", lambda *a: [][0])  # an IndexError, as ZipInfo('\x00') raised
+    items = _names([tmp_path])
+    assert ("read", str(tmp_path / "b.log"), LINE) in items
+    assert any(k == "skipped" and "IndexError" in r and "authtriage bug" in r for k, n, r in items), items
 
 
 def test_local_headers_walk_several_members_and_skips_what_it_must(tmp_path):

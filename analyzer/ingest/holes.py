@@ -38,11 +38,14 @@ def cut(block: bytes) -> tuple[bytes, np.ndarray]:
     lines, first_at, counts = np.unique(line_of, return_index=True, return_counts=True)
     begin = np.concatenate(([0], nl + 1))[lines]  # where those lines begin
     first, last = nul[first_at], nul[first_at + counts - 1]
+    end = last.copy()  # the last byte cut
+    if last[-1] == buf.size - 1:  # a last line (no newline) of NUL bytes only: one stays, and it stays a line
+        end[-1] -= 1
     # drop [begin, last] of each such line: +1 where a cut begins, -1 after it ends (one cut a
     # line, so no two marks fall on one byte)
     mark = np.zeros(buf.size + 1, dtype=np.int8)
     mark[begin] += 1
-    mark[last + 1] -= 1
+    mark[end + 1] -= 1
     keep = np.cumsum(mark[:-1], dtype=np.int8) == 0
     found = np.stack([lines, first - begin, last + 1 - begin, counts], axis=1).astype(np.int64)
     return buf[keep].tobytes(), found

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import io
 import json
 import lzma
@@ -107,8 +108,9 @@ class EventBudget:
             self.used += len(events)
             return events
         self.used, self.full_at = most, rep.name
-        loc = events["locator"].iloc[room - 1] if room else None
-        where = f" (up to {'line' if rep.lines else 'record'} {loc})" if loc is not None and loc == loc else ""
+        where = ""
+        with contextlib.suppress(TypeError, ValueError, IndexError):  # (a record without a number: none said)
+            where = f" (up to {'line' if rep.lines else 'record'} {int(events['locator'].iloc[room - 1])})"
         rep.error = _joined(
             rep.error,
             f"more than {most:,} events in all: only the first {room:,} of this input's {len(events):,} were kept"
@@ -430,10 +432,14 @@ def _expand(src: Source, budget: Budget, depth: int) -> Iterator[Source | Skippe
             yield from _expand_zip(src, budget, depth)
         else:
             yield from _expand_tar(src, budget, depth, src.name)
-    except LimitExceeded as exc:
+    except InputError as exc:  # (a LimitExceeded too)
         yield Skipped(exc.source or src.name, exc.message)
-    except InputError as exc:
-        yield Skipped(exc.source or src.name, exc.message)
+    except Exception as exc:  # noqa: BLE001 - a fault no one foresaw: this archive's rest only, not the run
+        yield Skipped(
+            src.name,
+            f"could not be read further ({type(exc).__name__}: {str(exc)[:300]}); this is an authtriage bug, "
+            "please report it",
+        )
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -862,17 +868,19 @@ def _expand_zip(src: Source, budget: Budget, depth: int) -> Iterator[Source | Sk
             if skip:
                 yield Skipped(mname, skip[0], error=skip[1])
                 continue
+            opened: BinaryIO | None = None  # a member zipfile reads (a method read here only through it)
             try:
-                member = _zip_member(fileobj, info, mname, budget.limits) or _Guard(
-                    zf.open(info), mname, budget, compressed=info.compress_size
-                )
+                member = _zip_member(fileobj, info, mname, budget.limits)
+                if member is None:
+                    opened = zf.open(info)
+                    member = _Guard(opened, mname, budget, compressed=info.compress_size)
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
                 yield Skipped(mname, f"cannot open member: {exc}")
                 continue
             except InputError as exc:
                 yield Skipped(mname, exc.message)
                 continue
-            with member:
+            with member, opened or contextlib.nullcontext():
                 yield from _expand(Source(name=mname, stream=member, mtime=_zip_mtime(info)), budget, depth + 1)
 
 
