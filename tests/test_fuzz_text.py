@@ -137,3 +137,27 @@ def test_any_bytes_are_read_without_fault(tmp_path_factory, data):
 def test_kept_text_inputs_are_read_without_fault(path):
     """Inputs a campaign (or a bug report) found: each stays a regression case."""
     _check_text(path)
+
+
+def _cut_by_hand(block: bytes) -> tuple[bytes, list[list[int]]]:
+    """What analyzer.ingest.holes.cut does, line by line."""
+    out, found = [], []
+    parts = block.split(b"\n")
+    for i, line in enumerate(parts):
+        if b"\x00" in line:
+            first, last = line.index(b"\x00"), line.rindex(b"\x00")
+            found.append([i, first, last + 1, line.count(b"\x00")])
+            kept = line[last + 1 :]
+            line = b"\x00" if not kept and i == len(parts) - 1 else kept  # a last line of NULs stays a line
+        out.append(line)
+    return b"\n".join(out), found
+
+
+@fuzz_settings(300)
+@given(block=st.lists(st.sampled_from([b"\x00", b"\x00" * 7, b"\n", b"a", b"bc", b"\r"]), max_size=40).map(b"".join))
+def test_crash_holes_are_cut_as_said(block):
+    from analyzer.ingest import holes
+
+    got, found = holes.cut(block)
+    assert (got, found.tolist()) == _cut_by_hand(block)
+    assert got.count(b"\n") == block.count(b"\n")

@@ -32,12 +32,17 @@ def cut(block: bytes) -> tuple[bytes, np.ndarray]:
     if b"\x00" not in block:
         return block, NONE
     buf = np.frombuffer(block, dtype=np.uint8)
-    nul = np.flatnonzero(buf == 0)
+    # runs of NUL bytes [start, stop): few, however long (arrays the size of the block are bytes)
+    edges = np.flatnonzero(np.diff((buf == 0).view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+    start, stop = edges[0::2], edges[1::2]
     nl = np.flatnonzero(buf == 10)
-    line_of = np.searchsorted(nl, nul)  # newlines before each NUL byte: its line's index
-    lines, first_at, counts = np.unique(line_of, return_index=True, return_counts=True)
+    line_of = np.searchsorted(nl, start)  # newlines before each run: its line's index (sorted)
+    first_run = np.flatnonzero(np.diff(line_of, prepend=-1))  # each line's first run
+    last_run = np.append(first_run[1:], start.size) - 1
+    lines = line_of[first_run]
     begin = np.concatenate(([0], nl + 1))[lines]  # where those lines begin
-    first, last = nul[first_at], nul[first_at + counts - 1]
+    first, last = start[first_run], stop[last_run] - 1
+    counts = np.add.reduceat(stop - start, first_run)
     end = last.copy()  # the last byte cut
     if last[-1] == buf.size - 1:  # a last line (no newline) of NUL bytes only: one stays, and it stays a line
         end[-1] -= 1
