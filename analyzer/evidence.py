@@ -32,6 +32,7 @@ _CHUNK = 4 << 20
 def _text(line: bytes) -> str:
     if line.endswith(b"\r"):
         line = line[:-1]
+    line = line[line.rfind(b"\x00") + 1 :]  # a line after a crash hole: read from the text after it (ingest.holes)
     return line.decode("utf-8", "replace")
 
 

@@ -356,3 +356,228 @@ def test_inputs_past_max_inputs_are_not_read_and_that_is_said(tmp_path):
 
     out = CliRunner().invoke(app, ["events", str(tmp_path), "--year", "2025", "--max-inputs", "3"])
     assert out.exit_code == 0 and len(out.stdout.splitlines()) == 3 and "more than 3 inputs" in out.stderr
+
+
+# --- hardening: archives and text inputs (no crash, no silent loss, bounded expansion) ---
+
+
+def _lines(n: int, start: int = 0) -> bytes:
+    return b"".join(
+        b"Mar  4 09:%02d:%02d web1 sshd[%d]: Failed password for root from 203.0.113.%d port %d ssh2\n"
+        % ((i // 60) % 60, i % 60, 1000 + i % 5000, i % 250, 1024 + i)
+        for i in range(start, start + n)
+    )
+
+
+def _by_name(res):
+    return {r.name: r for r in res.inputs}
+
+
+@pytest.mark.parametrize("odd", ["\x00", "", "auth.log\x00.evil"])
+def test_zip_member_with_an_empty_or_nul_name_is_skipped_and_the_others_are_read(tmp_path, odd):
+    """A member named '' or with a NUL byte (ZipInfo('\\x00')) crashed the whole run
+    (``info.is_dir()`` → IndexError); it is skipped, named escaped, and the others are read."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("before/auth.log", LINE)
+        info = zipfile.ZipInfo("placeholder")
+        zf.writestr(info, LINE)
+        zf.writestr("after/auth.log", LINE)
+    data = buf.getvalue()
+    if odd != "":  # write the odd name into both headers (zipfile itself cuts a name at its NUL)
+        data = data.replace(b"placeholder", odd.encode().ljust(len("placeholder"), b"\x00")[: len("placeholder")])
+    else:
+        data = data.replace(b"placeholder", b"\x00" * len("placeholder"))
+    (tmp_path / "odd.zip").write_bytes(data)
+    (tmp_path / "plain.log").write_bytes(LINE)
+    res = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=1))
+    reps = _by_name(res)
+    zpath = tmp_path / "odd.zip"
+    assert reps[f"{zpath}!before/auth.log"].events == 1
+    assert reps[f"{zpath}!after/auth.log"].events == 1
+    assert reps[str(tmp_path / "plain.log")].events == 1
+    (bad,) = [r for r in res.inputs if r.error]
+    assert bad.skipped and "NUL byte" in bad.error and bad.name.startswith(f"{zpath}!'")
+    assert "\x00" not in bad.name  # named escaped (repr)
+    assert len(res.events) == 3
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_nul_hole_at_the_start_of_a_text_log_is_skipped_and_named(tmp_path, jobs):
+    """A crash hole (zeros where lost blocks were) in the first 4 KiB made the whole log
+    "binary data"; it is read, the hole named by line, and every line still counted."""
+    body = _lines(300)
+    (tmp_path / "auth.log").write_bytes(b"\x00" * 4096 + body)
+    # a hole mid-file that cut a line short: its fragment goes with the hole
+    cut = body.index(b"\n", 5000) + 1
+    (tmp_path / "auth.log.1").write_bytes(body[:cut] + body[cut : cut + 40] + b"\x00" * 8192 + body[cut:])
+    res = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=jobs))
+    reps = _by_name(res)
+    head = reps[str(tmp_path / "auth.log")]
+    assert head.format == "syslog" and head.error is None
+    assert head.lines == 300 and head.events == 300
+    assert head.used + head.irrelevant + head.unparsed == head.lines
+    assert head.warnings == ["NUL bytes (a crash hole?) on line 1 (bytes 1–4,096): skipped, the line read from the text after them"]
+    # a line quoted in a report (read again by its number) is the text after the hole too
+    from analyzer.evidence import lines_at
+
+    with open(tmp_path / "auth.log", "rb") as fh:
+        assert lines_at(Source(name="auth.log", stream=fh), [1]) == {1: body.split(b"\n")[0].decode()}
+    mid = reps[str(tmp_path / "auth.log.1")]
+    line = body[:cut].count(b"\n") + 1
+    assert mid.lines == 300 and mid.events == 300, mid
+    assert mid.warnings == [
+        f"NUL bytes (a crash hole?) on line {line} (bytes 41–8,232): skipped, the line read from the text after "
+        "them; 40 bytes of text before them (a line the hole cut short) were skipped with them"
+    ]
+
+
+def test_a_nul_hole_in_a_large_text_log_read_in_ranges_is_named_by_its_line(tmp_path):
+    """The same in a log large enough to be read by the workers in byte ranges."""
+    body = _lines(110_000)  # ~9.4 MB: more than one 8 MiB range
+    at = body.index(b"\n", 8_500_000) + 1
+    line = body[:at].count(b"\n") + 1
+    (tmp_path / "auth.log").write_bytes(body[:at] + b"\x00" * 3000 + body[at:])
+    for jobs in (1, 2):
+        rep = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=jobs)).inputs[0]
+        assert rep.lines == 110_000 and rep.events == 110_000 and rep.error is None
+        assert rep.warnings == [f"NUL bytes (a crash hole?) on line {line} (bytes 1–3,000): skipped, the line read from the text after them"]
+
+
+def test_an_input_that_is_all_nul_says_so():
+    from analyzer.ingest.sniff import sniff
+
+    fmt, why = sniff(b"\x00" * 65536)
+    assert fmt is None and "all NUL (a crash hole?)" in why
+    assert sniff(bytes(range(256)) * 64)[1] == "unknown format: binary data of an unknown format"
+
+
+def test_a_stream_that_expands_too_fast_is_stopped_within_its_first_mib(tmp_path):
+    """A 24 KB zip (or gz) of newlines after one log line expands ~1030:1: the ratio is
+    checked against the compressed bytes used so far, from the first MiB on, not against the
+    whole member once a thousand times its size has been read (a 1 MB zip gave 1.05 billion
+    empty lines and 116 s before the check fired)."""
+    payload = LINE + b"\n" * (24 << 20)
+    (tmp_path / "nl.zip").write_bytes(_zip({"a.log": payload}))
+    (tmp_path / "nl.gz").write_bytes(gzip.compress(payload, 9))
+    (tmp_path / "auth.log").write_bytes(LINE)
+    res = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=1))
+    reps = _by_name(res)
+    for name in (f"{tmp_path / 'nl.zip'}!a.log", str(tmp_path / "nl.gz")):
+        rep = reps[name]
+        assert rep.error and "compression ratio above 1000:1" in rep.error, name
+        assert rep.events == 1 and rep.lines < 6 << 20, (name, rep.lines)  # of 24 M: stopped within a few MiB
+    assert reps[str(tmp_path / "auth.log")].events == 1
+
+
+def test_total_events_are_bounded_and_the_input_past_the_bound_is_named(tmp_path):
+    """Events over all inputs are limited (max_events): the input that passes the limit keeps
+    its events up to it and says where it was cut; the inputs after it are named, not read."""
+    for i in range(4):
+        (tmp_path / f"{i}.log").write_bytes(_lines(100, 100 * i))
+    for jobs in (1, 2):
+        res = read_events([str(tmp_path)], IngestOptions(year=2025, jobs=jobs, limits=Limits(max_events=150)))
+        assert len(res.events) == 150
+        reps = [_by_name(res)[str(tmp_path / f"{i}.log")] for i in range(3)]
+        assert reps[0].events == 100 and reps[0].error is None
+        assert reps[1].events == 50
+        assert reps[1].error.startswith("more than 150 events in all: only the first 50 of this input's 100 were kept (up to line 50)")
+        assert reps[2].events == 0 and "150 events allowed in all were reached in" in reps[2].error
+        assert str(tmp_path / "1.log") in reps[2].error
+        assert res.events["locator"].max() == 100 and res.readable
+
+
+def _central_directory(whole: bytes) -> int:
+    """Where a zip's central directory begins (from its end record)."""
+    return int.from_bytes(whole[-22 + 16 : -22 + 20], "little")
+
+
+def _truncated_zip(data: bytes, streamed: bool) -> bytes:
+    """A zip of one member holding ``data``, cut before its central directory. ``streamed``:
+    written as to a pipe (sizes in a data descriptor after the data, as streaming zippers do)."""
+    if streamed:
+
+        class Pipe(io.RawIOBase):
+            def __init__(self):
+                self.buf = bytearray()
+
+            def writable(self):
+                return True
+
+            def write(self, b):
+                self.buf += b
+                return len(b)
+
+        pipe = Pipe()
+        with zipfile.ZipFile(pipe, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("var/log/auth.log", "w") as fh:
+            fh.write(data)
+        whole = bytes(pipe.buf)
+    else:
+        whole = _zip({"var/log/auth.log": data})
+    return whole[: _central_directory(whole)]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_zip_whose_central_directory_is_missing_is_read_from_its_local_headers(tmp_path, streamed):
+    """A zip cut before its central directory gave "bad zip archive" and 0 of 200,000 intact
+    lines; its members are read from their local headers, in order, and the archive is named
+    with what happened."""
+    n = 20_000 if streamed else 200_000
+    (tmp_path / "cut.zip").write_bytes(_truncated_zip(_lines(n), streamed))
+    res = read_events([str(tmp_path / "cut.zip")], IngestOptions(year=2025))
+    reps = _by_name(res)
+    member = reps[f"{tmp_path / 'cut.zip'}!var/log/auth.log"]
+    assert member.error is None and member.lines == n and member.events == n
+    note = reps[str(tmp_path / "cut.zip")].error
+    assert "central directory is missing or damaged" in note and "1 member(s) read from their local headers" in note
+    # cut inside the member's data: the lines before the cut are kept, the cut is named
+    whole = (tmp_path / "cut.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(whole[: len(whole) * 2 // 3])
+    res = read_events([str(tmp_path / "cut.zip")], IngestOptions(year=2025))
+    member = _by_name(res)[f"{tmp_path / 'cut.zip'}!var/log/auth.log"]
+    assert n // 2 < member.lines < n and "cut short" in member.error
+    assert len(res.events) == member.events == member.lines
+
+
+def test_a_fault_no_one_foresaw_in_an_archive_costs_that_archive_not_the_run(tmp_path, monkeypatch):
+    from analyzer.ingest import sources
+
+    (tmp_path / "a.zip").write_bytes(_zip({"auth.log": LINE}))
+    (tmp_path / "b.log").write_bytes(LINE)
+    monkeypatch.setattr(sources, "_zip_member", lambda *a: [][0])  # an IndexError, as ZipInfo('\x00') raised
+    items = _names([tmp_path])
+    assert ("read", str(tmp_path / "b.log"), LINE) in items
+    assert any(k == "skipped" and "IndexError" in r and "authtriage bug" in r for k, n, r in items), items
+
+
+def test_local_headers_walk_several_members_and_skips_what_it_must(tmp_path):
+    whole = _zip({"a/auth.log": _lines(10), "../evil.log": LINE, "b/secure": _lines(5, 10), "c.gz": _gz(LINE)})
+    (tmp_path / "t.zip").write_bytes(whole[: _central_directory(whole) - 12])  # the last member cut short
+    items = _names([tmp_path / "t.zip"])
+    read = {n.rsplit("!", 1)[1]: d for k, n, d in items if k == "read"}
+    assert read == {"a/auth.log": _lines(10), "b/secure": _lines(5, 10)}
+    skipped = {n.rpartition("!")[2]: r for k, n, r in items if k == "skipped"}
+    assert "escapes the archive" in skipped["../evil.log"]
+    assert "cut short" in skipped["c.gz"]
+    assert "3 member(s) read from their local headers" in skipped[str(tmp_path / "t.zip")]
+
+
+def test_a_damaged_gz_names_the_text_in_doubt(tmp_path):
+    """A .gz damaged in its middle: deflate finds out late (here at the CRC check at its end)
+    and the lines decoded before are read; the error names the last line read (in the
+    reader's numbering) and says that the member's text is in doubt back to its start."""
+    data = _lines(50_000)
+    gz = bytearray(gzip.compress(data, mtime=0))
+    for k in range(4):
+        gz[len(gz) // 2 + k] ^= 0x55
+    (tmp_path / "auth.log.2.gz").write_bytes(bytes(gz))
+    rep = read_events([str(tmp_path)], IngestOptions(year=2025)).inputs[0]
+    assert rep.error.startswith("corrupt compressed data (")
+    assert "gzip checks its data only at the end of a member, so the damage may lie anywhere in the text read from its start" in rep.error, rep.error
+    assert rep.error.endswith(f"(after line {rep.lines}; the lines before it were read)")
+    # two members (cat a.gz b.gz), the second damaged: the doubt begins with the second
+    first = gzip.compress(_lines(1000), mtime=0)
+    (tmp_path / "auth.log.2.gz").write_bytes(first + bytes(gz))
+    rep = read_events([str(tmp_path)], IngestOptions(year=2025)).inputs[0]
+    assert f"since gzip member 2 began (decompressed byte {len(_lines(1000)):,} on)" in rep.error, rep.error
+    assert rep.lines >= 1000 and rep.events >= 1000

@@ -31,7 +31,7 @@ from . import textlog, workers
 from .firewall import hosts_beside
 from .readers import READERS
 from .sniff import sniff
-from .sources import HEAD_BYTES, Budget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
+from .sources import HEAD_BYTES, Budget, EventBudget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
 from .textlog import file_size
 from .types import IngestOptions, IngestResult, InputReport
 
@@ -77,6 +77,7 @@ def read_events(
     reports: list[InputReport] = []
     frames: list[pd.DataFrame] = []  # taken, in input order: small ones joined SMALL_FRAMES at a time
     small: list[pd.DataFrame] = []
+    budget = EventBudget(opts.limits)  # events over all inputs
 
     def settle(limit: int) -> None:
         while len(in_flight) > limit:
@@ -89,6 +90,7 @@ def read_events(
         while slots and (everything or not isinstance(slots[0], Future) or slots[0].done()):
             slot = slots.popleft()
             rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
+            frame = budget.admit(rep, frame)
             if isinstance(slot, Future) and progress:
                 progress(rep)
             reports.append(rep)
@@ -104,6 +106,10 @@ def read_events(
 
     for item in _sources(inputs, opts.limits):
         take(False)
+        if budget.full:  # no input after the one that reached the events limit is read
+            name = item.source.name if isinstance(item, Window) else item.name
+            slots.append((InputReport.skipped_input(budget.refusal(name)), empty_events()))
+            break
         if isinstance(item, Skipped):
             slots.append((InputReport.skipped_input(item), empty_events()))
         elif isinstance(item, Window):

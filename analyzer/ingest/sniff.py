@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 
+from .holes import head_without_holes
 from .syslog import HEADERS
 
 __all__ = ["sniff", "FORMATS", "RULES", "UNREAD"]
@@ -129,6 +130,15 @@ def sniff(head: bytes) -> tuple[str | None, str]:
                 return name, ""
         except (UnicodeDecodeError, ValueError):
             continue
+    # a text log with a crash hole (a run of NUL bytes) near its start: told by the text after it
+    holed = head_without_holes(head)
+    if holed is not None and _syslog(holed):
+        return "syslog", ""
+    if not head.strip(b"\x00"):
+        return None, (
+            f"unknown format: its first {len(head):,} bytes are all NUL (a crash hole?), nothing to tell its "
+            "format by; cut them off (tr -d '\\000') to read the rest"
+        )
     if b"\x00" in head[:4096]:
         return None, "unknown format: binary data of an unknown format"
     return None, "unknown format: no line in the first 64 KiB looks like a syslog, journal or Windows log record"

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from .._memory import release
 from ..errors import InputError
 from ..schema import COLUMNS, MAXIMA, concat_events, empty_events
-from . import syslog, workers
+from . import holes, syslog, workers
 from .catalog import load_catalog
 from .linux import match_messages, normalize_program
 from .messages import account, categorical, finish, strings
@@ -93,6 +93,7 @@ class _Block:
     counts: InputReport = field(default_factory=lambda: InputReport(name=""))  # lines, used, irrelevant, unparsed
     bad_utf8: bool = False
     cut: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # lines cut (0-based, in the block)
+    holes: np.ndarray = field(default_factory=lambda: holes.NONE)  # lines with NUL bytes (a crash hole), cut
     piece: pd.DataFrame | None = None
     year: syslog.YearState = field(default_factory=syslog.YearState)
 
@@ -105,6 +106,7 @@ def _syslog_block(block: bytes, keep_raw: bool, lean: bool = False) -> _Block:
         release(keep=False)
     cat = load_catalog()
     out = _Block()
+    block, out.holes = holes.cut(block)
     block, ok = syslog.ensure_utf8(block)
     lines, starts, ends = syslog.split_lines(block)
     if ends.size and int((ends - starts).max()) > syslog.MAX_LINE_BYTES:  # rare: forged or broken lines
@@ -136,8 +138,10 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
     pieces = []
     base = year_offset = prev_month = 0
     cut: list[np.ndarray] = []
+    holed: list[np.ndarray] = []
     for res in results:
         cut.append(res.cut + base + 1)
+        holed.extend([res.holes + [[base + 1, 0, 0, 0]]] if len(res.holes) else [])
         rep.merge(res.counts)
         if res.bad_utf8 and "invalid UTF-8 bytes were replaced with U+FFFD" not in rep.warnings:
             rep.warnings.append("invalid UTF-8 bytes were replaced with U+FFFD")
@@ -162,6 +166,8 @@ def _stitch(results: list[_Block], rep: InputReport) -> list[pd.DataFrame]:
         size = f"{most // 1024} KiB" if most % 1024 == 0 else f"{most:,} bytes"
         where = syslog.line_list(lines.tolist())
         rep.warnings.append(f"line(s) longer than {size} cut to their first {size}: {where}")
+    if holed:
+        rep.warnings.append(holes.warning(np.concatenate(holed)))
     return pieces
 
 

@@ -26,7 +26,7 @@ _DATE_MS = re.compile(r"/Date\((-?\d+)\)/")
 
 def _decode_text(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return data.decode("utf-16", "replace")  # (an export cut at an odd byte)
     return data.decode("utf-8-sig", "replace")
 
 
