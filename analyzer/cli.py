@@ -508,6 +508,23 @@ def serve(
     queue: Annotated[int, typer.Option(help="Analyses that may wait for a worker; beyond that: 503.")] = 32,
     max_upload: Annotated[int, typer.Option(help="Largest upload in bytes (all its files).")] = 2 * 1024**3,
     time_limit: Annotated[float, typer.Option(help="Seconds an analysis may take before it is stopped.")] = 900.0,
+    max_memory: Annotated[
+        int | None,
+        typer.Option(
+            metavar="MIB",
+            help="Memory (MiB of address space) each analysis may add to the loaded analyzer; beyond it the "
+            "analysis fails with a message that says so. Default: half the memory of the machine (or its "
+            "cgroup); 0: no limit.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="Another name the server answers to (repeatable): NAME, NAME:PORT, or the origin a reverse "
+            "proxy serves it at, https://NAME. Requests for any other Host are refused (DNS rebinding).",
+        ),
+    ] = None,
     keep_uploads: Annotated[bool, typer.Option(help="Keep uploaded files after their analysis.")] = False,
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
@@ -515,7 +532,9 @@ def serve(
 ) -> None:
     """Serve the upload page and the API: upload logs, read the report a minute later.
 
-    Example: AUTHTRIAGE_TOKEN=s3cret authtriage serve --host 0.0.0.0 --data-dir /var/lib/authtriage
+    Anything but loopback needs a token of 16 characters or more.
+    Example: AUTHTRIAGE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+    authtriage serve --host 0.0.0.0 --allowed-host triage.example.com --data-dir /var/lib/authtriage
     """
     import uvicorn
 
@@ -524,7 +543,9 @@ def serve(
     settings = Settings(
         data_dir=data_dir.resolve(),
         host=host,
-        token=token or None,
+        port=port,
+        allowed_hosts=tuple(allowed_host or ()),
+        token=token if token != "" else None,
         workers=workers,
         queue_size=queue,
         max_upload=max_upload,
@@ -534,6 +555,8 @@ def serve(
         max_ratio=max_ratio,
         max_inputs=max_inputs,
     )
+    if max_memory is not None:
+        settings.max_memory = max_memory << 20 if max_memory else None  # a negative one is refused
     try:
         application = create_app(settings)
     except ValueError as exc:
@@ -547,7 +570,12 @@ def serve(
     except OSError as exc:
         typer.echo(f"authtriage: cannot use {settings.data_dir} as the data directory: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"authtriage: serving http://{host}:{port}/ (data in {settings.data_dir})", err=True)
+    limit = f"{settings.max_memory >> 20} MiB" if settings.max_memory else "no limit"
+    typer.echo(
+        f"authtriage: serving http://{host}:{port}/ (data in {settings.data_dir}; each analysis: "
+        f"{settings.time_limit:g} s, memory {limit})",
+        err=True,
+    )
     uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False, timeout_graceful_shutdown=5)
 
 

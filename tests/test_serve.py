@@ -26,6 +26,13 @@ EXPECTED = json.loads((ROOT / "samples" / "ticket-bundle" / "expected.json").rea
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_targets  # noqa: E402
 
+BASE = "http://127.0.0.1:8080"  # a host the server answers to (Settings' default port)
+TOKEN = "s3cret-s3cret-s3cret"  # 16 characters or more: the server is bound to 0.0.0.0
+
+
+def _client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings), base_url=BASE)
+
 
 def _wait(client, id: str, until=("done", "failed"), timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
@@ -52,7 +59,7 @@ WANT = {(f["cause"], f["host"], f["verdict"]) for f in EXPECTED["findings"]}
 
 @pytest.fixture
 def client(tmp_path):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data", workers=2))) as c:
+    with _client(Settings(data_dir=tmp_path / "data", workers=2)) as c:
         yield c
 
 
@@ -131,7 +138,7 @@ def test_bad_requests_are_answered(client):
 
 
 def test_size_limit(tmp_path):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "d", max_upload=10_000))) as c:
+    with _client(Settings(data_dir=tmp_path / "d", max_upload=10_000)) as c:
         res = _upload(c, [("big.log", b"x" * 20_000)])
         assert res.status_code == 413 and "10000 bytes" in res.json()["detail"]
         assert not any((tmp_path / "d" / "analyses").glob("*/uploads/*"))  # nothing left behind
@@ -139,7 +146,7 @@ def test_size_limit(tmp_path):
 
 
 def test_time_limit(tmp_path):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "d", time_limit=0.05))) as c:
+    with _client(Settings(data_dir=tmp_path / "d", time_limit=0.05)) as c:
         body = _wait(c, _upload(c, [("ticket.zip", TICKET.read_bytes())]).json()["id"])
         assert body["status"] == "failed" and body["error"].startswith("timed out")
 
@@ -147,7 +154,7 @@ def test_time_limit(tmp_path):
 def test_full_queue_answers_503_and_restart_marks_interrupted(tmp_path):
     data = tmp_path / "d"
     settings = Settings(data_dir=data, workers=1, queue_size=1, target=serve_targets.block_until_released)
-    with TestClient(create_app(settings)) as c:
+    with _client(settings) as c:
         first = _upload(c, [("a.log", b"a\n")]).json()["id"]
         _wait(c, first, until=("running",))
         second = _upload(c, [("b.log", b"b\n")])
@@ -158,7 +165,7 @@ def test_full_queue_answers_503_and_restart_marks_interrupted(tmp_path):
         page = c.post("/analyses", files=[("files", ("d.log", b"d\n"))])
         assert page.status_code == 503 and "queue is full" in page.text
         # the server stops with one running and one queued
-    with TestClient(create_app(Settings(data_dir=data, workers=1))) as c:
+    with _client(Settings(data_dir=data, workers=1)) as c:
         for id in (first, second.json()["id"]):
             body = c.get(f"/api/analyses/{id}").json()
             assert body["status"] == "failed" and body["error"].startswith("interrupted")
@@ -166,14 +173,14 @@ def test_full_queue_answers_503_and_restart_marks_interrupted(tmp_path):
         # and a new upload is analyzed as usual
         body = _wait(c, _upload(c, [("ticket.zip", TICKET.read_bytes())]).json()["id"])
         assert body["status"] == "done"
-    with TestClient(create_app(Settings(data_dir=data, workers=1))) as c:
+    with _client(Settings(data_dir=data, workers=1)) as c:
         done = [a for a in c.get("/api/analyses").json() if a["status"] == "done"]
         assert len(done) == 1 and c.get(f"/analyses/{done[0]['id']}").status_code == 200  # nothing finished lost
 
 
 def test_deleting_a_running_analysis_stops_it(tmp_path):
     settings = Settings(data_dir=tmp_path / "d", workers=1, target=serve_targets.block_until_released)
-    with TestClient(create_app(settings)) as c:
+    with _client(settings) as c:
         id = _upload(c, [("a.log", b"a\n")]).json()["id"]
         _wait(c, id, until=("running",))
         page = c.get(f"/analyses/{id}")
@@ -204,20 +211,20 @@ def test_token_is_required_off_loopback_and_enforced(tmp_path):
         create_app(Settings(data_dir=tmp_path / "d", host="0.0.0.0"))
     res = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")], env={"AUTHTRIAGE_TOKEN": ""})
     assert res.exit_code == 2 and "token" in res.stderr
-    with TestClient(create_app(Settings(data_dir=tmp_path / "d", host="0.0.0.0", token="s3cret"))) as c:
+    with _client(Settings(data_dir=tmp_path / "d", host="0.0.0.0", token=TOKEN)) as c:
         assert c.get("/api/analyses").status_code == 401
         assert c.get("/api/analyses").headers["www-authenticate"] == "Bearer"
         assert c.get("/api/analyses", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert c.get("/api/analyses", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/api/analyses", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert _upload(c, [("a.log", b"x\n")]).status_code == 401
         assert c.get("/openapi.json").status_code == 401
         page = c.get("/", follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/login"
         assert c.post("/login", data={"token": "nope"}).status_code == 401
-        ok = c.post("/login", data={"token": "s3cret"}, follow_redirects=False)
+        ok = c.post("/login", data={"token": TOKEN}, follow_redirects=False)
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "s3cret" not in cookie
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
         assert c.get("/").status_code == 200  # the cookie now opens the page (and the API)
         assert c.get("/api/analyses").status_code == 200
 
@@ -317,7 +324,7 @@ def test_upload_page_in_chromium(server):
 
 
 def test_form_post_without_javascript_and_keep_uploads(tmp_path):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "d", keep_uploads=True))) as c:
+    with _client(Settings(data_dir=tmp_path / "d", keep_uploads=True)) as c:
         res = c.post("/analyses", files=[("files", ("ticket.zip", TICKET.read_bytes()))], follow_redirects=False)
         assert res.status_code == 303 and res.headers["location"].startswith("/analyses/")
         id = res.headers["location"].rsplit("/", 1)[1]
@@ -331,7 +338,7 @@ def test_form_post_without_javascript_and_keep_uploads(tmp_path):
 
 def test_no_waiting_room_still_takes_work_for_an_idle_worker(tmp_path):
     settings = Settings(data_dir=tmp_path / "d", workers=1, queue_size=0, target=serve_targets.block_until_released)
-    with TestClient(create_app(settings)) as c:
+    with _client(settings) as c:
         first = _upload(c, [("a.log", b"a\n")])
         assert first.status_code == 202  # the worker is idle
         _wait(c, first.json()["id"], until=("running",))
@@ -371,10 +378,10 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing(tmp_path):
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/api/analyses", "raw_path": b"/api/analyses", "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"multipart/form-data; boundary=B"), (b"host", b"testserver")],
-        "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+        "headers": [(b"content-type", b"multipart/form-data; boundary=B"), (b"host", b"127.0.0.1:8080")],
+        "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 1),
     }  # fmt: skip
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         c.portal.call(app, scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

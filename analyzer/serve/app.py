@@ -1,8 +1,10 @@
 """``authtriage serve``: an upload page and a JSON API over the analyzer.
 
 Uploads stream to the data directory; a bounded queue feeds a fixed number of workers,
-each analysis in a process of its own (killed at the time limit); the index is SQLite
-and the reports are files, so a restart loses nothing finished.
+each analysis in a process of its own (killed at the time limit, limited in memory, gone
+with the server: see :mod:`.child`); the index is SQLite and the reports are files, so a
+restart loses nothing finished. Every request must name a host the server answers to, and
+every request that changes something must come from its own pages (:mod:`.hosts`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import hmac
 import ipaddress
 import json
 import multiprocessing
+import os
+import re
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,14 +32,17 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..ingest.workers import usable_cpus
+from . import child
+from .hosts import HostPolicy, is_loopback
 from .store import Store, new_id, now_iso, valid_id
 from .uploads import TooLarge, UploadError, receive
-from .worker import child_main
+from .worker import REPORT_FORMATS, child_main
 
 __all__ = ["Settings", "create_app"]
 
@@ -46,6 +54,11 @@ PAGE_CSP = (
 )
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
 _PUBLIC = ("/login", "/static/", "/healthz", "/favicon.ico")
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+){0,3}")  # an IANA zone's shape
+MIN_REMOTE_TOKEN = 16  # characters of a token on anything but loopback
+LOGIN_LIMIT = 4096  # bytes of a sign-in form
+# signals an allocation that fails can end a process with (an abort, a bad pointer)
+_CRASH_SIGNALS = frozenset({signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS})
 IdParam = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16}$", description="The analysis id.")]
 
 
@@ -53,11 +66,14 @@ IdParam = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{16}$", description="
 class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
+    port: int = 8080
+    allowed_hosts: tuple[str, ...] = ()  # more names (NAME, NAME:PORT, https://NAME) the server answers to
     token: str | None = None
     workers: int = field(default_factory=usable_cpus)
     queue_size: int = 32  # analyses waiting for a worker, beyond those running
     max_upload: int = 2 * 1024**3  # bytes per upload (all its files)
     time_limit: float = 900.0  # seconds per analysis
+    max_memory: int | None = field(default_factory=child.default_max_memory)  # bytes per analysis; None: no limit
     keep_uploads: bool = False
     max_total_bytes: int = 64 * 1024**3  # uncompressed, per analysis
     max_ratio: float = 1000.0
@@ -65,23 +81,32 @@ class Settings:
     target: Callable[..., None] = child_main  # what a worker process runs (tests give their own)
 
     def check(self) -> None:
-        """Refuse an unsafe setup: anything but loopback needs a token."""
-        if not self.token and not _loopback(self.host):
-            raise ValueError(
-                f"binding to {self.host} exposes uploaded logs to the network: set a token "
-                "(--token or AUTHTRIAGE_TOKEN), or bind to 127.0.0.1"
-            )
+        """Refuse an unsafe setup: anything but loopback needs a token of 16 characters or more;
+        a token is printable ASCII without spaces (it travels in a header)."""
+        if self.token is not None:
+            if not self.token.strip():
+                raise ValueError("the token is blank: give one (--token or AUTHTRIAGE_TOKEN), or none on loopback")
+            if not all("!" <= c <= "~" for c in self.token):
+                raise ValueError("the token must be printable ASCII without spaces (it travels in an HTTP header)")
+        if not is_loopback(self.host):
+            if not self.token:
+                raise ValueError(
+                    f"binding to {self.host} exposes uploaded logs to the network: set a token "
+                    "(--token or AUTHTRIAGE_TOKEN), or bind to 127.0.0.1"
+                )
+            if len(self.token) < MIN_REMOTE_TOKEN:
+                raise ValueError(
+                    f"binding to {self.host} needs a token of at least {MIN_REMOTE_TOKEN} characters "
+                    f"(this one has {len(self.token)}); make one with: "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+                )
         if self.workers < 1 or self.queue_size < 0:
             raise ValueError("--workers must be at least 1 and --queue at least 0")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise ValueError("--max-memory must be more than 0 MiB")
+        if not self.time_limit > 0:
+            raise ValueError("--time-limit must be more than 0 seconds")
+        HostPolicy(self.host, self.port, self.allowed_hosts)  # a bad --allowed-host says why
 
 
 class AnalysisCreated(BaseModel):
@@ -111,6 +136,30 @@ class Problem(BaseModel):
     detail: str
 
 
+class MarkdownResponse(PlainTextResponse):
+    media_type = "text/markdown"
+
+
+_PROBLEMS = {
+    400: "A bad request: a Host this server does not answer to (see --allowed-host), or a bad form.",
+    401: "A token is required (Authorization: Bearer TOKEN) when the server was started with one.",
+    403: "Refused: the request comes from another site's page (its Origin or Referer is not this server's).",
+    404: "No such analysis.",
+    409: "The analysis has no report (yet): it is queued, running or failed.",
+    413: "The upload is larger than --max-upload.",
+    503: "The queue is full (see Retry-After).",
+    507: "The upload cannot be stored (the data directory is full or unwritable).",
+}
+
+
+def _shown(value: Any) -> Any:
+    """Every string a page shows, control characters and the marks that reorder a line (U+202E)
+    as escapes, as in the reports (file names and errors come from uploads)."""
+    from ..report import text_escape
+
+    return text_escape(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 @cache
 def _pages() -> jinja2.Environment:
     from ..report import plural
@@ -121,6 +170,7 @@ def _pages() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["plural"] = plural
     return env
@@ -139,7 +189,10 @@ class Service:
         self.tasks: list[asyncio.Task] = []
         self.procs: dict[str, multiprocessing.Process] = {}
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["analyzer.serve.worker"])
+        self.ctx.set_forkserver_preload(["analyzer.serve.worker", "analyzer.serve.child"])
+        # every analysis holds the read end; the write end never leaves this process, so its
+        # death (even by SIGKILL) is end of file there, and the analyses end themselves
+        self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
         self.session = hmac.new((settings.token or "").encode(), b"authtriage-session", hashlib.sha256).hexdigest()
 
     def folder(self, id: str) -> Path:
@@ -149,16 +202,28 @@ class Service:
         for id in self.store.interrupted():
             self._drop_uploads(id)
         self.tasks = [asyncio.create_task(self._work()) for _ in range(self.settings.workers)]
+        self.tasks.append(asyncio.create_task(self._warm()))
+
+    async def _warm(self) -> None:
+        """Start the fork server now, in a thread: it imports the analyzer (seconds), which held up
+        the event loop (and every request) when the first upload started it. If it cannot start,
+        each analysis says why."""
+        from multiprocessing import forkserver
+
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(forkserver.ensure_running)
 
     async def stop(self) -> None:
         for t in self.tasks:
             t.cancel()
         for p in list(self.procs.values()):
-            p.kill()
+            _kill(p)
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self.store.close()
+        self.lifeline.close()
+        self._lifeline_w.close()
 
     def full(self) -> bool:
         """No idle worker and ``queue_size`` analyses already waiting."""
@@ -190,18 +255,19 @@ class Service:
         out.mkdir(parents=True, exist_ok=True)
         s = self.settings
         limits = {"max_total_bytes": s.max_total_bytes, "max_ratio": s.max_ratio, "max_inputs": s.max_inputs}
+        args = (str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits)
         proc = self.ctx.Process(
-            target=s.target,
-            args=(str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits),
-            daemon=True,
+            target=child.run, args=(self.lifeline, s.max_memory, str(out), s.target, args), daemon=True
         )
         self.store.update(id, status="running", started=now_iso())
-        proc.start()
+        await asyncio.to_thread(proc.start)
         self.procs[id] = proc
+        if self.store.get(id) is None:
+            _kill(proc)  # deleted while it started
         try:
             await asyncio.to_thread(proc.join, s.time_limit)
             if proc.is_alive():
-                proc.kill()
+                _kill(proc)
                 await asyncio.to_thread(proc.join)
                 self.store.update(
                     id,
@@ -219,16 +285,33 @@ class Service:
         try:
             result = json.loads((out / "result.json").read_text())
         except (OSError, ValueError):
-            code = proc.exitcode
-            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-            self.store.update(id, status="failed", finished=now_iso(), error=f"the analysis process died ({why})")
+            self.store.update(id, status="failed", finished=now_iso(), error=self._death(proc.exitcode))
             return
-        if result.get("ok"):
+        missing = [f"report.{fmt}" for fmt in REPORT_FORMATS if not (out / f"report.{fmt}").is_file()]
+        if result.get("ok") and missing:
+            self.store.update(id, status="failed", finished=now_iso(), error=f"the analysis wrote no {missing[0]}")
+        elif result.get("ok"):
             self.store.update(
                 id, status="done", finished=now_iso(), findings=result.get("findings"), headline=result.get("headline")
             )
         else:
             self.store.update(id, status="failed", finished=now_iso(), error=result.get("error") or "failed")
+
+    def _death(self, code: int | None) -> str:
+        """Why an analysis left no result, for people."""
+        if code is None or code >= 0:
+            return f"the analysis process died (exit status {code})"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = f"the analysis process died (killed by {name})"
+        limit = self.settings.max_memory
+        if limit and -code in _CRASH_SIGNALS:
+            why += f"; it may have run into the memory limit of {limit >> 20} MiB (--max-memory)"
+        elif -code == signal.SIGKILL:
+            why += "; the system may have run out of memory (the kernel's OOM killer)"
+        return why
 
     async def submit(self, request: Request) -> tuple[str | None, str | None, int]:
         """Take an upload; (id, None, 202) or (None, reason, HTTP status)."""
@@ -265,12 +348,14 @@ class Service:
             try:
                 ipaddress.ip_network(n, strict=False)
             except ValueError:
-                problem = f"platform_net: {n!r} is not a network (CIDR such as 198.51.100.0/24)"
+                problem = f"platform_net: {_cut(n)!r} is not a network (CIDR such as 198.51.100.0/24)"
         if tz:
             try:
+                if not _ZONE_NAME.fullmatch(tz):
+                    raise ValueError(tz)
                 ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError):
-                problem = f"tz: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)"
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+                problem = f"tz: unknown time zone {_cut(tz)!r} (use an IANA name such as Europe/Berlin)"
         if problem:
             shutil.rmtree(folder, ignore_errors=True)
             return None, problem, 400
@@ -291,7 +376,7 @@ class Service:
             return False
         proc = self.procs.get(id)
         if proc is not None:
-            proc.kill()  # its worker notices and removes the folder
+            _kill(proc)  # its worker notices and removes the folder
         else:
             shutil.rmtree(self.folder(id), ignore_errors=True)
         return True
@@ -305,13 +390,30 @@ class Service:
             with contextlib.suppress(OSError, ValueError):
                 row["progress"] = json.loads((out / "progress.json").read_text())
         if row["status"] == "done" and with_report:
-            row["report"] = json.loads((out / "report.json").read_text())
+            with contextlib.suppress(OSError, ValueError):  # removed from the data directory by hand
+                row["report"] = json.loads((out / "report.json").read_text())
         return row
+
+
+def _cut(value: str, limit: int = 100) -> str:
+    """A value from a form, short enough for a message."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _kill(proc: multiprocessing.Process) -> None:
+    """SIGKILL an analysis and whatever it started (it leads its own process group once running)."""
+    pid = proc.pid
+    if pid is not None and proc.exitcode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+    proc.kill()
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI application (``uvicorn`` serves it; tests call it directly)."""
     settings.check()
+    hosts = HostPolicy(settings.host, settings.port, settings.allowed_hosts)
     service_box: dict[str, Service] = {}
 
     @contextlib.asynccontextmanager
@@ -349,10 +451,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = request.headers.get("origin")
-            if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
-                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        refused = hosts.refusal(request.method, request.headers)
+        if refused is not None:
+            return JSONResponse({"detail": refused[1]}, status_code=refused[0], headers={"Cache-Control": "no-store"})
         if not path.startswith(_PUBLIC) and not authorized(request):
             if path.startswith("/api/") or path == "/openapi.json" or request.method != "GET":
                 return JSONResponse(
@@ -364,7 +465,8 @@ def create_app(settings: Settings) -> FastAPI:
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin: "no-referrer" makes a browser send "Origin: null" with the page's own posts
+        response.headers["Referrer-Policy"] = "same-origin"
         if path.startswith(("/api/", "/analyses")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -379,7 +481,16 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no such analysis")
         return row
 
-    errors = {400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}}
+    def problems(*codes: int, text: bool = False) -> dict[int | str, dict[str, Any]]:
+        """Documented answers: every request may meet the host check (400) and the token (401);
+        every one that changes something, the origin check (403). Always JSON, also from a route
+        whose own answer is text (``text``: a model would be documented as text there)."""
+        if text:
+            json_problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            return {c: {"description": _PROBLEMS[c], "content": json_problem} for c in sorted({400, 401, *codes})}
+        return {code: {"model": Problem, "description": _PROBLEMS[code]} for code in sorted({400, 401, *codes})}
+
+    errors = problems(403, 413, 503, 507)
 
     # ---- API ------------------------------------------------------------------------
     @app.post(
@@ -414,32 +525,32 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"detail": problem}, status_code=code, headers=headers)
         return JSONResponse({"id": id, "status": "queued", "url": f"/analyses/{id}"}, status_code=202)
 
-    @app.get("/api/analyses", response_model=list[AnalysisStatus])
+    @app.get("/api/analyses", response_model=list[AnalysisStatus], responses=problems())
     async def list_analyses(limit: int = 50):
         """Recent analyses, newest first (without their reports)."""
         return svc().store.recent(max(1, min(limit, 500)))
 
-    @app.get("/api/analyses/{id}", response_model=AnalysisStatus, responses={404: {"model": Problem}})
+    @app.get("/api/analyses/{id}", response_model=AnalysisStatus, responses=problems(404))
     async def get_analysis(id: IdParam):
         """Status, and the JSON report once done."""
         _get(id)
         return svc().status(id)
 
-    @app.get("/api/analyses/{id}/report.json", responses={404: {"model": Problem}, 409: {"model": Problem}})
+    @app.get("/api/analyses/{id}/report.json", responses=problems(404, 409))
     async def report_json(id: IdParam):
         """The report as JSON."""
         return _report_file(id, "json", "application/json")
 
     @app.get(
         "/api/analyses/{id}/report.md",
-        response_class=PlainTextResponse,
-        responses={404: {"model": Problem}, 409: {"model": Problem}},
+        response_class=MarkdownResponse,
+        responses=problems(404, 409, text=True),
     )
     async def report_md(id: IdParam):
         """The report as Markdown."""
         return _report_file(id, "md", "text/markdown; charset=utf-8")
 
-    @app.delete("/api/analyses/{id}", status_code=204, responses={404: {"model": Problem}})
+    @app.delete("/api/analyses/{id}", status_code=204, responses=problems(403, 404))
     async def delete_analysis(id: IdParam):
         """Delete an analysis, its uploads and its reports (stops it if it is running)."""
         if not svc().delete(id):
@@ -450,7 +561,13 @@ def create_app(settings: Settings) -> FastAPI:
         row = _get(id)
         if row["status"] != "done":
             raise HTTPException(409, f"the analysis is {row['status']}" + (f": {row['error']}" if row["error"] else ""))
-        return FileResponse(svc().folder(id) / "out" / f"report.{fmt}", media_type=media)
+        return FileResponse(_existing(id, fmt), media_type=media)
+
+    def _existing(id: str, fmt: str) -> Path:
+        path = svc().folder(id) / "out" / f"report.{fmt}"
+        if not path.is_file():
+            raise HTTPException(404, f"the report.{fmt} of this analysis is missing from the data directory")
+        return path
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():
@@ -481,7 +598,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, "no such analysis")
         row = _get(id)
         if row["status"] == "done":
-            resp = FileResponse(svc().folder(id) / "out" / "report.html", media_type="text/html; charset=utf-8")
+            resp = FileResponse(_existing(id, "html"), media_type="text/html; charset=utf-8")
             resp.headers["Content-Security-Policy"] = REPORT_CSP
             return resp
         return page("status.html.j2", a=svc().status(id, with_report=False))
@@ -498,8 +615,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
-        body = (await request.body())[:4096].decode("utf-8", "replace")
         from urllib.parse import parse_qs
+
+        raw = b""
+        async for chunk in request.stream():  # a sign-in form is short: never a whole large body in memory
+            raw += chunk
+            if len(raw) > LOGIN_LIMIT:
+                return page("problem.html.j2", status=413, problem=f"a sign-in is at most {LOGIN_LIMIT} bytes")
+        body = raw.decode("utf-8", "replace")
 
         given = (parse_qs(body).get("token") or [""])[0]
         if settings.token and hmac.compare_digest(given.encode(), settings.token.encode()):

@@ -13,16 +13,25 @@
   const error = document.getElementById("error");
   const go = document.getElementById("go");
 
+  // control characters and the marks that reorder a line (U+202E) as escapes, as the pages show them
+  const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  function shown(text) {
+    return String(text).replace(CONTROL, (c) => {
+      const n = c.charCodeAt(0);
+      return n < 256 ? "\\x" + n.toString(16).padStart(2, "0") : "\\u" + n.toString(16).padStart(4, "0");
+    });
+  }
+
   function showChosen() {
     chosen.replaceChildren();
     for (const f of input.files) {
       const li = document.createElement("li");
-      li.textContent = f.name + " (" + f.size + " bytes)";
+      li.textContent = shown(f.name) + " (" + f.size + " bytes)";
       chosen.appendChild(li);
     }
   }
   function fail(text) {
-    error.textContent = text;
+    error.textContent = shown(text);
     error.hidden = false;
     box.hidden = true;
     go.disabled = false;
@@ -47,7 +56,7 @@
         bar.removeAttribute("value");
         let text = body.status === "queued" ? "Waiting for a worker…" : "Analyzing…";
         if (body.progress) text = "Analyzing: " + body.progress.inputs_read + " input(s) read, now " + body.progress.current;
-        phase.textContent = text;
+        phase.textContent = shown(text);
         setTimeout(() => follow(id), 700);
       })
       .catch(() => setTimeout(() => follow(id), 1500));
