@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer.classify import check_rules, load_rules, parse_rule_file
-from analyzer.classify.examples import START, example_events, run_example
+from analyzer.classify.check import run_example
+from analyzer.classify.examples import START, example_events
 from analyzer.cli import app
 from analyzer.resources import rules_dir
 from analyzer.schema import empty_events

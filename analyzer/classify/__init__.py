@@ -6,8 +6,9 @@ periodicity, host role, ordering) builds on this package; the causes themselves 
 """
 
 from .causes import Cause, Causes, load_causes, parse_causes
+from .check import check_rules
 from .condition import ConditionError, parse_condition
-from .load import RuleSet, check_rules, load_rules, parse_rule_file
+from .load import RuleSet, load_rules, parse_rule_file
 from .match import evaluate_rule, evaluate_selection
 from .model import CONFIDENCES, VERDICTS, Rule
 

@@ -39,9 +39,9 @@ import pandas as pd
 from .._yaml import clean, line_of
 from ..config import Profile
 from ..schema import COLUMNS, ENUMS, conform
-from .model import Rule, Timespan
+from .model import Timespan
 
-__all__ = ["Example", "parse_examples", "example_events", "run_example", "START"]
+__all__ = ["Example", "parse_examples", "example_events", "START"]
 
 START = pd.Timestamp("2025-01-06 00:00:00", tz="UTC")  # a Monday; every example's time 0
 EXPECT = {"match": True, "no-match": False}
@@ -209,27 +209,3 @@ def example_events(example: Example) -> pd.DataFrame:
         if COLUMNS[col] == "category":
             frame[col] = frame[col].astype("category")
     return conform(frame)  # numbers into their integer columns
-
-
-def run_example(rule: Rule, example: Example) -> str | None:
-    """Classify the example's events with ``rule`` alone; what is wrong (None: as expected)."""
-    from .engine import classify
-    from .load import RuleSet
-    from .match import evaluate_rule
-    from .roles import host_roles  # the roles as analyze takes them
-
-    events = example_events(example)
-    roles = {h["name"]: h["role"] for h in host_roles(events)}
-    taken = int((classify(events, RuleSet((rule,)), example.profile, roles).rule == rule.id).sum())
-    n = len(events)
-    if example.expect and not taken:
-        selected = int(evaluate_rule(events, rule, example.profile.variables()).sum())
-        why = (
-            "its detection selects none"
-            if not selected
-            else f"its detection selects {selected}, and its group conditions (or its `when`) rule them all out"
-        )
-        return f"example {example.name!r} expects a match, and the rule takes none of its {n} event(s): {why}"
-    if not example.expect and taken:
-        return f"example {example.name!r} expects no match, and the rule takes {taken} of its {n} event(s)"
-    return None

@@ -35,9 +35,9 @@ from ..errors import RuleError
 from ..resources import rules_dir
 from ..schema import CATEGORICAL, COLUMNS, ENUMS
 from ._sections import without
-from .causes import CAUSES_FILE, Causes, causes_path, load_causes, parse_causes, uncovered
+from .causes import CAUSES_FILE, Causes, load_causes, uncovered
 from .condition import ConditionError, check_names, parse_condition
-from .examples import parse_examples, run_example
+from .examples import parse_examples
 from .match import FLAGS, MODIFIERS, NUMERIC, STRING_ONLY
 from .model import (
     CONFIDENCES,
@@ -55,7 +55,7 @@ from .model import (
     ValueCount,
 )
 
-__all__ = ["RuleSet", "load_rules", "check_rules", "parse_rule_file", "ENUM_VALUES", "FIELDS"]
+__all__ = ["RuleSet", "load_rules", "read_rules", "parse_rule_file", "ENUM_VALUES", "FIELDS"]
 
 Err = Callable[[int, str], None]
 
@@ -574,7 +574,7 @@ def _dedupe(rules: list[Rule]) -> RuleSet:
     return RuleSet(tuple(sorted(rules, key=lambda r: (r.priority, r.id))))
 
 
-def _read_rules(paths: Iterable[Path], causes: Causes, examples: bool) -> tuple[list[Rule], list[RuleError]]:
+def read_rules(paths: Iterable[Path], causes: Causes, examples: bool) -> tuple[list[Rule], list[RuleError]]:
     """Every rule file under ``paths`` → (good rules, all problems). Duplicate ids are errors."""
     rules: list[Rule] = []
     errors: list[RuleError] = []
@@ -594,45 +594,17 @@ def _read_rules(paths: Iterable[Path], causes: Causes, examples: bool) -> tuple[
     return rules, errors
 
 
-def check_rules(
-    paths: Iterable[Path], causes: Causes | None = None, examples: bool = True
-) -> tuple[list[Rule], list[RuleError]]:
-    """Every rule file under ``paths`` → (good rules, all problems), for ``rules check``.
-
-    The causes are checked too (``causes``: default, the shipped ``causes.yaml``); where
-    ``paths`` holds the causes file's directory, its rules are the whole catalog and each
-    cause needs one of them. With ``examples``, each rule's examples are read and run, and
-    one that does not do as it expects is a problem at its line."""
-    paths = [Path(p) for p in paths]
-    errors: list[RuleError] = []
-    if causes is None:
-        causes, errors = parse_causes(causes_path())
-    rules, errs = _read_rules(paths, causes, examples)
-    errors.extend(errs)
-    home = Path(causes.path).parent.resolve()
-    if any(p.is_dir() and p.resolve() == home for p in paths):
-        errors.extend(uncovered(causes, rules))
-    if examples:
-        errors.extend(
-            RuleError(problem, source=f"{rule.path}:{ex.line}")
-            for rule in rules
-            for ex in rule.examples
-            if (problem := run_example(rule, ex)) is not None
-        )
-    return rules, errors
-
-
 def load_rules(extra: Iterable[Path] = ()) -> RuleSet:
     """The shipped rules, then each extra directory's (same id: the extra one wins); their
     examples are left unread (``check_rules`` reads and runs them)."""
     causes = load_causes()
-    rules, errors = _read_rules([rules_dir()], causes, examples=False)
+    rules, errors = read_rules([rules_dir()], causes, examples=False)
     errors.extend(uncovered(causes, rules))
     if errors:
         raise errors[0]
     merged = {r.id: r for r in rules}
     for directory in extra:
-        more, errs = _read_rules([Path(directory)], causes, examples=False)
+        more, errs = read_rules([Path(directory)], causes, examples=False)
         if errs:
             raise errs[0]
         merged.update({r.id: r for r in more})
