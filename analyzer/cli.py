@@ -146,6 +146,9 @@ MaxRatio = Annotated[
 MaxInputs = Annotated[
     int, typer.Option(help="Read at most this many files and archive members in all.", callback=_positive)
 ]
+MaxEvents = Annotated[
+    int, typer.Option(help="Keep at most this many events in all (each costs ~150 B at the peak).", callback=_positive)
+]
 
 
 class EvtxBackend(StrEnum):
@@ -320,6 +323,7 @@ def events(
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
+    max_events: MaxEvents = _DEFAULT_LIMITS.max_events,
     jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
 ) -> None:
@@ -328,7 +332,9 @@ def events(
     Example: authtriage events /var/log/auth.log --since 24h --format csv -o events.csv
     """
     _check_output(output)
-    limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
+    limits = Limits(
+        max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs, max_events=max_events
+    )
     # the events carry no report: an input's warnings (cut lines, damaged parts) go to stderr
     _, result = _read(paths, since, until, tz, year, limits, jobs, evtx_backend, warnings=True)
     if result.outside and not len(result.events):  # else an empty output reads as "no events"
@@ -367,6 +373,7 @@ def analyze(
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
+    max_events: MaxEvents = _DEFAULT_LIMITS.max_events,
     jobs: Jobs = _CPUS,
     evtx_backend: Backend = EvtxBackend.rust,
     config: Annotated[
@@ -407,7 +414,9 @@ def analyze(
     except AuthtriageError as exc:
         raise _fail(exc) from None
     _check_output(output)
-    limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs)
+    limits = Limits(
+        max_total_bytes=max_total_bytes, max_ratio=max_ratio, max_inputs=max_inputs, max_events=max_events
+    )
     one_run()  # (as for `events`: see _read)
     progress = _Progress()
 
@@ -529,6 +538,7 @@ def serve(
     max_total_bytes: MaxTotal = _DEFAULT_LIMITS.max_total_bytes,
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
+    max_events: MaxEvents = _DEFAULT_LIMITS.max_events,
 ) -> None:
     """Serve the upload page and the API: upload logs, read the report a minute later.
 
@@ -554,6 +564,7 @@ def serve(
         max_total_bytes=max_total_bytes,
         max_ratio=max_ratio,
         max_inputs=max_inputs,
+        max_events=max_events,
     )
     if max_memory is not None:
         settings.max_memory = max_memory << 20 if max_memory else None  # a negative one is refused

@@ -142,6 +142,7 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
         (["--max-ratio", "inf"], "not a positive number"),
         (["--max-total-bytes", "0"], "not a positive number"),
         (["--max-inputs", "-1"], "not a positive number"),
+        (["--max-events", "0"], "not a positive number"),
         (["--tz", ""], "IANA zone"),  # an empty zone was taken as UTC
         (["--tz", "  "], "IANA zone"),
     ],
@@ -455,3 +456,17 @@ def test_samples_generate_into_a_file_is_one_line(tmp_path):
     inside = target / "logs"  # below a file: the file system's error, named
     res = runner.invoke(app, ["samples", "generate", "--out", str(inside)])
     assert res.exit_code == 2 and res.stderr.startswith("authtriage: cannot write ") and "Traceback" not in res.output
+
+
+def test_max_events_bounds_what_is_kept_and_says_so(tmp_path):
+    """--max-events: the input that reaches it keeps its first events; the error names it and
+    the option that raises the bound."""
+    log = tmp_path / "auth.log"
+    line = "Nov  3 10:00:{:02d} web1 sshd[{}]: Failed password for root from 203.0.113.1 port 1 ssh2\n"
+    log.write_text("".join(line.format(i % 60, i) for i in range(50)))
+    res = subprocess.run(
+        [sys.executable, "-m", "analyzer", "events", str(log), "--max-events", "20"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert len(res.stdout.splitlines()) == 20
+    assert f"{log}: more than 20 events in all" in res.stderr and "--max-events" in res.stderr

@@ -99,7 +99,7 @@ class EventBudget:
         if self.full_at is not None:
             if len(events) or rep.lines or rep.records:
                 said = f"read, but none of its events kept: the {most:,} events allowed in all were reached in "
-                rep.error = _joined(rep.error, said + f"{self.full_at} (the max_events limit; raise it to read more)")
+                rep.error = _joined(rep.error, said + f"{self.full_at} (--max-events: raise it to read more)")
                 rep.events = 0
                 return events.iloc[:0]
             return events
@@ -114,7 +114,7 @@ class EventBudget:
         rep.error = _joined(
             rep.error,
             f"more than {most:,} events in all: only the first {room:,} of this input's {len(events):,} were kept"
-            f"{where}, and the inputs after it were not read (the max_events limit; raise it to read more)",
+            f"{where}, and the inputs after it were not read (--max-events: raise it to read more)",
         )
         rep.events = room
         return events.iloc[:room].copy()
@@ -124,7 +124,7 @@ class EventBudget:
         return Skipped(
             name,
             f"not read, nor any input after it: the {self.limits.max_events:,} events allowed in all were reached "
-            f"in {self.full_at} (the max_events limit; raise it to read more)",
+            f"in {self.full_at} (--max-events: raise it to read more)",
         )
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
+from ..ingest.sources import Limits
 from ..ingest.workers import usable_cpus
 from . import child
 from .hosts import HostPolicy, is_loopback
@@ -78,6 +79,7 @@ class Settings:
     max_total_bytes: int = 64 * 1024**3  # uncompressed, per analysis
     max_ratio: float = 1000.0
     max_inputs: int = 10_000  # files and archive members per analysis
+    max_events: int = Limits.max_events  # events per analysis
     target: Callable[..., None] = child_main  # what a worker process runs (tests give their own)
 
     def check(self) -> None:
@@ -254,7 +256,12 @@ class Service:
         out = folder / "out"
         out.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        limits = {"max_total_bytes": s.max_total_bytes, "max_ratio": s.max_ratio, "max_inputs": s.max_inputs}
+        limits = {
+            "max_total_bytes": s.max_total_bytes,
+            "max_ratio": s.max_ratio,
+            "max_inputs": s.max_inputs,
+            "max_events": s.max_events,
+        }
         args = (str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits)
         proc = self.ctx.Process(
             target=child.run, args=(self.lifeline, s.max_memory, str(out), s.target, args), daemon=True
