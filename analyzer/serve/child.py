@@ -180,9 +180,13 @@ def _let_fork_server_go() -> None:
     server._forkserver_pid = None
 
 
-def _limit_memory(extra: int) -> int:
-    """Allow ``extra`` bytes of address space beyond what is mapped now; the limit in bytes."""
-    limit = vm_size() + extra
+def _limit_memory(extra: int) -> int | None:
+    """Allow ``extra`` bytes of address space beyond what is mapped now; the limit in bytes (None
+    where the system does not say what is mapped: no /proc)."""
+    mapped = vm_size()
+    if not mapped:
+        return None
+    limit = mapped + extra
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
