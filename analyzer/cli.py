@@ -293,7 +293,7 @@ def _write(text: str, output: Path | None) -> None:
 def _read(paths, since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False, warnings=False):
     # one run over possibly large inputs, then the process exits: arrays of a few million
     # events come from the heap and go back to it instead of being mapped afresh each time
-    # (the 1 GB auth log with --jobs 2: 17.7 -> 16.1 s, its peak ~50 MB higher), and what
+    # (on a large log ~10 % faster for ~50 MB more at the peak; docs/performance.md), and what
     # was frozen out of the collector's way before forking stays frozen
     one_run()
     try:

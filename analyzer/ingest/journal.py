@@ -28,7 +28,7 @@ from .types import MAX_SAMPLES, IngestOptions, InputReport
 
 __all__ = ["read_journal_export", "read_journal_file", "read_journal_json"]
 
-JOURNAL_BATCH = 20_000  # journal records turned into rows at a time (the 50 MB file of 192k records: 359 → 293 MB)
+JOURNAL_BATCH = 20_000  # journal records turned into rows at a time (bounds the memory of a large file)
 
 
 def _batches(items: Iterable[dict]) -> Iterator[list[dict]]:

@@ -248,7 +248,7 @@ def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataF
 
 
 # formats that are never split into parts: a worker reads such a file whole whatever its size,
-# instead of this process alone while the workers wait (four 50 MB journal files: 7.3–8.1 → 4.3–4.5 s)
+# instead of this process alone while the workers wait (docs/performance.md: journal files)
 UNSPLIT_FORMATS = frozenset(
     {"journal-file", "journal-export", "journal-json", "windows-xml", "windows-json", "pfirewall"}
 )
