@@ -26,5 +26,11 @@ bench: $(BIN)/authtriage
 	$(BIN)/python bench/evtx.py
 	$(BIN)/python bench/serve.py
 
+# a long random campaign on damaged EVTX files; failing inputs are kept in tests/files/crashes/evtx/
+.PHONY: fuzz fuzz-evtx
+fuzz: fuzz-evtx
+fuzz-evtx: $(BIN)/authtriage
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_evtx.py -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info report.html
