@@ -1,17 +1,23 @@
 """EVTX records, from either of two parsers: as Arrow tables per table entry (the Rust
 parser's JSON read column-wise), or as plain :class:`Record` values.
 
-- ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``). Its
-  warnings are captured and returned per file, never printed. Records are prefiltered on
-  their JSON text (the event id) and read in batches by pyarrow's JSON reader; a batch it
-  refuses is decoded record by record (``json.loads``).
+- ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``,
+  checksums validated). Its warnings are captured and returned per file, never printed.
+  Records are prefiltered on their JSON text (the event id) and read in batches by
+  pyarrow's JSON reader; a batch it refuses is decoded record by record (``json.loads``).
 - ``python``: python-evtx, without its known faults: every 64 KiB chunk of the file is
-  visited (not just the header's chunk count, which is stale in "dirty" files), chunks
-  without a valid magic are skipped, and an error in a record or chunk is reported as a
-  warning while the records read before it are kept. Times come from the record's raw
-  FILETIME (truncated to microseconds, as the Rust parser does), not from its rendering.
+  visited (not just the header's chunk count, which is stale in "dirty" files), and an
+  error in a record is reported as a warning while the others are kept. Times come from
+  the record's raw FILETIME (truncated to microseconds, as the Rust parser does), not
+  from its rendering.
 
-Both give identical records for files both can read.
+Both give identical records for files both can read, and read damaged files alike: a
+chunk that fails its checks (magic, checksums, free-space offset; cut short by the end of
+the file) is repaired around its whole records and read after the sound ones, a record
+met twice (a chunk repeated) is read once, and each damaged place is said in a warning
+("chunk 3 (offset 0x31000): …"). The Python backend reads the records python-evtx cannot
+decode with the Rust parser, and says so. A file cut inside its 4 KiB header is an
+InputError.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import gc
 import io
 import itertools
 import json
+import mmap
 import re
 import struct
 import warnings
@@ -376,6 +383,7 @@ class _Damage:
     lost: list[int] = field(default_factory=list)  # ids of whole records a filler had to cover
     limit: int = 0  # where the records end (the free-space offset, or the bytes there are)
     chunk: bytes = b""
+    trust: int = 1  # 0: its records' checksum matches; 1: it cannot be told (cut short…); 2: it does not match
 
     def say(self, read: list[int], again: list[int], bad: list[int], why: str = "") -> str:
         """The warning: the chunk, what is wrong with it, and what of it was read (``why``:
@@ -400,11 +408,11 @@ class _Damage:
         return f"chunk {self.index} (offset {self.offset:#x}): " + (f"{what}: " if what else "") + ", ".join(found)
 
 
-def _examine(raw: bytes, index: int, offset: int, suspect: str | None = None) -> _Damage | None:
+def _examine(raw: bytes, index: int, offset: int, suspect: str | None = None, repair: bool = True) -> _Damage | None:
     """A chunk's bytes (64 KiB, fewer when the file ends within it) checked: None when it is
-    blank or sound (its magic, its checksums, its free-space offset), else its damage, its
-    whole records found and the chunk repaired. ``suspect``: why to look into a chunk whose
-    checks pass (the parser could not read it)."""
+    blank or sound (its magic, its checksums, its free-space offset), else its damage and,
+    with ``repair``, its whole records found and the chunk repaired. ``suspect``: why to look
+    into a chunk whose checks pass (the parser could not read it)."""
     if raw[:8] != _CHUNK_MAGIC and not raw.strip(b"\x00"):
         return None
     problems = []
@@ -430,8 +438,13 @@ def _examine(raw: bytes, index: int, offset: int, suspect: str | None = None) ->
         problems.append(suspect)
     limit = min(free, len(raw)) if sound_head else len(raw)
     damage = _Damage(index, offset, problems, cut, limit=limit)
-    damage.records, damage.gaps = _walk(raw, limit)
-    _repair(damage, raw, sound_head)
+    # the records' own checksum, even under a damaged header (its fields may have been spared)
+    end = _u32(raw, 48) if len(raw) >= 56 else 0
+    if not _u32(raw, 120) & _NO_CRC32 and _CHUNK_HEADER <= end <= len(raw):
+        damage.trust = 0 if _u32(raw, 52) == zlib.crc32(raw[_CHUNK_HEADER:end]) else 2
+    if repair:
+        damage.records, damage.gaps = _walk(raw, limit)
+        _repair(damage, raw, sound_head)
     return damage
 
 
@@ -529,33 +542,44 @@ def _python_chunks(
 ) -> Iterator[Record]:
     """Every chunk slot's records: the sound chunks' as python-evtx reads them, then the
     damaged ones', each repaired around its whole records (a record a sound chunk also
-    has is read from there)."""
+    has is read from there, and one of two damaged chunks from the one trusted more)."""
     met = _Met()
     blank: list[bool] = []
     spans: dict[int, tuple[int, int]] = {}
-    damaged: list[_Damage] = []
+    damaged: list[tuple[int, int]] = []
     for i in range(slots):
         off = _HEADER_SIZE + i * _CHUNK_SIZE
         raw = data[off : off + _CHUNK_SIZE]
-        damage = _examine(raw, i, off)
+        damage = _examine(raw, i, off, repair=False)
         blank.append(damage is None and raw[:8] != _CHUNK_MAGIC)
         if (span := _span(raw)) is not None:
             spans[i] = span
         if damage is not None:
-            damaged.append(damage)
+            damaged.append((damage.trust, i))  # (repaired below: a repaired chunk is not kept meanwhile)
         elif not blank[-1]:
             _, again, _ = yield from _python_chunk(data, off, None, i, wanted, warn, counts, after, met)
             if again:
                 warn(_Damage(i, off, []).say([], again, []))
-    for damage in damaged:
+    said: dict[int, list[str]] = {}
+    for _, i in sorted(damaged):  # the chunks whose records can be trusted most first: theirs are read
+        off = _HEADER_SIZE + i * _CHUNK_SIZE
+        damage = _examine(data[off : off + _CHUNK_SIZE], i, off)
+        if damage is None:
+            continue
+        notes = said[i] = []
         got: tuple[list[int], list[int], list[int]] = ([], [], [])
         if damage.chunk:
             offsets = [r[0] for r in damage.records]
-            got = yield from _python_chunk(damage.chunk, 0, offsets, damage.index, wanted, warn, counts, after, met)
+            got = yield from _python_chunk(
+                damage.chunk, 0, offsets, damage.index, wanted, notes.append, counts, after, met
+            )
         for rid in damage.lost:
             met.unread.setdefault(rid, "")
         read, again, bad = got
-        warn(damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else ""))
+        notes.append(damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else ""))
+    for i in sorted(said):  # (in the file's order)
+        for note in said[i]:
+            warn(note)
     met.close(counts)
     whole = (len(data) - _HEADER_SIZE) // _CHUNK_SIZE
     present = whole + (len(blank) > whole and not blank[-1])  # a partial last slot that is not blank counts
@@ -612,26 +636,29 @@ def _python_chunk(
             try:
                 root = record.root()  # parsed once: rendered here, its values reused below
                 xml = render_root_node(root)
-            except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds
+                m = _XML_EID.search(xml)
+                c = _XML_CHANNEL.search(xml)
+                if not wanted(c.group(1) if c else None, int(m.group(1)) if m else None):
+                    rec = None
+                else:
+                    time = None
+                    try:
+                        for sub in root.substitutions():
+                            if isinstance(sub, FiletimeTypeNode):
+                                ticks = sub.unpack_qword(0)
+                                time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
+                                break
+                    except Exception:  # noqa: BLE001 - fall back to the rendered time
+                        time = None
+                    rec = record_from_xml(xml, time_override=time)
+            except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds (and its XML may not be)
                 failed[rid] = f"{type(exc).__name__}: {exc}"
                 continue
             met.read.add(rid)
             counts["records"] += 1
             done.append(rid)
-            m = _XML_EID.search(xml)
-            c = _XML_CHANNEL.search(xml)
-            if not wanted(c.group(1) if c else None, int(m.group(1)) if m else None):
-                continue
-            time = None
-            try:
-                for sub in root.substitutions():
-                    if isinstance(sub, FiletimeTypeNode):
-                        ticks = sub.unpack_qword(0)
-                        time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
-                        break
-            except Exception:  # noqa: BLE001 - fall back to the rendered time
-                time = None
-            yield record_from_xml(xml, time_override=time)
+            if rec is not None:
+                yield rec
     except Exception as exc:  # noqa: BLE001
         stopped = f"{type(exc).__name__}: {exc}"
     if not (failed or stopped):
@@ -641,19 +668,22 @@ def _python_chunk(
     rescued = []
     for rid, raw in rust.items():
         if rid in failed:
-            del failed[rid]
+            pass
         elif stopped is None or rid in met.read:
             continue
         elif not _seen(counts, rid, after):  # a record python-evtx did not reach
             met.read.add(rid)
             continue
+        recs, bad = _json_records(raw["data"].encode(), [rid])
+        if bad:
+            failed.setdefault(rid, "the Rust parser's JSON of it cannot be read")
+            continue
+        failed.pop(rid, None)
         met.read.add(rid)
         counts["records"] += 1
         rescued.append(rid)
-        rec = record_from_json(json.loads(raw["data"]))
-        rec.record_id = rec.record_id if rec.record_id is not None else rid
-        if wanted(rec.channel, rec.event_id):
-            yield rec
+        if wanted(recs[0].channel, recs[0].event_id):
+            yield recs[0]
     for rid, why in failed.items():  # (the Rust parser's complaint about it, else python-evtx's)
         met.unread.setdefault(rid, next((m for m in said if f"record number {rid}:" in m), why))
     where = f"chunk {index} (offset {_HEADER_SIZE + index * _CHUNK_SIZE:#x})"
@@ -709,6 +739,11 @@ class ChunkRange(io.RawIOBase):
         self._chunks = list(range(lo, hi)) if chunks is None else list(chunks)
         self._size = _HEADER_SIZE + len(self._chunks) * _CHUNK_SIZE
         self._pos = 0
+
+    @property
+    def head(self) -> bytes:
+        """The file header this range is shown with."""
+        return self._head
 
     def chunk_index(self, k: int) -> int:
         """The number in its file of this range's chunk ``k``."""
@@ -767,6 +802,23 @@ class _Layout:
         return bool(self.tail or self.again or self.holes or _head_problem(self.head))
 
 
+def _starts(fh: BinaryIO, slots: int) -> list[bytes]:
+    """The first 40 bytes of each of a file's 64 KiB slots (a file on disk: mapped, not read
+    a slot at a time)."""
+    try:
+        fd = fh.fileno() if slots else -1
+    except (OSError, ValueError):  # (io.UnsupportedOperation: a stream, not a file)
+        fd = -1
+    if fd >= 0:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            return [mm[at : at + 40] for at in range(_HEADER_SIZE, _HEADER_SIZE + slots * _CHUNK_SIZE, _CHUNK_SIZE)]
+    out = []
+    for i in range(slots):
+        fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
+        out.append(fh.read(40))
+    return out
+
+
 def _layout(fh: BinaryIO) -> _Layout:
     """Read a file's headers (4 KiB, then 40 bytes a chunk, and a partial last slot)."""
     fh.seek(0, io.SEEK_END)
@@ -777,10 +829,9 @@ def _layout(fh: BinaryIO) -> _Layout:
     spans: dict[int, tuple[int, int]] = {}
     used = 0
     blank = []
-    for i in range(slots):
-        fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
-        start = fh.read(40)
-        blank.append(not start[:8].strip(b"\x00"))
+    zero = bytes(8)
+    for i, start in enumerate(_starts(fh, slots)):
+        blank.append(start[:8] == zero)
         if not blank[-1]:  # a chunk, or leftovers a parser should see and report
             used = i + 1
         if (span := _span(start)) is not None:
@@ -820,10 +871,13 @@ def _place(fh: BinaryIO, slot: int) -> tuple[int, int]:
 def _recovered(fh: BinaryIO, layout: _Layout, seen: list, notes: list[str], counts: dict) -> Iterator[dict]:
     """After the parser's pass over a file with something wrong: the records of every chunk
     it did not read whole (damaged, cut short, refused, or repeating another), from the
-    chunk repaired around them, in the parser's shape; a warning for each such chunk."""
+    chunk repaired around them, in the parser's shape, the chunks trusted most first (a
+    record two damaged chunks have is read from the one whose checksum matches, or that
+    was only cut short); a warning for each such chunk, in the file's order."""
     have = set(seen)
     met = _Met(have)
     blank = []
+    todo = []
     for slot in range(layout.slots + layout.tail):
         fh.seek(_HEADER_SIZE + slot * _CHUNK_SIZE)
         raw = fh.read(_CHUNK_SIZE)
@@ -832,30 +886,40 @@ def _recovered(fh: BinaryIO, layout: _Layout, seen: list, notes: list[str], coun
         suspect = None
         if slot in layout.again:
             suspect = ""
-        elif span is not None and span[0] not in have and span[1] not in have:
-            suspect = "the parser could not read it"
-        damage = _examine(raw, *_place(fh, slot), suspect)
+        elif span is not None and span[1] not in have:
+            suspect = "the parser did not read it whole"
+        damage = _examine(raw, *_place(fh, slot), suspect, repair=False)
+        if damage is not None:
+            todo.append((damage.trust, slot, suspect))
+    said: dict[int, str] = {}
+    for _, slot, suspect in sorted(todo):
+        fh.seek(_HEADER_SIZE + slot * _CHUNK_SIZE)
+        damage = _examine(fh.read(_CHUNK_SIZE), *_place(fh, slot), suspect)
         if damage is None:
             continue
-        read, again, bad, said = [], [], [], []
-        if damage.chunk and any(r[2] not in have for r in damage.records):
-            got, said = _rust_chunk(damage.chunk)
-            for _, _, rid in damage.records:
-                if rid in have:
-                    again.append(rid)
-                elif rid in got:
-                    have.add(rid)
-                    read.append(rid)
-                    yield got[rid]
-                else:
-                    bad.append(rid)
-                    met.unread.setdefault(rid, next((m for m in said if f"record number {rid}:" in m), ""))
-        else:
-            again = [r[2] for r in damage.records]
+        # a chunk whose checks pass was read by the parser (some of it): what it has is its own,
+        # unless another chunk's header claims it too
+        parsed = damage.problems in ([], [suspect])
+        others = [s for k, s in layout.spans.items() if k != slot]
+        read, again, bad, complaints = [], [], [], []
+        fresh = [r for r in damage.records if r[2] not in have]
+        got, complaints = _rust_chunk(damage.chunk) if damage.chunk and fresh else ({}, [])
+        for _, _, rid in damage.records:
+            if rid in have:
+                mine = parsed and not any(a <= rid <= b for a, b in others)
+                (read if mine else again).append(rid)
+            elif rid in got:
+                have.add(rid)
+                read.append(rid)
+                yield got[rid]
+            else:
+                bad.append(rid)
+                met.unread.setdefault(rid, next((m for m in complaints if f"record number {rid}:" in m), ""))
         for rid in damage.lost:
             met.unread.setdefault(rid, "")
-        notes.append(damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else ""))
+        said[slot] = damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else "")
     met.close(counts)
+    notes.extend(said[k] for k in sorted(said))
     present = None if isinstance(fh, ChunkRange) else len(blank)
     notes.extend(_missing_notes(layout.head, blank[: layout.slots], layout.spans, lambda k: _place(fh, k), present))
 
@@ -1034,6 +1098,30 @@ def _batch_table(
     return pa.table(out)
 
 
+def _json_records(blob: bytes, ids: list[int]) -> tuple[list[Record], list[int]]:
+    """The records of a batch the JSON reader refused, one by one (a damaged name is written
+    by the parser as it is, control characters and line breaks included: taken as they
+    are), and the ids of any that is not JSON even so (the next is looked for on the next line)."""
+    text = blob.decode("utf-8", "replace")
+    decode = json.JSONDecoder(strict=False).raw_decode
+    recs: list[Record] = []
+    bad: list[int] = []
+    at = 0
+    for rid in ids:
+        try:
+            event, end = decode(text, at)
+        except ValueError:
+            event, end = None, text.find("\n", at)
+        at = end + 1 if end >= 0 else len(text)  # (past the line break after it)
+        if not isinstance(event, dict):
+            bad.append(rid)
+            continue
+        rec = record_from_json(event)
+        rec.record_id = rec.record_id if rec.record_id is not None else rid
+        recs.append(rec)
+    return recs, bad
+
+
 _UNSEEN: tuple = (None, [], None)  # a shortcut not yet taken (distinct from None: an id to skip)
 
 
@@ -1089,7 +1177,11 @@ def read_rust_tables(
 
 def _surveyed(fileobj) -> tuple[BinaryIO | None, _Layout | None]:
     """The file (opened when named by its path) and its headers; (None, None) when it cannot
-    be read here (the parser then says why)."""
+    be read here (the parser then says why). Some chunks of a file with a sound header (a
+    worker's part, whose file was found sound as a whole): (the chunks, None), their headers
+    read only if the parser complains."""
+    if isinstance(fileobj, ChunkRange) and not _head_problem(fileobj.head):
+        return fileobj, None
     try:
         fh = open(fileobj, "rb") if isinstance(fileobj, str) else fileobj  # noqa: SIM115 - closed by the caller
     except OSError:
@@ -1141,11 +1233,10 @@ def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, 
             blob = buffer.getvalue()
             table = _batch_table(blob, ids, json_threads, (eid, names_of[eid]))
             if table is None:
-                recs = []
-                for t, rid in zip(blob.split(b"\n")[:-1], ids, strict=True):
-                    rec = record_from_json(json.loads(t))
-                    rec.record_id = rec.record_id if rec.record_id is not None else rid
-                    recs.append(rec)
+                recs, bad = _json_records(blob, ids)
+                if bad:
+                    counts["failed"] = counts.get("failed", 0) + len(bad)
+                    warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
                 table = table_from_records(recs)
             frames.extend(_by_entry(sem, table, eid))
         buckets.clear()
@@ -1169,9 +1260,10 @@ def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, 
         # a chunk repeated: its records are passed on once (a sound chunk's copy: a damaged
         # chunk is left to the repair)
         yield _once(parser.records_json()) if layout is not None and layout.again else parser.records_json()
-        if layout is not None and (caught or layout.troubled):
+        found = _layout(fh) if layout is None and fh is not None and caught else layout
+        if found is not None and (caught or found.troubled):
             recovering = True
-            yield _recovered(fh, layout, seen, notes, counts)
+            yield _recovered(fh, found, seen, notes, counts)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
