@@ -26,16 +26,19 @@ bench: $(BIN)/authtriage
 	$(BIN)/python bench/evtx.py
 	$(BIN)/python bench/serve.py
 
-# A long fuzz campaign over text logs, exports and archives (tests/test_fuzz_*.py): FUZZ_FACTOR
-# times the suite's examples each, seeded at random; a failing input is kept under
-# tests/files/crashes/<kind>/, where `make test` replays it from then on.
-.PHONY: fuzz fuzz-text
+# Long fuzz campaigns (tests/test_fuzz_*.py, seeded at random): over text logs, exports and
+# archives (FUZZ_FACTOR times the suite's examples each), and over damaged EVTX files. A failing
+# input is kept under tests/files/crashes/<kind>/, where `make test` replays it from then on.
+.PHONY: fuzz fuzz-text fuzz-evtx
 FUZZ_FACTOR ?= 200
+fuzz: fuzz-text fuzz-evtx
+
 fuzz-text: $(BIN)/authtriage
 	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_fuzz_text.py tests/test_fuzz_formats.py tests/test_fuzz_archives.py
 
-fuzz: fuzz-text
+fuzz-evtx: $(BIN)/authtriage
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_evtx.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info report.html

@@ -1,17 +1,23 @@
 """EVTX records, from either of two parsers: as Arrow tables per table entry (the Rust
 parser's JSON read column-wise), or as plain :class:`Record` values.
 
-- ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``). Its
-  warnings are captured and returned per file, never printed. Records are prefiltered on
-  their JSON text (the event id) and read in batches by pyarrow's JSON reader; a batch it
-  refuses is decoded record by record (``json.loads``).
+- ``rust`` (default): the ``evtx`` package (``PyEvtxParser``, ``skip_errors=True``,
+  checksums validated). Its warnings are captured and returned per file, never printed.
+  Records are prefiltered on their JSON text (the event id) and read in batches by
+  pyarrow's JSON reader; a batch it refuses is decoded record by record (``json.loads``).
 - ``python``: python-evtx, without its known faults: every 64 KiB chunk of the file is
-  visited (not just the header's chunk count, which is stale in "dirty" files), chunks
-  without a valid magic are skipped, and an error in a record or chunk is reported as a
-  warning while the records read before it are kept. Times come from the record's raw
-  FILETIME (truncated to microseconds, as the Rust parser does), not from its rendering.
+  visited (not just the header's chunk count, which is stale in "dirty" files), and an
+  error in a record is reported as a warning while the others are kept. Times come from
+  the record's raw FILETIME (truncated to microseconds, as the Rust parser does), not
+  from its rendering.
 
-Both give identical records for files both can read.
+Both give identical records for files both can read, and read damaged files alike: a
+chunk that fails its checks (magic, checksums, free-space offset; cut short by the end of
+the file) is repaired around its whole records and read after the sound ones, a record
+met twice (a chunk repeated) is read once, and each damaged place is said in a warning
+("chunk 3 (offset 0x31000): …"). The Python backend reads the records python-evtx cannot
+decode with the Rust parser, and says so. A file cut inside its 4 KiB header is an
+InputError.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import io
+import itertools
 import json
-import os
+import mmap
 import re
+import struct
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -33,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .._memory import thaw
+from ..errors import InputError
 
 __all__ = [
     "ChunkRange",
@@ -216,100 +226,491 @@ def _note_ids(counts: dict, seen: list[int | None], skipped: int) -> None:
         note_id_range(counts, min(ids), max(ids))
 
 
-def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:
-    from Evtx.Evtx import FileHeader
+# ---------------------------------------------------------------------------------------
+# damaged files: what their headers say, and the whole records of a damaged chunk
+#
+# A chunk is 512 header bytes (record ids, the free-space offset, a CRC32 of the records
+# and one of the header, tables of names and templates that are only caches), then records
+# one after another: "**\0\0", size, record id, time, BinXML, the size again. A record's
+# names and templates are defined inline where the chunk first uses them and referred to
+# by their offset in the chunk afterwards, so records keep their places when a damaged
+# chunk is repaired: its header is rewritten, a stretch without a whole record is covered
+# by a filler record the parsers fail on, and the parser reads the rest as usual.
 
-    if len(data) < _HEADER_SIZE:
-        warn("file shorter than an EVTX header")
+_FILE_MAGIC = b"ElfFile\x00"
+_RECORD_MAGIC = b"**\x00\x00"
+_CHUNK_HEADER = 0x200
+_NO_CRC32 = 0x4  # file and chunk header flag: no checksums kept
+_MIN_RECORD = 28  # a record header and the size copy
+_MIN_FILLER = _MIN_RECORD + 1  # and one byte of BinXML, which no parser takes
+_FILLER_ID = 2**64 - 2  # a filler's record id (the parsers' complaints about it are dropped)
+_NO_ID = 2**64 - 1  # as a repaired header's last record id: the parser reads to the free space
+_MOST_RECORDS = (_CHUNK_SIZE - _CHUNK_HEADER) // _MIN_RECORD  # a header's wider id range is not believed
+
+
+def _u32(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "little")
+
+
+def _u16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little")
+
+
+def _u64(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 8], "little")
+
+
+def _span(chunk: bytes) -> tuple[int, int] | None:
+    """The first and last record id a chunk's header gives (from its first 40 bytes); None
+    when it has no magic, or a range no chunk can hold."""
+    if chunk[:8] != _CHUNK_MAGIC or len(chunk) < 40:
+        return None
+    first, last = _u64(chunk, 24), _u64(chunk, 32)
+    return (first, last) if first <= last < first + _MOST_RECORDS else None
+
+
+def _head_problem(head: bytes) -> str | None:
+    """What is wrong with a file's 4 KiB header (None: nothing). Parsers need little of it
+    (the chunks are self-contained): a damaged one is said, and its chunks read all the same."""
+    if len(head) < _HEADER_SIZE:
+        return f"EVTX file header is incomplete ({len(head):,} of {_HEADER_SIZE:,} bytes)"
+    if not head.startswith(_FILE_MAGIC):
+        return "EVTX file header has no valid magic"
+    if not _u32(head, 120) & _NO_CRC32 and _u32(head, 124) != zlib.crc32(head[:120]):
+        return "EVTX file header is damaged (its checksum does not match)"
+    return None
+
+
+def _file_header(chunks: int = 1) -> bytes:
+    """A sound file header for ``chunks`` chunks: what a parser is shown before repaired chunks."""
+    head = bytearray(_HEADER_SIZE)
+    head[:8] = _FILE_MAGIC
+    struct.pack_into("<QQQIHHHH", head, 8, 0, max(chunks - 1, 0), 0, 0x80, 1, 3, _HEADER_SIZE, chunks)
+    struct.pack_into("<I", head, 124, zlib.crc32(head[:120]))
+    return bytes(head)
+
+
+def _ids(ids: list[int]) -> str:
+    """Record ids as ranges: ``1000–1071``, ``3, 7–9``; many as the first few and a count."""
+    runs: list[list[int]] = []
+    for rid in sorted(set(ids)):
+        if runs and rid == runs[-1][1] + 1:
+            runs[-1][1] = rid
+        else:
+            runs.append([rid, rid])
+    text = ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs[:4])
+    return text + (f" and {len(runs) - 4} more ranges" if len(runs) > 4 else "")
+
+
+def _missing_notes(
+    head: bytes,
+    blank: list[bool],
+    spans: dict[int, tuple[int, int]],
+    place: Callable[[int], tuple[int, int]],
+    present: int | None,
+) -> list[str]:
+    """Chunks that should be there and are not: runs of blank slots within the count of
+    chunks the file header gives, or between chunks whose record ids leave a gap (a zeroed
+    chunk; blank slots after the last chunk are a log's room to grow), and a file that ends
+    before that count. ``place``: a slot → (chunk number, offset) in the file; ``present``:
+    the slots a whole file holds, a partial one included (None for some of its chunks)."""
+    declared = 0 if _head_problem(head) else _u16(head, 42)
+    notes = []
+    if present is not None and declared > present:
+        notes.append(f"the file ends after {present} chunks, though its header counts {declared}")
+    i = 0
+    while i < len(blank):
+        if not blank[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(blank) and blank[j + 1]:
+            j += 1
+        before, after = spans.get(i - 1), spans.get(j + 1)
+        gap = before is not None and after is not None and before[1] + 1 < after[0]
+        (first, offset), (last, _) = place(i), place(j)
+        if gap or first < declared:
+            which = f"chunk {first} (offset {offset:#x}) is"
+            if i < j:
+                which = f"chunks {first}–{last} (offset {offset:#x} on) are"
+            if gap:
+                why = f"records {before[1] + 1}–{after[0] - 1} between the chunks around it are missing"
+            else:
+                why = f"the file header counts {declared} chunks in use"
+            notes.append(f"{which} blank, though {why}")
+        i = j + 1
+    return notes
+
+
+def _walk(raw: bytes, limit: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """The whole records of a chunk's bytes up to ``limit``: (offset in the chunk, size,
+    record id) of each, and the stretches between them that hold none (where a record's
+    header or size copy is wrong, the next record is looked for from there)."""
+    records: list[tuple[int, int, int]] = []
+    gaps: list[tuple[int, int]] = []
+    at, lost = _CHUNK_HEADER, None
+    while at + _MIN_RECORD <= limit:
+        if raw[at : at + 4] == _RECORD_MAGIC:
+            size = _u32(raw, at + 4)
+            if size >= _MIN_RECORD and at + size <= limit and _u32(raw, at + size - 4) == size:
+                if lost is not None:
+                    gaps.append((lost, at))
+                    lost = None
+                records.append((at, size, _u64(raw, at + 8)))
+                at += size
+                continue
+        lost = at if lost is None else lost
+        at = raw.find(_RECORD_MAGIC, at + 1, limit)
+        if at < 0:
+            break
+    end = lost if lost is not None else max(at, _CHUNK_HEADER)
+    if raw[end:limit].strip(b"\x00"):  # the bytes after the last whole record are not blank
+        gaps.append((end, limit))
+    return records, gaps
+
+
+@dataclass(slots=True)
+class _Damage:
+    """A chunk that is not sound: where it is, what is wrong, its whole records and the
+    chunk repaired around them (64 KiB, a sound header, fillers over the damaged stretches)."""
+
+    index: int  # chunk number in the file
+    offset: int  # in the file
+    problems: list[str]
+    cut: bool = False
+    records: list[tuple[int, int, int]] = field(default_factory=list)  # (offset in the chunk, size, id)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)  # ids of whole records a filler had to cover
+    limit: int = 0  # where the records end (the free-space offset, or the bytes there are)
+    chunk: bytes = b""
+    trust: int = 1  # 0: its records' checksum matches; 1: it cannot be told (cut short…); 2: it does not match
+
+    def say(self, read: list[int], again: list[int], bad: list[int], why: str = "") -> str:
+        """The warning: the chunk, what is wrong with it, and what of it was read (``why``:
+        the first complaint about a record that could not be decoded)."""
+        found = []
+        if read:
+            found.append(f"{len(read)} whole record{'s' * (len(read) != 1)} read (ids {_ids(read)})")
+        if again:
+            found.append(f"{len(again)} (ids {_ids(again)}) also in another chunk, counted once")
+        if bad or self.lost:
+            why = f"; first: {why}" if why else ""
+            found.append(f"{len(bad) + len(self.lost)} could not be decoded (ids {_ids(bad + self.lost)}{why})")
+        if not (self.records or read or again or bad):
+            found.append("no whole record in it")
+        gaps = [g for g in self.gaps if not (self.cut and g[1] == self.limit)]  # (a cut: the record cut short)
+        if gaps:
+            more = f" and {len(gaps) - 1} more" if len(gaps) > 1 else ""
+            found.append(f"no whole record at chunk bytes {gaps[0][0]:#x}–{gaps[0][1]:#x}{more}")
+        if self.cut and self.records:
+            found.append("the rest lost")
+        what = "; ".join(self.problems)
+        return f"chunk {self.index} (offset {self.offset:#x}): " + (f"{what}: " if what else "") + ", ".join(found)
+
+
+def _examine(raw: bytes, index: int, offset: int, suspect: str | None = None, repair: bool = True) -> _Damage | None:
+    """A chunk's bytes (64 KiB, fewer when the file ends within it) checked: None when it is
+    blank or sound (its magic, its checksums, its free-space offset), else its damage and,
+    with ``repair``, its whole records found and the chunk repaired. ``suspect``: why to look
+    into a chunk whose checks pass (the parser could not read it)."""
+    if raw[:8] != _CHUNK_MAGIC and not raw.strip(b"\x00"):
+        return None
+    problems = []
+    cut = len(raw) < _CHUNK_SIZE
+    if cut:
+        problems.append(f"cut short after {len(raw):,} of {_CHUNK_SIZE:,} bytes")
+    sound_head = raw[:8] == _CHUNK_MAGIC and len(raw) >= _CHUNK_HEADER
+    checked = sound_head and not _u32(raw, 120) & _NO_CRC32
+    if raw[:8] != _CHUNK_MAGIC:
+        problems.append("no chunk magic")
+    elif checked and _u32(raw, 124) != zlib.crc32(raw[:120] + raw[128:_CHUNK_HEADER]):
+        problems.append("header checksum does not match")
+        sound_head = False
+    free = _u32(raw, 48) if sound_head else 0
+    if sound_head and not _CHUNK_HEADER <= free <= _CHUNK_SIZE:
+        problems.append(f"impossible free-space offset {free:#x}")
+        sound_head = False
+    if sound_head and checked and free <= len(raw) and _u32(raw, 52) != zlib.crc32(raw[_CHUNK_HEADER:free]):
+        problems.append("records checksum does not match")
+    if not problems and suspect is None:
+        return None
+    if suspect and not problems:
+        problems.append(suspect)
+    limit = min(free, len(raw)) if sound_head else len(raw)
+    damage = _Damage(index, offset, problems, cut, limit=limit)
+    # the records' own checksum, even under a damaged header (its fields may have been spared)
+    end = _u32(raw, 48) if len(raw) >= 56 else 0
+    if not _u32(raw, 120) & _NO_CRC32 and _CHUNK_HEADER <= end <= len(raw):
+        damage.trust = 0 if _u32(raw, 52) == zlib.crc32(raw[_CHUNK_HEADER:end]) else 2
+    if repair:
+        damage.records, damage.gaps = _walk(raw, limit)
+        _repair(damage, raw, sound_head)
+    return damage
+
+
+def _repair(damage: _Damage, raw: bytes, sound_head: bool) -> None:
+    """The chunk rebuilt around its whole records: they stay at their places (what they
+    refer to is found there), each stretch before or between them is covered by a filler
+    record, the header gives their ids and end, and its caches are dropped unless the header
+    was sound."""
+    kept: list[tuple[int, int, int]] = []
+    fills: list[tuple[int, int]] = []
+    at = _CHUNK_HEADER
+    for off, size, rid in damage.records:
+        if 0 < off - at < _MIN_FILLER:  # too short a stretch for a filler: this record goes with it
+            damage.lost.append(rid)
+            continue
+        if off > at:
+            fills.append((at, off))
+        kept.append((off, size, rid))
+        at = off + size
+    damage.records = kept
+    if not kept:
         return
-    header = FileHeader(data, 0)
-    declared = header.chunk_count()
-    present = (len(data) - _HEADER_SIZE) // _CHUNK_SIZE
-    extra = sum(
-        data[_HEADER_SIZE + i * _CHUNK_SIZE : _HEADER_SIZE + i * _CHUNK_SIZE + 8] == _CHUNK_MAGIC
-        for i in range(declared, present)
-    )
-    if extra:
-        warn(f"header declares {declared} chunks but {extra} more follow them: reading every chunk")
+    buf = bytearray(_CHUNK_SIZE)
+    buf[:at] = raw[:at]
+    buf[:8] = _CHUNK_MAGIC
+    if not sound_head:
+        buf[128:_CHUNK_HEADER] = bytes(_CHUNK_HEADER - 128)  # the name and template caches
+        struct.pack_into("<QQ", buf, 8, 1, len(kept))
+    for a, b in fills:
+        struct.pack_into("<4sIQQ", buf, a, _RECORD_MAGIC, b - a, _FILLER_ID, 0)
+        buf[a + 24] = 0xFF  # no BinXML token: the rest of the stretch stays, for what later records refer to
+        struct.pack_into("<I", buf, b - 4, b - a)
+    struct.pack_into("<QQIII", buf, 24, kept[0][2], _NO_ID, 0x80, kept[-1][0], at)
+    struct.pack_into("<I", buf, 52, zlib.crc32(buf[_CHUNK_HEADER:at]))
+    struct.pack_into("<I", buf, 120, 0)
+    struct.pack_into("<I", buf, 124, zlib.crc32(buf[:120] + buf[128:_CHUNK_HEADER]))
+    damage.chunk = bytes(buf)
+
+
+def _rust_chunk(chunk: bytes) -> tuple[dict[int, dict], list[str]]:
+    """The Rust parser's records of one 64 KiB chunk, by record id, and its complaints
+    (none about fillers)."""
+    from evtx import PyEvtxParser
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parser = PyEvtxParser(io.BytesIO(_file_header() + chunk), number_of_threads=1, skip_errors=True)
+        records = {r["event_record_id"]: r for r in parser.records_json() if r["event_record_id"] != _FILLER_ID}
+    said = [str(w.message).replace("\n", " ").removeprefix("Skipping EVTX data: RuntimeError: ") for w in caught]
+    return records, [m[:200] for m in said if str(_FILLER_ID) not in m and "Failed to parse chunk " not in m]
+
+
+def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:
+    problem = _head_problem(data[:_HEADER_SIZE])
+    if len(data) < _HEADER_SIZE:
+        raise InputError(f"{problem}: no chunk to read")
+    present, tail = divmod(len(data) - _HEADER_SIZE, _CHUNK_SIZE)
+    if problem:
+        warn(f"{problem}: its chunks are read all the same")
+    else:
+        declared = int.from_bytes(data[42:44], "little")
+        extra = sum(
+            data[_HEADER_SIZE + i * _CHUNK_SIZE : _HEADER_SIZE + i * _CHUNK_SIZE + 8] == _CHUNK_MAGIC
+            for i in range(declared, present)
+        )
+        if extra:
+            warn(f"header declares {declared} chunks but {extra} more follow them: reading every chunk")
     # python-evtx allocates masses of short-lived cyclic node objects, and every collection
     # also walks all the process already holds (pandas, pyarrow, the events so far):
     # freezing those first keeps the collections small (about 1.4× faster here).
     gc.freeze()
     try:
-        yield from _python_chunks(data, present, wanted, warn, counts, after)
+        yield from _python_chunks(data, present + (tail > 0), wanted, warn, counts, after)
     finally:
         thaw()
 
 
+@dataclass(slots=True)
+class _Met:
+    """The record ids of a file met so far: read (or skipped as read by an earlier run),
+    and found but not decoded (→ the first complaint); a record is read once, from the
+    first copy that decodes, and counted once."""
+
+    read: set[int] = field(default_factory=set)
+    unread: dict[int, str] = field(default_factory=dict)
+
+    def close(self, counts: dict) -> None:
+        """Count the records found that no copy of decoded: read, and unparsed."""
+        lost = [rid for rid in self.unread if rid not in self.read]
+        _count_lost(counts, lost)
+
+
 def _python_chunks(
-    data: bytes, present: int, wanted: Wanted, warn: Warn, counts: dict, after: int = 0
+    data: bytes, slots: int, wanted: Wanted, warn: Warn, counts: dict, after: int = 0
 ) -> Iterator[Record]:
+    """Every chunk slot's records: the sound chunks' as python-evtx reads them, then the
+    damaged ones', each repaired around its whole records (a record a sound chunk also
+    has is read from there, and one of two damaged chunks from the one trusted more)."""
+    met = _Met()
+    blank: list[bool] = []
+    spans: dict[int, tuple[int, int]] = {}
+    damaged: list[tuple[int, int]] = []
+    for i in range(slots):
+        off = _HEADER_SIZE + i * _CHUNK_SIZE
+        raw = data[off : off + _CHUNK_SIZE]
+        damage = _examine(raw, i, off, repair=False)
+        blank.append(damage is None and raw[:8] != _CHUNK_MAGIC)
+        if (span := _span(raw)) is not None:
+            spans[i] = span
+        if damage is not None:
+            damaged.append((damage.trust, i))  # (repaired below: a repaired chunk is not kept meanwhile)
+        elif not blank[-1]:
+            _, again, _ = yield from _python_chunk(data, off, None, i, wanted, warn, counts, after, met)
+            if again:
+                warn(_Damage(i, off, []).say([], again, []))
+    said: dict[int, list[str]] = {}
+    for _, i in sorted(damaged):  # the chunks whose records can be trusted most first: theirs are read
+        off = _HEADER_SIZE + i * _CHUNK_SIZE
+        damage = _examine(data[off : off + _CHUNK_SIZE], i, off)
+        if damage is None:
+            continue
+        notes = said[i] = []
+        got: tuple[list[int], list[int], list[int]] = ([], [], [])
+        if damage.chunk:
+            offsets = [r[0] for r in damage.records]
+            got = yield from _python_chunk(
+                damage.chunk, 0, offsets, damage.index, wanted, notes.append, counts, after, met
+            )
+        for rid in damage.lost:
+            met.unread.setdefault(rid, "")
+        read, again, bad = got
+        notes.append(damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else ""))
+    for i in sorted(said):  # (in the file's order)
+        for note in said[i]:
+            warn(note)
+    met.close(counts)
+    whole = (len(data) - _HEADER_SIZE) // _CHUNK_SIZE
+    present = whole + (len(blank) > whole and not blank[-1])  # a partial last slot that is not blank counts
+    for note in _missing_notes(data[:_HEADER_SIZE], blank[:whole], spans, _slot_place, present):
+        warn(note)
+
+
+def _slot_place(slot: int) -> tuple[int, int]:
+    return slot, _HEADER_SIZE + slot * _CHUNK_SIZE
+
+
+def _count_lost(counts: dict, ids: list[int]) -> None:
+    """Whole records found that no parser could decode: read, and unparsed."""
+    if ids:
+        counts["records"] += len(ids)
+        counts["failed"] = counts.get("failed", 0) + len(ids)
+        note_id_range(counts, min(ids), max(ids))
+
+
+def _python_chunk(
+    buf: bytes,
+    at: int,
+    offsets: list[int] | None,
+    index: int,
+    wanted: Wanted,
+    warn: Warn,
+    counts: dict,
+    after: int,
+    met: _Met,
+) -> Generator[Record, None, tuple[list[int], list[int], list[int]]]:
+    """One chunk's records (at ``offsets`` in it, a damaged chunk's, or as python-evtx
+    walks them); those it cannot decode, or does not reach, from the Rust parser. Returns
+    the ids read, read before (from another chunk) and not decoded."""
     from Evtx.Evtx import ChunkHeader
+    from Evtx.Evtx import Record as EvtxRecord
     from Evtx.Nodes import FiletimeTypeNode
     from Evtx.Views import render_root_node
 
-    for i in range(present):
-        off = _HEADER_SIZE + i * _CHUNK_SIZE
-        if data[off : off + 8] != _CHUNK_MAGIC:
-            if data[off : off + _CHUNK_SIZE].strip(b"\x00"):
-                warn(f"chunk {i} at offset {off:#x} has no valid magic; skipped")
-            continue
-        try:
-            chunk = ChunkHeader(data, off)
-            records = chunk.records()
-            for record in records:
-                if not _seen(counts, record.record_num(), after):
-                    continue
-                counts["records"] += 1
-                try:
-                    root = record.root()  # parsed once: rendered here, its values reused below
-                    xml = render_root_node(root)
-                except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds
-                    counts["failed"] = counts.get("failed", 0) + 1
-                    warn(f"record {record.record_num()} in chunk {i}: {type(exc).__name__}: {exc}"[:300])
-                    continue
+    done: list[int] = []
+    again: list[int] = []
+    failed: dict[int, str] = {}
+    stopped = None
+    try:
+        chunk = ChunkHeader(buf, at)
+        records = chunk.records() if offsets is None else (EvtxRecord(buf, at + o, chunk) for o in offsets)
+        for record in records:
+            rid = record.record_num()
+            if rid in met.read:
+                again.append(rid)
+                continue
+            if not _seen(counts, rid, after):
+                met.read.add(rid)
+                continue
+            try:
+                root = record.root()  # parsed once: rendered here, its values reused below
+                xml = render_root_node(root)
                 m = _XML_EID.search(xml)
                 c = _XML_CHANNEL.search(xml)
                 if not wanted(c.group(1) if c else None, int(m.group(1)) if m else None):
-                    continue
-                time = None
-                try:
-                    for sub in root.substitutions():
-                        if isinstance(sub, FiletimeTypeNode):
-                            ticks = sub.unpack_qword(0)
-                            time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
-                            break
-                except Exception:  # noqa: BLE001 - fall back to the rendered time
+                    rec = None
+                else:
                     time = None
-                yield record_from_xml(xml, time_override=time)
-        except Exception as exc:  # noqa: BLE001
-            warn(f"chunk {i} at offset {off:#x}: {type(exc).__name__}: {exc}; records before it kept"[:300])
+                    try:
+                        for sub in root.substitutions():
+                            if isinstance(sub, FiletimeTypeNode):
+                                ticks = sub.unpack_qword(0)
+                                time = _us_to_iso(ticks // 10 - _FILETIME_EPOCH_US)
+                                break
+                    except Exception:  # noqa: BLE001 - fall back to the rendered time
+                        time = None
+                    rec = record_from_xml(xml, time_override=time)
+            except Exception as exc:  # noqa: BLE001 - python-evtx raises many kinds (and its XML may not be)
+                failed[rid] = f"{type(exc).__name__}: {exc}"
+                continue
+            met.read.add(rid)
+            counts["records"] += 1
+            done.append(rid)
+            if rec is not None:
+                yield rec
+    except Exception as exc:  # noqa: BLE001
+        stopped = f"{type(exc).__name__}: {exc}"
+    if not (failed or stopped):
+        return done, again, []
+    # the Rust parser reads what python-evtx could not
+    rust, said = _rust_chunk(bytes(buf[at : at + _CHUNK_SIZE]))
+    rescued = []
+    for rid, raw in rust.items():
+        if rid in failed:
+            pass
+        elif stopped is None or rid in met.read:
             continue
+        elif not _seen(counts, rid, after):  # a record python-evtx did not reach
+            met.read.add(rid)
+            continue
+        recs, bad = _json_records(raw["data"].encode(), [rid])
+        if bad:
+            failed.setdefault(rid, "the Rust parser's JSON of it cannot be read")
+            continue
+        failed.pop(rid, None)
+        met.read.add(rid)
+        counts["records"] += 1
+        rescued.append(rid)
+        if wanted(recs[0].channel, recs[0].event_id):
+            yield recs[0]
+    for rid, why in failed.items():  # (the Rust parser's complaint about it, else python-evtx's)
+        met.unread.setdefault(rid, next((m for m in said if f"record number {rid}:" in m), why))
+    where = f"chunk {index} (offset {_HEADER_SIZE + index * _CHUNK_SIZE:#x})"
+    what = f"stopped ({stopped})" if stopped else f"cannot decode {len(rescued) + len(failed)} records"
+    note = f"{where}: python-evtx {what}"
+    if rescued:
+        note += f"; {len(rescued)} (ids {_ids(rescued)}) read with the Rust parser instead"
+    if failed and offsets is None:  # (a damaged chunk's warning says which were not decoded)
+        note += f"; {len(failed)} (ids {_ids(list(failed))}) not decoded by either ({next(iter(failed.values()))})"
+    if rescued or offsets is None:
+        warn(note[:500])
+    return done + rescued, again, list(failed)
 
 
 def chunk_ranges(path: str, per_part: int, workers: int = 1) -> list[tuple[int, int]] | None:
     """Split a file's chunks, up to the last one that is not blank (a log not yet full has
     empty space after its chunks), into ranges of about ``per_part`` for separate parsers,
     as many as a multiple of ``workers`` (so that they finish together); None when the
-    file is not worth splitting or ends in a partial chunk (read whole, by one parser)."""
+    file is not worth splitting, or has something wrong that one parser over the whole
+    file sees (a damaged file header, a chunk cut short at its end, a chunk repeated)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(_HEADER_SIZE)
-            size = os.fstat(fh.fileno()).st_size
-            present, tail = divmod(max(size - _HEADER_SIZE, 0), _CHUNK_SIZE)
-            if len(head) < _HEADER_SIZE or not head.startswith(b"ElfFile\x00") or present < 2 * per_part:
-                return None
-            used = 0
-            for i in range(present + (1 if tail else 0)):
-                fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
-                start = fh.read(8)
-                if start == _CHUNK_MAGIC and i == present:  # a chunk cut short: leave it to one parser
-                    return None
-                if start.strip(b"\x00"):  # a chunk, or leftovers the parser should see and report
-                    used = i + 1
+            layout = _layout(fh)
     except OSError:
         return None
-    if used < 2 * per_part:
+    used = layout.used
+    if layout.troubled or used < 2 * per_part:
         return None
     if workers > 1:  # equal ranges (±1 chunk), as many as a multiple of the workers
         count = workers * max(1, round(used / (workers * per_part)))
@@ -318,19 +719,35 @@ def chunk_ranges(path: str, per_part: int, workers: int = 1) -> list[tuple[int, 
 
 
 class ChunkRange(io.RawIOBase):
-    """A file's header followed by some of its chunks (``lo``…``hi-1``, or the indexes
-    ``chunks``): what a parser sees as a whole EVTX file (chunks are self-contained; the
-    header's chunk count is not relied on)."""
+    """A file's header (or ``head`` in its place) followed by some of its chunks (``lo``…
+    ``hi-1``, or the indexes ``chunks``): what a parser sees as a whole EVTX file (chunks
+    are self-contained; the header's chunk count is not relied on)."""
 
-    def __init__(self, source: str | BinaryIO, lo: int = 0, hi: int = 0, chunks: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        source: str | BinaryIO,
+        lo: int = 0,
+        hi: int = 0,
+        chunks: list[int] | None = None,
+        head: bytes | None = None,
+    ) -> None:
         super().__init__()
         self._own = isinstance(source, str)
         self._fh = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115 - closed with this
         self._fh.seek(0)
-        self._head = self._fh.read(_HEADER_SIZE)
+        self._head = self._fh.read(_HEADER_SIZE) if head is None else head
         self._chunks = list(range(lo, hi)) if chunks is None else list(chunks)
         self._size = _HEADER_SIZE + len(self._chunks) * _CHUNK_SIZE
         self._pos = 0
+
+    @property
+    def head(self) -> bytes:
+        """The file header this range is shown with."""
+        return self._head
+
+    def chunk_index(self, k: int) -> int:
+        """The number in its file of this range's chunk ``k``."""
+        return self._chunks[k]
 
     def readable(self) -> bool:
         return True
@@ -364,6 +781,147 @@ class ChunkRange(io.RawIOBase):
         if self._own:
             self._fh.close()
         super().close()
+
+
+@dataclass(slots=True)
+class _Layout:
+    """A file's headers, read without parsing it: the file header, and per 64 KiB slot
+    whether it is blank and which record ids its chunk header gives."""
+
+    head: bytes
+    slots: int  # whole 64 KiB slots after the file header
+    tail: bool  # a last, partial slot that is not blank: a chunk cut short
+    used: int  # slots up to the last one that is not blank
+    spans: dict[int, tuple[int, int]]  # slot → (first, last record id), where the header has a believable range
+    again: set[int]  # slots whose ids an earlier slot's header gives too: a chunk repeated
+    holes: bool  # a chunk missing: a slot that starts blank where one should be, or the file ends before it
+
+    @property
+    def troubled(self) -> bool:
+        """Something a parser would not say (or would stop at) is wrong."""
+        return bool(self.tail or self.again or self.holes or _head_problem(self.head))
+
+
+def _starts(fh: BinaryIO, slots: int) -> list[bytes]:
+    """The first 40 bytes of each of a file's 64 KiB slots (a file on disk: mapped, not read
+    a slot at a time)."""
+    try:
+        fd = fh.fileno() if slots else -1
+    except (OSError, ValueError):  # (io.UnsupportedOperation: a stream, not a file)
+        fd = -1
+    if fd >= 0:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            return [mm[at : at + 40] for at in range(_HEADER_SIZE, _HEADER_SIZE + slots * _CHUNK_SIZE, _CHUNK_SIZE)]
+    out = []
+    for i in range(slots):
+        fh.seek(_HEADER_SIZE + i * _CHUNK_SIZE)
+        out.append(fh.read(40))
+    return out
+
+
+def _layout(fh: BinaryIO) -> _Layout:
+    """Read a file's headers (4 KiB, then 40 bytes a chunk, and a partial last slot)."""
+    fh.seek(0, io.SEEK_END)
+    size = fh.tell()
+    fh.seek(0)
+    head = fh.read(_HEADER_SIZE)
+    slots, tail = divmod(max(size - _HEADER_SIZE, 0), _CHUNK_SIZE)
+    spans: dict[int, tuple[int, int]] = {}
+    used = 0
+    blank = []
+    zero = bytes(8)
+    for i, start in enumerate(_starts(fh, slots)):
+        blank.append(start[:8] == zero)
+        if not blank[-1]:  # a chunk, or leftovers a parser should see and report
+            used = i + 1
+        if (span := _span(start)) is not None:
+            spans[i] = span
+    if tail:
+        fh.seek(_HEADER_SIZE + slots * _CHUNK_SIZE)
+        tail = bool(fh.read(_CHUNK_SIZE).strip(b"\x00"))
+    # a slot whose range meets one before it in id order: the later of the two in the file repeats
+    again: set[int] = set()
+    reach: tuple[int, int] | None = None  # (last id, slot) of the ranges so far
+    for slot, (first, last) in sorted(spans.items(), key=lambda s: (s[1][0], s[0])):
+        if reach is not None and first <= reach[0]:
+            again.add(max(slot, reach[1]))
+            reach = (max(last, reach[0]), min(slot, reach[1]))
+        else:
+            reach = (last, slot)
+    present = None if isinstance(fh, ChunkRange) else slots + bool(tail)
+    holes = bool(_missing_notes(head, blank, spans, lambda k: _place(fh, k), present))
+    return _Layout(head, slots, bool(tail), used, spans, again, holes)
+
+
+def _once(records: Iterator[dict]) -> Iterator[dict]:
+    """Records, each id once."""
+    ids = set()
+    for record in records:
+        if (rid := record["event_record_id"]) not in ids:
+            ids.add(rid)
+            yield record
+
+
+def _place(fh: BinaryIO, slot: int) -> tuple[int, int]:
+    """A slot of what a parser reads → (chunk number, offset) in the file it comes from."""
+    index = fh.chunk_index(slot) if isinstance(fh, ChunkRange) else slot
+    return index, _HEADER_SIZE + index * _CHUNK_SIZE
+
+
+def _recovered(fh: BinaryIO, layout: _Layout, seen: list, notes: list[str], counts: dict) -> Iterator[dict]:
+    """After the parser's pass over a file with something wrong: the records of every chunk
+    it did not read whole (damaged, cut short, refused, or repeating another), from the
+    chunk repaired around them, in the parser's shape, the chunks trusted most first (a
+    record two damaged chunks have is read from the one whose checksum matches, or that
+    was only cut short); a warning for each such chunk, in the file's order."""
+    have = set(seen)
+    met = _Met(have)
+    blank = []
+    todo = []
+    for slot in range(layout.slots + layout.tail):
+        fh.seek(_HEADER_SIZE + slot * _CHUNK_SIZE)
+        raw = fh.read(_CHUNK_SIZE)
+        blank.append(not raw.strip(b"\x00"))
+        span = layout.spans.get(slot)
+        suspect = None
+        if slot in layout.again:
+            suspect = ""
+        elif span is not None and span[1] not in have:
+            suspect = "the parser did not read it whole"
+        damage = _examine(raw, *_place(fh, slot), suspect, repair=False)
+        if damage is not None:
+            todo.append((damage.trust, slot, suspect))
+    said: dict[int, str] = {}
+    for _, slot, suspect in sorted(todo):
+        fh.seek(_HEADER_SIZE + slot * _CHUNK_SIZE)
+        damage = _examine(fh.read(_CHUNK_SIZE), *_place(fh, slot), suspect)
+        if damage is None:
+            continue
+        # a chunk whose checks pass was read by the parser (some of it): what it has is its own,
+        # unless another chunk's header claims it too
+        parsed = damage.problems in ([], [suspect])
+        others = [s for k, s in layout.spans.items() if k != slot]
+        read, again, bad, complaints = [], [], [], []
+        fresh = [r for r in damage.records if r[2] not in have]
+        got, complaints = _rust_chunk(damage.chunk) if damage.chunk and fresh else ({}, [])
+        for _, _, rid in damage.records:
+            if rid in have:
+                mine = parsed and not any(a <= rid <= b for a, b in others)
+                (read if mine else again).append(rid)
+            elif rid in got:
+                have.add(rid)
+                read.append(rid)
+                yield got[rid]
+            else:
+                bad.append(rid)
+                met.unread.setdefault(rid, next((m for m in complaints if f"record number {rid}:" in m), ""))
+        for rid in damage.lost:
+            met.unread.setdefault(rid, "")
+        said[slot] = damage.say(read, again, bad, met.unread.get(bad[0], "") if bad else "")
+    met.close(counts)
+    notes.extend(said[k] for k in sorted(said))
+    present = None if isinstance(fh, ChunkRange) else len(blank)
+    notes.extend(_missing_notes(layout.head, blank[: layout.slots], layout.spans, lambda k: _place(fh, k), present))
 
 
 def chunk_spans(source: str | BinaryIO) -> list[tuple[int, int, int]]:
@@ -540,6 +1098,30 @@ def _batch_table(
     return pa.table(out)
 
 
+def _json_records(blob: bytes, ids: list[int]) -> tuple[list[Record], list[int]]:
+    """The records of a batch the JSON reader refused, one by one (a damaged name is written
+    by the parser as it is, control characters and line breaks included: taken as they
+    are), and the ids of any that is not JSON even so (the next is looked for on the next line)."""
+    text = blob.decode("utf-8", "replace")
+    decode = json.JSONDecoder(strict=False).raw_decode
+    recs: list[Record] = []
+    bad: list[int] = []
+    at = 0
+    for rid in ids:
+        try:
+            event, end = decode(text, at)
+        except ValueError:
+            event, end = None, text.find("\n", at)
+        at = end + 1 if end >= 0 else len(text)  # (past the line break after it)
+        if not isinstance(event, dict):
+            bad.append(rid)
+            continue
+        rec = record_from_json(event)
+        rec.record_id = rec.record_id if rec.record_id is not None else rid
+        recs.append(rec)
+    return recs, bad
+
+
 _UNSEEN: tuple = (None, [], None)  # a shortcut not yet taken (distinct from None: an id to skip)
 
 
@@ -583,12 +1165,56 @@ def read_rust_tables(
     yields lists of (table entry, Arrow table of its records) per batch of wanted records.
     ``threads``: the parser's own worker threads (0: one per CPU); ``only``: just these record ids;
     ``json_threads``: pyarrow's JSON reader on its thread pool (not in a worker process,
-    where the workers are the parallelism)."""
+    where the workers are the parallelism). A damaged file's sound chunks are read as any
+    file's; its damaged ones afterwards, each repaired around its whole records."""
+    fh, layout = _surveyed(fileobj)
+    try:
+        yield from _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads)
+    finally:
+        if fh is not None and fh is not fileobj:
+            fh.close()
+
+
+def _surveyed(fileobj) -> tuple[BinaryIO | None, _Layout | None]:
+    """The file (opened when named by its path) and its headers; (None, None) when it cannot
+    be read here (the parser then says why). Some chunks of a file with a sound header (a
+    worker's part, whose file was found sound as a whole): (the chunks, None), their headers
+    read only if the parser complains."""
+    if isinstance(fileobj, ChunkRange) and not _head_problem(fileobj.head):
+        return fileobj, None
+    try:
+        fh = open(fileobj, "rb") if isinstance(fileobj, str) else fileobj  # noqa: SIM115 - closed by the caller
+    except OSError:
+        return None, None
+    try:
+        layout = _layout(fh)
+        if not isinstance(fileobj, str):
+            fh.seek(0)
+    except (OSError, ValueError):
+        if fh is not fileobj:
+            fh.close()
+        return None, None
+    return fh, layout
+
+
+def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads):
+    """read_rust_tables's body: ``fh`` and ``layout`` as _surveyed gives them."""
     from evtx import PyEvtxParser
 
     from .windows import field_names, table_from_records
 
-    parser = PyEvtxParser(fileobj, number_of_threads=threads, skip_errors=True)
+    source = fileobj
+    if layout is not None:
+        problem = _head_problem(layout.head)
+        if len(layout.head) < _HEADER_SIZE:
+            raise InputError(f"{problem}: no chunk to read")
+        if problem:
+            warn(f"{problem}: its chunks are read all the same")
+        if problem:  # a sound header in its place
+            source = ChunkRange(fh, 0, layout.slots, head=_file_header(layout.slots))
+    # the checksums are checked, so that a damaged chunk is not read as if it were sound:
+    # the parser skips it, and it is read afterwards, repaired around its whole records
+    parser = PyEvtxParser(source, number_of_threads=threads, skip_errors=True, validate_checksums=True)
     # the records are bucketed by event id alone, the one thing found per record; the
     # channel is a column of the parsed batch and is matched there, once per batch
     by_id: dict[int, list] = {}
@@ -607,11 +1233,10 @@ def read_rust_tables(
             blob = buffer.getvalue()
             table = _batch_table(blob, ids, json_threads, (eid, names_of[eid]))
             if table is None:
-                recs = []
-                for t, rid in zip(blob.split(b"\n")[:-1], ids, strict=True):
-                    rec = record_from_json(json.loads(t))
-                    rec.record_id = rec.record_id if rec.record_id is not None else rid
-                    recs.append(rec)
+                recs, bad = _json_records(blob, ids)
+                if bad:
+                    counts["failed"] = counts.get("failed", 0) + len(bad)
+                    warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
                 table = table_from_records(recs)
             frames.extend(_by_entry(sem, table, eid))
         buckets.clear()
@@ -625,9 +1250,24 @@ def read_rust_tables(
     seen: list[int | None] = []  # every record's id: the file's range, what was read before
     note = seen.append
     skipped = 0
+    notes: list[str] = []  # about the chunks read after the parser's pass
+    recovering = False
+
+    def passes() -> Iterator[Iterator[dict]]:
+        """The parser's pass; then, when it complained or the headers show something wrong,
+        the chunks it did not read whole."""
+        nonlocal recovering
+        # a chunk repeated: its records are passed on once (a sound chunk's copy: a damaged
+        # chunk is left to the repair)
+        yield _once(parser.records_json()) if layout is not None and layout.again else parser.records_json()
+        found = _layout(fh) if layout is None and fh is not None and caught else layout
+        if found is not None and (caught or found.troubled):
+            recovering = True
+            yield _recovered(fh, found, seen, notes, counts)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for raw in parser.records_json():
+        for raw in itertools.chain.from_iterable(passes()):
             rid = raw.get("event_record_id")
             note(rid)
             if (rid is not None and rid <= after) or (only is not None and rid not in only):
@@ -667,5 +1307,9 @@ def read_rust_tables(
         _note_ids(counts, seen, skipped)
         if buckets:
             yield flush()
-        for w in caught:
-            warn(str(w.message).replace("\n", " ")[:300])
+    said = set()
+    for msg in [str(w.message).replace("\n", " ")[:300] for w in caught] + notes:
+        # a chunk the parser refused is said again, as read afterwards
+        if msg not in said and not (recovering and "Failed to parse chunk " in msg):
+            said.add(msg)
+            warn(msg)
