@@ -26,20 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "analyzer"
-
-# Offenders whose fix lies in files the ingest refactor does not own (their owners are
-# changing them at the same time): (importing module, imported module, name; "" for the
-# module itself) → what fixes it. Remove an entry once it is fixed (the last test says when).
-KNOWN_OUTSIDE_INGEST: dict[tuple[str, str, str], str] = {
-    ("analyzer.ingest.evtx", "analyzer.ingest.windows", ""): (
-        "cycle: evtx.read_rust_tables imports windows.field_names/table_from_records, and windows imports "
-        "evtx.Record/plausible_id; moving plausible_id (and _ID_LIMIT) out of evtx.py's body breaks it"
-    ),
-}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -116,14 +103,6 @@ def _imports() -> tuple[tuple[Import, ...], dict[str, dict[str, str]]]:
     return tuple(found), bound
 
 
-def _known(imp: Import) -> bool:
-    return (imp.importer, imp.target, imp.name) in KNOWN_OUTSIDE_INGEST or (
-        imp.importer,
-        imp.target,
-        "",
-    ) in KNOWN_OUTSIDE_INGEST
-
-
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -166,11 +145,11 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def _graph(skip_known: bool) -> tuple[dict[str, set[str]], dict[tuple[str, str], Import]]:
+def _graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], Import]]:
     edges: dict[str, set[str]] = {m: set() for m in _modules()}
     where: dict[tuple[str, str], Import] = {}
     for imp in _imports()[0]:
-        if imp.target == imp.importer or (skip_known and _known(imp)):
+        if imp.target == imp.importer:
             continue
         edges[imp.importer].add(imp.target)
         where.setdefault((imp.importer, imp.target), imp)
@@ -193,7 +172,7 @@ def test_the_walk_sees_the_package():
 
 
 def test_no_import_cycles():
-    edges, where = _graph(skip_known=True)
+    edges, where = _graph()
     problems = []
     for component in _cycles(edges):
         inside = set(component)
@@ -225,18 +204,5 @@ def _private_uses() -> list[tuple[str, str, str, int]]:
 
 
 def test_no_private_name_is_taken_from_another_module():
-    known = {(a, b, c) for a, b, c in KNOWN_OUTSIDE_INGEST if c}
-    found = [f"{a}:{line} takes {c} from {b}" for a, b, c, line in _private_uses() if (a, b, c) not in known]
+    found = [f"{a}:{line} takes {c} from {b}" for a, b, c, line in _private_uses()]
     assert not found, "private names used across modules:\n" + "\n".join(found)
-
-
-@pytest.mark.parametrize("entry", sorted(KNOWN_OUTSIDE_INGEST))
-def test_each_known_offender_is_still_there(entry):
-    """An exception that no longer applies must go (so that it cannot hide a new offender)."""
-    importer, target, name = entry
-    if name:
-        assert (importer, target, name) in {(a, b, c) for a, b, c, _ in _private_uses()}, f"fixed: remove {entry}"
-    else:
-        edges, _ = _graph(skip_known=False)
-        assert target in edges[importer], f"fixed: remove {entry}"
-        assert any(importer in c and target in c for c in _cycles(edges)), f"no longer a cycle: remove {entry}"

@@ -43,6 +43,7 @@ import pyarrow.json as pj
 
 from .._memory import thaw
 from ..errors import InputError
+from .records import ID_DIGITS, Record, plausible_id
 
 __all__ = [
     "ChunkRange",
@@ -69,19 +70,6 @@ _XML_EID = re.compile(r"<EventID[^>]*>(\d+)</EventID>")
 _XML_CHANNEL = re.compile(r"<Channel>([^<]*)</Channel>")
 _JSON_BLOCK = 4 << 20  # pyarrow parses JSON in blocks of this size, in parallel
 _RUST_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
-
-
-@dataclass(slots=True)
-class Record:
-    """One event record: System fields and the EventData (or UserData) fields by name."""
-
-    record_id: int | None
-    time: str | None  # ISO 8601 UTC, microseconds, "Z"
-    event_id: int | None
-    channel: str | None
-    provider: str | None
-    computer: str | None
-    data: dict[str, str | None] = field(default_factory=dict)
 
 
 def _text(value: object) -> str | None:
@@ -998,16 +986,6 @@ def _pruned(schema: pa.Schema, names: frozenset[str]) -> pa.Schema | None:
 
 
 _SAMPLE = 256 << 10  # bytes of a batch's first records a schema is learned from
-_ID_LIMIT = 10**18  # record and event ids below this, well inside int64
-_ID_DIGITS = rf"^[0-9]{{1,{len(str(_ID_LIMIT)) - 1}}}$"  # the same bound, for an id as text
-
-
-def plausible_id(value: int | None) -> int | None:
-    """A record or event id as int64 holds it, or None (a damaged or hostile file's
-    2**64 - 1 must not stop the read)."""
-    return value if value is not None and 0 <= value < _ID_LIMIT else None
-
-
 def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
     """The records of one event id as a table: with the schema learned from an earlier
     batch, or else from this batch's first records (inferring a schema as the reader goes
@@ -1068,7 +1046,7 @@ def _batch_table(
         # anything else (text, a number too large for int64 read as uint64 or double): the
         # whole numbers an id can be, else null
         t = text(arr)
-        return pc.cast(pc.if_else(pc.match_substring_regex(t, _ID_DIGITS), t, pa.scalar(None, pa.string())), pa.int64())
+        return pc.cast(pc.if_else(pc.match_substring_regex(t, ID_DIGITS), t, pa.scalar(None, pa.string())), pa.int64())
 
     record_id = number(pick("Event.System.EventRecordID"))
     if record_id.null_count:  # the parser's own count of the record stands in

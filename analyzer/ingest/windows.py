@@ -24,7 +24,7 @@ import yaml
 from .._yaml import SafeLoader
 from ..errors import RuleError
 from ..schema import COLUMNS, ENUMS, MAXIMA, conform, empty_events
-from .evtx import Record, plausible_id
+from .records import Record, plausible_id
 from .syslog import null_empty, parse_iso
 
 __all__ = ["Semantics", "load_semantics", "records_to_events", "WELL_KNOWN_PORTS"]

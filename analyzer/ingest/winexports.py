@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 
 from ..errors import InputError
-from .evtx import Record, record_from_xml
+from .evtx import record_from_xml
+from .records import Record
 from .sources import Source, loads_text
 from .types import IngestOptions, InputReport
 from .windows import load_semantics

@@ -79,7 +79,7 @@ class Settings:
     max_total_bytes: int = 64 * 1024**3  # uncompressed, per analysis
     max_ratio: float = 1000.0
     max_inputs: int = 10_000  # files and archive members per analysis
-    max_events: int = Limits.max_events  # events per analysis
+    max_events: int = Limits().max_events  # events per analysis
     target: Callable[..., None] = child_main  # what a worker process runs (tests give their own)
 
     def check(self) -> None:
