@@ -64,7 +64,6 @@ RulesDir = Annotated[
 _DEFAULT_LIMITS = Limits()
 _REL = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_MAX_BACK = "100000d"  # pandas' times end in 1677, about 127,000 days back
 
 
 def parse_when(text: str | None, now: dt.datetime | None = None) -> pd.Timestamp | None:
@@ -77,7 +76,7 @@ def parse_when(text: str | None, now: dt.datetime | None = None) -> pd.Timestamp
         try:
             return pd.Timestamp(now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
         except (OverflowError, ValueError):  # before year 1, or before pandas' 1677
-            raise UsageError(f"{text!r} reaches back too far: give at most {_MAX_BACK}") from None
+            raise UsageError(f"{text!r} reaches back too far: times start in 1677 here") from None
     try:
         ts = pd.Timestamp(text)
     except (ValueError, OverflowError) as exc:
@@ -185,11 +184,13 @@ def _options(
         jobs=max(1, jobs),
         tz=tz,
         year=year,
-        since=parse_when(since),
-        until=parse_when(until),
+        since=(start := parse_when(since)),
+        until=(end := parse_when(until)),
         limits=limits,
     )
     opts.zone()
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}: no event could be in that window")
     return opts
 
 

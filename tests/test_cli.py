@@ -135,6 +135,8 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
         (["--since", "99999999999d"], "reaches back too far"),  # an OverflowError traceback
         (["--until", "2000000w"], "reaches back too far"),
         (["--since", "99999-01-01"], "cannot read the time"),
+        (["--since", "1d", "--until", "2d"], "is not before --until"),  # every event was left out
+        (["--since", "2025-03-04", "--until", "2025-03-04"], "is not before --until"),
         (["--jobs", "100000"], "give 1 to"),  # forked 255 processes in 3 s
         (["--jobs", "0"], "give 1 to"),
         (["--jobs", "-3"], "give 1 to"),
