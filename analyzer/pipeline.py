@@ -33,13 +33,13 @@ from .config import Profile
 from .errors import InputError
 from .evidence import fill_examples
 from .ingest import IngestOptions, IngestResult, InputReport, read_events
+from .ingest.sources import read_once
 from .report import FORMATS
 from .report import render as _render
 from .summary import summarize
 
 __all__ = ["triage", "triage_events", "Report", "TriageOptions", "NothingReadable", "FAIL_ON"]
 
-STDIN = "-"  # the input that is standard input (read once: its quoted lines are kept)
 FAIL_ON = ("any", *VERDICTS)  # what Report.exit_code takes: a verdict, or any but expected
 
 PathLike = str | os.PathLike[str]
@@ -122,7 +122,7 @@ def triage(
     profile = profile if profile is not None else Profile()
     ruleset = _ruleset(rules)  # rule directories named relative to where the caller is
     ingest = opts.ingest
-    lazy = ingest.lazy_raw and STDIN not in paths
+    lazy = ingest.lazy_raw and not any(read_once(p) for p in paths)  # a pipe cannot be read again
     if lazy != ingest.lazy_raw or (ingest.tz is None and profile.timezone):
         ingest = replace(ingest, lazy_raw=lazy, tz=ingest.tz or profile.timezone)
     with contextlib.chdir(opts.base) if opts.base is not None else contextlib.nullcontext():

@@ -581,3 +581,50 @@ def test_a_damaged_gz_names_the_text_in_doubt(tmp_path):
     rep = read_events([str(tmp_path)], IngestOptions(year=2025)).inputs[0]
     assert f"since gzip member 2 began (decompressed byte {len(_lines(1000)):,} on)" in rep.error, rep.error
     assert rep.lines >= 1000 and rep.events >= 1000
+
+
+def test_a_directory_tree_990_levels_deep_is_read(tmp_path):
+    """os.walk recursed once per level: a tree this deep raised RecursionError."""
+    here = tmp_path / "deep"
+    here.mkdir()
+    cwd = os.getcwd()
+    try:
+        os.chdir(here)  # (paths this long are made one level at a time)
+        for _ in range(990):
+            os.mkdir("d")
+            os.chdir("d")
+        Path("auth.log").write_text(
+            "Nov  3 10:00:00 web1 sshd[1]: Failed password for root from 203.0.113.1 port 1 ssh2\n"
+        )
+    finally:
+        os.chdir(cwd)
+    res = read_events([str(here)], IngestOptions(year=2025, jobs=1))
+    assert len(res.events) == 1 and res.inputs[0].name.endswith("/d/auth.log")
+
+
+def test_a_pipe_named_on_the_command_line_is_read(tmp_path):
+    """`authtriage analyze <(zcat auth.log.2.gz)` names a pipe (/dev/fd/N): it was skipped as
+    "not a regular file"; the report quotes its lines from what was read (a pipe is read once)."""
+    import subprocess
+    import sys
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    line = "Nov  3 10:00:{:02d} web1 sshd[1]: Failed password for root from 203.0.113.1 port 1 ssh2\n"
+
+    def write() -> None:
+        with open(fifo, "w") as fh:
+            fh.write("".join(line.format(i) for i in range(8)))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    res = subprocess.run(
+        [sys.executable, "-m", "analyzer", "analyze", "--format", "json", "--year", "2025", str(fifo)],
+        capture_output=True, text=True, timeout=120,
+    )
+    writer.join(timeout=10)
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0 and doc["totals"]["events"] == 8, res.stderr
+    quoted = [ex["text"] for f in doc["findings"] for ex in f["examples"]]
+    assert quoted and all("Failed password for root" in t for t in quoted)

@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 from ..errors import InputError, LimitExceeded
 
-__all__ = ["EventBudget", "Limits", "Source", "Skipped", "iter_sources", "HEAD_BYTES"]
+__all__ = ["EventBudget", "Limits", "Source", "Skipped", "iter_sources", "read_once", "HEAD_BYTES"]
 
 HEAD_BYTES = 65536
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -350,6 +350,52 @@ def _all_sources(paths: list[str], budget: Budget) -> Iterator[Source | Skipped]
         yield from _walk(Path(path), budget)
 
 
+def read_once(path: str) -> bool:
+    """Whether an input named on the command line can be read only once: standard input, or
+    a pipe (``<(zcat auth.log.2.gz)`` names one as ``/dev/fd/N``)."""
+    if path == "-":
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _tree(top: Path) -> Iterator[tuple[str, list[str]]]:
+    """Each directory under ``top`` (depth first, names sorted, links not followed) with the
+    names of what it holds that is not a directory: ``os.walk`` without its recursion (a tree
+    a thousand levels deep raised RecursionError); unreadable directories are passed over."""
+    stack = [str(top)]
+    while stack:
+        root = stack.pop()
+        try:
+            with os.scandir(root) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        dirs, files = [], []
+        for entry in entries:
+            try:
+                (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+            except OSError:
+                files.append(entry.name)
+        yield root, sorted(files)
+        stack.extend(os.path.join(root, d) for d in sorted(dirs, reverse=True))
+
+
+def _pipe(path: Path, budget: Budget) -> Iterator[Source | Skipped]:
+    """A pipe named on the command line: read once, as a stream (as standard input is)."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        yield Skipped(str(path), f"cannot open: {exc.strerror or exc}")
+        return
+    try:
+        yield from _expand(Source(name=str(path), stream=fh), budget, depth=0)
+    finally:
+        fh.close()
+
+
 def _walk(path: Path, budget: Budget) -> Iterator[Source | Skipped]:
     try:
         st = path.lstat()
@@ -366,9 +412,8 @@ def _walk(path: Path, budget: Budget) -> Iterator[Source | Skipped]:
             return
     if stat.S_ISDIR(st.st_mode):
         found = False
-        for root, dirs, files in os.walk(path, followlinks=False):
-            dirs.sort()
-            for fname in sorted(files):
+        for root, files in _tree(path):
+            for fname in files:
                 p = Path(root) / fname
                 found = True
                 try:
@@ -385,8 +430,11 @@ def _walk(path: Path, budget: Budget) -> Iterator[Source | Skipped]:
         if not found:
             yield Skipped(str(path), "directory holds no files", error=False)
         return
+    if stat.S_ISFIFO(st.st_mode):  # named by the user: a pipe they mean to be read
+        yield from _pipe(path, budget)
+        return
     if not stat.S_ISREG(st.st_mode):
-        yield Skipped(str(path), "not a regular file (device, fifo or socket) skipped", error=False)
+        yield Skipped(str(path), "not a regular file (device or socket) skipped", error=False)
         return
     yield from _open_file(path, budget)
 
