@@ -527,7 +527,23 @@ def test_evtx_damaged_record_loses_only_that_record(tmp_path, backend):
     _same_events(ev, _intact(PROBE, backend).query("locator != @rid"))
     assert rep.warnings == [
         f"chunk 0 (offset 0x1000): records checksum does not match: 178 whole records read (ids 1000–{rid - 1}, "
-        f"{rid + 1}–1178), no whole record at chunk bytes {off:#x}–{off + size:#x}"
+        f"{rid + 1}–1178), damaged at chunk bytes {off:#x}–{off + size:#x}"
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evtx_record_with_a_damaged_size_copy_is_still_read(tmp_path, backend):
+    """Only a record's size copy (at its end, which parsers do not read) damaged: the record
+    is read as before, and the warning says where the damage is."""
+    data = bytearray(PROBE.read_bytes())
+    off, size, rid = _records_of(bytes(data[0x1000:0x11000]))[40]
+    data[0x1000 + off + size - 3] ^= 0x10
+    rep, ev = _damaged(tmp_path, bytes(data), backend)
+    assert rep.records == 336
+    _same_events(ev, _intact(PROBE, backend))
+    assert rep.warnings == [
+        "chunk 0 (offset 0x1000): records checksum does not match: 179 whole records read (ids 1000–1178), "
+        f"damaged at chunk bytes {off:#x}–{off + size:#x}"
     ]
 
 

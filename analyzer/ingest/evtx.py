@@ -322,7 +322,8 @@ def _missing_notes(
             if i < j:
                 which = f"chunks {first}–{last} (offset {offset:#x} on) are"
             if gap:
-                why = f"records {before[1] + 1}–{after[0] - 1} between the chunks around it are missing"
+                them = "it" if i == j else "them"
+                why = f"records {before[1] + 1}–{after[0] - 1} between the chunks around {them} are missing"
             else:
                 why = f"the file header counts {declared} chunks in use"
             notes.append(f"{which} blank, though {why}")
@@ -331,27 +332,36 @@ def _missing_notes(
 
 
 def _walk(raw: bytes, limit: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
-    """The whole records of a chunk's bytes up to ``limit``: (offset in the chunk, size,
-    record id) of each, and the stretches between them that hold none (where a record's
-    header or size copy is wrong, the next record is looked for from there)."""
+    """The records of a chunk's bytes up to ``limit``: (offset in the chunk, size, record id)
+    of each, and the stretches that are damaged. A record is whole when its header and its
+    size copy at the end agree; where they do not, the next whole record is looked for from
+    there, and one whose size copy alone is wrong (the parsers do not look at it) is kept,
+    up to that next record, as far as its header is believable."""
     records: list[tuple[int, int, int]] = []
     gaps: list[tuple[int, int]] = []
     at, lost = _CHUNK_HEADER, None
+    doubt: tuple[int, int] | None = None  # (offset, id) of a record whose size copy is wrong
     while at + _MIN_RECORD <= limit:
         if raw[at : at + 4] == _RECORD_MAGIC:
             size = _u32(raw, at + 4)
             if size >= _MIN_RECORD and at + size <= limit and _u32(raw, at + size - 4) == size:
+                if doubt is not None:
+                    records.append((doubt[0], at - doubt[0], doubt[1]))
                 if lost is not None:
                     gaps.append((lost, at))
-                    lost = None
+                doubt = lost = None
                 records.append((at, size, _u64(raw, at + 8)))
                 at += size
                 continue
+            if lost is None and size >= _MIN_RECORD and at + size <= limit:
+                doubt = (at, _u64(raw, at + 8))
         lost = at if lost is None else lost
         at = raw.find(_RECORD_MAGIC, at + 1, limit)
         if at < 0:
             break
     end = lost if lost is not None else max(at, _CHUNK_HEADER)
+    if doubt is not None:
+        records.append((doubt[0], limit - doubt[0], doubt[1]))
     if raw[end:limit].strip(b"\x00"):  # the bytes after the last whole record are not blank
         gaps.append((end, limit))
     return records, gaps
@@ -384,12 +394,12 @@ class _Damage:
         if bad or self.lost:
             why = f"; first: {why}" if why else ""
             found.append(f"{len(bad) + len(self.lost)} could not be decoded (ids {_ids(bad + self.lost)}{why})")
+        gaps = [g for g in self.gaps if not (self.cut and g[1] == self.limit)]  # (a cut: the record cut short)
         if not (self.records or read or again or bad):
             found.append("no whole record in it")
-        gaps = [g for g in self.gaps if not (self.cut and g[1] == self.limit)]  # (a cut: the record cut short)
-        if gaps:
+        elif gaps:
             more = f" and {len(gaps) - 1} more" if len(gaps) > 1 else ""
-            found.append(f"no whole record at chunk bytes {gaps[0][0]:#x}–{gaps[0][1]:#x}{more}")
+            found.append(f"damaged at chunk bytes {gaps[0][0]:#x}–{gaps[0][1]:#x}{more}")
         if self.cut and self.records:
             found.append("the rest lost")
         what = "; ".join(self.problems)
@@ -426,12 +436,14 @@ def _examine(raw: bytes, index: int, offset: int, suspect: str | None = None, re
         problems.append(suspect)
     limit = min(free, len(raw)) if sound_head else len(raw)
     damage = _Damage(index, offset, problems, cut, limit=limit)
-    # the records' own checksum, even under a damaged header (its fields may have been spared)
+    # the records' own checksum, even under a damaged header (its fields may have been spared:
+    # where the checksum then matches, the records end where the header says)
     end = _u32(raw, 48) if len(raw) >= 56 else 0
     if not _u32(raw, 120) & _NO_CRC32 and _CHUNK_HEADER <= end <= len(raw):
         damage.trust = 0 if _u32(raw, 52) == zlib.crc32(raw[_CHUNK_HEADER:end]) else 2
+        damage.limit = end if damage.trust == 0 else damage.limit
     if repair:
-        damage.records, damage.gaps = _walk(raw, limit)
+        damage.records, damage.gaps = _walk(raw, damage.limit)
         _repair(damage, raw, sound_head)
     return damage
 
@@ -461,6 +473,9 @@ def _repair(damage: _Damage, raw: bytes, sound_head: bool) -> None:
     if not sound_head:
         buf[128:_CHUNK_HEADER] = bytes(_CHUNK_HEADER - 128)  # the name and template caches
         struct.pack_into("<QQ", buf, 8, 1, len(kept))
+    for off, size, _ in kept:  # (as it was, but for a record whose size copy was wrong)
+        struct.pack_into("<I", buf, off + 4, size)
+        struct.pack_into("<I", buf, off + size - 4, size)
     for a, b in fills:
         struct.pack_into("<4sIQQ", buf, a, _RECORD_MAGIC, b - a, _FILLER_ID, 0)
         buf[a + 24] = 0xFF  # no BinXML token: the rest of the stretch stays, for what later records refer to
@@ -486,6 +501,9 @@ def _rust_chunk(chunk: bytes) -> tuple[dict[int, dict], list[str]]:
 
 
 def read_python(data: bytes, wanted: Wanted, warn: Warn, counts: dict, after: int = 0) -> Iterator[Record]:
+    """A file's records by python-evtx (those ``wanted`` by channel and event id, with an
+    record id above ``after``); warnings to ``warn``, the records read and not decoded
+    counted in ``counts``."""
     problem = _head_problem(data[:_HEADER_SIZE])
     if len(data) < _HEADER_SIZE:
         raise InputError(f"{problem}: no chunk to read")
