@@ -585,6 +585,8 @@ def test_a_damaged_gz_names_the_text_in_doubt(tmp_path):
 
 def test_a_directory_tree_990_levels_deep_is_read(tmp_path):
     """os.walk recursed once per level: a tree this deep raised RecursionError."""
+    import subprocess
+
     here = tmp_path / "deep"
     here.mkdir()
     cwd = os.getcwd()
@@ -598,8 +600,11 @@ def test_a_directory_tree_990_levels_deep_is_read(tmp_path):
         )
     finally:
         os.chdir(cwd)
-    res = read_events([str(here)], IngestOptions(year=2025, jobs=1))
-    assert len(res.events) == 1 and res.inputs[0].name.endswith("/d/auth.log")
+    try:
+        res = read_events([str(here)], IngestOptions(year=2025, jobs=1))
+        assert len(res.events) == 1 and res.inputs[0].name.endswith("/d/auth.log")
+    finally:  # shutil.rmtree (pytest's clean-up of old temporary folders) recurses too: rm does not
+        subprocess.run(["rm", "-rf", str(here)], check=True)
 
 
 def test_a_pipe_named_on_the_command_line_is_read(tmp_path):
