@@ -610,7 +610,6 @@ def test_evtx_damaged_file_in_parts_reads_as_whole(tmp_path, monkeypatch):
     warning, the chunk named by its number in the file)."""
     import re
 
-    import analyzer.ingest as ingest
     from analyzer.ingest import winreaders
     from analyzer.samples_windows import large_security_evtx
 
@@ -622,7 +621,7 @@ def test_evtx_damaged_file_in_parts_reads_as_whole(tmp_path, monkeypatch):
     data[chunk + off] ^= 0x01  # its magic
     path.write_bytes(bytes(data))
     monkeypatch.setattr(winreaders, "PART_CHUNKS", 2)
-    monkeypatch.setattr(ingest, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(runner, "WHOLE_BYTES", 0)
     whole = read_events([str(path)], IngestOptions(jobs=1))
     parts = read_events([str(path)], IngestOptions(jobs=2))
     assert winreaders.chunk_ranges(str(path), 2)

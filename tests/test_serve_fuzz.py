@@ -68,7 +68,14 @@ schema = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.json")
     suppress_health_check=list(HealthCheck),
 )
 def test_api_fuzz_no_500_and_schema_conformance(case, app):
-    response = case.call_and_validate(base_url=BASE, checks=CHECKS, app=app)
+    # a full queue is no server error but the documented 503 with Retry-After (a slow machine
+    # fills the fixture's small queue): every other 5xx fails
+    response = case.call_and_validate(base_url=BASE, checks=[c for c in CHECKS if c is not not_a_server_error], app=app)
+    headers = {k.lower() for k in response.headers}
+    assert response.status_code < 500 or (response.status_code == 503 and "retry-after" in headers), (
+        response.status_code,
+        response.content[:200],
+    )
     if response.status_code >= 400:  # every problem is a JSON {"detail": …}
         assert "detail" in json.loads(response.content), response.content[:200]
 
