@@ -15,8 +15,9 @@ import pandas as pd
 from ._arrays import run_starts
 from ._lifeline import die_with_parent
 from ._memory import thaw
+from .attempts import Units, fold, with_outside
 from .classify.causes import load_causes
-from .classify.engine import Classified, by_batch, group_ids, periodicity
+from .classify.engine import Classified, by_batch, group_ids, periodicity, spread
 from .classify.roles import host_roles
 from .config import Profile
 from .ingest.workers import let_go
@@ -92,6 +93,7 @@ def _rank(f: dict[str, Any]) -> tuple:
         load_causes()[f["cause"]].rank,
         VERDICT_RANK.get(f["verdict"], 9),
         CONFIDENCE_RANK.get(f["confidence"], 9),
+        -f.get("attempts", f["count"]),
         -f["count"],
         f["cause"],
         f["host"] or "",
@@ -103,12 +105,32 @@ def _rank(f: dict[str, Any]) -> tuple:
     )
 
 
-def _attempts(gid: np.ndarray, secs: np.ndarray, n: int) -> np.ndarray:
-    """Attempts per group: events within 30 s of the previous one are the same attempt."""
+def _attempts(gid: np.ndarray, units: Units, u: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per group (``gid``; ``u``: each row's unit, :class:`analyzer.attempts.Units`) its login
+    attempts, its units (attempts and connections that never authenticated), its connections,
+    and which rows are the first of their unit in the group (rows in time order)."""
+    width = int(u.max()) + 1 if u.size else 1
+    first = ~pd.Index(gid.astype(np.int64) * width + u).duplicated()
+    g1, u1 = gid[first], u[first]
+    conn = units.connection[u1]
+    has = conn >= 0  # a unit without a connection (a success, an observation) is one of its own
+    cwidth = int(conn.max()) + 1 if has.any() else 1
+    pairs = pd.unique(g1[has].astype(np.int64) * cwidth + conn[has])
+    return {
+        "first": np.flatnonzero(first),
+        "attempts": np.bincount(g1[units.login[u1]], minlength=n),
+        "units": np.bincount(g1, minlength=n),
+        "connections": np.bincount(pairs // cwidth, minlength=n) + np.bincount(g1[~has], minlength=n),
+    }
+
+
+def _beats(gid: np.ndarray, secs: np.ndarray, n: int, burst: int = 30) -> np.ndarray:
+    """Beats per group (one row per attempt or connection): attempts within ``burst`` seconds of
+    the one before are one beat (a client's retry, a password tried again at once)."""
     order = np.lexsort((secs, gid))
     g, t = gid[order], secs[order]
     new = np.ones(g.size, dtype=bool)
-    new[1:] = (g[1:] != g[:-1]) | (np.diff(t) >= 30)
+    new[1:] = (g[1:] != g[:-1]) | (np.diff(t) >= burst)
     return np.bincount(g[new], minlength=n)
 
 
@@ -315,20 +337,29 @@ def _iso_many(micros: np.ndarray) -> list[str | None]:
 
 
 def findings(
-    events: pd.DataFrame, cls: Classified, profile: Profile, examples: int = 3, batches: np.ndarray | None = None
+    events: pd.DataFrame,
+    cls: Classified,
+    profile: Profile,
+    examples: int = 3,
+    batches: np.ndarray | None = None,
+    units: Units | None = None,
 ) -> list[dict[str, Any]]:
     """Classified events gathered per (host, cause, source, account), ranked by urgency.
 
     One groupby per cause computes the counts and times; per finding only its small
     lists (accounts, sources, reasons, examples) are built. ``batches`` (per row a batch
     number, a host's rows all in one batch): each cause's rows are gathered a batch at a
-    time (findings never span hosts), so that its temporaries stay the size of a batch."""
+    time (findings never span hosts), so that its temporaries stay the size of a batch.
+    ``units``: what each row counts as (its attempt; without: each row an attempt of its own);
+    a finding counts attempts, connections and events, and its rows are gathered by their
+    attempt's merged fields (a PAM line without a user goes with its attempt's user)."""
     if events.empty:
         return []
     cause_codes = cls.cause.cat.codes.to_numpy()
     if not (cause_codes >= 0).any():
         return []
     history = _History(events)
+    units = units if units is not None else Units.each_row(len(events))
     out: list[dict[str, Any]] = []
     # time order within a cause (stable, events without a time last): one take of each
     # cause's rows, not a copy of all classified events and then two of each cause's
@@ -336,7 +367,7 @@ def findings(
     for code, cause in enumerate(cls.cause.cat.categories):
         every = np.flatnonzero(cause_codes == code)
         for _, rows in by_batch(every, batches):
-            out.extend(_cause_findings(events, cls, profile, history, all_micros, cause, rows, examples))
+            out.extend(_cause_findings(events, cls, profile, history, all_micros, cause, rows, examples, units))
     out.sort(key=_rank)
     return out
 
@@ -350,6 +381,7 @@ def _cause_findings(
     cause: str,
     rows: np.ndarray,
     examples: int,
+    units: Units,
 ) -> list[dict[str, Any]]:
     """The findings of one cause's ``rows``."""
     out: list[dict[str, Any]] = []
@@ -364,27 +396,40 @@ def _cause_findings(
         # columns for the largest cause was most of this step's memory
         frame = _Taken(events, cls, rows)
         # groups numbered in order of first appearance (a missing value is a value of its own)
-        gid = group_ids(events[keys].iloc[rows], keys)
+        keyed = events if units.view is None else units.view
+        at = rows if units.view is None else units.where[rows]
+        gid = group_ids(keyed[keys].iloc[at], keys)
         micros = all_micros[rows]
         secs = micros // 1_000_000
-        per, med = periodicity(gid, secs, profile.thresholds["periodic_max_cv"], 4)
         n = int(gid.max()) + 1
+        u = units.unit[rows]
+        counts = _attempts(gid, units, u, n)
+        ones = counts["first"]  # one row per unit of each group: cadence, beats, reasons count units
+        per, med = periodicity(gid[ones], secs[ones], profile.thresholds["periodic_max_cv"], 4)
         first_row = np.unique(gid, return_index=True)[1]  # each group's earliest event
         first = _per_group(gid, micros, n, np.minimum)
         last = _per_group(gid, micros, n, np.maximum)
         size = np.bincount(gid, minlength=n)
         rule_cad = frame["cadence"].groupby(gid).median().reindex(range(n)).to_numpy(dtype=float)
         fail_mask = frame["outcome"].isin(["failure", "blocked"]).to_numpy()
-        failures = np.bincount(gid, weights=fail_mask, minlength=n).astype(int).tolist()
         first_fail = _per_group(gid[fail_mask], micros[fail_mask], n, np.minimum)
-        attempts = _attempts(gid, secs, n).tolist()
+        # failed attempts: the units with a failed row, each once
+        failed = fail_mask & units.login[u]
+        fwidth = int(u.max()) + 1
+        failed_units = pd.unique(gid[failed].astype(np.int64) * fwidth + u[failed])
+        failures = np.bincount(failed_units // fwidth, minlength=n).tolist()
+        attempts = counts["attempts"].tolist()
+        observed = _beats(gid[ones], secs[ones], n).tolist()
+        connections = counts["connections"].tolist()
         rank = frame["confidence"].map(CONFIDENCE_RANK).fillna(9).to_numpy()
         best = _per_group(gid, rank.astype(np.int64), n, np.minimum).tolist()
         by_rank = {v: k for k, v in CONFIDENCE_RANK.items()}
         lists = {col: _group_values(gid, frame[col], n) for col in ("user", "service", "src_ip")}
         ports = _group_values(gid, frame["dst_port"].astype("Float64"), n, numeric=True)
-        reasons = _group_counts(gid, frame["reason"], n)
-        actions = _group_counts(gid, frame["action"], n)
+        view = keyed.iloc[at[ones]]  # the attempts' merged fields, one per unit
+        reasons = _group_counts(gid[ones], view["reason"].reset_index(drop=True), n)
+        actions = _group_counts(gid[ones], view["action"].reset_index(drop=True), n)
+        del view
         shown = _examples(gid, frame, examples)
         verdicts, rules, hosts = (frame.at(c, first_row).tolist() for c in ("verdict", "rule", "host"))
         del frame, micros, secs
@@ -400,7 +445,7 @@ def _cause_findings(
             cadence = None if np.isnan(cad) else cad
             beats = None
             if cadence and first[gi] != _NO_TIME:
-                beats = {"expected": int(round(float(spans[gi]) / cadence)) + 1, "observed": attempts[gi]}
+                beats = {"expected": int(round(float(spans[gi]) / cadence)) + 1, "observed": observed[gi]}
             users = lists["user"][gi]
             host = hosts[gi]
             transition = None
@@ -420,6 +465,9 @@ def _cause_findings(
                     "users": users,
                     "reasons": reasons[gi],
                     "actions": actions[gi],
+                    "attempts": attempts[gi],
+                    "events": int(size[gi]),
+                    **({"connections": connections[gi]} if connections[gi] != attempts[gi] else {}),
                     "count": int(size[gi]),
                     "failures": failures[gi],
                     "first_seen": first_iso[gi],
@@ -475,12 +523,28 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
     batches = None
     if len(events) > BATCH_EVENTS and _by_host(ruleset):
         batches = _shares(events, -(-len(events) // BATCH_EVENTS))
-    cls = classify(events, ruleset, profile, roles, batches)
-    found = findings(events, cls, profile, batches=batches)
+    # classification sees one row per attempt (and the rows outside any, as themselves); each
+    # event row takes its attempt's cause
+    folded = fold(events)
+    frame, where = with_outside(events, folded)
+    seen = np.concatenate([folded.rep, folded.outside])  # the event row behind each row of the frame
+    cls = spread(
+        classify(frame, ruleset, profile, roles, None if batches is None else batches[seen]), where, events.index
+    )
+    del seen
+    units = folded.units()
+    units.view, units.where = frame, where
+    found = findings(events, cls, profile, batches=batches, units=units)
     del batches
     failures = events["outcome"].isin(["failure", "blocked"]).to_numpy()
     unclassified = int((cls.cause == "unclassified").to_numpy(dtype=bool, na_value=False)[failures].sum())
-    return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
+    return {
+        "hosts": hosts,
+        "findings": found,
+        "classification": cls,
+        "unclassified": unclassified,
+        "counted": units.first,
+    }
 
 
 def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
@@ -498,6 +562,7 @@ def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
         name: pd.Categorical(getattr(cls, name)) for name in ("cause", "verdict", "confidence", "rule")
     }
     out["cadence"] = cls.cadence.to_numpy(dtype="float64", na_value=np.nan)
+    out["counted"] = np.packbits(out["counted"])  # one bit per row on the way back
     return out
 
 
@@ -564,10 +629,12 @@ def analyze_events(
         thaw()
     size = len(events)
     cadence = np.full(size, np.nan)
+    counted = np.zeros(size, dtype=bool)
     hosts: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     for rows, res in zip(parts, results, strict=True):
         cadence[rows] = res["cadence"]
+        counted[rows] = np.unpackbits(res["counted"], count=rows.size).astype(bool)
         hosts.extend(res["hosts"])
         found.extend(orjson.loads(res["findings"]) if isinstance(res["findings"], bytes) else res["findings"])
     hosts.sort(key=lambda h: h["name"])
@@ -585,7 +652,7 @@ def analyze_events(
         columns[name] = pd.Series(pd.Categorical.from_codes(codes, union), index=idx)
     cls = Classified(**columns, cadence=pd.Series(cadence, index=idx))
     unclassified = sum(r["unclassified"] for r in results)
-    return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified}
+    return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified, "counted": counted}
 
 
 def host_verdicts(hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
@@ -609,10 +676,16 @@ MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes lon
 TIMELINE_GRID, TIMELINE_GRID_PER_EVENT = 1 << 20, 4
 
 
-def timeline(events: pd.DataFrame, causes: pd.Series, buckets: int = 48) -> dict[str, Any]:
-    """Attempts per time bucket, per host and cause (classified events only)."""
+def timeline(
+    events: pd.DataFrame, causes: pd.Series, buckets: int = 48, counted: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Attempts per time bucket, per host and cause (classified events only). ``counted``: per
+    event whether it stands for its attempt (or connection), as :func:`analyze_events` gives
+    it; without it, every event counts."""
     micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
     keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
+    if counted is not None:
+        keep &= counted
     if not keep.any():
         return {"bucket_seconds": None, "start": None, "hosts": {}}
     t = micros[keep] // 1_000_000

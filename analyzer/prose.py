@@ -111,8 +111,11 @@ def _explain(f: dict) -> dict[str, Any]:
     tpl = env.get_template(f"{f['cause']}.j2")  # every cause has one: loading the causes checks it
     reasons = f.get("reasons") or {}
     ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
+    attempts = f.get("attempts", f.get("count", 0))  # a finding of report_version 1 counted records
     ctx = {
         **f,
+        "attempts": attempts,
+        "connections": f.get("connections", attempts),
         "host": host_name(f.get("host")),
         "services": f.get("service") or [],
         "cadence": cadence_text(f),

@@ -20,7 +20,7 @@ from .prose import explain
 
 __all__ = ["summarize", "REPORT_VERSION", "SUMMARY_VERSION"]
 
-REPORT_VERSION = 1  # of the JSON report (reports/report.schema.json)
+REPORT_VERSION = 2  # of the JSON report (reports/report.schema.json); 2: findings count attempts
 SUMMARY_VERSION = 1
 COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
 TOP = 50
@@ -94,7 +94,7 @@ def summarize(
             "ports": list(profile.ports),
             "config": profile.path,
         },
-        "timeline": timeline(ev, analysis["classification"].cause),
+        "timeline": timeline(ev, analysis["classification"].cause, counted=analysis.get("counted")),
         "hosts": analysis["hosts"],
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],

@@ -43,7 +43,7 @@ def test_json_report_validates_against_the_committed_schema():
     res = _analyze(["samples/", "--year", "2025", "--format", "json"])
     doc = json.loads(res.stdout)
     jsonschema.validate(doc, SCHEMA)
-    assert doc["report_version"] == 1
+    assert doc["report_version"] == 2
     assert all(h["headline"] for h in doc["hosts"])
     f = next(f for f in doc["findings"] if f["cause"] == "probe-firewall-blocked" and f["host"] == "app03")
     assert f["cadence_text"] == "every 15 min, 52 of 52 expected beats"  # UFW, then plain iptables lines
@@ -449,4 +449,4 @@ def test_format_names_and_unknown_extensions(tmp_path):
     assert res.exit_code == 0 and out.read_text().startswith("# Why logins fail")  # --format wins
     bare = tmp_path / "report"
     assert runner.invoke(app, ["analyze", log, "--year", "2025", "-o", str(bare)]).exit_code == 0
-    assert json.loads(bare.read_text())["report_version"] == 1
+    assert json.loads(bare.read_text())["report_version"] == 2

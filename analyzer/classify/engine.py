@@ -31,7 +31,7 @@ from .load import RuleSet
 from .match import evaluate_rule, evaluate_selection
 from .model import Bounds, Group, Rule
 
-__all__ = ["classify", "Classified", "periodicity"]
+__all__ = ["classify", "Classified", "periodicity", "spread"]
 
 _OPS = {"gte": np.greater_equal, "gt": np.greater, "lte": np.less_equal, "lt": np.less}
 _BIG = np.int64(1) << np.int64(40)
@@ -479,4 +479,23 @@ def classify(
         confidence=column([r.confidence for r in rules]),
         rule=column([r.id for r in rules]),
         cadence=_sparse_cadence(n, cadenced, events.index),
+    )
+
+
+def spread(cls: Classified, where: np.ndarray, index: pd.Index) -> Classified:
+    """A classification of attempts (and of rows outside any, as themselves) given back to the
+    events: per event row (``where``: its row in what was classified) that row's cause,
+    verdict, confidence, rule and cadence."""
+
+    def take(col: pd.Series) -> pd.Series:
+        cat = col.array
+        return pd.Series(pd.Categorical.from_codes(cat.codes[where], categories=cat.categories), index=index)
+
+    dense = cls.cadence.to_numpy(dtype="float64", na_value=np.nan)[where]
+    return Classified(
+        cause=take(cls.cause),
+        verdict=take(cls.verdict),
+        confidence=take(cls.confidence),
+        rule=take(cls.rule),
+        cadence=pd.Series(pd.arrays.SparseArray(dense, fill_value=np.nan), index=index),
     )
