@@ -426,7 +426,7 @@ def _cause_findings(
         by_rank = {v: k for k, v in CONFIDENCE_RANK.items()}
         lists = {col: _group_values(gid, frame[col], n) for col in ("user", "service", "src_ip")}
         ports = _group_values(gid, frame["dst_port"].astype("Float64"), n, numeric=True)
-        view = keyed.iloc[at[ones]]  # the attempts' merged fields, one per unit
+        view = keyed[["reason", "action"]].iloc[at[ones]]  # the attempts' merged fields, one per unit
         reasons = _group_counts(gid[ones], view["reason"].reset_index(drop=True), n)
         actions = _group_counts(gid[ones], view["action"].reset_index(drop=True), n)
         del view

@@ -160,7 +160,8 @@ def _mask(events: pd.DataFrame, column: str, values: tuple[str, ...] | None) -> 
 
 def _roles(events: pd.DataFrame, kind: _Kind, rows: np.ndarray) -> np.ndarray:
     """Per row of ``rows`` its role code under ``kind`` (0: none), the first entry that fits."""
-    sub = events.iloc[rows]
+    needed = [c for c in ("action", "outcome", "auth_method", "user") if any(c in spec for spec in kind.roles)]
+    sub = events[needed].iloc[rows]  # only the columns the roles read
     out = np.zeros(rows.size, dtype=np.int8)
     for spec in kind.roles:
         ok = out == 0
@@ -291,13 +292,11 @@ def _fold_kind(
 
 
 def _first_valid(group: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
-    """Per group the first (in the given order) non-negative code, -1 when none."""
-    ok = codes >= 0
+    """Per group the first (in the given order) non-negative code, -1 when none. Assigned in
+    reverse order, so that the first of a group's values is written last (no sort)."""
+    ok = np.flatnonzero(codes >= 0)[::-1]
     out = np.full(ngroups, -1, dtype=np.int64)
-    g = group[ok]
-    if g.size:
-        uniq, idx = np.unique(g, return_index=True)
-        out[uniq] = codes[ok][idx]
+    out[group[ok]] = codes[ok]
     return out
 
 

@@ -258,7 +258,10 @@ def attempts_text(f: dict[str, Any]) -> str:
     """"1 attempt (0 failed), T" or "N attempts (M failed), T1 – T2": a finding's size and span."""
     first, last = f.get("first_seen"), f.get("last_seen")
     span = first if first == last else f"{first or '?'} – {last or '?'}"
-    count = f"{f['count']:,} attempt{'' if f['count'] == 1 else 's'} ({f['failures']:,} failed)"
+    n = f.get("attempts", f["count"])  # report_version 1 counted records
+    count = f"{n:,} attempt{'' if n == 1 else 's'} ({f['failures']:,} failed)"
+    if f.get("connections") is not None:
+        count += f" in {f['connections']:,} connection{'' if f['connections'] == 1 else 's'}"
     return f"{count}, {span}" if span else count
 
 
