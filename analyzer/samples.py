@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .samples_windows import large_security_evtx, ticket_windows_parts, windows_scenarios
+from .samples_windows import TICKET_DC_BEATS, large_security_evtx, ticket_windows_parts, windows_scenarios
 
 __all__ = ["generate", "large_auth_log"]
 
@@ -109,9 +109,10 @@ def _password_mismatch(rng: random.Random) -> tuple[str, dict]:
         _probe(log, ts, ok=ts < change)
     log.add(change, "passwd", 30211, "pam_unix(passwd:chauthtok): password changed for root")
     failures = sum(1 for i in range(96) if EPOCH + dt.timedelta(minutes=15 * i) >= change)
+    # one attempt per probe (the PAM line, `Failed password` and the pre-auth close of one connection)
     findings = [
-        {"host": "web01", "cause": "probe-password-mismatch", "verdict": "misconfiguration"},
-        {"host": "web01", "cause": "probe-ok", "verdict": "expected"},
+        {"host": "web01", "cause": "probe-password-mismatch", "verdict": "misconfiguration", "attempts": failures},
+        {"host": "web01", "cause": "probe-ok", "verdict": "expected", "attempts": 96 - failures},
     ]
     return log.text(), {
         "host": "web01",
@@ -136,7 +137,7 @@ def _root_refused(rng: random.Random) -> tuple[str, dict]:
             pid,
             f"Connection closed by authenticating user root {PLATFORM_IP} port {port} [preauth]",
         )
-    findings = [{"host": "db02", "cause": "probe-root-refused", "verdict": "misconfiguration"}]
+    findings = [{"host": "db02", "cause": "probe-root-refused", "verdict": "misconfiguration", "attempts": 48}]
     return log.text(), {"host": "db02", "failed_logons": 48, "root_refused": 48, "findings": findings}
 
 
@@ -165,7 +166,11 @@ def _firewall(rng: random.Random) -> tuple[str, dict]:
             f"LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID={rng.randint(1, 65535)} DF PROTO=TCP SPT={rng.randint(32768, 60999)} DPT=22 "
             "WINDOW=64240 RES=0x00 SYN URGP=0",
         )
-    findings = [{"host": "app03", "cause": "probe-firewall-blocked", "verdict": "misconfiguration"}]
+    # a SYN and two retransmissions from one source port: one connection, not a login attempt
+    findings = [
+        {"host": "app03", "cause": "probe-firewall-blocked", "verdict": "misconfiguration", "attempts": 0,
+         "connections": 48 + 4}
+    ]  # fmt: skip
     return log.text(), {"host": "app03", "firewall_drops": 148, "findings": findings}
 
 
@@ -174,12 +179,13 @@ def _brute_force(rng: random.Random) -> tuple[str, dict]:
     users = ["admin", "oracle", "test", "ubuntu", "git", "postgres", "user", "guest"]
     attacker = "203.0.113.66"
     start = EPOCH + dt.timedelta(hours=2)
-    invalid = 0
+    invalid = root = 0
     for i in range(200):
         ts = start + dt.timedelta(seconds=3 * i)
         pid, port = log.pid(), rng.randint(32768, 60999)
         user = rng.choice(users + ["root"])
         if user == "root":
+            root += 1
             log.add(ts, "sshd", pid, f"Failed password for root from {attacker} port {port} ssh2")
         else:
             invalid += 1
@@ -213,9 +219,11 @@ def _brute_force(rng: random.Random) -> tuple[str, dict]:
         4104,
         f"Connection closed by invalid user support {scanner} port 50023 [preauth]",
     )  # >= 10.0
+    # one attempt per invalid user's connection; root: one per connection, and the three of the
+    # `message repeated` line's connection; the scanners' connections sent no name: no attempt
     findings = [
-        {"host": "bastion", "cause": "user-enumeration", "verdict": "attack"},
-        {"host": "bastion", "cause": "brute-force", "verdict": "attack"},
+        {"host": "bastion", "cause": "user-enumeration", "verdict": "attack", "attempts": invalid},
+        {"host": "bastion", "cause": "brute-force", "verdict": "attack", "attempts": root + 3, "connections": root + 1},
     ]
     return log.text(), {"host": "bastion", "failed_logons": 203, "invalid_users": invalid, "findings": findings}
 
@@ -235,7 +243,7 @@ def _journal(rng: random.Random) -> tuple[str, dict]:
             "MESSAGE": f"Failed password for root from {PLATFORM_IP} port {40000 + i} ssh2",
         }
         lines.append(json.dumps(rec, sort_keys=True))
-    findings = [{"host": "deb12", "cause": "probe-password-mismatch", "verdict": "misconfiguration"}]
+    findings = [{"host": "deb12", "cause": "probe-password-mismatch", "verdict": "misconfiguration", "attempts": 20}]
     return "\n".join(lines) + "\n", {"host": "deb12", "failed_logons": 20, "findings": findings}
 
 
@@ -293,14 +301,14 @@ def _attacks(rng: random.Random) -> tuple[str, dict]:
     )
     host = "gw01"
     findings = [
-        {"host": host, "cause": c, "verdict": v}
-        for c, v in (
-            ("password-spray", "attack"),
-            ("distributed-attack", "attack"),
-            ("user-enumeration", "attack"),
-            ("user-typo", "user-error"),
-            ("success-after-attack", "attack"),
-            ("brute-force", "attack"),
+        {"host": host, "cause": c, "verdict": v, "attempts": n}
+        for c, v, n in (
+            ("password-spray", "attack", 8),
+            ("distributed-attack", "attack", 14),
+            ("user-enumeration", "attack", 9),  # `Invalid user` and `Failed password` of one connection
+            ("user-typo", "user-error", 1),
+            ("success-after-attack", "attack", 1),
+            ("brute-force", "attack", 12),
         )
     ]
     return log.text(), {"host": host, "findings": findings}
@@ -331,7 +339,7 @@ def _journal_export(rng: random.Random) -> tuple[bytes, dict]:
             out += f"MESSAGE={msg}\n\n".encode()
     return bytes(out), {
         "host": "nas01",
-        "findings": [{"host": "nas01", "cause": "stale-credentials", "verdict": "misconfiguration"}],
+        "findings": [{"host": "nas01", "cause": "stale-credentials", "verdict": "misconfiguration", "attempts": 24}],
     }
 
 
@@ -371,6 +379,7 @@ def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
 
     text, exp = _password_mismatch(rng)
     put("linux-password-mismatch/auth.log", text, exp)
+    mismatch_findings = exp["findings"]
     text, exp = _root_refused(rng)
     put("linux-root-refused/auth.log", text, exp)
     text, exp = _firewall(rng)
@@ -405,8 +414,9 @@ def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
         {
             "members": sorted(bundle),
             "findings": [
-                {"host": "DC01.corp.example", "cause": "probe-dc-account", "verdict": "misconfiguration"},
-                {"host": "web01", "cause": "probe-password-mismatch", "verdict": "misconfiguration"},
+                {"host": "DC01.corp.example", "cause": "probe-dc-account", "verdict": "misconfiguration",
+                 "attempts": TICKET_DC_BEATS},
+                *mismatch_findings,
             ],
         },
     )

@@ -201,31 +201,57 @@ def _evtx_bytes(events: list[Event], tmp: Path, name: str) -> bytes:
     return data
 
 
+def _count(events: list[Event], event_id: int) -> int:
+    return sum(e.event_id == event_id for e in events)
+
+
+def _connections(drops: list[Event]) -> int:
+    """Blocked connections: the drops of one remote port within 30 s are one (a retransmission)."""
+    return len({(int(e.time.timestamp()) // 30, e.data["DestPort"]) for e in drops})
+
+
 def windows_scenarios(rng: random.Random, tmp: Path) -> list[tuple[str, bytes, dict]]:
-    """(relative path, content, expected) per scenario file."""
-    dc = lambda cause="probe-dc-account": [{"host": "DC01.corp.example", "cause": cause, "verdict": "misconfiguration"}]  # noqa: E731
+    """(relative path, content, expected) per scenario file. A probe's 4625 and 4776 are one
+    attempt; a lockout's 4740 joins the attempt that caused it."""
+    def dc(events: list[Event]) -> list[dict]:
+        return [{"host": "DC01.corp.example", "cause": "probe-dc-account", "verdict": "misconfiguration",
+                 "attempts": _count(events, 4625)}]
+
+    probe, disabled = _dc_probe(rng, "0xc000006d", "0xc000006a"), _dc_probe(rng, "0xc000006e", "0xc0000072", beats=48)
+    lockout = _dc_probe(rng, "0xc000006d", "0xc000006a", beats=48, lockout=True)
+    unknown, member = _dc_probe(rng, "0xc000006d", "0xc0000064", beats=32), _member_mismatch(rng)
+    drops, pfirewall, stopped, stale = _wfp_drops(rng), _pfirewall(rng), _winrm_stopped(), _stale_service(rng)
     out = [
-        ("windows-dc-probe/Security.evtx", _evtx_bytes(_dc_probe(rng, "0xc000006d", "0xc000006a"), tmp, "a.evtx"),
-         {"role": "domain-controller", "findings": dc(), "variant": "domain Administrator has another password"}),
-        ("windows-dc-disabled/Security.evtx", _evtx_bytes(_dc_probe(rng, "0xc000006e", "0xc0000072", beats=48), tmp, "b.evtx"),
-         {"role": "domain-controller", "findings": dc(), "variant": "domain Administrator disabled"}),
-        ("windows-dc-lockout/Security.evtx", _evtx_bytes(_dc_probe(rng, "0xc000006d", "0xc000006a", beats=48, lockout=True), tmp, "c.evtx"),
-         {"role": "domain-controller", "findings": dc(), "lockouts": 1, "variant": "failures lock the domain Administrator out"}),
-        ("windows-dc-unknown-user/Security.xml", _xml_export(_dc_probe(rng, "0xc000006d", "0xc0000064", beats=32)).encode(),
-         {"role": "domain-controller", "findings": dc(), "variant": "no account named Administrator (Event Viewer XML export)"}),
-        ("windows-member-mismatch/Security.evtx", _evtx_bytes(_member_mismatch(rng), tmp, "d.evtx"),
-         {"role": "windows", "findings": [{"host": "APP01.corp.example", "cause": "probe-password-mismatch", "verdict": "misconfiguration"},
-                                          {"host": "APP01.corp.example", "cause": "probe-ok", "verdict": "expected"}], "password_changes": 1}),
-        ("windows-firewall-blocked/Security.evtx", _evtx_bytes(_wfp_drops(rng), tmp, "e.evtx"),
-         {"role": "windows", "findings": [{"host": "APP02.corp.example", "cause": "probe-firewall-blocked", "verdict": "misconfiguration"}]}),
-        ("windows-firewall-blocked-pfirewall/pfirewall.log", _pfirewall(rng).encode(),
-         {"findings": [{"host": None, "cause": "probe-firewall-blocked", "verdict": "misconfiguration"}]}),
-        ("windows-winrm-stopped/System.evtx", _evtx_bytes(_winrm_stopped(), tmp, "f.evtx"),
-         {"role": "windows", "findings": [{"host": "APP03.corp.example", "cause": "probe-service-down", "verdict": "misconfiguration"}]}),
-        ("windows-stale-service/Security.evtx", _evtx_bytes(_stale_service(rng), tmp, "g.evtx"),
-         {"role": "windows", "findings": [{"host": "FS01.corp.example", "cause": "stale-credentials", "verdict": "misconfiguration"}]}),
+        ("windows-dc-probe/Security.evtx", _evtx_bytes(probe, tmp, "a.evtx"),
+         {"role": "domain-controller", "findings": dc(probe), "variant": "domain Administrator has another password"}),
+        ("windows-dc-disabled/Security.evtx", _evtx_bytes(disabled, tmp, "b.evtx"),
+         {"role": "domain-controller", "findings": dc(disabled), "variant": "domain Administrator disabled"}),
+        ("windows-dc-lockout/Security.evtx", _evtx_bytes(lockout, tmp, "c.evtx"),
+         {"role": "domain-controller", "findings": dc(lockout), "lockouts": 1, "variant": "failures lock the domain Administrator out"}),
+        ("windows-dc-unknown-user/Security.xml", _xml_export(unknown).encode(),
+         {"role": "domain-controller", "findings": dc(unknown), "variant": "no account named Administrator (Event Viewer XML export)"}),
+        ("windows-member-mismatch/Security.evtx", _evtx_bytes(member, tmp, "d.evtx"),
+         {"role": "windows", "findings": [{"host": "APP01.corp.example", "cause": "probe-password-mismatch", "verdict": "misconfiguration",
+                                           "attempts": _count(member, 4625)},
+                                          {"host": "APP01.corp.example", "cause": "probe-ok", "verdict": "expected",
+                                           "attempts": _count(member, 4624)}], "password_changes": 1}),
+        ("windows-firewall-blocked/Security.evtx", _evtx_bytes(drops, tmp, "e.evtx"),
+         {"role": "windows", "findings": [{"host": "APP02.corp.example", "cause": "probe-firewall-blocked", "verdict": "misconfiguration",
+                                           "attempts": 0, "connections": _connections(drops)}]}),
+        ("windows-firewall-blocked-pfirewall/pfirewall.log", pfirewall.encode(),
+         {"findings": [{"host": None, "cause": "probe-firewall-blocked", "verdict": "misconfiguration",
+                        "attempts": 0, "connections": 48}]}),  # one source port per beat, sent twice
+        ("windows-winrm-stopped/System.evtx", _evtx_bytes(stopped, tmp, "f.evtx"),
+         {"role": "windows", "findings": [{"host": "APP03.corp.example", "cause": "probe-service-down", "verdict": "misconfiguration",
+                                           "attempts": 2}]}),  # no login: its two records, one each
+        ("windows-stale-service/Security.evtx", _evtx_bytes(stale, tmp, "g.evtx"),
+         {"role": "windows", "findings": [{"host": "FS01.corp.example", "cause": "stale-credentials", "verdict": "misconfiguration",
+                                           "attempts": len(stale)}]}),
     ]  # fmt: skip
     return out
+
+
+TICKET_DC_BEATS = 64  # the bundle's domain controller: probes, one attempt each
 
 
 def ticket_windows_parts(rng: random.Random, tmp: Path) -> dict[str, bytes]:
@@ -235,7 +261,7 @@ def ticket_windows_parts(rng: random.Random, tmp: Path) -> dict[str, bytes]:
         Event(1102, "Security", EVENTLOG, "DC01.corp.example", T0 - dt.timedelta(days=2), {"SubjectUserName": "Administrator", "SubjectDomainName": "CORP"}),
     ]  # fmt: skip
     return {
-        "DC01/Security.evtx": _evtx_bytes(_dc_probe(rng, "0xc000006d", "0xc000006a", beats=64), tmp, "t1.evtx"),
+        "DC01/Security.evtx": _evtx_bytes(_dc_probe(rng, "0xc000006d", "0xc000006a", beats=TICKET_DC_BEATS), tmp, "t1.evtx"),
         "DC01/System.evtx": _evtx_bytes(system[:1], tmp, "t2.evtx"),
     }
 

@@ -47,6 +47,14 @@ def test_scenario_is_classified_as_expected(scenario):
     assert want <= got, f"missing {want - got}; got {got}"
     if "role" in exp:
         assert {h["role"] for h in analysis["hosts"]} == {exp["role"]}
+    # each finding's login attempts (the records of one attempt count once), and its
+    # connections where they differ, exactly as the scenario made them
+    for f in exp["findings"]:
+        key = (f["host"], f["cause"], f["verdict"])
+        mine = [x for x in analysis["findings"] if (x["host"], x["cause"], x["verdict"]) == key]
+        assert [x["attempts"] for x in mine] == [f["attempts"]], key
+        assert [x.get("connections", x["attempts"]) for x in mine] == [f.get("connections", f["attempts"])], key
+        assert all(x["events"] == x["count"] >= x["attempts"] for x in mine), key
 
 
 @pytest.mark.parametrize("scenario", _scenarios())
