@@ -377,12 +377,17 @@ def _merge(
     t = micros[rows]
     t_key = np.where(t == _NO_TIME, np.iinfo(np.int64).max, t)
     act_rank = _rank_of_values(events["action"].iloc[rows], table.representative)
-    order = np.lexsort((rows, t_key, act_rank, _ROLE_RANK[role[rows]], att))
-    rep = rows[order][np.r_[True, att[order][1:] != att[order][:-1]]]  # one per attempt, in attempt order
-    frame = events.iloc[rep].reset_index(drop=True)
-    # in time order: the first value an attempt's (or its connection's) rows give
-    by_time = np.lexsort((rows, t_key))
+    # in time order (rows ascending: a stable sort keeps line order among equal times)
+    by_time = np.argsort(t_key, kind="stable")
     r_t, a_t, c_t = rows[by_time], att[by_time], conn[rows[by_time]]
+    # the row that stands for an attempt: the least (role, action, time) as one number per row
+    time_rank = np.empty(rows.size, dtype=np.int64)
+    time_rank[by_time] = np.arange(rows.size)
+    score = (_ROLE_RANK[role[rows]] * (len(table.representative) + 2) + act_rank) * rows.size + time_rank
+    best_score = np.full(n_att, np.iinfo(np.int64).max)
+    np.minimum.at(best_score, att, score)
+    rep = r_t[best_score % rows.size]  # one per attempt, in attempt order
+    frame = events.iloc[rep].reset_index(drop=True)
     cols: dict[str, Any] = {}
     for name in ("user", "src_ip", "domain", "dst_ip"):
         col = events[name]
