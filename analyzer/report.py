@@ -258,10 +258,11 @@ def attempts_text(f: dict[str, Any]) -> str:
     """"1 attempt (0 failed), T" or "N attempts (M failed), T1 – T2": a finding's size and span."""
     first, last = f.get("first_seen"), f.get("last_seen")
     span = first if first == last else f"{first or '?'} – {last or '?'}"
-    n = f.get("attempts", f["count"])  # report_version 1 counted records
+    n, conns = f.get("attempts", f["count"]), f.get("connections")  # report_version 1 counted records
     count = f"{n:,} attempt{'' if n == 1 else 's'} ({f['failures']:,} failed)"
-    if f.get("connections") is not None:
-        count += f" in {f['connections']:,} connection{'' if f['connections'] == 1 else 's'}"
+    if conns is not None:
+        connections = f"{conns:,} connection{'' if conns == 1 else 's'}"
+        count = f"{count} in {connections}" if n else f"{connections}, no login attempt"
     return f"{count}, {span}" if span else count
 
 

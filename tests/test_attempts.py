@@ -441,3 +441,19 @@ def test_real_scanners_are_connections_not_attempts(shared, path):
         if not x["users"]:
             assert x["attempts"] == 0, x["cause"]  # what sent no name counts as connections only
     json.dumps(found)
+
+
+@pytest.mark.parametrize(
+    ("counts", "text"),
+    [
+        ({"attempts": 120, "failures": 120, "connections": 40}, "120 attempts (120 failed) in 40 connections"),
+        ({"attempts": 0, "failures": 0, "connections": 48}, "48 connections, no login attempt"),
+        ({"attempts": 1, "failures": 1}, "1 attempt (1 failed)"),
+        ({"failures": 3}, "5 attempts (3 failed)"),  # a finding of report_version 1: its records
+    ],
+)
+def test_a_findings_size_line_counts_attempts(counts, text):
+    from analyzer.report import attempts_text
+
+    f = {"count": 5, "first_seen": "2026-12-07T10:00:00Z", "last_seen": "2026-12-07T10:00:00Z", **counts}
+    assert attempts_text(f) == f"{text}, 2026-12-07T10:00:00Z"
