@@ -457,3 +457,20 @@ def test_a_findings_size_line_counts_attempts(counts, text):
 
     f = {"count": 5, "first_seen": "2026-12-07T10:00:00Z", "last_seen": "2026-12-07T10:00:00Z", **counts}
     assert attempts_text(f) == f"{text}, 2026-12-07T10:00:00Z"
+
+
+def test_batches_of_hosts_give_the_same_attempts(monkeypatch):
+    """Above BATCH_EVENTS the rules and findings run a batch of whole hosts at a time; the
+    attempts classified in batches are those classified at once."""
+    import analyzer.analysis as analysis
+
+    res = read_events([str(SAMPLES)], IngestOptions(year=2025))
+    whole = analyze_events(res.events, load_rules(), Profile())
+    monkeypatch.setattr(analysis, "BATCH_EVENTS", 500)
+    used, original = [], analysis._shares
+    monkeypatch.setattr(analysis, "_shares", lambda ev, n: used.append(n) or original(ev, n))
+    batched = analyze_events(res.events, load_rules(), Profile())
+    assert used and used[0] > 1  # it did run in batches
+    key = lambda f: (f["host"] or "", f["cause"], f["first_seen"] or "")  # noqa: E731
+    assert sorted(whole["findings"], key=key) == sorted(batched["findings"], key=key)
+    assert (whole["counted"] == batched["counted"]).all()
