@@ -474,3 +474,29 @@ def test_batches_of_hosts_give_the_same_attempts(monkeypatch):
     key = lambda f: (f["host"] or "", f["cause"], f["first_seen"] or "")  # noqa: E731
     assert sorted(whole["findings"], key=key) == sorted(batched["findings"], key=key)
     assert (whole["counted"] == batched["counted"]).all()
+
+
+def test_every_rule_example_does_as_it_expects_on_attempts():
+    """The rules' conditions see attempts: each shipped rule's examples, folded as the
+    analysis folds events, still match (or not) as they say."""
+    from analyzer.attempts import with_outside
+    from analyzer.classify import RuleSet
+    from analyzer.classify.check import check_rules
+    from analyzer.classify.engine import classify, spread
+    from analyzer.classify.examples import example_events
+    from analyzer.classify.roles import host_roles
+
+    rules, errors = check_rules([Path(__file__).resolve().parent.parent / "rules"])
+    assert not errors
+    ran = 0
+    for rule in rules:
+        for ex in rule.examples:
+            ev = example_events(ex)
+            roles = {h["name"]: h["role"] for h in host_roles(ev)}
+            frame, where = with_outside(ev, fold(ev))
+            taken = (
+                spread(classify(frame, RuleSet((rule,)), ex.profile, roles), where, ev.index).rule == rule.id
+            ).sum()
+            assert bool(taken) == bool(ex.expect), (rule.id, ex.name)
+            ran += 1
+    assert ran >= 2 * len(rules)
