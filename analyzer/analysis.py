@@ -22,7 +22,7 @@ from .classify.roles import host_roles
 from .config import Profile
 from .ingest.workers import let_go
 from .prose import explain, headline, host_name
-from .schema import UNKNOWN_HOST
+from .schema import UNKNOWN_HOST, category_in
 
 __all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
 
@@ -538,12 +538,15 @@ def _analyze_serial(events: pd.DataFrame, ruleset, profile: Profile) -> dict[str
     del batches
     failures = events["outcome"].isin(["failure", "blocked"]).to_numpy()
     unclassified = int((cls.cause == "unclassified").to_numpy(dtype=bool, na_value=False)[failures].sum())
+    failed = category_in(frame["outcome"].iloc[: len(folded.login)], ("failure", "blocked"))
     return {
         "hosts": hosts,
         "findings": found,
         "classification": cls,
         "unclassified": unclassified,
         "counted": units.first,
+        # failed login attempts, and connections that never authenticated (or were blocked)
+        "attempts": {"attempts": int((folded.login & failed).sum()), "connections": int((~folded.login).sum())},
     }
 
 
@@ -652,7 +655,15 @@ def analyze_events(
         columns[name] = pd.Series(pd.Categorical.from_codes(codes, union), index=idx)
     cls = Classified(**columns, cadence=pd.Series(cadence, index=idx))
     unclassified = sum(r["unclassified"] for r in results)
-    return {"hosts": hosts, "findings": found, "classification": cls, "unclassified": unclassified, "counted": counted}
+    attempts = {k: sum(r["attempts"][k] for r in results) for k in ("attempts", "connections")}
+    return {
+        "hosts": hosts,
+        "findings": found,
+        "classification": cls,
+        "unclassified": unclassified,
+        "counted": counted,
+        "attempts": attempts,
+    }
 
 
 def host_verdicts(hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:

@@ -80,6 +80,7 @@ def summarize(
             "records": sum(r.records for r in result.inputs),
             "events": int(len(ev)),
             "failures": int(failures.sum()),
+            **analysis.get("attempts", {}),  # failed login attempts and connections, each once
             "unparsed": sum(r.unparsed for r in result.inputs),
             "errors": sum(1 for r in result.inputs if r.error),
             "findings": len(analysis["findings"]),

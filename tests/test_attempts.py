@@ -378,6 +378,7 @@ def test_serial_and_forked_analysis_agree_on_attempts(monkeypatch):
     explain(one["findings"])  # the forked shares explain their findings as they go
     assert one["findings"] and one["findings"] == two["findings"]
     assert (one["counted"] == two["counted"]).all()
+    assert one["attempts"] == two["attempts"] and one["attempts"]["attempts"] > 0
     for name in ("cause", "verdict", "rule"):
         assert (
             getattr(one["classification"], name).astype(object).fillna("")
@@ -404,6 +405,7 @@ def test_each_event_takes_its_attempts_cause(tmp_path):
     assert enum["reasons"] == {"unknown-user": 8}
     assert enum["users"] == [f"guest{c}" for c in range(8)]
     assert int(out["counted"].sum()) == 8  # the timeline counts each attempt once
+    assert out["attempts"] == {"attempts": 8, "connections": 0}
 
 
 def test_the_table_names_known_roles_and_reasons():
