@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._yaml import clean, load_yaml
+from ._yaml import clean, line_of, load_yaml
 from .schema import category_in, concat_events, conform
 
 __all__ = ["Folded", "fold", "Units"]
@@ -63,24 +63,32 @@ def _tuple(value: Any) -> tuple[str, ...]:
 
 @cache
 def load_table(path: Path | None = None) -> _Table:
-    """The folding table (``analyzer/data/attempts.yaml``)."""
-    doc = clean(load_yaml(path or _table_path()))
-    kinds = tuple(
-        _Kind(
-            name=name,
-            when={k: _tuple(v) for k, v in spec["when"].items()},
-            connection=tuple(spec["connection"]),
-            gap=int(spec["gap"]),
-            roles=tuple(spec["roles"]),
-        )
-        for name, spec in doc["kinds"].items()
-    )
-    for kind in kinds:
-        for r in kind.roles:
-            if r["role"] not in _R or r["role"] == "none":
-                raise ValueError(f"{path or _table_path()}: kind {kind.name}: unknown role {r['role']!r}")
+    """The folding table (``analyzer/data/attempts.yaml``); a role, action or column it
+    does not know is an error naming the file and line."""
+    path = path or _table_path()
+    raw = load_yaml(path)
+    for name, spec in raw["kinds"].items():
+        if name == "__line__":
+            continue
+        for r in spec["roles"]:
+            where = f"{path}:{line_of(r)}: kind {name}"
+            if r.get("role") not in _R or r["role"] == "none":
+                raise ValueError(f"{where}: unknown role {r.get('role')!r} (one of {', '.join(ROLES[1:])})")
+            unknown = set(r) - {"action", "outcome", "auth_method", "user", "role", "__line__"}
+            if unknown:
+                raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    doc = clean(raw)
     return _Table(
-        kinds=kinds,
+        kinds=tuple(
+            _Kind(
+                name=name,
+                when={k: _tuple(v) for k, v in spec["when"].items()},
+                connection=tuple(spec["connection"]),
+                gap=int(spec["gap"]),
+                roles=tuple(spec["roles"]),
+            )
+            for name, spec in doc["kinds"].items()
+        ),
         reasons=tuple(r["reason"] for r in doc["reasons"]),
         sticky=frozenset(r["reason"] for r in doc["reasons"] if r.get("sticky")),
         representative=tuple(doc["representative"]),

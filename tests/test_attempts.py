@@ -502,3 +502,12 @@ def test_every_rule_example_does_as_it_expects_on_attempts():
             assert bool(taken) == bool(ex.expect), (rule.id, ex.name)
             ran += 1
     assert ran >= 2 * len(rules)
+
+
+def test_a_bad_table_names_its_file_and_line(tmp_path):
+    text = (Path(__file__).resolve().parent.parent / "analyzer" / "data" / "attempts.yaml").read_text()
+    bad = tmp_path / "attempts.yaml"
+    bad.write_text(text.replace("role: join}", "role: joins}", 1))
+    line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "role: joins" in x)
+    with pytest.raises(ValueError, match=rf"attempts\.yaml:{line}: kind sshd: unknown role 'joins'"):
+        load_table(bad)
