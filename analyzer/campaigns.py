@@ -5,7 +5,8 @@ source (``findings_by``), so one source guessing names, then passwords, then get
 user-enumeration, a brute-force and a success-after-attack finding. :func:`merge` makes them one:
 on each host, attack findings that share a source (directly, or through a distributed attack
 that names several) are one finding with their accounts, sources, the ``kinds`` of attempt
-(enumeration, guessing, spraying, brute force) and whether anything ``succeeded``. The merged
+(enumeration, guessing, spraying, brute force) and whether anything ``succeeded`` (with
+which accounts: ``succeeded_users``). The merged
 finding takes the cause of its most serious member (the order of ``campaigns:``); counts are
 summed, lists unioned, reasons and actions added up, the most serious member's examples first.
 
@@ -15,6 +16,7 @@ It works on findings, not events: whether a finding counts events or attempts, t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from .classify.causes import Causes, load_causes
@@ -31,6 +33,11 @@ _CONFIDENCE = ("high", "medium", "low")
 def _sorted(values: Iterable[Any]) -> list[Any]:
     """Distinct values in order (numbers before text, as findings list them)."""
     return sorted(set(values), key=lambda v: (not isinstance(v, int | float), str(v) if not isinstance(v, int) else v))
+
+
+def _instant(iso: str) -> datetime:
+    """An ISO 8601 time with a Z, fractions or not (as text they do not sort: "07.3Z" < "07Z")."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 class _Sets:
@@ -71,6 +78,8 @@ def _combine(group: list[dict[str, Any]], causes: Causes, order: dict[str, int])
     all_kinds = [k for f in members for k in _kinds(f, causes, kind_of)]
     out["kinds"] = [k for k in causes.kinds if k in all_kinds]
     out["succeeded"] = any(f["cause"] in got_in or f.get("succeeded") for f in members)
+    entered = [u for f in members if f["cause"] in got_in for u in f.get("users") or []]
+    out["succeeded_users"] = _sorted([*entered, *(u for f in members for u in f.get("succeeded_users") or [])])
     if len(members) == 1:
         return out
     for key in SUMMED:
@@ -87,8 +96,8 @@ def _combine(group: list[dict[str, Any]], causes: Causes, order: dict[str, int])
         out[key] = dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
     firsts = [f["first_seen"] for f in members if f.get("first_seen")]
     lasts = [f["last_seen"] for f in members if f.get("last_seen")]
-    out["first_seen"] = min(firsts) if firsts else None
-    out["last_seen"] = max(lasts) if lasts else None
+    out["first_seen"] = min(firsts, key=_instant) if firsts else None
+    out["last_seen"] = max(lasts, key=_instant) if lasts else None
     out["confidence"] = min((f["confidence"] for f in members), key=_CONFIDENCE.index)
     keep = max(len(f.get("examples") or []) for f in members)
     shown: list[dict[str, Any]] = []
