@@ -6,9 +6,9 @@ user-enumeration, a brute-force and a success-after-attack finding. :func:`merge
 on each host, attack findings that share a source (directly, or through a distributed attack
 that names several) are one finding with their accounts, sources, the ``kinds`` of attempt
 (enumeration, guessing, spraying, brute force) and whether anything ``succeeded`` (with
-which accounts: ``succeeded_users``). The merged
-finding takes the cause of its most serious member (the order of ``campaigns:``); counts are
-summed, lists unioned, reasons and actions added up, the most serious member's examples first.
+which accounts: ``succeeded_users``). The merged finding takes the cause of its most
+serious member (the order of ``campaigns:``); counts are summed, lists unioned, reasons and
+actions added up, the most serious member's examples first.
 
 It works on findings, not events: whether a finding counts events or attempts, the sums hold.
 """

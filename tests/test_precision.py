@@ -179,3 +179,8 @@ def test_the_platforms_probe_every_few_minutes_is_still_the_probe(tmp_path):
     for every in (300, 900):
         out = analyze_text(tmp_path, syslog(_root_failures(every, 12, PLATFORM)))
         assert causes_of(out) == ["probe-password-mismatch"], every
+
+
+def test_every_shipped_rule_keeps_hosts_apart():
+    """Else analysis is never split among processes by host (``--jobs``)."""
+    assert not [r.id for r in RULES.rules if r.group and not r.group.keeps_hosts_apart()]
