@@ -368,6 +368,9 @@ def findings(
         every = np.flatnonzero(cause_codes == code)
         for _, rows in by_batch(every, batches):
             out.extend(_cause_findings(events, cls, profile, history, all_micros, cause, rows, examples, units))
+    from .campaigns import merge  # (here: campaigns imports the causes, as this module does)
+
+    out = merge(out)  # one attack finding per host and source
     out.sort(key=_rank)
     return out
 

@@ -219,11 +219,12 @@ def _brute_force(rng: random.Random) -> tuple[str, dict]:
         4104,
         f"Connection closed by invalid user support {scanner} port 50023 [preauth]",
     )  # >= 10.0
-    # one attempt per invalid user's connection; root: one per connection, and the three of the
-    # `message repeated` line's connection; the scanners' connections sent no name: no attempt
+    # one source: its user-name guessing and brute force are one campaign. One attempt per
+    # invalid user's connection; root: one per connection, and the three of the `message
+    # repeated` line's connection; the scanners' connections sent no name: no attempt
     findings = [
-        {"host": "bastion", "cause": "user-enumeration", "verdict": "attack", "attempts": invalid},
-        {"host": "bastion", "cause": "brute-force", "verdict": "attack", "attempts": root + 3, "connections": root + 1},
+        {"host": "bastion", "cause": "brute-force", "verdict": "attack", "attempts": invalid + root + 3,
+         "connections": invalid + root + 1},
     ]
     return log.text(), {"host": "bastion", "failed_logons": 203, "invalid_users": invalid, "findings": findings}
 
@@ -307,8 +308,7 @@ def _attacks(rng: random.Random) -> tuple[str, dict]:
             ("distributed-attack", "attack", 14),
             ("user-enumeration", "attack", 9),  # `Invalid user` and `Failed password` of one connection
             ("user-typo", "user-error", 1),
-            ("success-after-attack", "attack", 1),
-            ("brute-force", "attack", 12),
+            ("success-after-attack", "attack", 1 + 12),  # deploy's brute force (12), which got in: one campaign
         )
     ]
     return log.text(), {"host": host, "findings": findings}

@@ -176,6 +176,30 @@ def _winrm_stopped() -> list[Event]:
     ]  # fmt: skip
 
 
+def _kerberos_spray(rng: random.Random) -> list[Event]:
+    """A domain controller's day of Kerberos, and a spray from one workstation address:
+    seven names that do not exist (4768 0x6), two wrong passwords (4771 0x18), then a
+    ticket for a third account (4768 0x0) 25 ms after the last failure."""
+    host = "DC02.corp.example"
+    events = kerberos_noise(host, rng, T0, 24)
+    ip, t = "::ffff:10.0.0.199", T0 + dt.timedelta(hours=9, minutes=41, seconds=7)
+    realm = "CORP.EXAMPLE"
+    for i, name in enumerate(["admin", "administrateur", "backup", "scanner", "sql", "test", "veeam"]):
+        events.append(security_event(4768, host, t + dt.timedelta(milliseconds=40 * i), TargetUserName=name,
+                                     TargetDomainName=realm, TargetSid="S-1-0-0", ServiceName="krbtgt/CORP.EXAMPLE",
+                                     Status="0x6", IpAddress=ip, IpPort=str(50200 + i)))  # fmt: skip
+    t += dt.timedelta(milliseconds=300)
+    for i, name in enumerate(["alice", "bob"]):
+        events.append(security_event(4771, host, t + dt.timedelta(milliseconds=40 * i), TargetUserName=name,
+                                     TargetSid=f"S-1-5-21-1-2-3-{1105 + i}", ServiceName="krbtgt/CORP.EXAMPLE",
+                                     TicketOptions="0x40810010", Status="0x18", PreAuthType="2", IpAddress=ip,
+                                     IpPort=str(50210 + i)))  # fmt: skip
+    events.append(security_event(4768, host, t + dt.timedelta(milliseconds=65), TargetUserName="carol",
+                                 TargetDomainName=realm, TargetSid="S-1-5-21-1-2-3-1107", ServiceName="krbtgt",
+                                 Status="0x0", IpAddress=ip, IpPort="50212"))  # fmt: skip
+    return sorted(events, key=lambda e: e.time)
+
+
 def _xml_export(events: list[Event]) -> str:
     """Event Viewer's "Save as XML" shape: an <Events> root of <Event> elements."""
     parts = ['<?xml version="1.0" encoding="utf-8"?>', "<Events>"]
@@ -247,6 +271,12 @@ def windows_scenarios(rng: random.Random, tmp: Path) -> list[tuple[str, bytes, d
         ("windows-stale-service/Security.evtx", _evtx_bytes(stale, tmp, "g.evtx"),
          {"role": "windows", "findings": [{"host": "FS01.corp.example", "cause": "stale-credentials", "verdict": "misconfiguration",
                                            "attempts": len(stale)}]}),
+        # its own generator: the scenarios after it (the ticket bundle) keep their bytes
+        ("windows-kerberos-spray/Security.evtx", _evtx_bytes(_kerberos_spray(random.Random(25)), tmp, "h.evtx"),
+         {"role": "domain-controller", "findings": [{"host": "DC02.corp.example", "cause": "success-after-attack", "verdict": "attack",
+                                                     "kinds": ["spraying", "enumeration"], "succeeded": True,
+                                                     "attempts": 7 + 2 + 1}],
+          "unclassified": 0, "variant": "a Kerberos spray that gets a ticket for a third account"}),
     ]  # fmt: skip
     return out
 

@@ -38,10 +38,12 @@ def _causes_file(tmp_path: Path, extra: str = "", drop: str | None = None) -> Pa
 
 def test_the_shipped_causes_load_in_order_each_with_its_template():
     causes = load_causes()
-    assert causes.ids[0] == "probe-dc-account" and causes.ids[-1] == "unclassified" and len(causes) == 15
+    assert causes.ids[0] == "probe-dc-account" and causes.ids[-1] == "unclassified" and len(causes) == 16
     assert {c.id for c in causes} == {p.stem for p in TEMPLATES.glob("*.j2")}
     assert causes["success-after-attack"].rank < min(c.rank for c in causes if c.id != "success-after-attack")
-    assert causes["unclassified"].findings_by == ("reason",) and causes["brute-force"].findings_by == ("user",)
+    assert causes["unclassified"].findings_by == ("reason",) and causes["brute-force"].findings_by == ("src_ip",)
+    assert causes["scanning"].rank > max(c.rank for c in causes if c.id != "scanning")  # after every attack
+    assert [c.cause for c in causes.campaigns][0] == "success-after-attack" and causes.campaigns[0].succeeded
     assert causes["stale-credentials"].transition and not causes["brute-force"].transition
     assert causes["probe-ok"].platform_probe and not causes["probe-service-down"].platform_probe
     assert causes.location("probe-ok") == f"{causes_path()}:{_line(causes_path(), 'id: probe-ok')}"
@@ -127,7 +129,7 @@ def test_a_causes_file_that_is_no_list_of_causes(tmp_path):
 def test_a_cause_no_rule_names_is_an_error_at_the_cause(tmp_path):
     home = tmp_path / "rules"
     shutil.copytree(rules_dir(), home)
-    for rule in home.glob("06[0-9]-*.yaml"):  # the attacks' rules but brute force's
+    for rule in [*home.glob("059-*.yaml"), *home.glob("06[0-9]-*.yaml")]:  # the attacks' rules but brute force's
         if "brute-force" not in rule.name:
             rule.unlink()
     causes, errors = parse_causes(home / "causes.yaml")

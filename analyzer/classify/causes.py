@@ -20,14 +20,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .._yaml import line_of, load_yaml
+from .._yaml import key_line, line_of, load_yaml
 from ..errors import RuleError
 from ..resources import rules_dir, templates_dir
-from ..schema import COLUMNS
+from ..schema import COLUMNS, ENUMS
 from .model import CONFIDENCES, ROLES, VERDICTS, Rule
 
 __all__ = [
     "CAUSES_FILE",
+    "Campaign",
     "Cause",
     "Causes",
     "causes_path",
@@ -55,15 +56,43 @@ class Cause:
 
 
 @dataclass(frozen=True, slots=True)
+class Campaign:
+    """An attack cause whose findings merge into campaigns, and the kind of attempt it adds."""
+
+    cause: str
+    kind: str | None
+    succeeded: bool = False  # its finding means the attack got in
+
+
+@dataclass(frozen=True, slots=True)
 class Causes:
-    """The causes in file order, by id."""
+    """The causes in file order, by id; the campaign causes, most serious first."""
 
     path: str
     by_id: Mapping[str, Cause]
+    campaigns: tuple[Campaign, ...] = ()
+    reason_kinds: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def of(cls, path: str, causes: Iterable[Cause]) -> Causes:
-        return cls(path, MappingProxyType({c.id: c for c in causes}))
+    def of(
+        cls,
+        path: str,
+        causes: Iterable[Cause],
+        campaigns: Iterable[Campaign] = (),
+        reason_kinds: Mapping[str, str] | None = None,
+    ) -> Causes:
+        return cls(
+            path,
+            MappingProxyType({c.id: c for c in causes}),
+            tuple(campaigns),
+            MappingProxyType(dict(reason_kinds or {})),
+        )
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind of attempt a campaign may name, in file order."""
+        found = [c.kind for c in self.campaigns if c.kind] + list(self.reason_kinds.values())
+        return tuple(dict.fromkeys(found))
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -130,8 +159,8 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
     if not isinstance(entries, list):
         err(line_of(doc, 1), "the file holds 'causes:', a list of causes (id, verdict, findings_by, …)")
         return Causes.of(str(path), ()), errors
-    for key in sorted(set(doc) - {"causes", "__line__"}):
-        err(line_of(doc, 1), f"unknown key {key!r} (known: causes)")
+    for key in sorted(set(doc) - {"causes", "campaigns", "reason_kinds", "__line__"}):
+        err(line_of(doc, 1), f"unknown key {key!r} (known: causes, campaigns, reason_kinds)")
     good: dict[str, Cause] = {}
     seen: dict[str, int] = {}
     for entry in entries:
@@ -170,7 +199,63 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
     for tpl in sorted(templates.glob("*.j2")) if templates.is_dir() else ():
         if tpl.stem not in seen:
             errors.append(RuleError(f"an explanation template for no cause (the causes: {path})", source=str(tpl)))
-    return Causes.of(str(path), good.values()), errors
+    campaigns = _campaigns(doc, good, err)
+    reason_kinds = _reason_kinds(doc, err)
+    return Causes.of(str(path), good.values(), campaigns, reason_kinds), errors
+
+
+def _campaigns(doc: dict, good: Mapping[str, Cause], err: Any) -> list[Campaign]:
+    """``campaigns:``: attack causes (each once) with the kind of attempt each adds, and
+    whether its finding means the attack succeeded."""
+    entries = doc.get("campaigns", [])
+    if not isinstance(entries, list):
+        err(line_of(doc, 1), "campaigns is a list of {cause, kind}")
+        return []
+    out: list[Campaign] = []
+    for entry in entries:
+        line = line_of(entry, line_of(doc, 1)) if isinstance(entry, dict) else line_of(doc, 1)
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"cause", "kind", "succeeded", "__line__"}
+            or "cause" not in entry
+        ):
+            err(line, f"a campaign entry is {{cause: …, kind: …, succeeded: …}}, not {entry!r}")
+            continue
+        cid, kind, succeeded = entry["cause"], entry.get("kind"), entry.get("succeeded", False)
+        if cid not in good:
+            err(line, f"campaign cause {cid!r} is no cause of this file")
+        elif good[cid].verdict != "attack":
+            err(line, f"campaign cause {cid!r} is no attack (its verdict: {good[cid].verdict})")
+        elif any(c.cause == cid for c in out):
+            err(line, f"campaign cause {cid!r} again")
+        elif kind is not None and not (isinstance(kind, str) and kind.strip()):
+            err(line, f"campaign cause {cid!r}: kind is a name or null, not {kind!r}")
+        elif not _is_bool(succeeded):
+            err(line, f"campaign cause {cid!r}: succeeded is true or false, not {succeeded!r}")
+        else:
+            out.append(Campaign(cid, kind, succeeded))
+    return out
+
+
+def _reason_kinds(doc: dict, err: Any) -> dict[str, str]:
+    """``reason_kinds:``: a reason among a campaign's events → the kind of attempt it adds."""
+    table = doc.get("reason_kinds", {})
+    if not isinstance(table, dict):
+        err(line_of(doc, 1), "reason_kinds maps a reason to a kind of attempt")
+        return {}
+    reasons = set(ENUMS["reason"])
+    out: dict[str, str] = {}
+    for reason, kind in table.items():
+        if reason == "__line__":
+            continue
+        if reason not in reasons or not isinstance(kind, str):
+            err(
+                key_line(table, reason, line_of(doc, 1)),
+                f"reason_kinds: {reason!r}: {kind!r} is no reason and kind name",
+            )
+        else:
+            out[reason] = kind
+    return out
 
 
 @cache
@@ -201,6 +286,7 @@ def schema_with_enums(schema: dict[str, Any], causes: Causes) -> dict[str, Any]:
     finding["cause"]["enum"] = list(causes.ids)
     finding["verdict"]["enum"] = list(VERDICTS)
     finding["confidence"]["enum"] = list(CONFIDENCES)
+    finding["kinds"]["items"]["enum"] = list(causes.kinds)
     host = props["hosts"]["items"]["properties"]
     host["verdict"]["enum"] = list(VERDICTS)
     host["role"]["enum"] = list(ROLES)

@@ -269,10 +269,13 @@ def _ordered(
     t_rows, t_other = t[: rows.size], t[rows.size :]
     keys = np.sort(g_other * _BIG + t_other)
     base = g_rows * _BIG + t_rows
-    if after:  # (t, t + span]
-        count = np.searchsorted(keys, base + span, "right") - np.searchsorted(keys, base, "right")
-    else:  # [t - span, t)
-        count = np.searchsorted(keys, base, "left") - np.searchsorted(keys, base - span, "left")
+    # times are whole seconds: events of the same second count on both sides (their order
+    # within it is unknown; a Kerberos spray and its success take milliseconds), never the row itself
+    if after:  # [t, t + span]
+        count = np.searchsorted(keys, base + span, "right") - np.searchsorted(keys, base, "left")
+    else:  # [t - span, t]
+        count = np.searchsorted(keys, base, "right") - np.searchsorted(keys, base - span, "left")
+    count -= np.isin(rows, other)
     return count, g_rows
 
 
@@ -364,8 +367,8 @@ def _group_ok(
         if seq is None or not ok.any():
             continue
         other = np.flatnonzero(_scoped(evaluate_selection(events, seq.match, variables), scope))
-        if other.size == 0:
-            ok &= False
+        if other.size == 0:  # no event matches: every candidate's count is 0 (`count: {lte: 0}` holds)
+            ok &= _compare(seq.count, np.zeros(rows.size, dtype=np.int64))
             continue
         count, _ = _ordered(events, secs, rows, by, other, seq.within.seconds, after)
         ok &= _compare(seq.count, count)
