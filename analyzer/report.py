@@ -27,12 +27,13 @@ from .errors import UsageError
 from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "TEXT_WIDTH", "render", "format_for", "md_escape", "text_escape", "cut", "wrap", "relative_to"]
+__all__ = ["FORMATS", "TEXT_WIDTH", "render", "for_host", "host_sections", "format_for", "md_escape", "text_escape", "cut", "wrap", "relative_to"]
 
-# findings shown in full by the formats meant for reading in a terminal or a ticket
+# per host, the findings shown besides the platform's and those needing action (never cut), by
+# the formats meant for reading in a terminal or a ticket
 FINDINGS_SHOWN = {"text": 20, "md": 30}
 TRENDS_SHOWN = 10  # per kind (new, continuing, …) in the text report's "what changed"
-FORMATS = ("json", "html", "md", "text")
+FORMATS = ("json", "html", "md", "text", "ticket")  # ticket: each host's paragraph for the customer
 ALIASES = {"txt": "text"}  # other names a format is asked for by
 _EXT = {
     ".json": "json",
@@ -42,6 +43,7 @@ _EXT = {
     ".markdown": "md",
     ".txt": "text",
     ".text": "text",
+    ".ticket": "ticket",
 }
 # the text report's width: a file's (and a pipe's) lines are at most this long; a terminal's
 # are as wide as the terminal, but never narrower than MIN_WIDTH
@@ -77,6 +79,63 @@ def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
             )
         return _EXT[suffix]
     return "text" if terminal else "json"
+
+
+def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """Per host (in the document's order) its findings as its section shows them: the
+    platform's finding and those needing action (``first``, never cut), the attacks and the
+    rest (``rest``: at most ``limit``), how many of these were cut; each as (number, finding),
+    the number its place in the document's findings plus one."""
+    from .analysis import section_of
+
+    findings = doc.get("findings") or []
+    by_host: dict[str, list[int]] = {}
+    for i, f in enumerate(findings):
+        by_host.setdefault(host_name(f["host"]), []).append(i)
+    out = []
+    for h in doc.get("hosts") or []:
+        pf = (h.get("platform") or {}).get("finding")
+        order = h.get("findings")
+        if order is None:  # a document from before the hosts' sections
+            mine = by_host.get(h["name"], [])
+            order = sorted(mine, key=lambda i: (section_of(findings[i], i == pf), mine.index(i)))
+        items = [(i + 1, findings[i]) for i in order if 0 <= i < len(findings)]
+        first = [(n, f) for n, f in items if n - 1 == pf or section_of(f) == 1]
+        never_cut = {n for n, _ in first}
+        rest = [(n, f) for n, f in items if n not in never_cut]
+        shown = rest if limit is None else rest[:limit]
+        out.append(
+            {
+                "host": h,
+                "first": first,
+                "attacks": [(n, f) for n, f in rest if f["verdict"] == "attack"],
+                "rest": shown,
+                "cut": len(rest) - len(shown),
+            }
+        )
+    return out
+
+
+def for_host(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The document of one host: its findings (the hosts' indices into them renumbered),
+    timeline and totals; an unknown name is a :class:`UsageError` naming the hosts."""
+    names = [h["name"] for h in doc.get("hosts") or []]
+    if name not in names:
+        listed = ", ".join(names) if names else "none"
+        raise UsageError(f"no host {name!r} in these logs (--host): the hosts are {listed}")
+    host = dict(next(h for h in doc["hosts"] if h["name"] == name))
+    keep = [i for i, f in enumerate(doc["findings"]) if host_name(f["host"]) == name]
+    new = {old: k for k, old in enumerate(keep)}
+    if host.get("findings") is not None:
+        host["findings"] = [new[i] for i in host["findings"] if i in new]
+    if host.get("platform"):
+        p = host["platform"] = dict(host["platform"])
+        p["finding"] = new.get(p["finding"]) if p.get("finding") is not None else None
+    tl = dict(doc.get("timeline") or {"bucket_seconds": None, "start": None, "hosts": {}})
+    tl["hosts"] = {h: v for h, v in (tl.get("hosts") or {}).items() if h == name}
+    found = [doc["findings"][i] for i in keep]
+    totals = dict(doc.get("totals") or {}, findings=len(found))
+    return dict(doc, hosts=[host], findings=found, timeline=tl, totals=totals)
 
 
 def _names() -> str:
@@ -352,8 +411,9 @@ def render(doc: dict[str, Any], fmt: str, width: int = TEXT_WIDTH) -> str:
         raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
     tl = doc.get("timeline") or {"hosts": {}}
     charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
-    context: dict[str, Any] = {"limit": FINDINGS_SHOWN.get(fmt, 10**9), "charts": charts}
-    if fmt == "text":
+    limit = FINDINGS_SHOWN.get(fmt)
+    context: dict[str, Any] = {"limit": limit or 10**9, "charts": charts, "sections": host_sections(doc, limit)}
+    if fmt in ("text", "ticket"):
         width = max(int(width), MIN_WIDTH)
         n = max((len(v) for series in tl["hosts"].values() for v in series.values()), default=0)
         step = math.ceil(n / max(width - _SPARK_AT, 1)) or 1  # buckets per mark, so that a line fits

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 CAUSES_FILE = "causes.yaml"  # in the rules directory; never a rule file itself
-_KEYS = ("id", "verdict", "findings_by", "transition", "platform_probe", "rank")
+_KEYS = ("id", "verdict", "findings_by", "transition", "platform_probe", "platform", "rank")
+PLATFORM_STATUSES = ("failing", "blocked", "ok")  # what a cause's findings say of the platform's login
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Cause:
     transition: bool
     platform_probe: bool
     rank: int
+    platform: str | None = None  # failing, blocked or ok: the platform's login on the host; None: no say
     line: int = field(default=0, compare=False)
 
 
@@ -155,6 +157,8 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
                 err(line, f"cause {cid!r}: missing {key} ({takes})")
             elif not ok(entry[key]):
                 err(line, f"cause {cid!r}: {key} is {takes}, not {entry[key]!r}")
+        if entry.get("platform") not in (None, *PLATFORM_STATUSES):  # optional
+            err(line, f"cause {cid!r}: platform is one of {', '.join(PLATFORM_STATUSES)}, not {entry['platform']!r}")
         if not (templates / f"{cid}.j2").is_file():
             err(line, f"cause {cid!r} has no explanation template ({templates / f'{cid}.j2'})")
         if len(errors) == before:
@@ -165,6 +169,7 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
                 transition=entry["transition"],
                 platform_probe=entry["platform_probe"],
                 rank=entry["rank"],
+                platform=entry.get("platform"),
                 line=line,
             )
     for tpl in sorted(templates.glob("*.j2")) if templates.is_dir() else ():
