@@ -355,18 +355,65 @@ def window_text(doc: dict[str, Any]) -> str:
     return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
 
 
-def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120) -> dict[str, Any]:
-    """Stacked bars per bucket, one colour per cause: numbers for the SVG template."""
-    causes = sorted(series)
+# the timeline's colours: what a cause means, in four kinds (legend order)
+KINDS = ("platform", "attack", "expected", "other")
+KIND_LABEL = {"platform": "platform login failing", "attack": "attack", "expected": "expected", "other": "other"}
+AXIS_LABELS = 6  # about this many times along the timeline's axis
+
+
+def kind_of(cause: str) -> str:
+    """A cause's colour in the timeline (:data:`KINDS`): the platform's failing or blocked
+    login, an attack, expected traffic (the platform's working login too), or other."""
+    from .classify.causes import load_causes
+
+    c = load_causes().by_id.get(cause)
+    if c is None:
+        return "other"
+    if c.platform in ("failing", "blocked"):
+        return "platform"
+    return c.verdict if c.verdict in ("attack", "expected") else "other"
+
+
+def _axis(start: str | None, bucket: int | None, n: int, width: float) -> list[dict[str, Any]]:
+    """Labelled times along the axis: about AXIS_LABELS, at bucket edges."""
+    if not start or not bucket or not n:
+        return []
+    t0 = pd.Timestamp(start)
+    step = max(1, math.ceil(n / AXIS_LABELS))
+    days = n * bucket > 86400
+    out = []
+    for i in range(0, n + 1, step):
+        t = t0 + pd.Timedelta(seconds=bucket * i)
+        label = f"{t:%b} {t.day} {t:%H:%M}" if days else f"{t:%H:%M}"
+        out.append({"x": round(width * i / n, 2), "label": label, "anchor": "start" if i == 0 else "middle"})
+    if out and out[-1]["x"] > width * 0.92:
+        out[-1]["anchor"] = "end"
+    return out
+
+
+def _svg_bars(
+    series: dict[str, list[int]], start: str | None = None, bucket: int | None = None, width: int = 640,
+    height: int = 120,
+) -> dict[str, Any]:  # fmt: skip
+    """Stacked bars per bucket, one colour per kind of cause (:func:`kind_of`), and the
+    labelled times of the axis below them: numbers for the SVG template."""
+    kinds: dict[str, list[int]] = {}
+    causes: dict[str, list[str]] = {}
+    for cause in sorted(series):
+        k = kind_of(cause)
+        row = kinds.setdefault(k, [0] * len(series[cause]))
+        kinds[k] = [a + b for a, b in zip(row, series[cause], strict=True)]
+        causes.setdefault(k, []).append(cause)
+    order = [k for k in KINDS if k in kinds]
     n = len(next(iter(series.values()))) if series else 0
-    totals = [sum(series[c][i] for c in causes) for i in range(n)]
+    totals = [sum(kinds[k][i] for k in order) for i in range(n)]
     peak = max(totals or [1]) or 1
     bar_w = width / max(n, 1)
     rects = []
     for i in range(n):
         y = height
-        for ci, cause in enumerate(causes):
-            v = series[cause][i]
+        for kind in order:
+            v = kinds[kind][i]
             if not v:
                 continue
             h = max(1.0, height * v / peak)
@@ -377,12 +424,20 @@ def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120)
                     "y": round(y, 2),
                     "w": round(max(bar_w - 1, 1), 2),
                     "h": round(h, 2),
-                    "c": ci,
+                    "kind": kind,
                     "v": v,
-                    "cause": cause,
+                    "causes": ", ".join(causes[kind]),
                 }
             )
-    return {"rects": rects, "causes": causes, "peak": peak, "width": width, "height": height}
+    legend = [{"kind": k, "label": KIND_LABEL[k], "causes": causes[k]} for k in order]
+    return {
+        "rects": rects,
+        "legend": legend,
+        "peak": peak,
+        "width": width,
+        "height": height,
+        "axis": _axis(start, bucket, n, width),
+    }
 
 
 def _spark(values: list[int]) -> str:
@@ -410,7 +465,7 @@ def render(doc: dict[str, Any], fmt: str, width: int = TEXT_WIDTH) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
     tl = doc.get("timeline") or {"hosts": {}}
-    charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
+    charts = {h: _svg_bars(v, tl.get("start"), tl.get("bucket_seconds")) for h, v in tl["hosts"].items()}
     limit = FINDINGS_SHOWN.get(fmt)
     context: dict[str, Any] = {"limit": limit or 10**9, "charts": charts, "sections": host_sections(doc, limit)}
     if fmt in ("text", "ticket"):
