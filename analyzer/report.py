@@ -27,7 +27,19 @@ from .errors import UsageError
 from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "TEXT_WIDTH", "render", "for_host", "host_sections", "format_for", "md_escape", "text_escape", "cut", "wrap", "relative_to"]
+__all__ = [
+    "FORMATS",
+    "TEXT_WIDTH",
+    "render",
+    "for_host",
+    "host_sections",
+    "format_for",
+    "md_escape",
+    "text_escape",
+    "cut",
+    "wrap",
+    "relative_to",
+]
 
 # per host, the findings shown besides the platform's and those needing action (never cut), by
 # the formats meant for reading in a terminal or a ticket
