@@ -387,16 +387,17 @@ def kind_of(cause: str) -> str:
 
 
 def _axis(start: str | None, bucket: int | None, n: int, width: float) -> list[dict[str, Any]]:
-    """Labelled times along the axis: about AXIS_LABELS, at bucket edges."""
+    """Labelled times along the axis: about AXIS_LABELS, at bucket edges, each with its date
+    where the date changes."""
     if not start or not bucket or not n:
         return []
     t0 = pd.Timestamp(start)
     step = max(1, math.ceil(n / AXIS_LABELS))
-    days = n * bucket > 86400
-    out = []
+    out, day = [], None
     for i in range(0, n + 1, step):
         t = t0 + pd.Timedelta(seconds=bucket * i)
-        label = f"{t:%b} {t.day} {t:%H:%M}" if days else f"{t:%H:%M}"
+        label = f"{t:%H:%M}" if t.date() == day else f"{t:%b} {t.day} {t:%H:%M}"  # the date where it changes
+        day = t.date()
         out.append({"x": round(width * i / n, 2), "label": label, "anchor": "start" if i == 0 else "middle"})
     if out and out[-1]["x"] > width * 0.92:
         out[-1]["anchor"] = "end"

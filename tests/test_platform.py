@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -171,7 +173,8 @@ def test_host_option_reports_on_one_host():
     (host,) = doc["hosts"]
     assert host["name"] == "web01" and {f["host"] for f in doc["findings"]} == {"web01"}
     assert doc["findings"][host["platform"]["finding"]]["cause"] == "probe-password-mismatch"
-    assert sorted(host["findings"]) == list(range(len(doc["findings"]))) and doc["totals"]["findings"] == len(doc["findings"])
+    assert sorted(host["findings"]) == list(range(len(doc["findings"])))
+    assert doc["totals"]["findings"] == len(doc["findings"])
     assert set(doc["timeline"]["hosts"]) == {"web01"}
     res = runner.invoke(app, ["analyze", "samples/linux-brute-force", "--year", "2025", "--host", "nope"])
     assert res.exit_code == 2 and "no host 'nope'" in res.output and "bastion" in res.output
@@ -195,3 +198,47 @@ def test_every_line_fits_80_columns(fmt):
         out = _run(target, "--year", "2025", "--format", fmt, env={"COLUMNS": "80"})
         long = [line for line in out.splitlines() if len(line) > 80]
         assert not long, long[:3]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        msg = "no Chromium found (Debian package 'chromium'; .ci/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def test_the_timeline_in_chromium(tmp_path):
+    """Labelled times on the axis, a legend, colours by meaning (platform failing, attack,
+    expected), in light, dark and print."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    report = tmp_path / "report.html"
+    res = runner.invoke(app, ["analyze", NOISY, "--year", "2025", "-o", str(report)])
+    assert res.exit_code == 0, res.output
+    fills = "kinds => kinds.map(k => getComputedStyle(document.querySelector('rect.k-' + k)).fill)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(report.as_uri())
+        labels = page.locator("svg.timeline .axis text").all_text_contents()
+        assert len(labels) >= 4 and all(re.fullmatch(r"(\w{3} \d+ )?\d\d:\d\d", t) for t in labels), labels
+        assert page.locator("svg.timeline .axis text").first.is_visible()
+        legend = page.locator(".legend").first.inner_text()
+        assert all(k in legend for k in ("platform login failing", "attack", "expected")), legend
+        kinds = ["platform", "attack", "expected"]
+        light = page.evaluate(fills, kinds)
+        assert len(set(light)) == 3 and "none" not in light, light
+        page.emulate_media(color_scheme="dark")
+        dark = page.evaluate(fills, kinds)
+        assert len(set(dark)) == 3 and dark != light, dark
+        bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert bg != "rgb(255, 255, 255)"
+        page.emulate_media(media="print", color_scheme="dark")
+        printed = page.evaluate(fills, kinds)
+        assert len(set(printed)) == 3
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+        browser.close()
