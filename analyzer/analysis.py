@@ -702,6 +702,7 @@ def platform_logins(
 
     table = load_causes()
     by_host = _by_host_index(findings)
+    failures = _platform_failures(events, causes)
     for h in hosts:
         mine = [i for i in by_host.get(h["name"], []) if table[findings[i]["cause"]].platform]
         if not mine:
@@ -719,7 +720,7 @@ def platform_logins(
         last_ok = max([t for t in oks if t] + [(f.get("transition") or {}).get("last_success") or ""]) or None
         since = None
         if status != "ok":
-            since = _run_start(events, causes, h["name"], last_ok) or f.get("first_seen")
+            since = _run_start(failures, h["name"], last_ok) or f.get("first_seen")
             if last_ok and since and since < last_ok:  # no events to say: the first failure after the success
                 since = None
         beats = f.get("beats")
@@ -737,21 +738,29 @@ def platform_logins(
         h["platform"] = p
 
 
-def _run_start(events: pd.DataFrame | None, causes: pd.Series | None, host: str, after: str | None) -> str | None:
-    """The first failure of the host's platform logins (failing or blocked causes) after
-    ``after`` (its last success), from the events; None without them."""
+def _platform_failures(events: pd.DataFrame | None, causes: pd.Series | None) -> dict[str, pd.Series]:
+    """Per host the times of its platform logins' failures (causes with a failing or blocked
+    platform status), sorted; empty without events."""
     if events is None or causes is None or not len(events):
-        return None
+        return {}
     failing = [c.id for c in load_causes() if c.platform in ("failing", "blocked")]
     mask = causes.isin(failing).to_numpy(dtype=bool, na_value=False)
+    mask = mask & events["outcome"].isin(["failure", "blocked"]).to_numpy(dtype=bool, na_value=False)
     if not mask.any():
-        return None
-    sel = events.loc[mask, ["host", "timestamp", "outcome"]]
+        return {}
+    sel = events.loc[mask, ["host", "timestamp"]]
     names = sel["host"].astype(object).map(host_name)
-    ts = sel["timestamp"][(names == host).to_numpy() & sel["outcome"].isin(["failure", "blocked"]).to_numpy()]
+    return {h: grp.dropna().sort_values() for h, grp in sel["timestamp"].groupby(names.to_numpy(), sort=False)}
+
+
+def _run_start(failures: dict[str, pd.Series], host: str, after: str | None) -> str | None:
+    """The host's first platform failure after ``after`` (its last success); None without one."""
+    ts = failures.get(host)
+    if ts is None:
+        return None
     if after:
         ts = ts[ts > pd.Timestamp(after)]
-    return iso_utc(ts.min()) if len(ts) else None
+    return iso_utc(ts.iloc[0]) if len(ts) else None
 
 
 _BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]
