@@ -32,6 +32,7 @@ __all__ = [
     "platform_logins",
     "attack_summary",
     "section_of",
+    "section_order",
     "timeline",
 ]
 
@@ -614,7 +615,7 @@ def host_verdicts(
     for h in hosts:
         mine = by_host.get(h["name"], [])
         pf = h["platform"]["finding"]
-        h["findings"] = sorted(mine, key=lambda i: (section_of(findings[i], i == pf), mine.index(i)))
+        h["findings"] = section_order(findings, mine, pf)
         h["attacks"] = attack_summary([findings[i] for i in mine])
         others = [findings[i] for i in mine if findings[i]["cause"] != "probe-ok" and i != pf]
         top = others[0] if others else None
@@ -643,6 +644,13 @@ def section_of(f: dict[str, Any], platform: bool = False) -> int:
     if f["verdict"] == "attack":
         return 2
     return 4 if f["verdict"] == "expected" else 3
+
+
+def section_order(findings: list[dict[str, Any]], mine: list[int], platform: int | None) -> list[int]:
+    """A host's findings (``mine``: indices, in rank order) in its section's order, the
+    platform's finding (``platform``) first; the rank order within each section."""
+    keyed = sorted((section_of(findings[i], i == platform), k, i) for k, i in enumerate(mine))
+    return [i for _, _, i in keyed]
 
 
 def _by_host_index(findings: list[dict[str, Any]]) -> dict[str, list[int]]:

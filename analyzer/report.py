@@ -98,7 +98,7 @@ def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[st
     platform's finding and those needing action (``first``, never cut), the attacks and the
     rest (``rest``: at most ``limit``), how many of these were cut; each as (number, finding),
     the number its place in the document's findings plus one."""
-    from .analysis import section_of
+    from .analysis import section_of, section_order
 
     findings = doc.get("findings") or []
     by_host: dict[str, list[int]] = {}
@@ -109,8 +109,7 @@ def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[st
         pf = (h.get("platform") or {}).get("finding")
         order = h.get("findings")
         if order is None:  # a document from before the hosts' sections
-            mine = by_host.get(h["name"], [])
-            order = sorted(mine, key=lambda i: (section_of(findings[i], i == pf), mine.index(i)))
+            order = section_order(findings, by_host.get(h["name"], []), pf)
         items = [(i + 1, findings[i]) for i in order if 0 <= i < len(findings)]
         first = [(n, f) for n, f in items if n - 1 == pf or section_of(f) == 1]
         never_cut = {n for n, _ in first}
