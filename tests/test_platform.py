@@ -242,3 +242,38 @@ def test_the_timeline_in_chromium(tmp_path):
         assert len(set(printed)) == 3
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
         browser.close()
+
+
+def test_hostile_host_names_and_ticket_text_are_escaped_in_every_format():
+    """The ticket paragraph and headline carry names from the logs: each format escapes them."""
+    evil = '<script>alert(1)</script>\x1b[2J|`x`*[a](http://x)'
+    doc = {
+        "generator": "test",
+        "totals": {"inputs": 0, "lines": 0, "records": 0, "events": 0, "findings": 0},
+        "hosts": [
+            {
+                "name": evil,
+                "role": "linux",
+                "role_evidence": [],
+                "verdict": "expected",
+                "headline": f"No platform login seen on {evil}",
+                "platform": {
+                    "status": "not-seen", "cause": None, "confidence": None, "since": None, "last_success": None,
+                    "beats": None, "attempts": 0, "finding": None, "next_step": "Check.", "ticket": f"The logs of {evil}.",
+                },  # fmt: skip
+                "findings": [],
+                "attacks": None,
+            }
+        ],
+        "findings": [],
+        "timeline": {"bucket_seconds": None, "start": None, "hosts": {}},
+        "inputs": [],
+        "assumptions": {},
+        "platform": {"networks": [], "accounts": []},
+    }
+    for fmt in ("text", "ticket", "md", "html"):
+        out = render(doc, fmt)
+        assert "\x1b" not in out and "\\x1b" in out, fmt
+        assert "<script>alert" not in out or fmt in ("text", "ticket"), fmt
+    assert "&lt;script&gt;" in render(doc, "html")
+    assert "\\<script\\>" in render(doc, "md") and "\\[a\\]" in render(doc, "md")
