@@ -277,3 +277,21 @@ def test_hostile_host_names_and_ticket_text_are_escaped_in_every_format():
         assert "<script>alert" not in out or fmt in ("text", "ticket"), fmt
     assert "&lt;script&gt;" in render(doc, "html")
     assert "\\<script\\>" in render(doc, "md") and "\\[a\\]" in render(doc, "md")
+
+
+def test_a_causes_platform_field_is_optional_and_checked(tmp_path):
+    """rules/causes.yaml's ``platform`` (failing, blocked, ok) may be left out; anything else
+    is an error at the cause's line."""
+    from analyzer.classify.causes import causes_path, parse_causes
+
+    text = causes_path().read_text()
+    assert text.count("    platform: ") == sum(1 for c in load_causes() if c.platform)
+    bad = tmp_path / "causes.yaml"
+    bad.write_text(text.replace("    platform: ok\n", "    platform: fine\n"))
+    causes, errors = parse_causes(bad)
+    assert len(errors) == 1 and "cause 'probe-ok': platform is one of failing, blocked, ok, not 'fine'" in str(errors[0])
+    assert str(errors[0]).startswith(f"{bad}:") and "probe-ok" not in causes
+    without = tmp_path / "without.yaml"
+    without.write_text(text.replace("    platform: blocked\n", ""))
+    causes, errors = parse_causes(without)
+    assert not errors and causes["probe-firewall-blocked"].platform is None

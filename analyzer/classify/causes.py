@@ -198,8 +198,8 @@ def uncovered(causes: Causes, rules: Iterable[Rule]) -> list[RuleError]:
 
 
 def schema_with_enums(schema: dict[str, Any], causes: Causes) -> dict[str, Any]:
-    """A copy of the report's JSON schema with its enums of causes, verdicts, confidences
-    and host roles taken from the code and ``causes.yaml``."""
+    """A copy of the report's JSON schema with its enums of causes, verdicts, confidences,
+    host roles and the platform's login (statuses, causes) taken from the code and ``causes.yaml``."""
     out = json.loads(json.dumps(schema))
     props = out["properties"]
     finding = props["findings"]["items"]["properties"]
@@ -209,6 +209,10 @@ def schema_with_enums(schema: dict[str, Any], causes: Causes) -> dict[str, Any]:
     host = props["hosts"]["items"]["properties"]
     host["verdict"]["enum"] = list(VERDICTS)
     host["role"]["enum"] = list(ROLES)
+    if "platform" in host:  # the platform's login: the causes that speak for it, and their statuses
+        platform = host["platform"]["properties"]
+        platform["status"]["enum"] = [*PLATFORM_STATUSES, "not-seen"]
+        platform["cause"] = {"enum": [c.id for c in causes if c.platform] + [None]}
     return out
 
 
