@@ -55,6 +55,9 @@ def test_the_mismatch_leads_its_host_in_json(noisy):
     assert verdicts[0] == "misconfiguration" and verdicts[-1] == "expected" and set(verdicts[1:-1]) == {"attack"}
 
 
+MD_FINDING = r"^(?:### |- \*\*)(\d+)\.[ *]"  # a finding in full, or an attack in one line
+
+
 def _numbers(text: str, pattern: str) -> list[int]:
     return [int(n) for n in re.findall(pattern, text, re.M)]
 
@@ -68,10 +71,12 @@ def test_each_format_shows_the_platform_first_and_caps_the_rest_per_host(noisy):
     assert f"... and {rest} more findings on edge01" in text
     assert text.index("attacks on edge01: 300 sources") < text.index(f"[{shown[1]}]")
     md = render(noisy, "md")
-    shown = _numbers(md, r"^### (\d+)\. ")
+    shown = _numbers(md, MD_FINDING)
     assert shown[0] == pf and len(shown) == 1 + FINDINGS_SHOWN["md"]
     assert f"… and {len(noisy['findings']) - 1 - FINDINGS_SHOWN['md']} more findings on edge01" in md
     assert md.index("For the ticket:") < md.index(f"### {pf}. ") < md.index("### Attacks on edge01")
+    assert md.index("### Attacks on edge01") < md.index(f"- **{shown[1]}.** ")
+    assert text.count("\n    Impact: ") == 1 and md.count("**Impact.**") == 1  # the attacks in one line each
     html = render(noisy, "html")
     shown = _numbers(html, r'<article class="finding card [a-z-]+" id="f(\d+)"')
     assert shown[0] == pf and sorted(shown) == list(range(1, len(noisy["findings"]) + 1))  # nothing cut
@@ -86,7 +91,7 @@ def test_the_platform_and_what_needs_action_are_never_cut(noisy):
     late = dict(doc["findings"][0], cause="unclassified", verdict="unknown", title="Something else fails")
     doc["findings"].append(late)
     del doc["hosts"][0]["findings"]  # the order is derived again for a document without it
-    for fmt, pattern in (("text", r"^\[(\d+)\] "), ("md", r"^### (\d+)\. ")):
+    for fmt, pattern in (("text", r"^\[(\d+)\] "), ("md", MD_FINDING)):
         shown = _numbers(render(doc, fmt), pattern)
         assert shown[:2] == [doc["hosts"][0]["platform"]["finding"] + 1, len(doc["findings"])], fmt
         assert len(shown) == 2 + FINDINGS_SHOWN[fmt]
