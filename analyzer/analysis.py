@@ -21,10 +21,21 @@ from .classify.engine import Classified, by_batch, group_ids, periodicity, sprea
 from .classify.roles import host_roles
 from .config import Profile
 from .ingest.workers import let_go
-from .prose import explain, headline, host_name
+from .prose import explain, host_name, platform_headline
 from .schema import UNKNOWN_HOST, category_in
 
-__all__ = ["host_roles", "findings", "VERDICT_RANK", "analyze_events", "host_verdicts", "timeline"]
+__all__ = [
+    "host_roles",
+    "findings",
+    "VERDICT_RANK",
+    "analyze_events",
+    "host_verdicts",
+    "platform_logins",
+    "attack_summary",
+    "section_of",
+    "section_order",
+    "timeline",
+]
 
 # what needs action first (after each cause's rank: rules/causes.yaml, as are the columns
 # that gather a cause's events into findings and which causes show a transition)
@@ -669,19 +680,176 @@ def analyze_events(
     }
 
 
-def host_verdicts(hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
-    """Give each host its verdict and headline: its most urgent finding's (``findings`` ranked
-    and explained), a platform login that works only when the host has nothing else; no
-    finding: expected."""
-    by_host: dict[str, list[dict[str, Any]]] = {}  # in rank order, as the findings are
-    for f in findings:
-        by_host.setdefault(host_name(f["host"]), []).append(f)
+def host_verdicts(
+    hosts: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+    events: pd.DataFrame | None = None,
+    causes: pd.Series | None = None,
+) -> None:
+    """Give each host its platform login (:func:`platform_logins`), its findings in the order
+    a host's section shows them, its attack summary, its verdict and its headline: the
+    platform's login first, then what else needs action and the attacks as context (an
+    attack that got in: the host's verdict). ``findings`` ranked and explained; ``events``
+    and their ``causes``, when given, date the current run of the platform's failures."""
+    platform_logins(hosts, findings, events, causes)
+    by_host = _by_host_index(findings)
     for h in hosts:
-        theirs = by_host.get(h["name"], [])
-        mine = [f for f in theirs if f["cause"] != "probe-ok"] or theirs
-        top = mine[0] if mine else None
-        h["headline"] = headline(top)
-        h["verdict"] = top["verdict"] if top else "expected"
+        mine = by_host.get(h["name"], [])
+        pf = h["platform"]["finding"]
+        h["findings"] = section_order(findings, mine, pf)
+        h["attacks"] = attack_summary([findings[i] for i in mine])
+        others = [findings[i] for i in mine if findings[i]["cause"] != "probe-ok" and i != pf]
+        top = others[0] if others else None
+        status = h["platform"]["status"]
+        got_in = any(load_causes()[f["cause"]].rank < 1 and f["verdict"] == "attack" for f in others)
+        if status in ("failing", "blocked") and not got_in:
+            h["verdict"] = findings[pf]["verdict"]
+        else:
+            h["verdict"] = top["verdict"] if top else "expected"
+        h["headline"] = platform_headline(h["platform"], top, h["attacks"])
+
+
+# a host's findings in its section: the platform's, what needs action, attacks, the rest, expected
+SECTIONS = ("platform", "action", "attack", "other", "expected")
+NEEDS_ACTION = ("misconfiguration", "unknown")  # verdicts that ask for someone to act
+TOP_SOURCES = 5  # in a host's attack summary
+
+
+def section_of(f: dict[str, Any], platform: bool = False) -> int:
+    """A finding's section in its host's part of a report (:data:`SECTIONS`): an attack that
+    got in (a cause ranked before the rest) needs action."""
+    if platform:
+        return 0
+    if f["verdict"] in NEEDS_ACTION or (f["verdict"] == "attack" and load_causes()[f["cause"]].rank < 1):
+        return 1
+    if f["verdict"] == "attack":
+        return 2
+    return 4 if f["verdict"] == "expected" else 3
+
+
+def section_order(findings: list[dict[str, Any]], mine: list[int], platform: int | None) -> list[int]:
+    """A host's findings (``mine``: indices, in rank order) in its section's order, the
+    platform's finding (``platform``) first; the rank order within each section."""
+    keyed = sorted((section_of(findings[i], i == platform), k, i) for k, i in enumerate(mine))
+    return [i for _, _, i in keyed]
+
+
+def _by_host_index(findings: list[dict[str, Any]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}  # in rank order, as the findings are
+    for i, f in enumerate(findings):
+        out.setdefault(host_name(f["host"]), []).append(i)
+    return out
+
+
+def _attempts_of(f: dict[str, Any]) -> int:
+    return int(f.get("attempts", f["count"]))
+
+
+def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One host's attacks in one block: sources, attempts, accounts tried, whether one got in
+    (a success after an attack), the top sources by attempts (a finding's attempts shared
+    evenly among its sources); None without attacks."""
+    attacks = [f for f in findings if f["verdict"] == "attack"]
+    if not attacks:
+        return None
+    per_source: dict[str, float] = {}
+    users: set[str] = set()
+    for f in attacks:
+        users.update(f["users"])
+        for ip in f["src_ips"]:
+            per_source[ip] = per_source.get(ip, 0.0) + _attempts_of(f) / len(f["src_ips"])
+    top = sorted(per_source.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SOURCES]
+    return {
+        "findings": len(attacks),
+        "sources": len(per_source),
+        "attempts": sum(_attempts_of(f) for f in attacks),
+        "accounts": len(users),
+        "accounts_tried": sorted(users)[:10],
+        "succeeded": any(load_causes()[f["cause"]].rank < 1 for f in attacks),
+        "top_sources": [{"src_ip": ip, "attempts": round(n)} for ip, n in top],
+    }
+
+
+NOT_SEEN_STEP = (
+    "No login by the platform is in these logs: a firewall may drop it before anything is logged, "
+    "the logs may be of another host, or from outside the time of the failures; check the host and the time window."
+)
+
+
+def platform_logins(
+    hosts: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+    events: pd.DataFrame | None = None,
+    causes: pd.Series | None = None,
+) -> None:
+    """Each host's ``platform``: the status of the platform's login (failing, blocked, ok, or
+    not-seen) from the findings of causes with a ``platform`` status (rules/causes.yaml), the
+    latest of them deciding; its cause, confidence, finding (an index into ``findings``),
+    since when it fails, its last success, beats, attempts, the next step and a ticket
+    paragraph (each cause's template's ``next_step`` and ``ticket`` blocks)."""
+    from .prose import platform_words
+
+    table = load_causes()
+    by_host = _by_host_index(findings)
+    failures = _platform_failures(events, causes)
+    for h in hosts:
+        mine = [i for i in by_host.get(h["name"], []) if table[findings[i]["cause"]].platform]
+        if not mine:
+            h["platform"] = {
+                "status": "not-seen", "cause": None, "confidence": None, "since": None, "last_success": None,
+                "beats": None, "attempts": 0, "finding": None, "next_step": NOT_SEEN_STEP,
+            }  # fmt: skip
+            h["platform"]["ticket"] = platform_words(None, h["name"], h["platform"])["ticket"]
+            continue
+        # the latest says how it stands now; at the same time, a failure before a success
+        pick = max(mine, key=lambda i: (findings[i]["last_seen"] or "", table[findings[i]["cause"]].platform != "ok"))
+        f = findings[pick]
+        status = table[f["cause"]].platform
+        oks = [findings[i]["last_seen"] for i in mine if table[findings[i]["cause"]].platform == "ok"]
+        last_ok = max([t for t in oks if t] + [(f.get("transition") or {}).get("last_success") or ""]) or None
+        since = None
+        if status != "ok":
+            since = _run_start(failures, h["name"], last_ok) or f.get("first_seen")
+            if last_ok and since and since < last_ok:  # no events to say: the first failure after the success
+                since = None
+        beats = f.get("beats")
+        p = {
+            "status": status,
+            "cause": f["cause"],
+            "confidence": f["confidence"],
+            "since": since,
+            "last_success": last_ok if status != "ok" else (f["last_seen"] or last_ok),
+            "beats": {"seen": beats["observed"], "expected": beats["expected"]} if beats else None,
+            "attempts": _attempts_of(f),
+            "finding": pick,
+        }
+        p |= platform_words(f, h["name"], p)
+        h["platform"] = p
+
+
+def _platform_failures(events: pd.DataFrame | None, causes: pd.Series | None) -> dict[str, pd.Series]:
+    """Per host the times of its platform logins' failures (causes with a failing or blocked
+    platform status), sorted; empty without events."""
+    if events is None or causes is None or not len(events):
+        return {}
+    failing = [c.id for c in load_causes() if c.platform in ("failing", "blocked")]
+    mask = causes.isin(failing).to_numpy(dtype=bool, na_value=False)
+    mask = mask & events["outcome"].isin(["failure", "blocked"]).to_numpy(dtype=bool, na_value=False)
+    if not mask.any():
+        return {}
+    sel = events.loc[mask, ["host", "timestamp"]]
+    names = sel["host"].astype(object).map(host_name)
+    return {h: grp.dropna().sort_values() for h, grp in sel["timestamp"].groupby(names.to_numpy(), sort=False)}
+
+
+def _run_start(failures: dict[str, pd.Series], host: str, after: str | None) -> str | None:
+    """The host's first platform failure after ``after`` (its last success); None without one."""
+    ts = failures.get(host)
+    if ts is None:
+        return None
+    if after:
+        ts = ts[ts > pd.Timestamp(after)]
+    return iso_utc(ts.iloc[0]) if len(ts) else None
 
 
 _BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400]

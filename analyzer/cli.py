@@ -95,6 +95,7 @@ class AnalyzeFormat(StrEnum):
     md = "md"
     text = "text"
     txt = "txt"  # the same as text, as the extension reads
+    ticket = "ticket"  # each host's paragraph for the customer's ticket
 
 
 class FailOn(StrEnum):
@@ -361,12 +362,16 @@ def analyze(
         AnalyzeFormat | None,
         typer.Option(
             "--format",
-            help="json, html, md or text (txt: text). Default: by -o's extension (.json, .html, .md, .txt; none: "
-            "json); without -o, text on a terminal, else json. Text is as wide as the terminal (COLUMNS), "
-            "else 80 columns; in a file (-o), 80.",
+            help="json, html, md, text (txt: text) or ticket (each host's paragraph to paste into the customer's "
+            "ticket). Default: by -o's extension (.json, .html, .md, .txt, .ticket; none: json); without -o, text "
+            "on a terminal, else json. Text is as wide as the terminal (COLUMNS), else 80 columns; in a file (-o), 80.",
         ),
     ] = None,
     output: Output = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Report on this host only (as the report names it); an unknown name lists them."),
+    ] = None,
     since: Since = None,
     until: Until = None,
     tz: Tz = None,
@@ -402,7 +407,7 @@ def analyze(
     from .config import load_profile
     from .ingest import IngestResult
     from .pipeline import TriageOptions, triage  # here: `events` and the rest need none of these
-    from .report import format_for, render
+    from .report import for_host, format_for, render
 
     try:
         profile = load_profile(config).with_overrides(platform_net, platform_account)
@@ -435,6 +440,11 @@ def analyze(
         )
     except AuthtriageError as exc:  # nothing readable, too
         raise _fail(exc) from None
+    if host is not None:
+        try:
+            report.data = for_host(report.data, host)
+        except AuthtriageError as exc:
+            raise _fail(exc) from None
     _write(render(report.data, fmt, width=text_width(output)), output)
     code = report.exit_code(fail_on.value if fail_on else None)
     if code:

@@ -9,6 +9,7 @@ scheduler's trends all take their wording from here: it depends on neither.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -18,7 +19,20 @@ from ._jinja import Environment
 from .resources import templates_dir
 from .schema import UNKNOWN_HOST
 
-__all__ = ["PLAIN", "HEADLINE", "every", "cadence_text", "explain", "headline", "host_name", "plural", "some"]
+__all__ = [
+    "PLAIN",
+    "HEADLINE",
+    "every",
+    "cadence_text",
+    "explain",
+    "headline",
+    "host_name",
+    "plural",
+    "some",
+    "when",
+    "platform_words",
+    "platform_headline",
+]
 
 PLAIN = {
     "unknown-user": "unknown",
@@ -71,6 +85,84 @@ def headline(top: dict[str, Any] | None) -> str:
     return f"{top['title']} — {HEADLINE.get(top['verdict'], top['verdict'])}"
 
 
+# the platform's login as a host's headline begins
+PLATFORM_HEAD = {
+    "failing": "Platform login failing",
+    "blocked": "Platform login blocked",
+    "ok": "Platform login works",
+    "not-seen": "No platform login seen",
+}
+NOT_SEEN_TICKET = (
+    "The logs of {host} show no login by the platform at all. Its connections may be dropped before "
+    "anything is logged (a firewall that does not log), the logs may be of another server, or they may "
+    "not cover the time of the failures. Please check the server's firewall for the platform's network and "
+    "send the logs of the right server for the time the platform's action failed."
+)
+
+
+def when(iso: str | None) -> str:
+    """An ISO time for people: "Nov 3 14:15 UTC" ("" for none)."""
+    if not iso:
+        return ""
+    try:
+        ts = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return iso
+    return f"{ts:%b} {ts.day} {ts:%H:%M} UTC"
+
+
+def _same_day(iso: str, other: str | None) -> str:
+    """``iso`` for people, as "14:05 UTC" when on the day of ``other``."""
+    full, day = when(iso), when(other)
+    return full.split(" ", 2)[2] if day and full.split(" ")[:2] == day.split(" ")[:2] else full
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split()).rstrip(".")
+    return text[:1].upper() + text[1:] + "." if text else ""
+
+
+def platform_words(f: dict[str, Any] | None, host: str, p: dict[str, Any]) -> dict[str, str]:
+    """The next step (one sentence) and the ticket paragraph of a host's platform login
+    ``p``: its finding's cause template's ``next_step`` and ``ticket`` blocks, given the
+    times as people read them; without a finding (not seen), what that can mean."""
+    if f is None:
+        return {"next_step": p["next_step"], "ticket": NOT_SEEN_TICKET.format(host=host)}
+    changes = [c["time"] for c in (f.get("transition") or {}).get("password_changes") or []]
+    ctx = _context(f) | {
+        "since": when(p.get("since")),
+        "last_success": when(p.get("last_success")),
+        "changed": _same_day(changes[-1], p.get("since")) if changes else "",
+    }
+    tpl = _plain_env().get_template(f"{f['cause']}.j2")
+    context = tpl.new_context(ctx)
+    blocks = {name: " ".join("".join(fn(context)).split()) for name, fn in tpl.blocks.items()}
+    return {"next_step": _sentence(blocks.get("next_step", "")), "ticket": blocks.get("ticket", "")}
+
+
+def platform_headline(p: dict[str, Any], top: dict[str, Any] | None, attacks: dict[str, Any] | None) -> str:
+    """A host's headline: the platform's login first ("Platform login failing since Nov 3
+    14:15 UTC: the password changed at 14:05 — …"), then the most urgent other finding and
+    the attacks, as context."""
+    head = PLATFORM_HEAD[p["status"]]
+    if p["status"] in ("failing", "blocked"):
+        since = f" since {when(p['since'])}" if p.get("since") else ""
+        step = p["next_step"].rstrip(".")
+        parts = [f"{head}{since}: {step[:1].lower() + step[1:] if step[1:2].islower() else step}"]
+    else:
+        parts = [head]
+    if top is not None and not (attacks and top["verdict"] == "attack" and top["cause"] != "success-after-attack"):
+        parts.append(headline(top))
+    if attacks:
+        got = "one got in" if attacks["succeeded"] else "none got in"
+        parts.append(
+            f"attacks from {plural(attacks['sources'], 'source')} ({plural(attacks['attempts'], 'attempt')}, {got})"
+        )
+    elif top is None and p["status"] in ("ok", "not-seen"):
+        parts.append(NO_FAILURES)
+    return "; ".join(parts)
+
+
 def host_name(host: str | None) -> str:
     """A finding's host for people (findings keep ``None`` where the log names no host)."""
     return UNKNOWN_HOST if host is None else host
@@ -106,13 +198,12 @@ def _plain_env() -> jinja2.Environment:
     return env
 
 
-def _explain(f: dict) -> dict[str, Any]:
-    env = _plain_env()
-    tpl = env.get_template(f"{f['cause']}.j2")  # every cause has one: loading the causes checks it
+def _context(f: dict) -> dict[str, Any]:
+    """What a cause template reads of a finding."""
     reasons = f.get("reasons") or {}
     ports = sorted({str(e) for e in f.get("dst_ports", [])}) or ["22", "5985", "5986"]
     attempts = f.get("attempts", f.get("count", 0))  # a finding of report_version 1 counted records
-    ctx = {
+    return {
         **f,
         "attempts": attempts,
         "connections": f.get("connections", attempts),
@@ -122,8 +213,15 @@ def _explain(f: dict) -> dict[str, Any]:
         "reasons_text": ", ".join(PLAIN.get(r, r) for r in reasons) or "not stated",
         "ports_text": "TCP " + "/".join(ports),
     }
-    context = tpl.new_context(ctx)
-    blocks = {name: "".join(fn(context)).strip() for name, fn in tpl.blocks.items()}
+
+
+_FINDING_BLOCKS = ("title", "explanation", "impact", "remediation")  # a finding's; the platform's: platform_words
+
+
+def _explain(f: dict) -> dict[str, Any]:
+    tpl = _plain_env().get_template(f"{f['cause']}.j2")  # every cause has one: loading the causes checks it
+    context = tpl.new_context(_context(f))
+    blocks = {name: "".join(fn(context)).strip() for name, fn in tpl.blocks.items() if name in _FINDING_BLOCKS}
     return {
         "title": blocks.get("title", f["cause"]),
         "explanation": " ".join(blocks.get("explanation", "").split()),

@@ -27,12 +27,25 @@ from .errors import UsageError
 from .prose import PLAIN, host_name, plural, some
 from .resources import templates_dir
 
-__all__ = ["FORMATS", "TEXT_WIDTH", "render", "format_for", "md_escape", "text_escape", "cut", "wrap", "relative_to"]
+__all__ = [
+    "FORMATS",
+    "TEXT_WIDTH",
+    "render",
+    "for_host",
+    "host_sections",
+    "format_for",
+    "md_escape",
+    "text_escape",
+    "cut",
+    "wrap",
+    "relative_to",
+]
 
-# findings shown in full by the formats meant for reading in a terminal or a ticket
+# per host, the findings shown besides the platform's and those needing action (never cut), by
+# the formats meant for reading in a terminal or a ticket
 FINDINGS_SHOWN = {"text": 20, "md": 30}
 TRENDS_SHOWN = 10  # per kind (new, continuing, …) in the text report's "what changed"
-FORMATS = ("json", "html", "md", "text")
+FORMATS = ("json", "html", "md", "text", "ticket")  # ticket: each host's paragraph for the customer
 ALIASES = {"txt": "text"}  # other names a format is asked for by
 _EXT = {
     ".json": "json",
@@ -42,6 +55,7 @@ _EXT = {
     ".markdown": "md",
     ".txt": "text",
     ".text": "text",
+    ".ticket": "ticket",
 }
 # the text report's width: a file's (and a pipe's) lines are at most this long; a terminal's
 # are as wide as the terminal, but never narrower than MIN_WIDTH
@@ -77,6 +91,62 @@ def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
             )
         return _EXT[suffix]
     return "text" if terminal else "json"
+
+
+def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """Per host (in the document's order) its findings as its section shows them: the
+    platform's finding and those needing action (``first``, never cut), the attacks and the
+    rest (``rest``: at most ``limit``), how many of these were cut; each as (number, finding),
+    the number its place in the document's findings plus one."""
+    from .analysis import section_of, section_order
+
+    findings = doc.get("findings") or []
+    by_host: dict[str, list[int]] = {}
+    for i, f in enumerate(findings):
+        by_host.setdefault(host_name(f["host"]), []).append(i)
+    out = []
+    for h in doc.get("hosts") or []:
+        pf = (h.get("platform") or {}).get("finding")
+        order = h.get("findings")
+        if order is None:  # a document from before the hosts' sections
+            order = section_order(findings, by_host.get(h["name"], []), pf)
+        items = [(i + 1, findings[i]) for i in order if 0 <= i < len(findings)]
+        first = [(n, f) for n, f in items if n - 1 == pf or section_of(f) == 1]
+        never_cut = {n for n, _ in first}
+        rest = [(n, f) for n, f in items if n not in never_cut]
+        shown = rest if limit is None else rest[:limit]
+        out.append(
+            {
+                "host": h,
+                "first": first,
+                "attacks": [(n, f) for n, f in rest if f["verdict"] == "attack"],
+                "rest": shown,
+                "cut": len(rest) - len(shown),
+            }
+        )
+    return out
+
+
+def for_host(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The document of one host: its findings (the hosts' indices into them renumbered),
+    timeline and totals; an unknown name is a :class:`UsageError` naming the hosts."""
+    names = [h["name"] for h in doc.get("hosts") or []]
+    if name not in names:
+        listed = ", ".join(names) if names else "none"
+        raise UsageError(f"no host {name!r} in these logs (--host): the hosts are {listed}")
+    host = dict(next(h for h in doc["hosts"] if h["name"] == name))
+    keep = [i for i, f in enumerate(doc["findings"]) if host_name(f["host"]) == name]
+    new = {old: k for k, old in enumerate(keep)}
+    if host.get("findings") is not None:
+        host["findings"] = [new[i] for i in host["findings"] if i in new]
+    if host.get("platform"):
+        p = host["platform"] = dict(host["platform"])
+        p["finding"] = new.get(p["finding"]) if p.get("finding") is not None else None
+    tl = dict(doc.get("timeline") or {"bucket_seconds": None, "start": None, "hosts": {}})
+    tl["hosts"] = {h: v for h, v in (tl.get("hosts") or {}).items() if h == name}
+    found = [doc["findings"][i] for i in keep]
+    totals = dict(doc.get("totals") or {}, findings=len(found))
+    return dict(doc, hosts=[host], findings=found, timeline=tl, totals=totals)
 
 
 def _names() -> str:
@@ -300,18 +370,66 @@ def window_text(doc: dict[str, Any]) -> str:
     return f"Only events {bounds}: {left:,} event(s) read lie outside this window and are left out{span}."
 
 
-def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120) -> dict[str, Any]:
-    """Stacked bars per bucket, one colour per cause: numbers for the SVG template."""
-    causes = sorted(series)
+# the timeline's colours: what a cause means, in four kinds (legend order)
+KINDS = ("platform", "attack", "expected", "other")
+KIND_LABEL = {"platform": "platform login failing", "attack": "attack", "expected": "expected", "other": "other"}
+AXIS_LABELS = 6  # about this many times along the timeline's axis
+
+
+def kind_of(cause: str) -> str:
+    """A cause's colour in the timeline (:data:`KINDS`): the platform's failing or blocked
+    login, an attack, expected traffic (the platform's working login too), or other."""
+    from .classify.causes import load_causes
+
+    c = load_causes().by_id.get(cause)
+    if c is None:
+        return "other"
+    if c.platform in ("failing", "blocked"):
+        return "platform"
+    return c.verdict if c.verdict in ("attack", "expected") else "other"
+
+
+def _axis(start: str | None, bucket: int | None, n: int, width: float) -> list[dict[str, Any]]:
+    """Labelled times along the axis: about AXIS_LABELS, at bucket edges, each with its date
+    where the date changes."""
+    if not start or not bucket or not n:
+        return []
+    t0 = pd.Timestamp(start)
+    step = max(1, math.ceil(n / AXIS_LABELS))
+    out, day = [], None
+    for i in range(0, n + 1, step):
+        t = t0 + pd.Timedelta(seconds=bucket * i)
+        label = f"{t:%H:%M}" if t.date() == day else f"{t:%b} {t.day} {t:%H:%M}"  # the date where it changes
+        day = t.date()
+        out.append({"x": round(width * i / n, 2), "label": label, "anchor": "start" if i == 0 else "middle"})
+    if out and out[-1]["x"] > width * 0.92:
+        out[-1]["anchor"] = "end"
+    return out
+
+
+def _svg_bars(
+    series: dict[str, list[int]], start: str | None = None, bucket: int | None = None, width: int = 640,
+    height: int = 120,
+) -> dict[str, Any]:  # fmt: skip
+    """Stacked bars per bucket, one colour per kind of cause (:func:`kind_of`), and the
+    labelled times of the axis below them: numbers for the SVG template."""
+    kinds: dict[str, list[int]] = {}
+    causes: dict[str, list[str]] = {}
+    for cause in sorted(series):
+        k = kind_of(cause)
+        row = kinds.setdefault(k, [0] * len(series[cause]))
+        kinds[k] = [a + b for a, b in zip(row, series[cause], strict=True)]
+        causes.setdefault(k, []).append(cause)
+    order = [k for k in KINDS if k in kinds]
     n = len(next(iter(series.values()))) if series else 0
-    totals = [sum(series[c][i] for c in causes) for i in range(n)]
+    totals = [sum(kinds[k][i] for k in order) for i in range(n)]
     peak = max(totals or [1]) or 1
     bar_w = width / max(n, 1)
     rects = []
     for i in range(n):
         y = height
-        for ci, cause in enumerate(causes):
-            v = series[cause][i]
+        for kind in order:
+            v = kinds[kind][i]
             if not v:
                 continue
             h = max(1.0, height * v / peak)
@@ -322,12 +440,20 @@ def _svg_bars(series: dict[str, list[int]], width: int = 640, height: int = 120)
                     "y": round(y, 2),
                     "w": round(max(bar_w - 1, 1), 2),
                     "h": round(h, 2),
-                    "c": ci,
+                    "kind": kind,
                     "v": v,
-                    "cause": cause,
+                    "causes": ", ".join(causes[kind]),
                 }
             )
-    return {"rects": rects, "causes": causes, "peak": peak, "width": width, "height": height}
+    legend = [{"kind": k, "label": KIND_LABEL[k], "causes": causes[k]} for k in order]
+    return {
+        "rects": rects,
+        "legend": legend,
+        "peak": peak,
+        "width": width,
+        "height": height,
+        "axis": _axis(start, bucket, n, width),
+    }
 
 
 def _spark(values: list[int]) -> str:
@@ -355,9 +481,10 @@ def render(doc: dict[str, Any], fmt: str, width: int = TEXT_WIDTH) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: one of {FORMATS}")
     tl = doc.get("timeline") or {"hosts": {}}
-    charts = {host: _svg_bars(series) for host, series in tl["hosts"].items()}
-    context: dict[str, Any] = {"limit": FINDINGS_SHOWN.get(fmt, 10**9), "charts": charts}
-    if fmt == "text":
+    charts = {h: _svg_bars(v, tl.get("start"), tl.get("bucket_seconds")) for h, v in tl["hosts"].items()}
+    limit = FINDINGS_SHOWN.get(fmt)
+    context: dict[str, Any] = {"limit": limit or 10**9, "charts": charts, "sections": host_sections(doc, limit)}
+    if fmt in ("text", "ticket"):
         width = max(int(width), MIN_WIDTH)
         n = max((len(v) for series in tl["hosts"].values() for v in series.values()), default=0)
         step = math.ceil(n / max(width - _SPARK_AT, 1)) or 1  # buckets per mark, so that a line fits

@@ -343,6 +343,53 @@ def _journal_export(rng: random.Random) -> tuple[bytes, dict]:
     }
 
 
+def _internet_mismatch(rng: random.Random) -> tuple[str, dict]:
+    """The platform's root password stops matching on an internet-facing host, under the SSH
+    noise every such host has: hundreds of attacking sources (root guesses, invalid users,
+    preauth disconnects) and scanners that never log in."""
+    log = _Log("edge01", rng)
+    log.noise(EPOCH, 24)
+    change = EPOCH + dt.timedelta(hours=8, minutes=5)
+    for i in range(96):
+        ts = EPOCH + dt.timedelta(minutes=15 * i, seconds=rng.randint(0, 3))
+        _probe(log, ts, ok=ts < change)
+    log.add(change, "passwd", 30877, "pam_unix(passwd:chauthtok): password changed for root")
+    names = ["admin", "ubuntu", "test", "oracle", "postgres", "git", "user", "ftpuser", "pi", "deploy", "support"]
+    sources = 0
+    for n in range(300):  # documentation and benchmark space, a source per address
+        ip = f"203.0.{113 - n // 100}.{n % 100 + 1}" if n < 200 else f"198.18.{n - 199}.{rng.randint(2, 250)}"
+        sources += 1
+        start = EPOCH + dt.timedelta(minutes=rng.randint(0, 24 * 60 - 10), seconds=rng.randint(0, 59))
+        guessing = n % 5 < 2  # two in five guess user names, the others try root a few times
+        tries = rng.sample(names, rng.randint(5, 8)) if guessing else ["root"] * rng.randint(1, 3)
+        for k, user in enumerate(tries):
+            ts, pid, port = start + dt.timedelta(seconds=7 * k), log.pid(), rng.randint(32768, 60999)
+            if user == "root":
+                log.add(ts, "sshd", pid, f"Failed password for root from {ip} port {port} ssh2")
+            else:
+                log.add(ts, "sshd", pid, f"Invalid user {user} from {ip} port {port}")
+                log.add(ts, "sshd", pid, f"Failed password for invalid user {user} from {ip} port {port} ssh2")
+            log.add(ts + dt.timedelta(seconds=1), "sshd", pid, f"Connection closed by {ip} port {port} [preauth]")
+    for i in range(40):  # scanners: a banner grab, no login
+        ts, pid = EPOCH + dt.timedelta(minutes=rng.randint(0, 24 * 60 - 1)), log.pid()
+        ip = f"192.0.2.{100 + i}"
+        log.add(ts, "sshd", pid, "error: kex_exchange_identification: Connection closed by remote host")
+        log.add(ts, "sshd", pid, f"Connection closed by {ip} port {rng.randint(32768, 60999)}")
+    failures = sum(1 for i in range(96) if EPOCH + dt.timedelta(minutes=15 * i) >= change)
+    findings = [  # one attempt per beat of the platform
+        {"host": "edge01", "cause": "probe-password-mismatch", "verdict": "misconfiguration", "attempts": failures},
+        {"host": "edge01", "cause": "probe-ok", "verdict": "expected", "attempts": 96 - failures},
+    ]
+    return log.text(), {
+        "host": "edge01",
+        "platform": {"status": "failing", "cause": "probe-password-mismatch"},
+        "platform_failures": failures,
+        "attacking_sources": sources,
+        "password_changes": 1,
+        "findings": findings,
+    }
+
+
 def _gz(data: bytes) -> bytes:
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
@@ -420,6 +467,9 @@ def generate(out: Path, seed: int = 1, scale: int = 0) -> list[Path]:
             ],
         },
     )
+    # its own random numbers: the scenarios above keep their bytes
+    text, exp = _internet_mismatch(random.Random(seed * 7919 + 26))
+    put("linux-internet-mismatch/auth.log", text, exp)
     if scale:
         path = out / "large" / "auth.log"
         path.parent.mkdir(parents=True, exist_ok=True)

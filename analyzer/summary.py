@@ -20,7 +20,7 @@ from .prose import explain
 
 __all__ = ["summarize", "REPORT_VERSION", "SUMMARY_VERSION"]
 
-REPORT_VERSION = 2  # of the JSON report (reports/report.schema.json); 2: findings count attempts
+REPORT_VERSION = 2  # of the JSON report (reports/report.schema.json); 2: attempts, hosts' platform login
 SUMMARY_VERSION = 1
 COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
 TOP = 50
@@ -53,7 +53,7 @@ def summarize(
     if analysis is None:
         analysis = analyze_events(ev, ruleset, profile, jobs=options.jobs, examples=examples)
     explain(analysis["findings"])  # (those a worker process explained already keep their words)
-    host_verdicts(analysis["hosts"], analysis["findings"])
+    host_verdicts(analysis["hosts"], analysis["findings"], ev, analysis["classification"].cause)
     failures = (ev["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)  # a mask: no copy of the rows
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:

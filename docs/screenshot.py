@@ -1,4 +1,5 @@
-"""Regenerate docs/report.png: the demo report in headless Chromium (needs `chromium`).
+"""Regenerate docs/report.png (the demo report's top) and docs/timeline.png (its timeline)
+in headless Chromium (needs `chromium`).
 
 python docs/screenshot.py
 """
@@ -40,8 +41,9 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1100, "height": 1400})
             page.goto(report.as_uri())
             page.screenshot(path=str(ROOT / "docs" / "report.png"))
+            page.locator("section.timelines").screenshot(path=str(ROOT / "docs" / "timeline.png"))
             browser.close()
-    print(ROOT / "docs" / "report.png")
+    print(ROOT / "docs" / "report.png", ROOT / "docs" / "timeline.png")
 
 
 if __name__ == "__main__":

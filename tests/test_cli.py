@@ -472,3 +472,16 @@ def test_max_events_bounds_what_is_kept_and_says_so(tmp_path):
     )
     assert len(res.stdout.splitlines()) == 20
     assert f"{log}: more than 20 events in all" in res.stderr and "--max-events" in res.stderr
+
+
+def test_ticket_paragraphs_by_option_and_by_extension(tmp_path):
+    """--format ticket and -o NAME.ticket write each host's paragraph and nothing else."""
+    log = "samples/linux-root-refused/auth.log"
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "--format", "ticket"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("db02\nThe platform's login to db02 as root over SSH fails since Nov 3 14:00 UTC")
+    assert "{" not in res.stdout and "[" not in res.stdout  # no findings, no JSON
+    out = tmp_path / "answer.ticket"
+    res = runner.invoke(app, ["analyze", log, "--year", "2025", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text() == runner.invoke(app, ["analyze", log, "--year", "2025", "--format", "ticket"]).stdout

@@ -126,7 +126,8 @@ def test_hostile_strings_in_markdown(hostile):
         elif current:
             tables.append(current)
             current = []
-    assert len(tables) >= 3
+    # the hosts (a hostile host name) and the inputs; the attack findings are one line each
+    assert len(tables) >= 2 and "evil\\<b\\>host" in tables[0][2]
     for table in tables:  # every row has the header's number of cells: no table is broken
         widths = {len(pipes.findall(row)) for row in table}
         assert len(widths) == 1, table
@@ -141,15 +142,24 @@ def test_hostile_strings_in_text_and_json(hostile):
     assert text_escape("\x1b[2J") == "\\x1b[2J"
 
 
-def test_terminal_and_ticket_formats_show_the_most_urgent_findings_only(tmp_path):
-    from analyzer.report import FINDINGS_SHOWN, render
+def test_terminal_and_ticket_formats_cap_each_hosts_findings(tmp_path):
+    """Caps apply per host, to what is neither the platform's finding nor needs action
+    (tests/test_platform.py: the order within a host)."""
+    from analyzer.report import FINDINGS_SHOWN, host_sections, render
 
     doc = json.loads(_analyze(["samples/", "--year", "2025", "--format", "json"]).stdout)
-    many = dict(doc, findings=doc["findings"] * 10)
-    text, md = render(many, "text"), render(many, "md")
-    assert f"[{FINDINGS_SHOWN['text']}]" in text and f"[{FINDINGS_SHOWN['text'] + 1}]" not in text
-    assert f"{len(many['findings']) - FINDINGS_SHOWN['text']:,} more findings" in text
-    assert f"{len(many['findings']) - FINDINGS_SHOWN['md']:,} more findings" in md
+    hosts = [{k: v for k, v in h.items() if k != "findings"} for h in doc["hosts"]]
+    many = dict(doc, findings=doc["findings"] * 10, hosts=hosts)
+    for fmt in ("text", "md"):
+        out, limit = render(many, fmt), FINDINGS_SHOWN[fmt]
+        sections = {s["host"]["name"]: s for s in host_sections(many, limit)}
+        assert any(s["cut"] for s in sections.values())
+        for name, s in sections.items():
+            assert len(s["rest"]) == min(limit, len(s["rest"]) + s["cut"])
+            cut = f"and {s['cut']:,} more finding{'' if s['cut'] == 1 else 's'} on {name}"
+            assert (cut in out) == bool(s["cut"]), (fmt, name)
+            needs_action = [f for f in many["findings"] if f["host"] == name and f["verdict"] == "misconfiguration"]
+            assert len(s["first"]) >= len(needs_action)  # none of them cut
     assert render(many, "html").count('<article class="finding') == len(many["findings"])
 
 
@@ -309,7 +319,8 @@ def test_a_log_that_names_no_host_reads_as_one_host_in_every_format(tmp_path):
     (host,) = doc["hosts"]
     (f,) = doc["findings"]
     assert f["host"] is None and host["name"] == "(unknown host)"
-    assert host["headline"].startswith(f["title"]) and host["verdict"] == f["verdict"]
+    assert host["headline"].startswith("Platform login blocked since") and host["verdict"] == f["verdict"]
+    assert host["platform"]["status"] == "blocked" and host["platform"]["cause"] == f["cause"]
     assert f["explanation"].startswith("(unknown host) drops") and "None" not in f["explanation"]
     for fmt in ("text", "md", "html"):
         out = _analyze([log, "--format", fmt]).stdout

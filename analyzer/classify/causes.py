@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 CAUSES_FILE = "causes.yaml"  # in the rules directory; never a rule file itself
-_KEYS = ("id", "verdict", "findings_by", "transition", "platform_probe", "rank")
+_KEYS = ("id", "verdict", "findings_by", "transition", "platform_probe", "platform", "rank")
+PLATFORM_STATUSES = ("failing", "blocked", "ok")  # what a cause's findings say of the platform's login
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Cause:
     transition: bool
     platform_probe: bool
     rank: int
+    platform: str | None = None  # failing, blocked or ok: the platform's login on the host; None: no say
     line: int = field(default=0, compare=False)
 
 
@@ -184,6 +186,8 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
                 err(line, f"cause {cid!r}: missing {key} ({takes})")
             elif not ok(entry[key]):
                 err(line, f"cause {cid!r}: {key} is {takes}, not {entry[key]!r}")
+        if entry.get("platform") not in (None, *PLATFORM_STATUSES):  # optional
+            err(line, f"cause {cid!r}: platform is one of {', '.join(PLATFORM_STATUSES)}, not {entry['platform']!r}")
         if not (templates / f"{cid}.j2").is_file():
             err(line, f"cause {cid!r} has no explanation template ({templates / f'{cid}.j2'})")
         if len(errors) == before:
@@ -194,6 +198,7 @@ def parse_causes(path: Path, templates: Path | None = None) -> tuple[Causes, lis
                 transition=entry["transition"],
                 platform_probe=entry["platform_probe"],
                 rank=entry["rank"],
+                platform=entry.get("platform"),
                 line=line,
             )
     for tpl in sorted(templates.glob("*.j2")) if templates.is_dir() else ():
@@ -278,8 +283,8 @@ def uncovered(causes: Causes, rules: Iterable[Rule]) -> list[RuleError]:
 
 
 def schema_with_enums(schema: dict[str, Any], causes: Causes) -> dict[str, Any]:
-    """A copy of the report's JSON schema with its enums of causes, verdicts, confidences
-    and host roles taken from the code and ``causes.yaml``."""
+    """A copy of the report's JSON schema with its enums of causes, verdicts, confidences,
+    host roles and the platform's login (statuses, causes) taken from the code and ``causes.yaml``."""
     out = json.loads(json.dumps(schema))
     props = out["properties"]
     finding = props["findings"]["items"]["properties"]
@@ -290,6 +295,10 @@ def schema_with_enums(schema: dict[str, Any], causes: Causes) -> dict[str, Any]:
     host = props["hosts"]["items"]["properties"]
     host["verdict"]["enum"] = list(VERDICTS)
     host["role"]["enum"] = list(ROLES)
+    if "platform" in host:  # the platform's login: the causes that speak for it, and their statuses
+        platform = host["platform"]["properties"]
+        platform["status"]["enum"] = [*PLATFORM_STATUSES, "not-seen"]
+        platform["cause"] = {"enum": [c.id for c in causes if c.platform] + [None]}
     return out
 
 
