@@ -748,10 +748,16 @@ def _attempts_of(f: dict[str, Any]) -> int:
 def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     """One host's attacks in one block: sources, attempts, accounts tried, whether one got in
     (a success after an attack), the top sources by attempts (a finding's attempts shared
-    evenly among its sources); None without attacks."""
-    attacks = [f for f in findings if f["verdict"] == "attack"]
-    if not attacks:
+    evenly among its sources), and apart the scanning (connections that tried no login: its
+    sources and connections); None without attacks or scanning."""
+    hostile = [f for f in findings if f["verdict"] == "attack"]
+    if not hostile:
         return None
+    # connections that never tried a login (scanning) are counted apart, not as attacking sources
+    attacks = [f for f in hostile if _attempts_of(f)]
+    scans = [f for f in hostile if not _attempts_of(f)]
+    scanners = {ip for f in scans for ip in f["src_ips"]}
+    scanning = {"sources": len(scanners), "connections": sum(int(f.get("connections", 0)) for f in scans)}
     per_source: dict[str, float] = {}
     users: set[str] = set()
     for f in attacks:
@@ -760,13 +766,14 @@ def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
             per_source[ip] = per_source.get(ip, 0.0) + _attempts_of(f) / len(f["src_ips"])
     top = sorted(per_source.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SOURCES]
     return {
-        "findings": len(attacks),
+        "findings": len(hostile),
         "sources": len(per_source),
         "attempts": sum(_attempts_of(f) for f in attacks),
         "accounts": len(users),
         "accounts_tried": sorted(users)[:10],
         "succeeded": any(load_causes()[f["cause"]].rank < 1 for f in attacks),
         "top_sources": [{"src_ip": ip, "attempts": round(n)} for ip, n in top],
+        "scanning": scanning if scans else None,
     }
 
 

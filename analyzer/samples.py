@@ -370,7 +370,8 @@ def _internet_mismatch(rng: random.Random) -> tuple[str, dict]:
                 log.add(ts, "sshd", pid, f"Invalid user {user} from {ip} port {port}")
                 log.add(ts, "sshd", pid, f"Failed password for invalid user {user} from {ip} port {port} ssh2")
             log.add(ts + dt.timedelta(seconds=1), "sshd", pid, f"Connection closed by {ip} port {port} [preauth]")
-    for i in range(40):  # scanners: a banner grab, no login
+    scanners = 40
+    for i in range(scanners):  # scanners: a banner grab, no login
         ts, pid = EPOCH + dt.timedelta(minutes=rng.randint(0, 24 * 60 - 1)), log.pid()
         ip = f"192.0.2.{100 + i}"
         log.add(ts, "sshd", pid, "error: kex_exchange_identification: Connection closed by remote host")
@@ -385,6 +386,7 @@ def _internet_mismatch(rng: random.Random) -> tuple[str, dict]:
         "platform": {"status": "failing", "cause": "probe-password-mismatch"},
         "platform_failures": failures,
         "attacking_sources": sources,
+        "scanning_sources": scanners,
         "password_changes": 1,
         "findings": findings,
     }

@@ -49,6 +49,7 @@ def test_the_mismatch_leads_its_host_in_json(noisy):
     a = host["attacks"]
     exp = json.loads((SAMPLES / "linux-internet-mismatch" / "expected.json").read_text())
     assert a["sources"] == exp["attacking_sources"] and not a["succeeded"] and len(a["top_sources"]) == 5
+    assert a["scanning"] == {"sources": exp["scanning_sources"], "connections": exp["scanning_sources"]}
     assert "; attacks from 300 sources (" in host["headline"]
     # the attack findings come after the platform's, the expected one last
     verdicts = [noisy["findings"][i]["verdict"] for i in host["findings"]]
