@@ -667,3 +667,32 @@ def test_a_state_from_before_findings_were_told_apart_continues(tmp_path):
         ]
     finally:
         con.close()
+
+
+def test_a_campaign_is_continuing_when_its_source_goes_on_under_another_of_its_causes():
+    """A brute force that gathered its source's user-name guessing (one campaign finding) goes
+    on when this run read only guessing from that source: continuing, not quiet."""
+    import numpy as np
+
+    from analyzer.schedule.trends import finding_key, fresh_counts, trends
+
+    events = pd.DataFrame(
+        {
+            "host": pd.Categorical(["web01"] * 3),
+            "src_ip": pd.Categorical(["203.0.113.7"] * 3),
+            "user": pd.Categorical(["admin", "guest", "oracle"]),
+        }
+    )
+    causes = pd.Series(pd.Categorical(["user-enumeration"] * 3))
+    finding = {
+        "host": "web01", "cause": "brute-force", "verdict": "attack", "src_ips": ["203.0.113.7"],
+        "users": ["admin", "guest", "oracle", "root"], "count": 40, "attempts": 30, "title": "Brute force",
+        "first_seen": "2025-11-03T10:00:00Z", "last_seen": "2025-11-04T10:00:00Z",
+    }  # fmt: skip
+    previous = {finding_key(finding): {"title": "Brute force", "verdict": "attack", "since": finding["first_seen"],
+                                       "last_seen": "2025-11-03T12:00:00Z", "src_ips": finding["src_ips"]}}  # fmt: skip
+    fresh = fresh_counts(events, causes, np.ones(3, dtype=bool))
+    out = trends([finding], previous, fresh, True)["trends"]
+    assert [t["new_events"] for t in out["continuing"]] == [3] and not out["quiet"]
+    nothing = trends([finding], previous, fresh_counts(events, causes, np.zeros(3, dtype=bool)), True)["trends"]
+    assert [t["title"] for t in nothing["quiet"]] == ["Brute force"] and not nothing["continuing"]

@@ -1,9 +1,9 @@
 """What changed since the previous scheduled run, finding by finding.
 
 A finding is known from run to run by its identity: host, cause, and the values its cause
-gathers findings by (``findings_by`` in ``rules/causes.yaml``): a brute force is one
-account's (its sources may change from run to run), a password spray or user-name guessing
-one source's, the platform's probe one source's and account's. Each finding of this run is
+gathers findings by (``findings_by``, in ``rules/causes.yaml``): an attack is its source's (a
+campaign, :mod:`analyzer.campaigns`, whose events of any campaign cause count as its own), the
+platform's probe one source's and account's. Each finding of this run is
 
 - **new**: no finding of the previous run had its identity;
 - **continuing**: the previous run had it, and events read in this run belong to it;
@@ -39,6 +39,7 @@ Key = tuple[str, str, tuple[tuple[str, str | None], ...]]
 # the subject of what an earlier version remembered per host and cause only: any finding
 # of that host and cause matches it
 ANY: tuple[tuple[str, str | None], ...] = (("*", "*"),)
+CAMPAIGN = "(campaign)"  # fresh_counts' key of an attack source's events, whatever their campaign cause
 NEW_SOURCES_LISTED = 50  # in a trend's JSON item; the count says how many there are
 _SHOWN = 3  # sources named in a trend's sentence
 
@@ -73,7 +74,24 @@ def fresh_counts(events: pd.DataFrame, causes: pd.Series, fresh: np.ndarray) -> 
             values = values if isinstance(values, tuple) else (values,)
             host, *rest = (None if pd.isna(v) else str(v) for v in values)
             out[(host or UNKNOWN_HOST, str(c), tuple(zip(cols, rest, strict=True)))] += int(n)
+    # an attack finding gathers its source's events of every campaign cause (analyzer.campaigns):
+    # counted per host and source too, under CAMPAIGN
+    campaign = {c.cause for c in load_causes().campaigns}
+    mine = rows[np.isin(cause, list(campaign))]
+    if mine.size:
+        frame = pd.DataFrame({k: events[k].iloc[mine].astype(object).to_numpy() for k in ("host", "src_ip")})
+        for (host, ip), n in frame.dropna(subset=["src_ip"]).groupby(["host", "src_ip"], dropna=False).size().items():
+            out[(UNKNOWN_HOST if pd.isna(host) else str(host), CAMPAIGN, (("src_ip", str(ip)),))] += int(n)
     return out
+
+
+def _fresh(f: dict[str, Any], key: Key, fresh: Counter[Key]) -> int:
+    """How many events read in this run a finding gathers: those of its identity, or for an
+    attack finding (a campaign) those of its sources under any campaign cause."""
+    n = fresh.get(key, 0)
+    if f["cause"] in {c.cause for c in load_causes().campaigns}:
+        n = max(n, sum(fresh.get((key[0], CAMPAIGN, (("src_ip", ip),)), 0) for ip in f["src_ips"]))
+    return n
 
 
 def _when(ts: str | None) -> str:
@@ -146,7 +164,7 @@ def trends(
         old = previous[old_key] if had_previous and old_key else None
         if old_key:
             matched.add(old_key)
-        title, n = f.get("title") or cause, fresh.get(key, 0)
+        title, n = f.get("title") or cause, _fresh(f, key, fresh)
         attack = f["verdict"] == "attack"
         since = _earliest(old["since"], f["first_seen"]) if old else f["first_seen"]
         if old is None:
@@ -161,11 +179,11 @@ def trends(
         if kind == "new":
             text = (
                 f"{where}{_sources(f['src_ips'], title) if attack else ''}: first at {_when(f['first_seen'])}"
-                f"{', ' + every(cadence) if cadence else ''}; {plural(f['count'], 'attempt')}"
+                f"{', ' + every(cadence) if cadence else ''}; {plural(f.get('attempts', f['count']), 'attempt')}"
             )
         elif kind == "continuing":
             text = f"{where}: {going} since {_when(since)} ({_span(since, f['last_seen'])}); "
-            text += f"{plural(n, 'new attempt')} in this run"
+            text += f"{plural(n, 'new event')} in this run"
             if new_sources:
                 text += f"; new sources: {some(new_sources, _SHOWN)}"
         else:
