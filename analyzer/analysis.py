@@ -444,6 +444,8 @@ def _cause_findings(
         reasons = _group_counts(gid[ones], view["reason"].reset_index(drop=True), n)
         actions = _group_counts(gid[ones], view["action"].reset_index(drop=True), n)
         del view
+        # per source its attempts (units: attempts and connections that never authenticated)
+        by_source = _group_counts(gid[ones], keyed["src_ip"].iloc[at[ones]].reset_index(drop=True), n)
         shown = _examples(gid, frame, examples)
         verdicts, rules, hosts = (frame.at(c, first_row).tolist() for c in ("verdict", "rule", "host"))
         del frame, micros, secs
@@ -479,6 +481,7 @@ def _cause_findings(
                     "users": users,
                     "reasons": reasons[gi],
                     "actions": actions[gi],
+                    "by_source": dict(list(by_source[gi].items())[:BY_SOURCE_KEPT]),
                     "attempts": attempts[gi],
                     "events": int(size[gi]),
                     **({"connections": connections[gi]} if connections[gi] != attempts[gi] else {}),
@@ -494,6 +497,9 @@ def _cause_findings(
                 }
             )
     return out
+
+
+BY_SOURCE_KEPT = 50  # a finding's sources with the most attempts, with their counts
 
 
 NOTE_NO_NETWORKS = (
@@ -747,8 +753,8 @@ def _attempts_of(f: dict[str, Any]) -> int:
 
 def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     """One host's attacks in one block: sources, attempts, accounts tried, whether one got in
-    (a success after an attack), the top sources by attempts (a finding's attempts shared
-    evenly among its sources), and apart the scanning (connections that tried no login: its
+    (a success after an attack), the top sources by attempts (each finding's ``by_source``),
+    and apart the scanning (connections that tried no login: its
     sources and connections); None without attacks or scanning."""
     hostile = [f for f in findings if f["verdict"] == "attack"]
     if not hostile:
@@ -762,8 +768,10 @@ def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     users: set[str] = set()
     for f in attacks:
         users.update(f["users"])
+        counted = f.get("by_source")  # a document from before it: the attempts shared evenly
         for ip in f["src_ips"]:
-            per_source[ip] = per_source.get(ip, 0.0) + _attempts_of(f) / len(f["src_ips"])
+            share = counted.get(ip, 0) if counted is not None else _attempts_of(f) / len(f["src_ips"])
+            per_source[ip] = per_source.get(ip, 0.0) + share
     top = sorted(per_source.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SOURCES]
     return {
         "findings": len(hostile),

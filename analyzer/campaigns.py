@@ -26,7 +26,8 @@ __all__ = ["merge", "SUMMED", "UNIONED", "TALLIED"]
 # per finding: numbers added up, lists unioned (sorted), counts per value added up
 SUMMED = ("count", "failures", "attempts", "events", "connections")
 UNIONED = ("service", "src_ips", "dst_ports", "users", "notes")
-TALLIED = ("reasons", "actions")
+TALLIED = ("reasons", "actions", "by_source")
+BY_SOURCE_KEPT = 50  # as analysis keeps them: the sources with the most attempts
 _CONFIDENCE = ("high", "medium", "low")
 
 
@@ -103,6 +104,8 @@ def _combine(group: list[dict[str, Any]], causes: Causes, order: dict[str, int])
             for value, n in (f.get(key) or {}).items():
                 tally[value] = tally.get(value, 0) + int(n)
         out[key] = dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+    if "by_source" in out:
+        out["by_source"] = dict(list(out["by_source"].items())[:BY_SOURCE_KEPT])
     firsts = [f["first_seen"] for f in members if f.get("first_seen")]
     lasts = [f["last_seen"] for f in members if f.get("last_seen")]
     out["first_seen"] = min(firsts, key=_instant) if firsts else None

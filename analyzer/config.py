@@ -55,7 +55,7 @@ class Profile:
         if networks:
             out = replace(out, networks=tuple(check_networks(networks, "--platform-net")))
         if accounts:
-            out = replace(out, accounts=tuple(accounts))
+            out = replace(out, accounts=tuple(check_accounts(accounts, "--platform-account")))
         return out
 
 
@@ -69,6 +69,15 @@ def check_networks(values: list[Any], where: str) -> list[str]:
             out.append(str(ipaddress.ip_network(str(v), strict=False)))
         except ValueError as exc:
             raise UsageError(f"{where}: {v!r} is not a network (CIDR such as 198.51.100.0/24)") from exc
+    return out
+
+
+def check_accounts(values: list[Any], where: str) -> list[str]:
+    """Account names, none empty (an empty one would stand for no account: the platform's
+    logins unrecognized)."""
+    out = [str(v).strip() for v in values]
+    if not all(out):
+        raise UsageError(f"{where}: an account name is empty")
     return out
 
 
@@ -97,7 +106,7 @@ def load_profile(path: str | Path | None = None) -> Profile:
         thresholds[key] = float(value)
     return Profile(
         networks=tuple(check_networks(platform.get("networks", []), f"{candidate} [platform] networks")),
-        accounts=tuple(str(a) for a in platform.get("accounts", _DEFAULT.accounts)),
+        accounts=tuple(check_accounts(platform.get("accounts", _DEFAULT.accounts), f"{candidate} [platform] accounts")),
         ports=tuple(int(p) for p in platform.get("ports", _DEFAULT.ports)),
         timezone=platform.get("timezone"),
         thresholds=thresholds,

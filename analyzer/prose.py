@@ -154,13 +154,34 @@ def platform_headline(p: dict[str, Any], top: dict[str, Any] | None, attacks: di
     if top is not None and not (attacks and top["verdict"] == "attack" and top["cause"] != "success-after-attack"):
         parts.append(headline(top))
     if attacks:
-        got = "one got in" if attacks["succeeded"] else "none got in"
-        parts.append(
-            f"attacks from {plural(attacks['sources'], 'source')} ({plural(attacks['attempts'], 'attempt')}, {got})"
-        )
+        parts.append(attack_words(attacks, brief=True))
     elif top is None and p["status"] in ("ok", "not-seen"):
         parts.append(NO_FAILURES)
-    return "; ".join(parts)
+    return "; ".join([parts[0], *(_lower_first(x) for x in parts[1:] if x)])
+
+
+def _lower_first(text: str) -> str:
+    """A sentence's first letter in lower case after a semicolon ("Brute force" → "brute
+    force"), but not an acronym's ("SSH")."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def attack_words(a: dict[str, Any], brief: bool = False) -> str:
+    """A host's attack summary (:func:`analyzer.analysis.attack_summary`) in words: "attacks
+    from 300 sources (1,157 attempts, none got in); 40 sources scanned (no login tried)"; with
+    no source address logged, or only scanning, it says so. ``brief``: without the accounts."""
+    out = []
+    if a["attempts"]:
+        got = "one got in" if a["succeeded"] else "none got in"
+        who = f"from {plural(a['sources'], 'source')}" if a["sources"] else "with no source address logged"
+        tried = "" if brief or not a["accounts"] else f", {plural(a['accounts'], 'account')} tried"
+        out.append(f"attacks {who} ({plural(a['attempts'], 'attempt')}{tried}, {got})")
+    scan = a.get("scanning")
+    if scan:
+        out.append(
+            f"{plural(scan['sources'], 'source')} scanned ({plural(scan['connections'], 'connection')}, no login tried)"
+        )
+    return "; ".join(out)
 
 
 def host_name(host: str | None) -> str:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ._jinja import Environment
 from .errors import UsageError
-from .prose import PLAIN, host_name, plural, some
+from .prose import PLAIN, attack_words, host_name, plural, some
 from .resources import templates_dir
 
 __all__ = [
@@ -43,7 +43,8 @@ __all__ = [
 
 # per host, the findings shown besides the platform's and those needing action (never cut), by
 # the formats meant for reading in a terminal or a ticket
-FINDINGS_SHOWN = {"text": 20, "md": 30}
+FINDINGS_SHOWN = {"text": 20, "md": 30}  # per host, besides the platform's and those needing action
+ATTACKS_SHOWN = {"text": 10, "md": 15}  # per host, below its attack summary
 TRENDS_SHOWN = 10  # per kind (new, continuing, …) in the text report's "what changed"
 FORMATS = ("json", "html", "md", "text", "ticket")  # ticket: each host's paragraph for the customer
 ALIASES = {"txt": "text"}  # other names a format is asked for by
@@ -93,11 +94,14 @@ def format_for(path: str | None, explicit: str | None, terminal: bool) -> str:
     return "text" if terminal else "json"
 
 
-def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+def host_sections(
+    doc: dict[str, Any], limit: int | None = None, attacks_limit: int | None = None
+) -> list[dict[str, Any]]:
     """Per host (in the document's order) its findings as its section shows them: the
-    platform's finding and those needing action (``first``, never cut), the attacks and the
-    rest (``rest``: at most ``limit``), how many of these were cut; each as (number, finding),
-    the number its place in the document's findings plus one."""
+    platform's finding and those needing action (``first``, never cut), the attacks (at most
+    ``attacks_limit``: their summary says the rest) and the rest (at most ``limit``: a host's
+    hundreds of attack findings never push out its expected traffic) in ``rest``, how many
+    were cut; each as (number, finding), the number its place in the document's findings plus one."""
     from .analysis import section_of, section_order
 
     findings = doc.get("findings") or []
@@ -114,7 +118,12 @@ def host_sections(doc: dict[str, Any], limit: int | None = None) -> list[dict[st
         first = [(n, f) for n, f in items if n - 1 == pf or section_of(f) == 1]
         never_cut = {n for n, _ in first}
         rest = [(n, f) for n, f in items if n not in never_cut]
-        shown = rest if limit is None else rest[:limit]
+        shown = rest
+        if limit is not None:  # the attacks (summarized above them) and the rest capped apart
+            attacks = [x for x in rest if x[1]["verdict"] == "attack"][: attacks_limit or limit]
+            others = [x for x in rest if x[1]["verdict"] != "attack"][:limit]
+            keep = {n for n, _ in attacks + others}
+            shown = [x for x in rest if x[0] in keep]
         out.append(
             {
                 "host": h,
@@ -131,9 +140,15 @@ def for_host(doc: dict[str, Any], name: str) -> dict[str, Any]:
     """The document of one host: its findings (the hosts' indices into them renumbered),
     timeline and totals; an unknown name is a :class:`UsageError` naming the hosts."""
     names = [h["name"] for h in doc.get("hosts") or []]
-    if name not in names:
-        listed = ", ".join(names) if names else "none"
-        raise UsageError(f"no host {name!r} in these logs (--host): the hosts are {listed}")
+    if name not in names:  # host names are case-insensitive, and a short name names its FQDN
+        folded = name.casefold()
+        like = [n for n in names if n.casefold() == folded] or [
+            n for n in names if n.casefold().split(".", 1)[0] == folded.split(".", 1)[0]
+        ]
+        if len(like) != 1:
+            listed = ", ".join(names) if names else "none"
+            raise UsageError(f"no host {name!r} in these logs (--host): the hosts are {listed}")
+        name = like[0]
     host = dict(next(h for h in doc["hosts"] if h["name"] == name))
     keep = [i for i, f in enumerate(doc["findings"]) if host_name(f["host"]) == name]
     new = {old: k for k, old in enumerate(keep)}
@@ -318,6 +333,7 @@ def _env() -> jinja2.Environment:
     env.filters["cut"] = cut
     env.filters["wraplist"] = wrap_list
     env.filters["rel"] = relative_to
+    env.filters["attack_words"] = attack_words
     env.globals["window_text"] = window_text
     env.globals["attempts_text"] = attempts_text
     env.globals["input_labels"] = input_labels
@@ -483,7 +499,8 @@ def render(doc: dict[str, Any], fmt: str, width: int = TEXT_WIDTH) -> str:
     tl = doc.get("timeline") or {"hosts": {}}
     charts = {h: _svg_bars(v, tl.get("start"), tl.get("bucket_seconds")) for h, v in tl["hosts"].items()}
     limit = FINDINGS_SHOWN.get(fmt)
-    context: dict[str, Any] = {"limit": limit or 10**9, "charts": charts, "sections": host_sections(doc, limit)}
+    sections = host_sections(doc, limit, ATTACKS_SHOWN.get(fmt))
+    context: dict[str, Any] = {"limit": limit or 10**9, "charts": charts, "sections": sections}
     if fmt in ("text", "ticket"):
         width = max(int(width), MIN_WIDTH)
         n = max((len(v) for series in tl["hosts"].values() for v in series.values()), default=0)

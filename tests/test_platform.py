@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from analyzer.classify.causes import load_causes
 from analyzer.cli import app
+from analyzer.errors import UsageError
 from analyzer.prose import host_name, platform_words
-from analyzer.report import FINDINGS_SHOWN, render
+from analyzer.report import ATTACKS_SHOWN, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -67,17 +68,21 @@ def test_each_format_shows_the_platform_first_and_caps_the_rest_per_host(noisy):
     pf = noisy["hosts"][0]["platform"]["finding"] + 1  # as the formats number findings
     text = render(noisy, "text")
     shown = _numbers(text, r"^\[(\d+)\] ")
-    assert shown[0] == pf and len(shown) == 1 + FINDINGS_SHOWN["text"]
-    rest = len(noisy["findings"]) - 1 - FINDINGS_SHOWN["text"]
-    assert f"... and {rest} more findings on edge01" in text
-    assert text.index("attacks on edge01: 300 sources") < text.index(f"[{shown[1]}]")
+    attacks = [i + 1 for i, f in enumerate(noisy["findings"]) if f["verdict"] == "attack"]
+    others = [i + 1 for i, f in enumerate(noisy["findings"]) if f["verdict"] != "attack" and i + 1 != pf]
+    assert len(attacks) > ATTACKS_SHOWN["md"] and others  # the expected traffic: never pushed out by attacks
+    assert shown[0] == pf and len(shown) == 1 + ATTACKS_SHOWN["text"] + len(others)
+    assert set(others) <= set(shown)
+    assert f"... and {len(attacks) - ATTACKS_SHOWN['text']} more findings on edge01" in text
+    assert text.index("on edge01: attacks from 300 sources") < text.index(f"[{shown[1]}]")
     md = render(noisy, "md")
     shown = _numbers(md, MD_FINDING)
-    assert shown[0] == pf and len(shown) == 1 + FINDINGS_SHOWN["md"]
-    assert f"… and {len(noisy['findings']) - 1 - FINDINGS_SHOWN['md']} more findings on edge01" in md
+    assert shown[0] == pf and len(shown) == 1 + ATTACKS_SHOWN["md"] + len(others) and set(others) <= set(shown)
+    assert f"… and {len(attacks) - ATTACKS_SHOWN['md']} more findings on edge01" in md
     assert md.index("For the ticket:") < md.index(f"### {pf}. ") < md.index("### Attacks on edge01")
     assert md.index("### Attacks on edge01") < md.index(f"- **{shown[1]}.** ")
-    assert text.count("\n    Impact: ") == 1 and md.count("**Impact.**") == 1  # the attacks in one line each
+    # the attacks in one line each; the platform's finding and the rest in full
+    assert text.count("\n    Impact: ") == 1 + len(others) and md.count("**Impact.**") == 1 + len(others)
     html = render(noisy, "html")
     shown = _numbers(html, r'<article class="finding card [a-z-]+" id="f(\d+)"')
     assert shown[0] == pf and sorted(shown) == list(range(1, len(noisy["findings"]) + 1))  # nothing cut
@@ -95,7 +100,8 @@ def test_the_platform_and_what_needs_action_are_never_cut(noisy):
     for fmt, pattern in (("text", r"^\[(\d+)\] "), ("md", MD_FINDING)):
         shown = _numbers(render(doc, fmt), pattern)
         assert shown[:2] == [doc["hosts"][0]["platform"]["finding"] + 1, len(doc["findings"])], fmt
-        assert len(shown) == 2 + FINDINGS_SHOWN[fmt]
+        expected = [i for i, f in enumerate(doc["findings"]) if f["verdict"] == "expected"]
+        assert len(shown) == 2 + ATTACKS_SHOWN[fmt] + len(expected) < len(doc["findings"]), fmt
 
 
 def _expected_status(causes: list[str]) -> str:
@@ -301,3 +307,20 @@ def test_a_causes_platform_field_is_optional_and_checked(tmp_path):
     without.write_text(text.replace("    platform: blocked\n", ""))
     causes, errors = parse_causes(without)
     assert not errors and causes["probe-firewall-blocked"].platform is None
+
+
+def test_host_names_are_matched_without_case_and_by_their_short_name():
+    from analyzer.report import for_host
+
+    doc = {"hosts": [{"name": "DC01.corp.example"}, {"name": "web01"}], "findings": [], "timeline": None}
+    assert for_host(doc, "dc01")["hosts"][0]["name"] == "DC01.corp.example"
+    assert for_host(doc, "WEB01")["hosts"][0]["name"] == "web01"
+    with pytest.raises(UsageError, match="the hosts are DC01.corp.example, web01"):
+        for_host(doc, "dc02")
+
+
+def test_an_empty_platform_account_is_a_usage_error():
+    from analyzer.config import Profile
+
+    with pytest.raises(UsageError, match="--platform-account: an account name is empty"):
+        Profile().with_overrides(accounts=[""])

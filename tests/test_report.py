@@ -145,17 +145,23 @@ def test_hostile_strings_in_text_and_json(hostile):
 def test_terminal_and_ticket_formats_cap_each_hosts_findings(tmp_path):
     """Caps apply per host, to what is neither the platform's finding nor needs action
     (tests/test_platform.py: the order within a host)."""
-    from analyzer.report import FINDINGS_SHOWN, host_sections, render
+    from analyzer.report import ATTACKS_SHOWN, FINDINGS_SHOWN, host_sections, render
 
     doc = json.loads(_analyze(["samples/", "--year", "2025", "--format", "json"]).stdout)
     hosts = [{k: v for k, v in h.items() if k != "findings"} for h in doc["hosts"]]
     many = dict(doc, findings=doc["findings"] * 10, hosts=hosts)
     for fmt in ("text", "md"):
-        out, limit = render(many, fmt), FINDINGS_SHOWN[fmt]
-        sections = {s["host"]["name"]: s for s in host_sections(many, limit)}
+        out, limit, attacks = render(many, fmt), FINDINGS_SHOWN[fmt], ATTACKS_SHOWN[fmt]
+        sections = {s["host"]["name"]: s for s in host_sections(many, limit, attacks)}
         assert any(s["cut"] for s in sections.values())
         for name, s in sections.items():
-            assert len(s["rest"]) == min(limit, len(s["rest"]) + s["cut"])
+            mine = [f for f in many["findings"] if (f["host"] or "(unknown host)") == name]
+            shown = [f for _, f in s["rest"]]
+            for cap, is_attack in ((attacks, True), (limit, False)):  # attacks and the rest capped apart
+                kind = [f for f in shown if (f["verdict"] == "attack") == is_attack]
+                first = [f for _, f in s["first"] if (f["verdict"] == "attack") == is_attack]
+                total = [f for f in mine if (f["verdict"] == "attack") == is_attack]
+                assert len(kind) == min(cap, len(total) - len(first)), (fmt, name, is_attack)
             cut = f"and {s['cut']:,} more finding{'' if s['cut'] == 1 else 's'} on {name}"
             assert (cut in out) == bool(s["cut"]), (fmt, name)
             needs_action = [f for f in many["findings"] if f["host"] == name and f["verdict"] == "misconfiguration"]
