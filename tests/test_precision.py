@@ -80,7 +80,7 @@ def test_a_policy_refusal_is_probe_root_refused_only(tmp_path):
         out = analyze_text(tmp_path, syslog(lines), profile)
         assert causes_of(out) == ["probe-root-refused"], profile
         (f,) = out["findings"]
-        assert f["reasons"] == {"not-allowed-by-policy": 12} and f["count"] == 12
+        assert f["reasons"] == {"not-allowed-by-policy": 12} and f["attempts"] == 12  # one per connection
     res = read_events([str(tmp_path / "auth.log")], IngestOptions(year=2025)).events
     assert res["reason"].astype(object).value_counts().to_dict() == {
         "not-allowed-by-policy": 12,
