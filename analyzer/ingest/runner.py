@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pandas as pd
 
@@ -34,6 +35,9 @@ from .sniff import sniff
 from .sources import HEAD_BYTES, Budget, EventBudget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
 from .textlog import file_size
 from .types import IngestOptions, IngestResult, InputReport
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 __all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "Window", "read_events", "read_source"]
 
@@ -60,6 +64,7 @@ def read_events(
     inputs: Sequence[str | Window],
     options: IngestOptions | None = None,
     progress: Callable[[InputReport], None] | None = None,
+    engine: Engine | None = None,
 ) -> IngestResult:
     """Read every input: the files under each path (archives opened), and each window;
     never stops at a bad one. Both go through the same limits (:func:`_sources`).
@@ -67,8 +72,18 @@ def read_events(
     With ``jobs`` > 1, plain files on disk of up to WHOLE_BYTES are read in worker
     processes, several at a time; larger files are split into blocks for the workers
     instead (see :func:`.textlog.read_syslog`). Results come back in input order either way.
+    ``engine``: what runs those reads (:mod:`analyzer.engine`; default: the local workers).
+    A remote one (a Dask cluster) takes every plain file whole, by its absolute path, and
+    archive members and streams of up to WHOLE_BYTES as bytes, whatever ``jobs`` says.
     """
     opts = options or IngestOptions()
+    remote = engine is not None and engine.remote
+    spread = remote or opts.jobs > 1
+    ahead = engine.in_flight if engine is not None else 2 * opts.jobs
+
+    def submit(*call) -> Future:
+        return engine.submit(*call) if engine is not None else workers.pool(opts.jobs).submit(*call)
+
     opts.zone()  # fail early on a bad zone
     slots: deque[tuple[InputReport, pd.DataFrame] | Future] = deque()  # inputs not taken yet, in order
     in_flight: deque[Future] = deque()
@@ -116,9 +131,9 @@ def read_events(
             rep = InputReport(name=item.source.name)
             slots.append((rep, read_source(item.source, opts, rep, item.format)))
         elif (
-            opts.jobs > 1
+            spread
             and item.path is not None
-            and ((size := file_size(item.path)) <= WHOLE_BYTES or _unsplit(item.path))
+            and ((size := file_size(item.path)) <= WHOLE_BYTES or remote or _unsplit(item.path))
         ):
             sent_bytes += size
             if sent_bytes > opts.limits.max_total_bytes:
@@ -127,24 +142,24 @@ def read_events(
                 )
                 slots.append((rep, empty_events()))
             else:
-                call = (_read_file, item.path, item.name, item.mtime, opts)
-                fut = workers.pool(opts.jobs).submit(*call)
+                call = (_read_file, os.path.abspath(item.path) if remote else item.path, item.name, item.mtime, opts)
+                fut = submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
-                settle(2 * opts.jobs)
+                settle(ahead)
                 continue
-        elif opts.jobs > 1 and item.path is None:
+        elif spread and item.path is None:
             # an archive member or stream: small ones go to a worker as bytes
             rep = InputReport(name=item.name)
             data, fault = _prefetch(item, WHOLE_BYTES + 1)
             if fault is None and len(data) <= WHOLE_BYTES:
                 call = (_read_bytes, item.name, data, item.mtime, opts)
-                fut = workers.pool(opts.jobs).submit(*call)
+                fut = submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
-                settle(2 * opts.jobs)
+                settle(ahead)
                 continue
             if fault is None:
                 # the rest of the stream after what was read ahead, without a copy of it: the
@@ -233,9 +248,13 @@ def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataF
     """A worker's result. When a worker died, every read in flight in its pool fails:
     each is asked once more, alone, of a new pool; failing again, it is that input's
     error (the others are read)."""
+    from ..engine import EngineError
+
     fault: BaseException
     try:
         return fut.result()
+    except EngineError:  # the cluster is gone or unusable: the whole run fails, in one line
+        raise
     except BrokenProcessPool:
         try:
             return workers.pool(jobs).submit(*call).result()
@@ -365,6 +384,6 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport, fmt: str | N
 
 
 def _unforeseen(exc: BaseException) -> str:
-    if isinstance(exc, BrokenProcessPool):
+    if isinstance(exc, BrokenProcessPool) or type(exc).__name__ == "KilledWorker":  # (Dask's, after its retries)
         return "a worker process reading it stopped (out of memory?); the other inputs were read"
     return f"could not be read ({type(exc).__name__}: {str(exc)[:300]}); this is an authtriage bug, please report it"
