@@ -143,20 +143,23 @@ class DaskEngine(Engine):
         self._watchdog.start()
 
     def _check_workers(self) -> None:
-        """Every worker runs this authtriage (same version and code) on the same Python."""
+        """The scheduler and every worker run this authtriage (same version and code) on the
+        same Python (the scheduler unpickles the tasks, so it needs the same code too)."""
         mine = _identity()
         try:
-            theirs = self.client.run(_identity, wait=True)
-        except (ImportError, AttributeError) as exc:
+            theirs = {"the scheduler": self.client.run_on_scheduler(_identity)}
+            theirs.update(self.client.run(_identity, wait=True))
+        except Exception as exc:  # noqa: BLE001  (an import error, or one raised while unpickling there)
             raise EngineError(
                 f"the workers of {self.address} cannot run authtriage ({_first_line(exc)}): install the same "
                 "authtriage on every worker (pip install 'authtriage[cluster]')"
             ) from None
-        for worker, ident in sorted(theirs.items()):
-            if ident != mine:
+        for where, ident in theirs.items():
+            if tuple(ident) != mine:
+                who = where if where == "the scheduler" else f"worker {where}"
                 raise EngineError(
-                    f"worker {worker} runs {_told(ident)}, this client {_told(mine)}: install the same authtriage "
-                    "and Python on every worker"
+                    f"{who} runs {_told(ident)}, this client {_told(mine)}: install the same authtriage "
+                    "and Python on the scheduler and every worker, and restart them after an upgrade"
                 )
 
     def submit(self, fn: Callable, *args: Any) -> cf.Future:
