@@ -237,3 +237,28 @@ def test_cluster_table_rejects_unknown_keys(tmp_path):
     config.write_text('[cluster]\naddress = "tcp://x:8786"\nworkers = 4\n')
     with pytest.raises(UsageError, match=r"\[cluster\] takes only address"):
         load_profile(config)
+
+
+def test_losing_every_worker_mid_run_fails_in_one_line(tmp_path, monkeypatch):
+    """The only worker killed while the read waits on it: no hang; the run stops once the
+    cluster has had no worker for NO_WORKERS_SECONDS."""
+    import analyzer.engine as engine
+
+    monkeypatch.setattr(engine, "NO_WORKERS_SECONDS", 3.0)
+    inputs = [p for d in SAMPLE_DIRS for p in sorted(d.iterdir()) if p.name != "expected.json"]
+    fleet = Cluster(tmp_path, workers=1)
+    try:
+        victim = fleet.workers[0]
+
+        def progress(_rep) -> None:
+            if victim.poll() is None:
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait()
+
+        opts = TriageOptions(ingest=IngestOptions(lazy_raw=True, jobs=1), cluster=fleet.address, progress=progress)
+        start = time.monotonic()
+        with pytest.raises(EngineError, match="has had no worker for 3 s"):
+            triage([str(p) for p in inputs], options=opts)
+        assert time.monotonic() - start < 30
+    finally:
+        fleet.stop()
