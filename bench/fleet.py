@@ -106,8 +106,12 @@ class LocalDask:
             self.procs.append(subprocess.Popen(worker, **quiet))
         from distributed import Client
 
-        with Client(self.address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=60)
+        try:
+            with Client(self.address, timeout=60, set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
         self.peaks = [0] * len(self.procs)
 
     def reset_peaks(self) -> None:

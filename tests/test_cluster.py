@@ -41,12 +41,16 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
-        self._start(
-            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"], "scheduler"
-        )
-        for _ in range(workers):
-            self.add_worker()
-        self.wait_for(workers)
+        try:
+            self._start(
+                [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"], "scheduler"
+            )
+            for _ in range(workers):
+                self.add_worker()
+            self.wait_for(workers)
+        except BaseException:  # no process left behind by a cluster that did not come up
+            self.stop()
+            raise
 
     def _start(self, cmd: list[str], name: str) -> subprocess.Popen:
         log = open(self.where / f"{name}-{len(self.procs)}.log", "wb")  # noqa: SIM115  (the process keeps it)

@@ -368,6 +368,8 @@ def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataF
     except EngineError:  # the cluster is gone or unusable: the whole run fails, in one line
         raise
     except BrokenProcessPool:
+        if call[0] is _read_batch:  # each of its files alone: the one that kills its worker costs itself only
+            return _batch_alone(call[1], call[2], jobs)
         try:
             return workers.pool(jobs).submit(*call).result()
         except Exception as exc:  # noqa: BLE001
@@ -379,6 +381,22 @@ def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataF
         return Batch([InputReport(name=n, error=_unforeseen(fault)) for n in names], empty_events(), [0] * len(names))
     name = call[2] if call[0] is _read_file else call[1]  # (function, path, name, …) or (function, name, …)
     return InputReport(name=name, error=_unforeseen(fault)), empty_events()
+
+
+def _batch_alone(files: tuple[tuple[str, str, float | None], ...], opts: IngestOptions, jobs: int) -> Batch:
+    """A batch whose worker died, read again file by file, each alone of a (new) pool; a file
+    that fails again is that file's error."""
+    reports: list[InputReport] = []
+    frames: list[pd.DataFrame] = []
+    for path, name, mtime in files:
+        try:
+            rep, events = workers.pool(jobs).submit(_read_file, path, name, mtime, opts).result()
+        except Exception as exc:  # noqa: BLE001
+            rep, events = InputReport(name=name, error=_unforeseen(exc)), empty_events()
+        reports.append(rep)
+        frames.append(events)
+    rows = [len(f) for f in frames]
+    return Batch(reports, concat_events(frames, consume=True), rows)
 
 
 def _read_batch(files: tuple[tuple[str, str, float | None], ...], opts: IngestOptions) -> Batch:
