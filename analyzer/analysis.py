@@ -542,13 +542,11 @@ def analyze_events(
     fills in the text of the findings' examples (:func:`analyzer.evidence.fill_examples`
     bound to the inputs): each share's process does it for its own findings, so that reading
     the quoted lines again is shared out too. ``engine``: a remote one (a Dask cluster) takes
-    the shares as its tasks (:func:`analyzer.engine.analyze_on_cluster`); a local one counts them."""
+    the shares as its tasks (:meth:`analyzer.engine.Engine.analyze`); a local one counts them."""
     from concurrent.futures import ProcessPoolExecutor
 
     if engine is not None and engine.remote:
-        from .engine import analyze_on_cluster
-
-        return analyze_on_cluster(engine, events, ruleset, profile, examples)
+        return engine.analyze(events, ruleset, profile, examples)
     nhosts = events["host"].nunique(dropna=False) if len(events) else 0
     n = min(jobs, nhosts)
     if n < 2 or not PARALLEL_MIN_EVENTS <= len(events) <= PARALLEL_MAX_EVENTS or not _by_host(ruleset):
@@ -576,6 +574,10 @@ def analyze_events(
         let_go(pool)
         thaw()
     return merge_parts(events, parts, results)
+
+
+# what the engine's analysis tasks share with the local path (analyzer.engine)
+analyze_serial, keeps_hosts_apart, host_shares = _analyze_serial, _by_host, _partition
 
 
 def merge_parts(events: pd.DataFrame, parts: list[np.ndarray], results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -85,6 +85,11 @@ class Engine:
         """How many reads may be out at once (bounded memory: their results wait in order)."""
         return 2 * self.workers
 
+    def analyze(self, events: pd.DataFrame, ruleset, profile, examples=None) -> dict[str, Any]:
+        """:func:`analyzer.analysis.analyze_events` with the host shares as this engine's tasks
+        (a remote engine's; the local one forks its own, sharing the events)."""
+        return analyze_on_cluster(self, events, ruleset, profile, examples)
+
     def describe(self) -> dict[str, Any]:
         """The report's ``engine``: its name, its workers, the tasks it ran."""
         return {"name": self.name, "workers": self.workers, "tasks": self.tasks}
@@ -287,10 +292,10 @@ def open_engine(cluster: str | None, jobs: int) -> Iterator[Engine]:
 def analyze_share(events: pd.DataFrame, ruleset, profile) -> dict[str, Any]:
     """One task of the analysis: the hosts of ``events``, classified, their findings explained;
     sent back compact (findings as JSON text, classification columns as categoricals)."""
-    from .analysis import _analyze_serial
+    from .analysis import analyze_serial
     from .prose import explain
 
-    out = _analyze_serial(events, ruleset, profile)
+    out = analyze_serial(events, ruleset, profile)
     explain(out["findings"])
     out["findings"] = orjson.dumps(out["findings"])
     cls = out.pop("classification")
@@ -302,13 +307,13 @@ def analyze_share(events: pd.DataFrame, ruleset, profile) -> dict[str, Any]:
 def analyze_on_cluster(engine: Engine, events: pd.DataFrame, ruleset, profile, examples=None) -> dict[str, Any]:
     """:func:`analyzer.analysis.analyze_events` on a remote engine: shares of whole hosts, each
     one task; the examples' lines read again here (the workers need not see relative paths)."""
-    from .analysis import _analyze_serial, _by_host, _partition, merge_parts
+    from .analysis import analyze_serial, host_shares, keeps_hosts_apart, merge_parts
 
     nhosts = events["host"].nunique(dropna=False) if len(events) else 0
-    if nhosts == 0 or not _by_host(ruleset):
-        out = _analyze_serial(events, ruleset, profile)
+    if nhosts == 0 or not keeps_hosts_apart(ruleset):
+        out = analyze_serial(events, ruleset, profile)
     else:
-        parts = [p for p in _partition(events, min(nhosts, 2 * engine.workers)) if p.size]
+        parts = [p for p in host_shares(events, min(nhosts, 2 * engine.workers)) if p.size]
         futures = [
             engine.submit(analyze_share, events.iloc[rows].reset_index(drop=True), ruleset, profile) for rows in parts
         ]
