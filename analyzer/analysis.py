@@ -6,7 +6,7 @@ import gc
 import multiprocessing
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -24,12 +24,17 @@ from .ingest.workers import let_go
 from .prose import explain, host_name, platform_headline
 from .schema import UNKNOWN_HOST, category_in
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 __all__ = [
     "host_roles",
     "findings",
     "VERDICT_RANK",
     "analyze_events",
     "host_verdicts",
+    "merge_parts",
+    "pack_share",
     "platform_logins",
     "attack_summary",
     "section_of",
@@ -578,7 +583,14 @@ def _analyze_part(i: int, local: bool = False) -> dict[str, Any]:
     explain(out["findings"])  # the prose too, while the work is shared out
     if examples is not None:
         examples(out["findings"], 1)
-    if not local:  # findings travel as JSON text: read back in half the time unpickling takes
+    return pack_share(out, text=not local)
+
+
+def pack_share(out: dict[str, Any], text: bool = True) -> dict[str, Any]:
+    """One share's analysis made compact to send back (:func:`merge_parts` reads it): with
+    ``text``, findings as JSON text (read back in half the time unpickling takes);
+    classification columns as categoricals (codes and categories), counted rows as bits."""
+    if text:
         out["findings"] = orjson.dumps(out["findings"])
     cls = out.pop("classification")
     out["columns"] = {  # categoricals travel back as codes and categories (compact to pickle)
@@ -612,7 +624,12 @@ def _partition(events: pd.DataFrame, n: int) -> list[np.ndarray]:
 
 
 def analyze_events(
-    events: pd.DataFrame, ruleset, profile: Profile, jobs: int = 1, examples: Examples | None = None
+    events: pd.DataFrame,
+    ruleset,
+    profile: Profile,
+    jobs: int = 1,
+    examples: Examples | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Roles, classification and findings for a set of events.
 
@@ -621,11 +638,12 @@ def analyze_events(
     the result is the same as with one process. ``examples(findings, jobs)``, when given,
     fills in the text of the findings' examples (:func:`analyzer.evidence.fill_examples`
     bound to the inputs): each share's process does it for its own findings, so that reading
-    the quoted lines again is shared out too."""
+    the quoted lines again is shared out too. ``engine``: a remote one (a Dask cluster) takes
+    the shares as its tasks (:meth:`analyzer.engine.Engine.analyze`); a local one counts them."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .classify.engine import Classified
-
+    if engine is not None and engine.remote:
+        return engine.analyze(events, ruleset, profile, examples)
     nhosts = events["host"].nunique(dropna=False) if len(events) else 0
     n = min(jobs, nhosts)
     if n < 2 or not PARALLEL_MIN_EVENTS <= len(events) <= PARALLEL_MAX_EVENTS or not _by_host(ruleset):
@@ -634,6 +652,8 @@ def analyze_events(
             examples(out["findings"], jobs)
         return out
     parts = [p for p in _partition(events, n) if p.size]
+    if engine is not None:
+        engine.count(len(parts) - 1)  # the first share is this process's own
     _SHARED["args"] = (events, ruleset, profile, parts, examples)
     # the first share is analyzed here, while forked workers take the others: the parent
     # does not sit idle, and its share needs no trip back through a pipe
@@ -650,6 +670,16 @@ def analyze_events(
         # the results are in: the workers free their copies and exit while this goes on
         let_go(pool)
         thaw()
+    return merge_parts(events, parts, results)
+
+
+# what the engine's analysis tasks share with the local path (analyzer.engine)
+analyze_serial, keeps_hosts_apart, host_shares = _analyze_serial, _by_host, _partition
+
+
+def merge_parts(events: pd.DataFrame, parts: list[np.ndarray], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One analysis of ``events`` from those of its shares (``parts``: each share's rows;
+    ``results``: :func:`_analyze_part`'s, in the same order)."""
     size = len(events)
     cadence = np.full(size, np.nan)
     counted = np.zeros(size, dtype=bool)

@@ -175,6 +175,17 @@ Jobs = Annotated[
 ]
 
 
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Run on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
+        "[cluster] address); its workers must see the inputs at the same paths. Default: local processes.",
+        show_default=False,
+    ),
+]
+
+
 def _options(
     since, until, tz, year, limits: Limits, jobs, backend, keep_raw=True, lazy_raw=False
 ) -> IngestOptions:
@@ -398,6 +409,7 @@ def analyze(
             "--fail-on", help="Exit 1 when a finding is an attack, a misconfiguration, or anything not expected."
         ),
     ] = None,
+    cluster: Cluster = None,
 ) -> None:
     """Read the logs, classify every failed login, and report why logins fail.
 
@@ -405,6 +417,7 @@ def analyze(
     """
     from .classify import load_rules
     from .config import load_profile
+    from .engine import cluster_address
     from .ingest import IngestResult
     from .pipeline import TriageOptions, triage  # here: `events` and the rest need none of these
     from .report import for_host, format_for, render
@@ -436,7 +449,12 @@ def analyze(
         # for every event (not those of standard input, which cannot be read twice)
         opts = _options(since, until, tz, year, limits, jobs, evtx_backend, lazy_raw=True)
         report = triage(
-            paths, profile=profile, rules=ruleset, options=TriageOptions(ingest=opts, progress=progress, on_read=read)
+            paths,
+            profile=profile,
+            rules=ruleset,
+            options=TriageOptions(
+                ingest=opts, progress=progress, on_read=read, cluster=cluster_address(cluster, profile.cluster)
+            ),
         )
     except AuthtriageError as exc:  # nothing readable, too
         raise _fail(exc) from None

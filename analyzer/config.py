@@ -12,6 +12,9 @@ present; command-line flags override it. Everything has a default, so no file is
     [thresholds]
     periodic_max_cv = 0.25              # how regular a probe's interval must be
     periodic_min_beats = 4              # how many attempts make a cadence
+
+    [cluster]
+    address = "tcp://scheduler:8786"    # a Dask scheduler to run on (default: local processes)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Profile:
     timezone: str | None = None
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     path: str | None = None  # the file it came from
+    cluster: str | None = None  # [cluster] address: a Dask scheduler (analyzer.engine)
 
     def variables(self) -> dict[str, tuple]:
         """Values rules refer to as ``$name``."""
@@ -104,6 +108,12 @@ def load_profile(path: str | Path | None = None) -> Profile:
                 f"{candidate}: [thresholds] {key} is not one of {sorted(DEFAULT_THRESHOLDS)} with a number"
             )
         thresholds[key] = float(value)
+    cluster = doc.get("cluster", {})
+    if not isinstance(cluster, dict) or set(cluster) - {"address"}:
+        raise UsageError(f"{candidate}: [cluster] takes only address (a Dask scheduler, tcp://HOST:8786)")
+    address = cluster.get("address")
+    if address is not None and not isinstance(address, str):
+        raise UsageError(f"{candidate}: [cluster] address is not a string (tcp://HOST:8786)")
     return Profile(
         networks=tuple(check_networks(platform.get("networks", []), f"{candidate} [platform] networks")),
         accounts=tuple(check_accounts(platform.get("accounts", _DEFAULT.accounts), f"{candidate} [platform] accounts")),
@@ -111,4 +121,5 @@ def load_profile(path: str | Path | None = None) -> Profile:
         timezone=platform.get("timezone"),
         thresholds=thresholds,
         path=str(candidate),
+        cluster=address or None,
     )

@@ -30,6 +30,7 @@ from .classify import RuleSet, load_rules
 from .classify.engine import Classified
 from .classify.model import VERDICTS
 from .config import Profile
+from .engine import Engine, LocalEngine, open_engine
 from .errors import InputError
 from .evidence import fill_examples
 from .ingest import IngestOptions, IngestResult, InputReport, read_events
@@ -59,6 +60,8 @@ class TriageOptions:
     base: PathLike | None = None
     progress: Callable[[InputReport], None] | None = None  # after each input is read
     on_read: Callable[[IngestResult], None] | None = None  # once all are read, before the analysis
+    # a Dask scheduler (tcp://HOST:8786) to run the reads and the analysis on; None: local processes
+    cluster: str | None = None
 
 
 class NothingReadable(InputError):
@@ -125,8 +128,11 @@ def triage(
     lazy = ingest.lazy_raw and not any(read_once(p) for p in paths)  # a pipe cannot be read again
     if lazy != ingest.lazy_raw or (ingest.tz is None and profile.timezone):
         ingest = replace(ingest, lazy_raw=lazy, tz=ingest.tz or profile.timezone)
-    with contextlib.chdir(opts.base) if opts.base is not None else contextlib.nullcontext():
-        result = read_events(paths, ingest, progress=opts.progress)
+    with (
+        contextlib.chdir(opts.base) if opts.base is not None else contextlib.nullcontext(),
+        open_engine(opts.cluster, ingest.jobs) as engine,
+    ):
+        result = read_events(paths, ingest, progress=opts.progress, engine=engine)
         if opts.on_read is not None:
             opts.on_read(result)
         if not result.readable:
@@ -138,7 +144,7 @@ def triage(
             def examples(findings: list[dict[str, Any]], jobs: int) -> None:  # in each share's process, if split
                 fill_examples(findings, paths, formats, ingest.limits, jobs)
 
-        return _report(result, ingest, profile, ruleset, examples)
+        return _report(result, ingest, profile, ruleset, examples, engine=engine)
 
 
 def triage_events(
@@ -166,10 +172,14 @@ def _report(
     ruleset: RuleSet,
     examples: Examples | None = None,
     keep: bool = False,
+    engine: Engine | None = None,
 ) -> Report:
-    """Analyze the events read, then the document (``keep``: with the events' classification)."""
-    analysis = analyze_events(result.events, ruleset, profile, jobs=options.jobs, examples=examples)
+    """Analyze the events read, then the document (``keep``: with the events' classification;
+    ``engine``: what ran the tasks, as the document's ``engine`` says)."""
+    engine = engine if engine is not None else LocalEngine(options.jobs)
+    analysis = analyze_events(result.events, ruleset, profile, jobs=options.jobs, examples=examples, engine=engine)
     data = summarize(result, options, profile, ruleset, analysis)
+    data["engine"] = engine.describe()
     return Report(data, classification=analysis["classification"] if keep else None)
 
 

@@ -15,25 +15,30 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from .._memory import release
 from ..errors import InputError, LimitExceeded
 from ..schema import concat_events, empty_events
 from . import textlog, workers
-from .firewall import hosts_beside
+from .firewall import HOSTLESS_FORMATS, hosts_beside
 from .readers import READERS
 from .sniff import sniff
 from .sources import HEAD_BYTES, Budget, EventBudget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
 from .textlog import file_size
 from .types import IngestOptions, IngestResult, InputReport
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 __all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "Window", "read_events", "read_source"]
 
@@ -42,6 +47,22 @@ __all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "Wind
 WHOLE_BYTES = 32 * 1024 * 1024
 SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAMES at a time while reading
 SMALL_FRAMES = 256
+# plain files up to BATCH_FILE_BYTES go to a worker in batches (one task, one frame back) of up
+# to BATCH_FILES files or BATCH_BYTES bytes: a collector's thousands of small host logs cost
+# one round trip and one frame per batch, not per file
+BATCH_FILE_BYTES = 1 << 20
+BATCH_BYTES = 16 << 20
+BATCH_FILES = 64
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one task made of a batch of small files: each file's report, and one frame of
+    all their events in order (``rows``: how many of them are each file's)."""
+
+    reports: list[InputReport]
+    events: pd.DataFrame
+    rows: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +81,7 @@ def read_events(
     inputs: Sequence[str | Window],
     options: IngestOptions | None = None,
     progress: Callable[[InputReport], None] | None = None,
+    engine: Engine | None = None,
 ) -> IngestResult:
     """Read every input: the files under each path (archives opened), and each window;
     never stops at a bad one. Both go through the same limits (:func:`_sources`).
@@ -67,8 +89,18 @@ def read_events(
     With ``jobs`` > 1, plain files on disk of up to WHOLE_BYTES are read in worker
     processes, several at a time; larger files are split into blocks for the workers
     instead (see :func:`.textlog.read_syslog`). Results come back in input order either way.
+    ``engine``: what runs those reads (:mod:`analyzer.engine`; default: the local workers).
+    A remote one (a Dask cluster) takes every plain file whole, by its absolute path, and
+    archive members and streams of up to WHOLE_BYTES as bytes, whatever ``jobs`` says.
     """
     opts = options or IngestOptions()
+    remote = engine is not None and engine.remote
+    spread = remote or opts.jobs > 1
+    ahead = engine.in_flight if engine is not None else 2 * opts.jobs
+
+    def submit(*call) -> Future:
+        return engine.submit(*call) if engine is not None else workers.pool(opts.jobs).submit(*call)
+
     opts.zone()  # fail early on a bad zone
     slots: deque[tuple[InputReport, pd.DataFrame] | Future] = deque()  # inputs not taken yet, in order
     in_flight: deque[Future] = deque()
@@ -83,17 +115,42 @@ def read_events(
         while len(in_flight) > limit:
             in_flight.popleft().exception()  # waits; a failure is the input's (see _settled)
 
+    batch: list[tuple[str, str, float | None]] = []  # small files waiting to go as one task
+    batch_bytes = 0
+
+    def flush() -> None:
+        """Send the small files gathered as one task (before any other input takes a slot)."""
+        nonlocal batch_bytes
+        if not batch:
+            return
+        call = (_read_batch, tuple(batch), opts) if len(batch) > 1 else (_read_file, *batch[0], opts)
+        batch.clear()
+        batch_bytes = 0
+        fut = submit(*call)
+        calls[fut] = call
+        slots.append(fut)
+        in_flight.append(fut)
+        settle(ahead)
+
     def take(everything: bool) -> None:
         """The inputs read (all of them: ``everything``) from the front, in input order. A
         frame costs ~80 KB however few its rows: many small inputs (an archive of thousands
         of members) are joined as they come instead of all held to the end."""
         while slots and (everything or not isinstance(slots[0], Future) or slots[0].done()):
             slot = slots.popleft()
-            rep, frame = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
-            frame = budget.admit(rep, frame)
-            if isinstance(slot, Future) and progress:
-                progress(rep)
-            reports.append(rep)
+            got = _settled(slot, calls.pop(slot), opts.jobs) if isinstance(slot, Future) else slot
+            if isinstance(got, Batch):
+                frame = _admit_batch(budget, got)
+                for rep in got.reports:
+                    if progress:
+                        progress(rep)
+                    reports.append(rep)
+            else:
+                rep, frame = got
+                frame = budget.admit(rep, frame)
+                if isinstance(slot, Future) and progress:
+                    progress(rep)
+                reports.append(rep)
             if len(frame) >= SMALL_ROWS:
                 frames.extend([concat_events(small, consume=True)] if small else [])
                 frames.append(frame)
@@ -106,6 +163,21 @@ def read_events(
 
     for item in _sources(inputs, opts.limits):
         take(False)
+        if (
+            spread
+            and isinstance(item, Source)
+            and item.path is not None
+            and not budget.full
+            and (size := file_size(item.path)) <= min(BATCH_FILE_BYTES, WHOLE_BYTES)
+            and sent_bytes + size <= opts.limits.max_total_bytes
+        ):
+            sent_bytes += size
+            batch.append((os.path.abspath(item.path) if remote else item.path, item.name, item.mtime))
+            batch_bytes += size
+            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                flush()
+            continue
+        flush()
         if budget.full:  # no input after the one that reached the events limit is read
             name = item.source.name if isinstance(item, Window) else item.name
             slots.append((InputReport.skipped_input(budget.refusal(name)), empty_events()))
@@ -116,9 +188,9 @@ def read_events(
             rep = InputReport(name=item.source.name)
             slots.append((rep, read_source(item.source, opts, rep, item.format)))
         elif (
-            opts.jobs > 1
+            spread
             and item.path is not None
-            and ((size := file_size(item.path)) <= WHOLE_BYTES or _unsplit(item.path))
+            and ((size := file_size(item.path)) <= WHOLE_BYTES or remote or _unsplit(item.path))
         ):
             sent_bytes += size
             if sent_bytes > opts.limits.max_total_bytes:
@@ -127,24 +199,24 @@ def read_events(
                 )
                 slots.append((rep, empty_events()))
             else:
-                call = (_read_file, item.path, item.name, item.mtime, opts)
-                fut = workers.pool(opts.jobs).submit(*call)
+                call = (_read_file, os.path.abspath(item.path) if remote else item.path, item.name, item.mtime, opts)
+                fut = submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
-                settle(2 * opts.jobs)
+                settle(ahead)
                 continue
-        elif opts.jobs > 1 and item.path is None:
+        elif spread and item.path is None:
             # an archive member or stream: small ones go to a worker as bytes
             rep = InputReport(name=item.name)
             data, fault = _prefetch(item, WHOLE_BYTES + 1)
             if fault is None and len(data) <= WHOLE_BYTES:
                 call = (_read_bytes, item.name, data, item.mtime, opts)
-                fut = workers.pool(opts.jobs).submit(*call)
+                fut = submit(*call)
                 calls[fut] = call
                 slots.append(fut)
                 in_flight.append(fut)
-                settle(2 * opts.jobs)
+                settle(ahead)
                 continue
             if fault is None:
                 # the rest of the stream after what was read ahead, without a copy of it: the
@@ -164,16 +236,71 @@ def read_events(
             slots.append((rep, read_source(item, opts, rep)))
         if progress:
             progress(slots[-1][0])
+    flush()
     take(True)
     workers.close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
     events = concat_events(frames, consume=True)
     hosts_beside(events, reports)
+    hosts_from_folders(events, reports)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports, outside=read - len(events), read_span=span)
+
+
+def _split(name: str) -> tuple[str, str]:
+    """An input's folder and its last part: ``root/vm1/pfirewall.log`` → ``root/vm1``, ``pfirewall.log``."""
+    cut = max(name.rfind("/"), name.rfind("!"))
+    return (name[:cut], name[cut + 1 :]) if cut > 0 else ("", name)
+
+
+def _named_after(folder: str, host: str) -> bool:
+    """Whether a folder is named after a host (``vm0001`` for ``VM0001.corp.example`` too)."""
+    folder, host = folder.lower(), host.lower()
+    return folder in (host, host.split(".", 1)[0])
+
+
+def hosts_from_folders(events: pd.DataFrame, reports: list[InputReport]) -> None:
+    """A collector's tree (``<root>/<host>/…``): a log that names no host (pfirewall.log)
+    and has no log beside it that names one takes its folder's name, when the folders beside
+    its folder are named after the hosts of their logs (each that names one host, and at
+    least one). The input's assumptions say so."""
+    hostless = [r for r in reports if r.format in HOSTLESS_FORMATS and r.events and "host" not in r.assumptions]
+    if not hostless or events.empty:
+        return
+    source, host = events["source"], events["host"]
+    s_codes, h_codes = source.cat.codes.to_numpy(), host.cat.codes.to_numpy()
+    named = h_codes >= 0
+    width = len(host.cat.categories) + 1
+    pairs = np.unique(s_codes[named].astype(np.int64) * width + h_codes[named])
+    folders: dict[str, set[str]] = {}  # folder → the hosts its logs name
+    for s, h in zip(*np.divmod(pairs, width), strict=True):
+        folders.setdefault(_split(str(source.cat.categories[s]))[0], set()).add(str(host.cat.categories[h]))
+    codes = None
+    for rep in hostless:
+        folder, file = _split(rep.name)
+        parent, name = _split(folder)
+        if not name or folder in folders or rep.name not in source.cat.categories:
+            continue  # no folder, or logs beside it name hosts (several: hosts_beside took none)
+        beside = [(_split(f)[1], hs) for f, hs in folders.items() if _split(f)[0] == parent and f != folder]
+        agree = sum(1 for f, hs in beside if len(hs) == 1 and _named_after(f, next(iter(hs))))
+        if not agree or agree < sum(1 for _, hs in beside if len(hs) == 1):
+            continue
+        rows = (s_codes == source.cat.categories.get_loc(rep.name)) & ~named
+        if not rows.any():
+            continue
+        if name not in host.cat.categories:
+            host = host.cat.add_categories([name])
+        codes = h_codes.copy() if codes is None else codes
+        codes[rows] = host.cat.categories.get_loc(name)
+        rep.assumptions["host"] = (
+            f"{name} for {file}, which names none: the name of its folder, as the {agree:,} folder(s) beside it "
+            "are named after the hosts of their logs"
+        )
+    if codes is not None:
+        events["host"] = pd.Categorical.from_codes(codes, dtype=host.dtype)
 
 
 def _sources(inputs: Sequence[str | Window], limits: Limits) -> Iterator[Source | Skipped | Window]:
@@ -229,22 +356,79 @@ class _Spending(io.RawIOBase):
         return n
 
 
-def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataFrame]:
+def _settled(fut: Future, call: tuple, jobs: int) -> tuple[InputReport, pd.DataFrame] | Batch:
     """A worker's result. When a worker died, every read in flight in its pool fails:
     each is asked once more, alone, of a new pool; failing again, it is that input's
-    error (the others are read)."""
+    error (the others are read; of a batch, each of its files says so)."""
+    from ..engine import EngineError
+
     fault: BaseException
     try:
         return fut.result()
+    except EngineError:  # the cluster is gone or unusable: the whole run fails, in one line
+        raise
     except BrokenProcessPool:
+        if call[0] is _read_batch:  # each of its files alone: the one that kills its worker costs itself only
+            return _batch_alone(call[1], call[2], jobs)
         try:
             return workers.pool(jobs).submit(*call).result()
         except Exception as exc:  # noqa: BLE001
             fault = exc
     except Exception as exc:  # noqa: BLE001
         fault = exc
+    if call[0] is _read_batch:
+        names = [name for _, name, _ in call[1]]
+        return Batch([InputReport(name=n, error=_unforeseen(fault)) for n in names], empty_events(), [0] * len(names))
     name = call[2] if call[0] is _read_file else call[1]  # (function, path, name, …) or (function, name, …)
     return InputReport(name=name, error=_unforeseen(fault)), empty_events()
+
+
+def _batch_alone(files: tuple[tuple[str, str, float | None], ...], opts: IngestOptions, jobs: int) -> Batch:
+    """A batch whose worker died, read again file by file, each alone of a (new) pool; a file
+    that fails again is that file's error."""
+    reports: list[InputReport] = []
+    frames: list[pd.DataFrame] = []
+    for path, name, mtime in files:
+        try:
+            rep, events = workers.pool(jobs).submit(_read_file, path, name, mtime, opts).result()
+        except Exception as exc:  # noqa: BLE001
+            rep, events = InputReport(name=name, error=_unforeseen(exc)), empty_events()
+        reports.append(rep)
+        frames.append(events)
+    rows = [len(f) for f in frames]
+    return Batch(reports, concat_events(frames, consume=True), rows)
+
+
+def _read_batch(files: tuple[tuple[str, str, float | None], ...], opts: IngestOptions) -> Batch:
+    """Small plain files (path, name, mtime), read one after the other in one task; their
+    events joined into one frame (one to send back and one to join, not one per file)."""
+    reports: list[InputReport] = []
+    frames: list[pd.DataFrame] = []
+    for path, name, mtime in files:
+        rep, events = _read_file(path, name, mtime, opts)
+        reports.append(rep)
+        frames.append(events)
+    rows = [len(f) for f in frames]
+    return Batch(reports, concat_events(frames, consume=True), rows)
+
+
+def _admit_batch(budget: EventBudget, batch: Batch) -> pd.DataFrame:
+    """A batch's events through the events budget, file by file as if read one at a time
+    (all at once while the budget has room for them all)."""
+    frame = batch.events
+    if not budget.full and budget.used + len(frame) <= budget.limits.max_events:
+        budget.used += len(frame)
+        return frame
+    kept: list[pd.DataFrame] = []
+    start = 0
+    for rep, n in zip(batch.reports, batch.rows, strict=True):
+        kept.append(budget.admit(rep, frame.iloc[start : start + n].reset_index(drop=True)))
+        start += n
+    out = concat_events(kept, consume=True)
+    for name, col in out.items():  # (the batch's other files' values: no category of their own survives)
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            out[name] = col.cat.remove_unused_categories()
+    return out
 
 
 # formats that are never split into parts: a worker reads such a file whole whatever its size,
@@ -365,6 +549,7 @@ def read_source(src: Source, opts: IngestOptions, rep: InputReport, fmt: str | N
 
 
 def _unforeseen(exc: BaseException) -> str:
-    if isinstance(exc, BrokenProcessPool):
+    if isinstance(exc, BrokenProcessPool) or type(exc).__name__ == "KilledWorker":  # (Dask's, after its retries)
         return "a worker process reading it stopped (out of memory?); the other inputs were read"
-    return f"could not be read ({type(exc).__name__}: {str(exc)[:300]}); this is an authtriage bug, please report it"
+    text = " ".join(str(exc).split())[:300]  # one line, however many the exception has
+    return f"could not be read ({type(exc).__name__}: {text}); this is an authtriage bug, please report it"
