@@ -146,7 +146,9 @@ def platform_headline(p: dict[str, Any], top: dict[str, Any] | None, attacks: di
     the attacks, as context."""
     head = PLATFORM_HEAD[p["status"]]
     if p["status"] in ("failing", "blocked"):
-        since = f" since {when(p['since'])}" if p.get("since") else ""
+        since = ""
+        if p.get("since"):  # no success before it in these logs: it may have begun earlier
+            since = f" since {'' if p.get('last_success') else 'at least '}{when(p['since'])}"
         step = p["next_step"].rstrip(".")
         parts = [f"{head}{since}: {step[:1].lower() + step[1:] if step[1:2].islower() else step}"]
     else:

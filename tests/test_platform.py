@@ -324,3 +324,14 @@ def test_an_empty_platform_account_is_a_usage_error():
 
     with pytest.raises(UsageError, match="--platform-account: an account name is empty"):
         Profile().with_overrides(accounts=[""])
+
+
+def test_a_failure_with_no_success_before_it_is_failing_since_at_least():
+    """Logs that begin failing do not say when it began: "since at least" their first failure;
+    after a success in the logs, since the first failure after it."""
+    from analyzer.prose import platform_headline
+
+    p = {"status": "failing", "since": "2025-11-03T14:00:00Z", "last_success": None, "next_step": "Do this."}
+    assert platform_headline(p, None, None).startswith("Platform login failing since at least Nov 3 14:00 UTC: do this")
+    p["last_success"] = "2025-11-03T13:45:00Z"
+    assert platform_headline(p, None, None).startswith("Platform login failing since Nov 3 14:00 UTC: do this")
