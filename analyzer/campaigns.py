@@ -19,9 +19,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .classify.causes import Causes, load_causes
 
-__all__ = ["merge", "SUMMED", "UNIONED", "TALLIED"]
+__all__ = ["merge", "relabel", "SUMMED", "UNIONED", "TALLIED"]
 
 # per finding: numbers added up, lists unioned (sorted), counts per value added up
 SUMMED = ("count", "failures", "attempts", "events", "connections")
@@ -149,3 +152,29 @@ def merge(findings: list[dict[str, Any]], causes: Causes | None = None) -> list[
         elif sets.find(i) == i:
             out.append(_combine(groups[i], causes, order))
     return out
+
+
+def relabel(events: pd.DataFrame, causes: pd.Series, findings: list[dict[str, Any]]) -> pd.Series:
+    """``causes`` (per event) with each event of a campaign cause given the cause of the
+    campaign finding of its host and source (its brute-force events under the distributed
+    attack that gathered them): so the timeline's rows are the findings' causes. Computed on
+    the distinct (host, source) pairs, not per event."""
+    camp = {c.cause for c in load_causes().campaigns}
+    owner = {(f["host"], ip): f["cause"] for f in findings if f["cause"] in camp for ip in f.get("src_ips") or []}
+    cats = causes.cat.categories
+    rows = np.flatnonzero(causes.isin(camp).to_numpy())
+    if not owner or not rows.size or not all(c in cats for c in set(owner.values())):
+        return causes
+    host, ip = events["host"].iloc[rows], events["src_ip"].iloc[rows]
+    hc = host.cat.codes.to_numpy().astype(np.int64) + 1  # 0: no host
+    ic = ip.cat.codes.to_numpy().astype(np.int64) + 1
+    width = len(ip.cat.categories) + 1
+    pairs, inverse = np.unique(hc * width + ic, return_inverse=True)
+    hosts, ips = [None, *map(str, host.cat.categories)], [None, *map(str, ip.cat.categories)]
+    code_of = {c: i for i, c in enumerate(cats)}
+    label = np.array([code_of.get(owner.get((hosts[p // width], ips[p % width])), -1) for p in pairs.tolist()])
+    new = label[inverse.ravel()]
+    codes = causes.cat.codes.to_numpy().copy()
+    keep = new >= 0
+    codes[rows[keep]] = new[keep]
+    return pd.Series(pd.Categorical.from_codes(codes, cats), index=causes.index)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import __version__
 from .analysis import Examples, analyze_events, host_verdicts, iso_utc, timeline
+from .campaigns import relabel
 from .classify import RuleSet, load_rules
 from .config import Profile
 from .ingest import IngestOptions, IngestResult
@@ -95,7 +96,8 @@ def summarize(
             "ports": list(profile.ports),
             "config": profile.path,
         },
-        "timeline": timeline(ev, analysis["classification"].cause, counted=analysis.get("counted")),
+        "timeline": timeline(ev, relabel(ev, analysis["classification"].cause, analysis["findings"]),
+                             counted=analysis.get("counted")),
         "hosts": analysis["hosts"],
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],

@@ -185,3 +185,21 @@ def test_greynoise_background_noise_is_a_handful_of_findings(shared):
     assert len(found[0]["src_ips"]) > 500 and set(found[0]["kinds"]) >= {"enumeration", "brute-force"}
     attack_sources_once(found)
     assert not any(f["succeeded"] for f in found if f["cause"] in ATTACKS)
+
+
+def test_the_timeline_rows_are_the_findings_causes():
+    """Events of a source's brute force gathered into its campaign's finding (another cause)
+    are drawn under that finding's cause: no timeline row without a finding."""
+    from analyzer import triage
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    for name in ("linux-attacks", "windows-kerberos-spray", "linux-brute-force"):
+        doc = triage([str(samples / name)]).data
+        for host, rows in doc["timeline"]["hosts"].items():
+            mine = {f["cause"] for f in doc["findings"] if (f["host"] or "(unknown host)") == host}
+            assert set(rows) <= mine, (name, host, set(rows) - mine)
+    # and without the relabelling there would have been such rows (the test can fail)
+    res = read_events([str(samples / "linux-brute-force")], IngestOptions(year=2025))
+    out = analyze_events(res.events, load_rules(), Profile())
+    raw = set(out["classification"].cause.dropna().astype(str))
+    assert raw - {f["cause"] for f in out["findings"]}
