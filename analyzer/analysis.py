@@ -847,15 +847,19 @@ def platform_logins(
             h["platform"]["ticket"] = platform_words(None, h["name"], h["platform"])["ticket"]
             continue
         # the latest says how it stands now; at the same time, a failure before a success
-        pick = max(mine, key=lambda i: (findings[i]["last_seen"] or "", table[findings[i]["cause"]].platform != "ok"))
+        # (times as instants: as text "…07.5Z" sorts before "…07Z")
+        pick = max(
+            mine, key=lambda i: (_instant(findings[i]["last_seen"]), table[findings[i]["cause"]].platform != "ok")
+        )
         f = findings[pick]
         status = table[f["cause"]].platform
         oks = [findings[i]["last_seen"] for i in mine if table[findings[i]["cause"]].platform == "ok"]
-        last_ok = max([t for t in oks if t] + [(f.get("transition") or {}).get("last_success") or ""]) or None
+        oks.append((f.get("transition") or {}).get("last_success"))
+        last_ok = max((t for t in oks if t), key=_instant, default=None)
         since = None
         if status != "ok":
             since = _run_start(failures, h["name"], last_ok) or f.get("first_seen")
-            if last_ok and since and since < last_ok:  # no events to say: the first failure after the success
+            if last_ok and since and _instant(since) < _instant(last_ok):  # no events: the first failure after it
                 since = None
         beats = f.get("beats")
         p = {
@@ -872,6 +876,11 @@ def platform_logins(
         h["platform"] = p
 
 
+def _instant(iso: str | None) -> pd.Timestamp:
+    """An ISO 8601 time as an instant (none: the earliest), to compare times with and without fractions."""
+    return pd.Timestamp(iso) if iso else pd.Timestamp.min.tz_localize("UTC")
+
+
 def _platform_failures(events: pd.DataFrame | None, causes: pd.Series | None) -> dict[str, pd.Series]:
     """Per host the times of its platform logins' failures (causes with a failing or blocked
     platform status), sorted; empty without events."""
@@ -883,8 +892,15 @@ def _platform_failures(events: pd.DataFrame | None, causes: pd.Series | None) ->
     if not mask.any():
         return {}
     sel = events.loc[mask, ["host", "timestamp"]]
-    names = sel["host"].astype(object).map(host_name)
-    return {h: grp.dropna().sort_values() for h, grp in sel["timestamp"].groupby(names.to_numpy(), sort=False)}
+    host = sel["host"]
+    if not isinstance(host.dtype, pd.CategoricalDtype):
+        host = host.astype("category")
+    if UNKNOWN_HOST not in host.cat.categories:  # no host: the name people see (findings keep null)
+        host = host.cat.add_categories([UNKNOWN_HOST])
+    names = host.fillna(UNKNOWN_HOST)
+    return {
+        str(h): grp.dropna().sort_values() for h, grp in sel["timestamp"].groupby(names, sort=False, observed=True)
+    }
 
 
 def _run_start(failures: dict[str, pd.Series], host: str, after: str | None) -> str | None:

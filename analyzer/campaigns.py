@@ -36,7 +36,7 @@ _CONFIDENCE = ("high", "medium", "low")
 
 def _sorted(values: Iterable[Any]) -> list[Any]:
     """Distinct values in order (numbers before text, as findings list them)."""
-    return sorted(set(values), key=lambda v: (not isinstance(v, int | float), str(v) if not isinstance(v, int) else v))
+    return sorted(set(values), key=lambda v: (0, float(v), "") if isinstance(v, int | float) else (1, 0.0, str(v)))
 
 
 def _instant(iso: str) -> datetime:
@@ -136,12 +136,32 @@ def merge(findings: list[dict[str, Any]], causes: Causes | None = None) -> list[
     if not members:
         return findings
     sets = _Sets(len(findings))
-    owner: dict[tuple[Any, str], int] = {}
+    got_in = {c.cause for c in causes.campaigns if c.succeeded}
+    by_source: dict[tuple[Any, str], list[int]] = {}
     for i in members:
         f = findings[i]
         for ip in f.get("src_ips") or []:
-            j = owner.setdefault((f["host"], ip), i)
-            sets.join(i, j)
+            by_source.setdefault((f["host"], ip), []).append(i)
+    # first the attacks that did not get in, by shared sources; then each success gathers the
+    # groups made only of its own sources: a distributed attack's many sources never make one
+    # source's login the success of every other attacker
+    for sharing in by_source.values():
+        plain = [i for i in sharing if findings[i]["cause"] not in got_in]
+        for i in plain[1:]:
+            sets.join(plain[0], i)
+    group_of = {i: sets.find(i) for i in members}  # the groups before any success joins one
+    sources: dict[int, set[str]] = {}
+    for i in members:
+        if findings[i]["cause"] not in got_in:
+            sources.setdefault(group_of[i], set()).update(findings[i].get("src_ips") or [])
+    for sharing in by_source.values():
+        for i in sharing:
+            if findings[i]["cause"] not in got_in:
+                continue
+            mine = set(findings[i].get("src_ips") or [])
+            for j in sharing:
+                if j != i and (findings[j]["cause"] in got_in or sources[group_of[j]] <= mine):
+                    sets.join(i, j)
     groups: dict[int, list[dict[str, Any]]] = {}
     for i in members:
         groups.setdefault(sets.find(i), []).append(findings[i])

@@ -203,3 +203,31 @@ def test_the_timeline_rows_are_the_findings_causes():
     out = analyze_events(res.events, load_rules(), Profile())
     raw = set(out["classification"].cause.dropna().astype(str))
     assert raw - {f["cause"] for f in out["findings"]}
+
+
+def _f(cause: str, ips: list[str], users: list[str], count: int) -> dict:
+    """A finding as analysis gives it, enough for merging."""
+    return {
+        "cause": cause, "verdict": "attack", "confidence": "high", "rule": cause, "host": "web01",
+        "service": ["ssh"], "src_ips": ips, "dst_ports": [], "users": users, "reasons": {"bad-password": count},
+        "actions": {"logon": count}, "count": count, "failures": count, "attempts": count,
+        "first_seen": "2025-11-03T14:00:00Z", "last_seen": "2025-11-03T15:00:00Z", "cadence_seconds": None,
+        "beats": None, "transition": None, "examples": [], "notes": [],
+    }  # fmt: skip
+
+
+def test_a_success_never_gathers_a_distributed_attacks_other_sources():
+    """Ten sources in one distributed attack, then one of them gets in: its success stays its
+    own finding (with only its own source), not the success of every other attacker."""
+    many = [f"198.51.100.{i}" for i in range(10)]
+    hub = _f("distributed-attack", many, users=["a", "b"], count=10)
+    alone = _f("brute-force", ["198.51.100.1"], users=["root"], count=30)
+    got_in = _f("success-after-attack", ["198.51.100.0"], users=["alice"], count=7)
+    out = merge([hub, alone, got_in])
+    by_cause = {f["cause"]: f for f in out}
+    assert by_cause["success-after-attack"]["src_ips"] == ["198.51.100.0"]
+    assert by_cause["distributed-attack"]["src_ips"] == many  # the brute force of one of its sources joins it
+    assert len(out) == 2
+    # a success's own source's attack that touches no other source is gathered into it
+    out = merge([_f("brute-force", ["198.51.100.0"], users=["alice"], count=6), got_in])
+    assert [f["cause"] for f in out] == ["success-after-attack"] and out[0]["count"] == 13

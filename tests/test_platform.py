@@ -335,3 +335,32 @@ def test_a_failure_with_no_success_before_it_is_failing_since_at_least():
     assert platform_headline(p, None, None).startswith("Platform login failing since at least Nov 3 14:00 UTC: do this")
     p["last_success"] = "2025-11-03T13:45:00Z"
     assert platform_headline(p, None, None).startswith("Platform login failing since Nov 3 14:00 UTC: do this")
+
+
+def test_a_document_without_the_attack_summary_still_renders(noisy):
+    """A report of an earlier version (hosts without ``attacks``) renders in every format."""
+    doc = json.loads(json.dumps(noisy))
+    for h in doc["hosts"]:
+        del h["attacks"]
+    for fmt in ("html", "md", "text", "ticket"):
+        assert "edge01" in render(doc, fmt), fmt
+
+
+def test_platform_times_compare_as_instants_and_hostless_failures_count():
+    """A failure at 07.5 s after a success at 07 s is the latest (as text it sorted first); the
+    failures of a log that names no host date its platform finding too."""
+    import pandas as pd
+
+    from analyzer.analysis import _instant, _platform_failures
+
+    assert _instant("2025-11-03T14:00:07.500000Z") > _instant("2025-11-03T14:00:07Z")
+    events = pd.DataFrame(
+        {
+            "host": pd.Categorical([None, "web01"], categories=["web01"]),
+            "timestamp": pd.to_datetime(["2025-11-03T14:00:00Z", "2025-11-03T15:00:00Z"], utc=True),
+            "outcome": pd.Categorical(["blocked", "failure"]),
+        }
+    )
+    causes = pd.Series(pd.Categorical(["probe-firewall-blocked", "probe-password-mismatch"]))
+    got = _platform_failures(events, causes)
+    assert sorted(got) == ["(unknown host)", "web01"] and len(got["(unknown host)"]) == 1
