@@ -47,6 +47,7 @@ class _Kind:
     connection: tuple[str, ...]
     gap: int
     roles: tuple[dict[str, Any], ...]
+    session: bool = True  # one transport session: its rows lend each other fields and sticky reasons
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def load_table(path: Path | None = None) -> _Table:
                 connection=tuple(spec["connection"]),
                 gap=int(spec["gap"]),
                 roles=tuple(spec["roles"]),
+                session=bool(spec.get("session", True)),
             )
             for name, spec in doc["kinds"].items()
         ),
@@ -300,11 +302,15 @@ def _fold_kind(
 
 
 def _first_valid(group: np.ndarray, codes: np.ndarray, ngroups: int) -> np.ndarray:
-    """Per group the first (in the given order) non-negative code, -1 when none. Assigned in
-    reverse order, so that the first of a group's values is written last (no sort)."""
-    ok = np.flatnonzero(codes >= 0)[::-1]
+    """Per group the first (in the given order) non-negative code, -1 when none: each group's
+    smallest position (``np.minimum.at``: a fancy assignment with repeated indices leaves
+    which value wins unspecified)."""
+    ok = np.flatnonzero(codes >= 0)
+    first = np.full(ngroups, ok.size, dtype=np.int64)
+    np.minimum.at(first, group[ok], np.arange(ok.size))
     out = np.full(ngroups, -1, dtype=np.int64)
-    out[group[ok]] = codes[ok]
+    have = first < ok.size
+    out[have] = codes[ok[first[have]]]
     return out
 
 
@@ -326,6 +332,7 @@ def fold(events: pd.DataFrame, table: _Table | None = None) -> Folded:
     conn_all = np.full(n, -1, dtype=np.int64)
     att_conn_parts: list[np.ndarray] = []
     att_login_parts: list[np.ndarray] = []
+    session_parts: list[np.ndarray] = []  # per connection: whether it is one transport session
     n_att = n_conn = 0
     micros = _micros(events) if n else np.empty(0, dtype=np.int64)
     taken = np.zeros(n, dtype=bool)
@@ -349,7 +356,9 @@ def fold(events: pd.DataFrame, table: _Table | None = None) -> Folded:
         att_conn_parts.append(att_conn + n_conn)
         att_login_parts.append(att_login)
         n_att += att_login.size
-        n_conn += int(att_conn.max()) + 1 if att_conn.size else 0
+        kind_conns = int(att_conn.max()) + 1 if att_conn.size else 0
+        session_parts.append(np.full(kind_conns, kind.session))
+        n_conn += kind_conns
         taken[rows] = True
     # failed or blocked rows no kind took: an attempt each
     lone = np.flatnonzero(~taken & category_in(events["outcome"], ("failure", "blocked")))
@@ -360,10 +369,12 @@ def fold(events: pd.DataFrame, table: _Table | None = None) -> Folded:
         att_conn_parts.append(n_conn + np.arange(lone.size))
         att_login_parts.append(~category_in(events["action"].iloc[lone], _OUTSIDE_ACTIONS_CONNECTION))
         n_att += lone.size
+        session_parts.append(np.ones(lone.size, dtype=bool))
         n_conn += lone.size
     login = np.concatenate(att_login_parts) if att_login_parts else np.empty(0, dtype=bool)
     connection = np.concatenate(att_conn_parts) if att_conn_parts else np.empty(0, dtype=np.int64)
-    frame, rep = _merge(events, table, attempt, conn_all, role_all, micros, n_att, n_conn)
+    session = np.concatenate(session_parts) if session_parts else np.empty(0, dtype=bool)
+    frame, rep = _merge(events, table, attempt, conn_all, role_all, micros, n_att, n_conn, session)
     return Folded(attempt=attempt, frame=frame, login=login, connection=connection, rep=rep)
 
 
@@ -376,8 +387,11 @@ def _merge(
     micros: np.ndarray,
     n_att: int,
     n_conn: int,
+    session: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row per attempt: its representative row's columns, the merged ones replaced."""
+    """One row per attempt: its representative row's columns, the merged ones replaced (from
+    the attempt's rows, and from its connection's where that is one transport session:
+    ``session``, per connection)."""
     rows = np.flatnonzero(attempt >= 0)
     if not rows.size:
         return conform(events.iloc[:0].reset_index(drop=True)), np.empty(0, dtype=np.int64)
@@ -396,6 +410,8 @@ def _merge(
     np.minimum.at(best_score, att, score)
     rep = r_t[best_score % rows.size]  # one per attempt, in attempt order
     frame = events.iloc[rep].reset_index(drop=True)
+    # per attempt: whether its connection's other rows may lend it fields and sticky reasons
+    shared = np.ones(n_att, dtype=bool) if session is None or not session.size else session[conn[rep]]
     cols: dict[str, Any] = {}
     for name in ("user", "src_ip", "domain", "dst_ip"):
         col = events[name]
@@ -408,7 +424,7 @@ def _merge(
             by_att = _first_valid(a_t, codes[r_t], n_att)
             by_conn = _first_valid(c_t, codes[r_t], n_conn)
             att_conn = conn[rep]
-            fill = np.where(by_att >= 0, by_att, by_conn[att_conn])
+            fill = np.where(by_att >= 0, by_att, np.where(shared, by_conn[att_conn], -1))
             mine = np.where(need, fill, mine)
             cols[name] = pd.Categorical.from_codes(mine, categories=col.cat.categories)
     for name in ("src_port", "dst_port"):
@@ -418,7 +434,7 @@ def _merge(
         if (mine < 0).any():
             by_att = _first_valid(a_t, vals[r_t], n_att)
             by_conn = _first_valid(c_t, vals[r_t], n_conn)
-            fill = np.where(by_att >= 0, by_att, by_conn[conn[rep]])
+            fill = np.where(by_att >= 0, by_att, np.where(shared, by_conn[conn[rep]], -1))
             mine = np.where(mine < 0, fill, mine)
             cols[name] = pd.array(np.where(mine < 0, 0, mine), dtype=col.dtype)
             cols[name][mine < 0] = pd.NA
@@ -431,7 +447,7 @@ def _merge(
     s_rank = np.where(sticky[rank], rank, np.iinfo(np.int64).max)
     best_conn = np.full(n_conn, np.iinfo(np.int64).max)
     np.minimum.at(best_conn, conn[rows], s_rank)
-    best = np.minimum(best, best_conn[conn[rep]])
+    best = np.where(shared, np.minimum(best, best_conn[conn[rep]]), best)
     if isinstance(reason_col.dtype, pd.CategoricalDtype):
         rep_codes = reason_col.cat.codes.to_numpy(dtype=np.int64)[rep]
         cats = list(reason_col.cat.categories)

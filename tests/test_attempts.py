@@ -511,3 +511,23 @@ def test_a_bad_table_names_its_file_and_line(tmp_path):
     line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "role: joins" in x)
     with pytest.raises(ValueError, match=rf"attempts\.yaml:{line}: kind sshd: unknown role 'joins'"):
         load_table(bad)
+
+
+def test_windows_logons_chained_in_time_lend_each_other_no_address_and_no_lockout():
+    """Ten failures for one account from ten addresses 2 s apart, then its lockout: the chain
+    of records is not one session, so no attempt takes another's address, and the lockout
+    is not every earlier attempt's reason (it is only the one it joins)."""
+    rows = [
+        {"timestamp": f"2026-12-07T10:00:{2 * i:02d}Z", "event_id": 4625, "action": "logon", "outcome": "failure",
+         "user": "Administrator", "reason": "bad-password", "logon_type": 3,
+         **({"src_ip": f"203.0.113.{i}"} if i else {})}
+        for i in range(10)
+    ]  # fmt: skip
+    rows.append({"timestamp": "2026-12-07T10:00:19Z", "event_id": 4740, "action": "lockout", "outcome": "failure",
+                 "user": "Administrator", "reason": "account-locked"})  # fmt: skip
+    folded = fold(_windows(rows))
+    frame = folded.frame
+    assert len(frame) == 10
+    reasons = frame["reason"].astype(str).tolist()
+    assert reasons.count("account-locked") <= 1 and reasons.count("bad-password") >= 9
+    assert pd.isna(frame["src_ip"].iloc[0])  # the first logged no address: it takes none of the others'
