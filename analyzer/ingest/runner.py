@@ -278,29 +278,34 @@ def hosts_from_folders(events: pd.DataFrame, reports: list[InputReport]) -> None
     folders: dict[str, set[str]] = {}  # folder → the hosts its logs name
     for s, h in zip(*np.divmod(pairs, width), strict=True):
         folders.setdefault(_split(str(source.cat.categories[s]))[0], set()).add(str(host.cat.categories[h]))
-    codes = None
+    by_parent: dict[str, list[tuple[str, str, set[str]]]] = {}  # parent → (folder, its name, hosts)
+    for f, hs in folders.items():
+        up, fname = _split(f)
+        by_parent.setdefault(up, []).append((f, fname, hs))
+    # per source code the host it takes (-1: none), applied to every event once at the end
+    # (not a pass over every event per host-less file: a collector's thousands of them)
+    lut = np.full(len(source.cat.categories), -1, dtype=np.int64)
     for rep in hostless:
         folder, file = _split(rep.name)
         parent, name = _split(folder)
         if not name or folder in folders or rep.name not in source.cat.categories:
             continue  # no folder, or logs beside it name hosts (several: hosts_beside took none)
-        beside = [(_split(f)[1], hs) for f, hs in folders.items() if _split(f)[0] == parent and f != folder]
+        beside = [(fname, hs) for f, fname, hs in by_parent.get(parent, []) if f != folder]
         agree = sum(1 for f, hs in beside if len(hs) == 1 and _named_after(f, next(iter(hs))))
         if not agree or agree < sum(1 for _, hs in beside if len(hs) == 1):
             continue
-        rows = (s_codes == source.cat.categories.get_loc(rep.name)) & ~named
-        if not rows.any():
-            continue
         if name not in host.cat.categories:
             host = host.cat.add_categories([name])
-        codes = h_codes.copy() if codes is None else codes
-        codes[rows] = host.cat.categories.get_loc(name)
+        lut[source.cat.categories.get_loc(rep.name)] = host.cat.categories.get_loc(name)
         rep.assumptions["host"] = (
             f"{name} for {file}, which names none: the name of its folder, as the {agree:,} folder(s) beside it "
             "are named after the hosts of their logs"
         )
-    if codes is not None:
-        events["host"] = pd.Categorical.from_codes(codes, dtype=host.dtype)
+    if (lut >= 0).any():
+        new = np.where(s_codes >= 0, lut[s_codes], -1)
+        take = ~named & (new >= 0)
+        if take.any():
+            events["host"] = pd.Categorical.from_codes(np.where(take, new, h_codes), dtype=host.dtype)
 
 
 def _sources(inputs: Sequence[str | Window], limits: Limits) -> Iterator[Source | Skipped | Window]:
