@@ -696,3 +696,28 @@ def test_a_campaign_is_continuing_when_its_source_goes_on_under_another_of_its_c
     assert [t["new_events"] for t in out["continuing"]] == [3] and not out["quiet"]
     nothing = trends([finding], previous, fresh_counts(events, causes, np.zeros(3, dtype=bool)), True)["trends"]
     assert [t["title"] for t in nothing["quiet"]] == ["Brute force"] and not nothing["continuing"]
+
+
+def test_a_brute_force_that_got_in_is_the_same_campaign_in_the_next_run():
+    """Its cause changed (brute force → success after an attack) and a source joined: the
+    same campaign, continuing with its new source named — not "stopped" and "new"."""
+    import numpy as np
+
+    from analyzer.schedule.trends import finding_key, fresh_counts, trends
+
+    before = {
+        "host": "web01", "cause": "brute-force", "verdict": "attack", "src_ips": ["203.0.113.7"], "users": ["root"],
+        "count": 40, "attempts": 30, "title": "Brute force against root",
+        "first_seen": "2025-11-03T10:00:00Z", "last_seen": "2025-11-03T12:00:00Z",
+    }  # fmt: skip
+    previous = {finding_key(before): {"title": before["title"], "verdict": "attack", "since": before["first_seen"],
+                                      "last_seen": before["last_seen"], "src_ips": before["src_ips"]}}  # fmt: skip
+    now = dict(before, cause="success-after-attack", src_ips=["198.51.100.9", "203.0.113.7"], title="root logged in",
+               last_seen="2025-11-04T10:00:00Z")  # fmt: skip
+    events = pd.DataFrame({"host": pd.Categorical(["web01"]), "src_ip": pd.Categorical(["203.0.113.7"]),
+                           "user": pd.Categorical(["root"])})  # fmt: skip
+    fresh = fresh_counts(events, pd.Series(pd.Categorical(["success-after-attack"])), np.ones(1, dtype=bool))
+    out = trends([now], previous, fresh, True)["trends"]
+    assert not out["new"] and not out["stopped"], out
+    (item,) = out["continuing"]
+    assert item["since"] == before["first_seen"] and item["new_sources"] == ["198.51.100.9"]

@@ -140,6 +140,23 @@ def _memory(f: dict[str, Any], since: str | None) -> dict[str, Any]:
     }
 
 
+def _same_campaign(
+    f: dict[str, Any], previous: dict[Key, dict[str, Any]], campaign: set[str], matched: set[Key]
+) -> Key | None:
+    """The previous run's campaign on the same host that shares a source with ``f`` (its cause
+    may have changed: a brute force that got in is a success after an attack now), not
+    matched yet; the one sharing the most sources."""
+    mine = set(f["src_ips"])
+    best, most = None, 0
+    for key, old in previous.items():
+        if key[0] != (f["host"] or UNKNOWN_HOST) or key[1] not in campaign or key in matched:
+            continue
+        shared = len(mine & set(old.get("src_ips") or []))
+        if shared > most or (shared == most and shared and repr(key) < repr(best)):
+            best, most = key, shared
+    return best
+
+
 def _earliest(a: str | None, b: str | None) -> str | None:
     return min((t for t in (a, b) if t), key=pd.Timestamp, default=None)
 
@@ -157,10 +174,13 @@ def trends(
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
     seen: dict[Key, dict[str, Any]] = {}
     matched: set[Key] = set()
+    campaign = {c.cause for c in load_causes().campaigns}
     for f in findings:
         key = finding_key(f)
         host, cause, subject = key
         old_key = key if key in previous else (host, cause, ANY) if (host, cause, ANY) in previous else None
+        if old_key is None and cause in campaign:  # a campaign whose cause or first source changed
+            old_key = _same_campaign(f, previous, campaign, matched)
         old = previous[old_key] if had_previous and old_key else None
         if old_key:
             matched.add(old_key)
@@ -172,7 +192,8 @@ def trends(
         else:
             kind = "continuing" if n else "quiet"
             known = set(old.get("src_ips") or [])
-            new_sources = [s for s in f["src_ips"] if s not in known] if attack and old_key == key else []
+            same = old_key == key or old_key[1] in campaign  # (not a match by cause alone)
+            new_sources = [s for s in f["src_ips"] if s not in known] if attack and same else []
         cadence = f.get("cadence_seconds")
         going = " ".join(w for w in (_going(cause, f["verdict"]), every(cadence)) if w)
         where = f"{title} on {host}"
