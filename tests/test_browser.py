@@ -5,10 +5,6 @@ when no Chromium is found."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
@@ -25,18 +21,7 @@ ARGS = [
 ]
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        msg = "no Chromium found (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
-def test_html_report_in_chromium(tmp_path):
-    chromium = _chromium()
+def test_html_report_in_chromium(tmp_path, chromium):
     from playwright.sync_api import sync_playwright
 
     evil = "<script>window.__pwned=1</script><img src=x onerror='window.__pwned=2'>"

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -212,22 +210,11 @@ def test_every_line_fits_80_columns(fmt):
         assert not long, long[:3]
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        msg = "no Chromium found (Debian package 'chromium'; .ci/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
-def test_the_timeline_in_chromium(tmp_path):
+def test_the_timeline_in_chromium(tmp_path, chromium):
     """Labelled times on the axis, a legend, colours by meaning (platform failing, attack,
     expected), in light, dark and print."""
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
     report = tmp_path / "report.html"
     res = runner.invoke(app, ["analyze", NOISY, "--year", "2025", "-o", str(report)])
     assert res.exit_code == 0, res.output
