@@ -284,11 +284,9 @@ def test_end_to_end_over_http(server):
         assert c.get(f"/analyses/{body['id']}").status_code == 200
 
 
-def test_upload_page_in_chromium(server):
-    from test_browser import ARGS, _chromium
-
-    chromium = _chromium()
+def test_upload_page_in_chromium(server, chromium):
     from playwright.sync_api import sync_playwright
+    from test_browser import ARGS
 
     errors = []
     with sync_playwright() as p:
