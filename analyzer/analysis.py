@@ -919,6 +919,70 @@ MAX_BUCKETS = 520  # ten years of weeks; a timeline over a longer span takes lon
 TIMELINE_GRID, TIMELINE_GRID_PER_EVENT = 1 << 20, 4
 
 
+def _bucketing(first: int, last: int, buckets: int) -> tuple[int, int]:
+    """The timeline's bucket (seconds, a multiple of a minute) and its first bucket's start
+    (a multiple of a minute) for times from ``first`` to ``last`` (seconds)."""
+    span = max(last - first, 1)
+    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
+    align = size
+    if span / size > MAX_BUCKETS:  # years of weeks (forged times: year 1 and year 9999): whole weeks each
+        size, align = -(-span // (MAX_BUCKETS * _BUCKETS[-1])) * _BUCKETS[-1], 86400  # from the first day
+    return size, first // align * align
+
+
+def timeline_cells(events: pd.DataFrame, causes: pd.Series, counted: np.ndarray | None = None) -> dict[str, Any]:
+    """What :func:`timeline` counts, per (host, cause, minute): a share of the hosts' part
+    of the timeline, for :func:`timeline_of_cells` to add up with the others'. Every bucket
+    is whole minutes from a whole minute, so counts per minute make the same buckets."""
+    micros = events["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
+    keep = causes.notna().to_numpy() & (micros != np.iinfo(np.int64).min)
+    if counted is not None:
+        keep &= counted
+    if not keep.any():
+        return {"first": None, "last": None, "hosts": [], "causes": [], "cells": np.zeros((4, 0), dtype=np.int64)}
+    t = micros[keep] // 1_000_000
+    first, last = int(t.min()), int(t.max())
+    minute = t // 60
+    del t
+    host_col = events["host"]
+    hosts = host_col.cat.codes.to_numpy()[keep].astype(np.int64) + 1  # 0: no host
+    host_names = [None, *host_col.cat.categories]
+    ncause = len(causes.cat.categories)
+    low = int(minute.min())
+    key = (hosts * ncause + causes.cat.codes.to_numpy()[keep]) * (int(minute.max()) - low + 1)
+    key += minute - low
+    keys, counts = np.unique(key, return_counts=True)
+    pair, offset = np.divmod(keys, int(minute.max()) - low + 1)
+    cells = np.stack([pair // ncause, pair % ncause, offset + low, counts])
+    names = [None if h is None else str(h) for h in host_names]
+    return {"first": first, "last": last, "hosts": names, "causes": [str(c) for c in causes.cat.categories],
+            "cells": cells}  # fmt: skip
+
+
+def timeline_of_cells(parts: list[dict[str, Any]], buckets: int = 48) -> dict[str, Any]:
+    """:func:`timeline` from the :func:`timeline_cells` of shares of the hosts."""
+    parts = [p for p in parts if p["first"] is not None]
+    if not parts:
+        return {"bucket_seconds": None, "start": None, "hosts": {}}
+    size, start = _bucketing(min(p["first"] for p in parts), max(p["last"] for p in parts), buckets)
+    n = (max(p["last"] for p in parts) - start) // size + 1
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for p in parts:
+        h, c, minute, count = p["cells"]
+        idx = (minute * 60 - start) // size
+        for (hi, ci), rows in pd.Series(np.arange(h.size)).groupby([h, c]).indices.items() if h.size else ():
+            host = p["hosts"][hi]
+            row = out.setdefault(UNKNOWN_HOST if host is None else host, {}).setdefault(
+                p["causes"][ci], np.zeros(n, dtype=np.int64)
+            )
+            np.add.at(row, idx[rows], count[rows])
+    return {
+        "bucket_seconds": size,
+        "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),
+        "hosts": {host: {cause: out[host][cause].tolist() for cause in sorted(out[host])} for host in sorted(out)},
+    }
+
+
 def timeline(
     events: pd.DataFrame, causes: pd.Series, buckets: int = 48, counted: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -932,12 +996,7 @@ def timeline(
     if not keep.any():
         return {"bucket_seconds": None, "start": None, "hosts": {}}
     t = micros[keep] // 1_000_000
-    span = max(int(t.max() - t.min()), 1)
-    size = next((b for b in _BUCKETS if span / b <= buckets), _BUCKETS[-1])
-    align = size
-    if span / size > MAX_BUCKETS:  # years of weeks (forged times: year 1 and year 9999): whole weeks each
-        size, align = -(-span // (MAX_BUCKETS * _BUCKETS[-1])) * _BUCKETS[-1], 86400  # from the first day
-    start = int(t.min() // align * align)
+    size, start = _bucketing(int(t.min()), int(t.max()), buckets)
     idx = (t - start) // size
     del t
     n = int(idx.max()) + 1

@@ -35,8 +35,10 @@ from .errors import InputError
 from .evidence import fill_examples
 from .ingest import IngestOptions, IngestResult, InputReport, read_events
 from .ingest.sources import read_once
+from .ingest.store import SPILL_BYTES, EventStore
 from .report import FORMATS
 from .report import render as _render
+from .shares import run_shares, summarize_shares
 from .summary import summarize
 
 __all__ = ["triage", "triage_events", "Report", "TriageOptions", "NothingReadable", "FAIL_ON"]
@@ -62,6 +64,10 @@ class TriageOptions:
     on_read: Callable[[IngestResult], None] | None = None  # once all are read, before the analysis
     # a Dask scheduler (tcp://HOST:8786) to run the reads and the analysis on; None: local processes
     cluster: str | None = None
+    # the events read are held in memory up to this many bytes; past it they are spilled to
+    # disk by host and analyzed a share of hosts at a time (analyzer.shares)
+    spill_bytes: int = SPILL_BYTES
+    workdir: PathLike | None = None  # where they are spilled (default: the system's temporary directory)
 
 
 class NothingReadable(InputError):
@@ -128,15 +134,24 @@ def triage(
     lazy = ingest.lazy_raw and not any(read_once(p) for p in paths)  # a pipe cannot be read again
     if lazy != ingest.lazy_raw or (ingest.tz is None and profile.timezone):
         ingest = replace(ingest, lazy_raw=lazy, tz=ingest.tz or profile.timezone)
+    workdir = os.path.abspath(opts.workdir) if opts.workdir is not None else None
+    store = EventStore(opts.spill_bytes, workdir)
     with (
         contextlib.chdir(opts.base) if opts.base is not None else contextlib.nullcontext(),
         open_engine(opts.cluster, ingest.jobs) as engine,
+        contextlib.closing(store),
     ):
-        result = read_events(paths, ingest, progress=opts.progress, engine=engine)
+        result = read_events(paths, ingest, progress=opts.progress, engine=engine, store=store)
         if opts.on_read is not None:
             opts.on_read(result)
         if not result.readable:
             raise NothingReadable(result.inputs)
+        if result.stored is not None:  # spilled by host: analyzed a share of hosts at a time
+            quoting = (paths, {r.name: r.format for r in result.inputs}, ingest.limits) if lazy else None
+            parts = run_shares(store, ruleset, profile, ingest, engine, quoting)
+            data = summarize_shares(result, ingest, profile, parts)
+            data["engine"] = engine.describe()
+            return Report(data)
         examples: Examples | None = None
         if lazy:
             formats = {r.name: r.format for r in result.inputs}

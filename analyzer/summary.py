@@ -27,13 +27,28 @@ COUNT_BY = ("host", "service", "outcome", "reason", "user", "src_ip")
 TOP = 50
 
 
-def _counts(events: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+def value_counts(
+    events: pd.DataFrame, column: str, rows: np.ndarray | None = None, whole: bool = True
+) -> dict[tuple[bool, str], int]:
+    """A column's values and their counts (``rows``: a mask of the rows to count), keyed by
+    (missing, text): what :func:`top_counts` ranks, and what shares of hosts add up. With
+    ``whole`` (these are all the events): only those :func:`top_counts` can pick."""
     col = events[column] if rows is None else events[column][rows]
     vc = col.value_counts(dropna=False)  # by count, descending
     vc = vc[vc > 0]
-    if len(vc) > TOP:  # the first TOP and everything tied with the last of them
+    if whole and len(vc) > TOP:  # the first TOP and everything tied with the last of them
         vc = vc[vc >= vc.iloc[TOP - 1]]
-    items = sorted((-int(v), "(none)" if pd.isna(k) else str(k)) for k, v in vc.items())  # ties by value
+    return {(bool(pd.isna(k)), "(none)" if pd.isna(k) else str(k)): int(v) for k, v in vc.items()}
+
+
+def add_counts(into: dict[tuple[bool, str], int], more: dict[tuple[bool, str], int]) -> None:
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + n
+
+
+def top_counts(counts: dict[tuple[bool, str], int]) -> list[dict[str, Any]]:
+    """The TOP values by count, ties by value."""
+    items = sorted((-n, label) for (_, label), n in counts.items())
     return [{"value": k, "count": -n} for n, k in items[:TOP]]
 
 
@@ -56,6 +71,39 @@ def summarize(
     explain(analysis["findings"])  # (those a worker process explained already keep their words)
     host_verdicts(analysis["hosts"], analysis["findings"], ev, analysis["classification"].cause)
     failures = (ev["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)  # a mask: no copy of the rows
+    return document(
+        result,
+        options,
+        profile,
+        analysis,
+        events=int(len(ev)),
+        failures=int(failures.sum()),
+        first_seen=ev["timestamp"].min() if len(ev) else None,
+        last_seen=ev["timestamp"].max() if len(ev) else None,
+        events_by={col: top_counts(value_counts(ev, col)) for col in COUNT_BY},
+        failures_by={col: top_counts(value_counts(ev, col, failures)) for col in COUNT_BY},
+        timeline=timeline(
+            ev, relabel(ev, analysis["classification"].cause, analysis["findings"]), counted=analysis.get("counted")
+        ),
+    )
+
+
+def document(
+    result: IngestResult,
+    options: IngestOptions,
+    profile: Profile,
+    analysis: dict[str, Any],
+    *,
+    events: int,
+    failures: int,
+    first_seen: Any,
+    last_seen: Any,
+    events_by: dict[str, list[dict[str, Any]]],
+    failures_by: dict[str, list[dict[str, Any]]],
+    timeline: dict[str, Any],
+) -> dict[str, Any]:
+    """The report's document from what was read (``result``), the analysis (its hosts,
+    findings, attempts and unclassified count) and the figures over every event."""
     assumptions: dict[str, list[str]] = {}
     for rep in result.inputs:
         for key, text in rep.assumptions.items():
@@ -79,25 +127,24 @@ def summarize(
             "inputs": len(result.inputs),
             "lines": sum(r.lines for r in result.inputs),
             "records": sum(r.records for r in result.inputs),
-            "events": int(len(ev)),
-            "failures": int(failures.sum()),
+            "events": events,
+            "failures": failures,
             **analysis.get("attempts", {}),  # failed login attempts and connections, each once
             "unparsed": sum(r.unparsed for r in result.inputs),
             "errors": sum(1 for r in result.inputs if r.error),
             "findings": len(analysis["findings"]),
         },
-        "first_seen": iso_utc(ev["timestamp"].min()) if len(ev) else None,
-        "last_seen": iso_utc(ev["timestamp"].max()) if len(ev) else None,
-        "events_by": {col: _counts(ev, col) for col in COUNT_BY},
-        "failures_by": {col: _counts(ev, col, failures) for col in COUNT_BY},
+        "first_seen": iso_utc(first_seen) if events else None,
+        "last_seen": iso_utc(last_seen) if events else None,
+        "events_by": events_by,
+        "failures_by": failures_by,
         "platform": {
             "networks": list(profile.networks),
             "accounts": list(profile.accounts),
             "ports": list(profile.ports),
             "config": profile.path,
         },
-        "timeline": timeline(ev, relabel(ev, analysis["classification"].cause, analysis["findings"]),
-                             counted=analysis.get("counted")),
+        "timeline": timeline,
         "hosts": analysis["hosts"],
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],

@@ -3,7 +3,7 @@
 (:func:`read_pfirewall`).
 
 The log names no host: once every input is read, its events take the one host of the logs
-beside it (:func:`hosts_beside`).
+beside it (:func:`beside_plan`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .sources import Source
 from .syslog import MAX_LINE_BYTES, line_list
 from .types import IngestOptions, InputReport
 
-__all__ = ["HOSTLESS_FORMATS", "hosts_beside", "read_pfirewall"]
+__all__ = ["HOSTLESS_FORMATS", "beside_plan", "read_pfirewall"]
 
 
 def read_pfirewall(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFrame:
@@ -114,40 +114,29 @@ def _folders(name: str) -> Iterator[str]:
         yield name
 
 
-def hosts_beside(events: pd.DataFrame, reports: list[InputReport]) -> None:
+def beside_plan(pairs: dict[str, set[str]], hostless: set[str], reports: list[InputReport]) -> dict[str, str]:
     """A Windows Firewall log names no host: its events take the host of the logs beside it
     (the nearest folder up whose other logs name any host), when those name exactly one;
-    else they stay without one. The input's assumptions say so."""
-    hostless = [r for r in reports if r.format in HOSTLESS_FORMATS and r.events]
-    if not hostless or events.empty:
-        return
-    source, host = events["source"], events["host"]
-    s_codes, h_codes = source.cat.codes.to_numpy(), host.cat.codes.to_numpy()
-    named = h_codes >= 0
-    pairs = np.unique(s_codes[named].astype(np.int64) * (len(host.cat.categories) + 1) + h_codes[named])
-    by_source: dict[str, set[int]] = {}
-    for s, h in zip(*np.divmod(pairs, len(host.cat.categories) + 1), strict=True):
-        by_source.setdefault(str(source.cat.categories[s]), set()).add(int(h))
-    codes = None
-    for rep in hostless:
+    else they stay without one. The input's assumptions say so. ``pairs``: per source the
+    hosts its events name; ``hostless``: the sources with events that name none. Returns
+    per source the host its host-less events take."""
+    moves: dict[str, str] = {}
+    for rep in reports:
+        if rep.format not in HOSTLESS_FORMATS or not rep.events:
+            continue
         for folder in _folders(rep.name):
             inside = (folder + "/", folder + "!")
-            near = set().union(*(hs for name, hs in by_source.items() if name != rep.name and name.startswith(inside)))
+            near = set().union(*(hs for name, hs in pairs.items() if name != rep.name and name.startswith(inside)))
             if near:
                 break
         else:
             continue
-        if len(near) != 1:
+        if len(near) != 1 or rep.name not in hostless:
             continue
         (h,) = near
-        where = source.cat.categories.get_loc(rep.name)
-        rows = (s_codes == where) & ~named
-        if rows.any():
-            codes = h_codes.copy() if codes is None else codes
-            codes[rows] = h
-            rep.assumptions["host"] = (
-                f"{host.cat.categories[h]} for {rep.name.rsplit('/', 1)[-1].rsplit('!', 1)[-1]}, which names none: "
-                f"the one host of the other logs in {folder}"
-            )
-    if codes is not None:
-        events["host"] = pd.Categorical.from_codes(codes, dtype=host.dtype)
+        moves[rep.name] = h
+        rep.assumptions["host"] = (
+            f"{h} for {rep.name.rsplit('/', 1)[-1].rsplit('!', 1)[-1]}, which names none: "
+            f"the one host of the other logs in {folder}"
+        )
+    return moves

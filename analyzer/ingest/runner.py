@@ -30,17 +30,27 @@ from .._memory import release
 from ..errors import InputError, LimitExceeded
 from ..schema import concat_events, empty_events
 from . import textlog, workers
-from .firewall import HOSTLESS_FORMATS, hosts_beside
+from .firewall import HOSTLESS_FORMATS, beside_plan
 from .readers import READERS
 from .sniff import sniff
 from .sources import HEAD_BYTES, Budget, EventBudget, Limits, Prefixed, Skipped, Source, iter_sources, utf16_as_utf8
+from .store import EventStore, give_hosts
 from .textlog import file_size
 from .types import IngestOptions, IngestResult, InputReport
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
-__all__ = ["SMALL_FRAMES", "SMALL_ROWS", "UNSPLIT_FORMATS", "WHOLE_BYTES", "Window", "read_events", "read_source"]
+__all__ = [
+    "SMALL_FRAMES",
+    "SMALL_ROWS",
+    "UNSPLIT_FORMATS",
+    "WHOLE_BYTES",
+    "Window",
+    "assign_hosts",
+    "read_events",
+    "read_source",
+]
 
 # files and archive members up to this size go to a worker whole; larger text logs are split
 # into blocks for the workers instead
@@ -82,6 +92,7 @@ def read_events(
     options: IngestOptions | None = None,
     progress: Callable[[InputReport], None] | None = None,
     engine: Engine | None = None,
+    store: EventStore | None = None,
 ) -> IngestResult:
     """Read every input: the files under each path (archives opened), and each window;
     never stops at a bad one. Both go through the same limits (:func:`_sources`).
@@ -90,6 +101,10 @@ def read_events(
     processes, several at a time; larger files are split into blocks for the workers
     instead (see :func:`.textlog.read_syslog`). Results come back in input order either way.
     ``engine``: what runs those reads (:mod:`analyzer.engine`; default: the local workers).
+    ``store``: where the events wait (:class:`.store.EventStore`); when it spilled them to
+    disk, the result's ``events`` is empty and its ``stored`` is the store, its host-less
+    sources' hosts (``moves``) decided and the window not applied yet (the analysis
+    applies it, share by share).
     A remote one (a Dask cluster) takes every plain file whole, by its absolute path, and
     archive members and streams of up to WHOLE_BYTES as bytes, whatever ``jobs`` says.
     """
@@ -108,6 +123,7 @@ def read_events(
     sent_bytes = 0
     reports: list[InputReport] = []
     frames: list[pd.DataFrame] = []  # taken, in input order: small ones joined SMALL_FRAMES at a time
+    keep = frames.append if store is None else store.add
     small: list[pd.DataFrame] = []
     budget = EventBudget(opts.limits)  # events over all inputs
 
@@ -152,14 +168,16 @@ def read_events(
                     progress(rep)
                 reports.append(rep)
             if len(frame) >= SMALL_ROWS:
-                frames.extend([concat_events(small, consume=True)] if small else [])
-                frames.append(frame)
+                if small:
+                    keep(concat_events(small, consume=True))
+                keep(frame)
             elif len(frame):
                 small.append(frame)
                 if len(small) == SMALL_FRAMES:
-                    frames.append(concat_events(small, consume=True))
+                    keep(concat_events(small, consume=True))
+            del frame
         if everything and small:
-            frames.append(concat_events(small, consume=True))
+            keep(concat_events(small, consume=True))
 
     for item in _sources(inputs, opts.limits):
         take(False)
@@ -240,9 +258,14 @@ def read_events(
     take(True)
     workers.close_pools()  # idle workers hold memory; the next read forks new ones (cheap)
     in_flight.clear()  # the frames live on only in `frames`, which the concatenation empties
+    if store is not None and store.spilled:
+        store.moves = host_moves(store.pairs, store.hostless, reports)
+        span = (store.first, store.last) if opts.since is not None or opts.until is not None else (None, None)
+        return IngestResult(events=empty_events(), inputs=reports, read_span=span, stored=store)
+    if store is not None:
+        frames = store.frames()
     events = concat_events(frames, consume=True)
-    hosts_beside(events, reports)
-    hosts_from_folders(events, reports)
+    assign_hosts(events, reports)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
     events = _window(events, opts)
@@ -262,50 +285,70 @@ def _named_after(folder: str, host: str) -> bool:
     return folder in (host, host.split(".", 1)[0])
 
 
-def hosts_from_folders(events: pd.DataFrame, reports: list[InputReport]) -> None:
+def folders_plan(pairs: dict[str, set[str]], hostless: set[str], reports: list[InputReport]) -> dict[str, str]:
     """A collector's tree (``<root>/<host>/…``): a log that names no host (pfirewall.log)
     and has no log beside it that names one takes its folder's name, when the folders beside
     its folder are named after the hosts of their logs (each that names one host, and at
-    least one). The input's assumptions say so."""
-    hostless = [r for r in reports if r.format in HOSTLESS_FORMATS and r.events and "host" not in r.assumptions]
-    if not hostless or events.empty:
+    least one). The input's assumptions say so. ``pairs``, ``hostless``: as
+    :func:`.firewall.beside_plan` takes them; returns per source the host it takes."""
+    folders: dict[str, set[str]] = {}  # folder → the hosts its logs name
+    for source, hs in pairs.items():
+        folders.setdefault(_split(source)[0], set()).update(hs)
+    by_parent: dict[str, list[tuple[str, str, set[str]]]] = {}  # parent → (folder, its name, hosts)
+    for f, hs in folders.items():
+        up, fname = _split(f)
+        by_parent.setdefault(up, []).append((f, fname, hs))
+    moves: dict[str, str] = {}
+    for rep in reports:
+        if rep.format not in HOSTLESS_FORMATS or not rep.events or "host" in rep.assumptions:
+            continue
+        folder, file = _split(rep.name)
+        parent, name = _split(folder)
+        if not name or folder in folders or (rep.name not in hostless and rep.name not in pairs):
+            continue  # no folder, or logs beside it name hosts (several: beside_plan took none)
+        beside = [(fname, hs) for f, fname, hs in by_parent.get(parent, []) if f != folder]
+        agree = sum(1 for f, hs in beside if len(hs) == 1 and _named_after(f, next(iter(hs))))
+        if not agree or agree < sum(1 for _, hs in beside if len(hs) == 1):
+            continue
+        if rep.name in hostless:
+            moves[rep.name] = name
+        rep.assumptions["host"] = (
+            f"{name} for {file}, which names none: the name of its folder, as the {agree:,} folder(s) beside it "
+            "are named after the hosts of their logs"
+        )
+    return moves
+
+
+def host_moves(pairs: dict[str, set[str]], hostless: set[str], reports: list[InputReport]) -> dict[str, str]:
+    """Per source whose events name no host, the host they take: that of the logs beside it
+    (:func:`.firewall.beside_plan`), else its folder's (:func:`folders_plan`)."""
+    moves = beside_plan(pairs, hostless, reports)
+    if not any(r.format in HOSTLESS_FORMATS and r.events and "host" not in r.assumptions for r in reports):
+        return moves
+    pairs = {s: set(hs) for s, hs in pairs.items()}
+    for source, host in moves.items():
+        pairs.setdefault(source, set()).add(host)
+    return moves | folders_plan(pairs, hostless - moves.keys(), reports)
+
+
+def assign_hosts(events: pd.DataFrame, reports: list[InputReport]) -> None:
+    """Events of logs that name no host take one (:func:`host_moves`), in place."""
+    if events.empty or not any(r.format in HOSTLESS_FORMATS and r.events for r in reports):
         return
     source, host = events["source"], events["host"]
     s_codes, h_codes = source.cat.codes.to_numpy(), host.cat.codes.to_numpy()
     named = h_codes >= 0
     width = len(host.cat.categories) + 1
-    pairs = np.unique(s_codes[named].astype(np.int64) * width + h_codes[named])
-    folders: dict[str, set[str]] = {}  # folder → the hosts its logs name
-    for s, h in zip(*np.divmod(pairs, width), strict=True):
-        folders.setdefault(_split(str(source.cat.categories[s]))[0], set()).add(str(host.cat.categories[h]))
-    by_parent: dict[str, list[tuple[str, str, set[str]]]] = {}  # parent → (folder, its name, hosts)
-    for f, hs in folders.items():
-        up, fname = _split(f)
-        by_parent.setdefault(up, []).append((f, fname, hs))
-    # per source code the host it takes (-1: none), applied to every event once at the end
-    # (not a pass over every event per host-less file: a collector's thousands of them)
-    lut = np.full(len(source.cat.categories), -1, dtype=np.int64)
-    for rep in hostless:
-        folder, file = _split(rep.name)
-        parent, name = _split(folder)
-        if not name or folder in folders or rep.name not in source.cat.categories:
-            continue  # no folder, or logs beside it name hosts (several: hosts_beside took none)
-        beside = [(fname, hs) for f, fname, hs in by_parent.get(parent, []) if f != folder]
-        agree = sum(1 for f, hs in beside if len(hs) == 1 and _named_after(f, next(iter(hs))))
-        if not agree or agree < sum(1 for _, hs in beside if len(hs) == 1):
-            continue
-        if name not in host.cat.categories:
-            host = host.cat.add_categories([name])
-        lut[source.cat.categories.get_loc(rep.name)] = host.cat.categories.get_loc(name)
-        rep.assumptions["host"] = (
-            f"{name} for {file}, which names none: the name of its folder, as the {agree:,} folder(s) beside it "
-            "are named after the hosts of their logs"
-        )
-    if (lut >= 0).any():
-        new = np.where(s_codes >= 0, lut[s_codes], -1)
-        take = ~named & (new >= 0)
-        if take.any():
-            events["host"] = pd.Categorical.from_codes(np.where(take, new, h_codes), dtype=host.dtype)
+    pairs: dict[str, set[str]] = {}
+    for p in np.unique(s_codes[named].astype(np.int64) * width + h_codes[named]).tolist():
+        s, h = divmod(p, width)
+        if s >= 0:
+            pairs.setdefault(str(source.cat.categories[s]), set()).add(str(host.cat.categories[h]))
+    unnamed = np.unique(s_codes[~named])
+    hostless = {str(source.cat.categories[s]) for s in unnamed.tolist() if s >= 0}
+    moves = host_moves(pairs, hostless, reports)
+    if moves:
+        give_hosts(events, moves)
 
 
 def _sources(inputs: Sequence[str | Window], limits: Limits) -> Iterator[Source | Skipped | Window]:

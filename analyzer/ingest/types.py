@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -101,6 +102,8 @@ class IngestResult:
     # events read (first, last), so a report over an empty window can say what it missed
     outside: int = 0
     read_span: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
+    # the events spilled to disk by host (then ``events`` is empty): an ingest.store.EventStore
+    stored: Any = None
 
     @property
     def readable(self) -> bool:

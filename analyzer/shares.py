@@ -1,0 +1,184 @@
+"""The analysis of events spilled to disk by host: a map over shares of whole hosts, then a
+reduction into the report's document.
+
+When a read spilled its events (:class:`analyzer.ingest.store.EventStore`), no process holds
+every event again. The hosts are dealt into shares of at most SHARE_EVENTS events (a host
+larger than that is a share of its own), and each share is one task (:func:`analyze_share`,
+the same function on either engine): it reads its hosts' events back, cuts them to the
+window, classifies them and finds, explains and dates their findings, and counts what the
+report counts over every event (per column, per minute of the timeline). The reduction
+(:func:`summarize_shares`) adds those up: the same document as one frame of every event
+gives (a test compares them), at the memory of the largest share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .analysis import _analyze_serial, _rank, host_verdicts, timeline_cells, timeline_of_cells
+from .campaigns import relabel
+from .config import Profile
+from .ingest import IngestOptions, IngestResult
+from .ingest.runner import _window
+from .ingest.sources import Limits
+from .ingest.store import EventStore, Share
+from .prose import explain
+from .summary import COUNT_BY, add_counts, document, top_counts, value_counts
+
+__all__ = ["SHARE_EVENTS", "analyze_share", "summarize_shares"]
+
+SHARE_EVENTS = 500_000  # hosts are dealt into shares of up to this many events (one task each)
+
+# what a share's task needs to quote its findings' lines: the inputs, their formats, the limits
+Quoting = tuple[list[str], dict[str, str | None], Limits]
+
+
+def analyze_share(
+    share: Share | pd.DataFrame, ruleset, profile: Profile, options: IngestOptions, quoting: Quoting | None = None
+) -> dict[str, Any]:
+    """One share of the hosts, analyzed (``share``: read back from the store here, or its
+    events already read): its hosts with their verdicts, its findings explained (their lines
+    quoted when ``quoting`` is given), and its part of the counts over every event."""
+    from .evidence import fill_examples
+
+    events = share.load() if isinstance(share, Share) else share
+    read = len(events)
+    events = _window(events, options)
+    out = _analyze_serial(events, ruleset, profile)
+    findings = out["findings"]
+    explain(findings)
+    if quoting is not None:
+        fill_examples(findings, *quoting, 1)
+    cls = out.pop("classification")
+    host_verdicts(out["hosts"], findings, events, cls.cause)
+    failures = (events["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)
+    ts = events["timestamp"]
+    return {
+        "hosts": out["hosts"],
+        "findings": orjson.dumps(findings),
+        "unclassified": out["unclassified"],
+        "attempts": out["attempts"],
+        "read": read,
+        "events": len(events),
+        "failures": int(failures.sum()),
+        "first": ts.min() if len(events) else None,
+        "last": ts.max() if len(events) else None,
+        "events_by": {col: value_counts(events, col, whole=False) for col in COUNT_BY},
+        "failures_by": {col: value_counts(events, col, failures, whole=False) for col in COUNT_BY},
+        "timeline": timeline_cells(events, relabel(events, cls.cause, findings), out["counted"]),
+    }
+
+
+def deal(store: EventStore, workers: int) -> list[Share]:
+    """The store's hosts dealt into shares (largest first, each to the share with the fewest
+    events so far): enough for the workers, none over SHARE_EVENTS unless a host is."""
+    hosts = store.hosts(store.moves)
+    sizes = {h: sum(store.counts[k] for k in keys) for h, keys in hosts.items()}
+    total = sum(sizes.values())
+    n = max(1, min(len(hosts), max(2 * workers if workers > 1 else 1, math.ceil(total / SHARE_EVENTS))))
+    loads = [0] * n
+    dealt: list[list[str | None]] = [[] for _ in range(n)]
+    for h in sorted(sizes, key=lambda h: (-sizes[h], h or "")):
+        k = int(np.argmin(loads))
+        dealt[k].append(h)
+        loads[k] += sizes[h]
+    return [store.share([k for h in mine for k in hosts[h]], store.moves) for mine in dealt if mine]
+
+
+def run_shares(
+    store: EventStore,
+    ruleset,
+    profile: Profile,
+    options: IngestOptions,
+    engine,
+    quoting: Quoting | None,
+) -> list[dict[str, Any]]:
+    """Every share analyzed, as the engine's tasks (in this process with one local job),
+    in order; at most twice the workers' shares out at once."""
+    shares = deal(store, engine.workers)
+    if engine.remote:  # the workers need not see the store: each share goes to them read
+        quote_here = quoting
+        quoting = None
+    results: list[dict[str, Any] | None] = [None] * len(shares)
+    if not engine.remote and engine.workers <= 1:
+        for i, share in enumerate(shares):
+            results[i] = analyze_share(share, ruleset, profile, options, quoting)
+            engine.count()
+        return results  # type: ignore[return-value]
+    pending: deque = deque()
+    for i, share in enumerate(shares):
+        arg = share.load() if engine.remote else share
+        pending.append((i, engine.submit(analyze_share, arg, ruleset, profile, options, quoting)))
+        del arg
+        while len(pending) >= 2 * engine.workers:
+            j, fut = pending.popleft()
+            results[j] = fut.result()
+    while pending:
+        j, fut = pending.popleft()
+        results[j] = fut.result()
+    if engine.remote and quote_here is not None:
+        from .evidence import fill_examples
+
+        for res in results:
+            found = orjson.loads(res["findings"])  # type: ignore[index]
+            fill_examples(found, *quote_here, 1)
+            res["findings"] = orjson.dumps(found)  # type: ignore[index]
+    return results  # type: ignore[return-value]
+
+
+def summarize_shares(
+    result: IngestResult, options: IngestOptions, profile: Profile, parts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The report's document from the shares' analyses (:func:`analyze_share`)."""
+    findings: list[dict[str, Any]] = []
+    hosts: list[dict[str, Any]] = []
+    owner: list[tuple[int, int]] = []  # per finding: its share and its place there
+    for s, part in enumerate(parts):
+        found = orjson.loads(part["findings"])
+        owner.extend((s, i) for i in range(len(found)))
+        findings.extend(found)
+    order = sorted(range(len(findings)), key=lambda i: _rank(findings[i]))
+    findings = [findings[i] for i in order]
+    at = {owner[i]: k for k, i in enumerate(order)}
+    for s, part in enumerate(parts):
+        for h in part["hosts"]:  # their findings named by place in the share: now in the report
+            h["findings"] = [at[(s, i)] for i in h["findings"]]
+            if h["platform"]["finding"] is not None:
+                h["platform"]["finding"] = at[(s, h["platform"]["finding"])]
+            hosts.append(h)
+    hosts.sort(key=lambda h: h["name"])
+    counts: dict[str, dict[str, dict]] = {"events_by": {}, "failures_by": {}}
+    for part in parts:
+        for kind, by in counts.items():
+            for col in COUNT_BY:
+                add_counts(by.setdefault(col, {}), part[kind][col])
+    result.outside = sum(p["read"] - p["events"] for p in parts)
+    firsts = [p["first"] for p in parts if p["first"] is not None and not pd.isna(p["first"])]
+    lasts = [p["last"] for p in parts if p["last"] is not None and not pd.isna(p["last"])]
+    analysis = {
+        "hosts": hosts,
+        "findings": findings,
+        "unclassified": sum(p["unclassified"] for p in parts),
+        "attempts": {k: sum(p["attempts"][k] for p in parts) for k in ("attempts", "connections")},
+    }
+    events = sum(p["events"] for p in parts)
+    return document(
+        result,
+        options,
+        profile,
+        analysis,
+        events=events,
+        failures=sum(p["failures"] for p in parts),
+        first_seen=min(firsts) if firsts else pd.NaT,
+        last_seen=max(lasts) if lasts else pd.NaT,
+        events_by={col: top_counts(counts["events_by"][col]) for col in COUNT_BY},
+        failures_by={col: top_counts(counts["failures_by"][col]) for col in COUNT_BY},
+        timeline=timeline_of_cells([p["timeline"] for p in parts]),
+    )
+
