@@ -267,3 +267,15 @@ def test_losing_every_worker_mid_run_fails_in_one_line(tmp_path, monkeypatch):
         assert time.monotonic() - start < 30
     finally:
         fleet.stop()
+
+
+def test_spilled_events_analyzed_on_the_cluster_give_the_same_report(cluster, shared, monkeypatch):
+    import analyzer.shares as shares_mod
+
+    monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 2_000)
+    data = shared()
+    local = _report([SAMPLES, data])
+    opts = TriageOptions(ingest=IngestOptions(lazy_raw=True), cluster=cluster.address, spill_bytes=0)
+    remote = triage([str(SAMPLES), str(data)], options=opts).data
+    _same(local, remote)
+    assert remote["engine"]["name"] == "dask" and remote["engine"]["tasks"] > 10

@@ -1,0 +1,151 @@
+"""The host-partitioned pipeline: events spilled to disk by host and analyzed a share of
+hosts at a time give the same report as one frame of every event, and no step holds them all."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer.shares as shares_mod
+from analyzer import triage
+from analyzer.errors import InputError
+from analyzer.ingest import IngestOptions, runner
+from analyzer.ingest.store import EventStore, Share
+from analyzer.pipeline import TriageOptions
+from analyzer.schema import conform
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SECURE = SAMPLES / "linux-brute-force" / "secure"  # names the host "bastion"
+PFIREWALL = SAMPLES / "windows-firewall-blocked-pfirewall" / "pfirewall.log"
+NEVER = 1 << 62  # a spill threshold never reached: one frame of every event, as for a ticket
+
+
+def _report(inputs: list, spill: int, jobs: int = 1, workdir: Path | None = None, **window) -> dict:
+    opts = TriageOptions(
+        ingest=IngestOptions(lazy_raw=True, jobs=jobs, **window), spill_bytes=spill, workdir=workdir
+    )
+    return triage([str(p) for p in inputs], options=opts).data
+
+
+def _same(a: dict, b: dict) -> None:
+    a, b = dict(a), dict(b)
+    a.pop("engine"), b.pop("engine")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.fixture
+def many_frames(monkeypatch):
+    """Every input its own frame (many spill files) and shares of a few hundred events
+    (hosts dealt among many tasks)."""
+    monkeypatch.setattr(runner, "SMALL_FRAMES", 1)
+    monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 300)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_spilled_samples_and_shared_data_give_the_same_report(many_frames, shared, jobs, tmp_path):
+    inputs = [SAMPLES, shared()]
+    whole = _report(inputs, NEVER, jobs)
+    spilled = _report(inputs, 0, jobs, workdir=tmp_path)
+    _same(whole, spilled)
+    assert len(whole["hosts"]) > 50 and whole["totals"]["events"] > 10_000
+    assert spilled["engine"]["tasks"] > whole["engine"]["tasks"]  # the shares are tasks of their own
+    assert list(tmp_path.iterdir()) == []  # the spilled files are gone with the run
+
+
+def test_spilled_window_counts_what_it_left_out(many_frames, shared):
+    window = {"since": pd.Timestamp("2020-01-01", tz="UTC"), "until": pd.Timestamp("2025-06-01", tz="UTC")}
+    whole = _report([SAMPLES, shared()], NEVER, **window)
+    spilled = _report([SAMPLES, shared()], 0, **window)
+    _same(whole, spilled)
+    assert 0 < spilled["window"]["left_out"] < spilled["window"]["left_out"] + spilled["totals"]["events"]
+    assert spilled["window"]["read_first"] and spilled["window"]["read_last"]
+
+
+def _collector(root: Path, hosts: int, firewall: str) -> Path:
+    for i in range(hosts):
+        name = f"vm{i:03d}"
+        (root / name).mkdir(parents=True)
+        (root / name / "secure").write_text(SECURE.read_text().replace(" bastion ", f" {name} "))
+    (root / firewall).mkdir(parents=True, exist_ok=True)
+    shutil.copy(PFIREWALL, root / firewall / "pfirewall.log")
+    return root
+
+
+@pytest.mark.parametrize("firewall", ["vm777", "vm001"])  # its folder's name; the host of the log beside it
+def test_spilled_firewall_log_takes_the_same_host(many_frames, tmp_path, firewall):
+    root = _collector(tmp_path / "logs", 3, firewall)
+    whole = _report([root], NEVER)
+    spilled = _report([root], 0)
+    _same(whole, spilled)
+    fw = next(r for r in spilled["inputs"] if r["format"] == "pfirewall")
+    assert fw["assumptions"]["host"].startswith(f"{firewall} for pfirewall.log")
+    assert any(h["name"] == firewall for h in spilled["hosts"])
+
+
+def test_no_share_holds_every_event(many_frames, shared, monkeypatch):
+    loaded: list[int] = []
+    load = Share.load
+
+    def spy(self):
+        events = load(self)
+        loaded.append(len(events))
+        return events
+
+    monkeypatch.setattr(Share, "load", spy)
+    doc = _report([SAMPLES, shared()], 0)
+    largest = max(count["count"] for count in doc["events_by"]["host"])
+    assert len(loaded) > 10
+    assert sum(loaded) == doc["totals"]["events"]
+    # a share is whole hosts: at most SHARE_EVENTS, or one host larger than that
+    assert max(loaded) <= max(shares_mod.SHARE_EVENTS, largest) < doc["totals"]["events"]
+
+
+def _frame(rows: list[tuple[str | None, str, int]]) -> pd.DataFrame:
+    return conform(
+        pd.DataFrame(
+            {
+                "host": pd.Categorical([h for h, _, _ in rows]),
+                "source": pd.Categorical([s for _, s, _ in rows]),
+                "locator": [n for _, _, n in rows],
+                "timestamp": pd.to_datetime([n for _, _, n in rows], unit="s", utc=True),
+            }
+        )
+    )
+
+
+def test_store_gives_a_share_back_in_input_order_with_its_hostless_sources(tmp_path):
+    store = EventStore(spill_bytes=0, workdir=tmp_path)
+    store.add(_frame([("b", "b.log", 1), ("a", "a.log", 2), (None, "fw.log", 3), ("b", "b.log", 4)]))
+    store.add(_frame([("a", "a.log", 5), (None, "fw.log", 6), (None, "other.log", 7), ("b", "b.log", 8)]))
+    assert store.spilled and len(store.files) == 2
+    assert store.pairs == {"a.log": {"a"}, "b.log": {"b"}} and store.hostless == {"fw.log", "other.log"}
+    moves = {"fw.log": "a"}
+    hosts = store.hosts(moves)
+    assert sorted(hosts["a"]) == [("h", "a"), ("s", "fw.log")] and hosts[None] == [("s", "other.log")]
+    got = store.share(hosts["a"], moves).load()
+    assert got["locator"].tolist() == [2, 3, 5, 6]  # input order, the firewall's rows among a's
+    assert got["host"].astype(str).tolist() == ["a"] * 4
+    alone = store.share(hosts[None], moves).load()
+    assert alone["locator"].tolist() == [7] and alone["host"].isna().all()
+    assert (store.first, store.last) == (pd.Timestamp(1, unit="s", tz="UTC"), pd.Timestamp(8, unit="s", tz="UTC"))
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_keeps_frames_in_memory_below_its_threshold(tmp_path):
+    store = EventStore(spill_bytes=1 << 30, workdir=tmp_path)
+    one, two = _frame([("a", "a.log", 1)]), _frame([("b", "b.log", 2)])
+    store.add(one)
+    store.add(two)
+    assert not store.spilled and store.frames() == [one, two] and list(tmp_path.iterdir()) == []
+
+
+def test_a_work_directory_that_cannot_take_the_events_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(InputError, match=r"cannot spill the events read to .*not-a-dir.*TMPDIR"):
+        _report([SAMPLES / "linux-brute-force"], 0, workdir=blocker / "spill")
