@@ -815,6 +815,30 @@ def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+ACROSS_TOP = 20  # sources attacking several hosts, in the document
+ACROSS_NAMES = 10  # host names given per source
+
+
+def sources_across_hosts(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sources seen attacking (or scanning) more than one host: how many, and the first
+    ACROSS_TOP by hosts (then address), each with its hosts' count, the first of their
+    names, and whether it tried a login (not only connections) anywhere."""
+    hosts_of: dict[str, set[str]] = {}
+    tried: dict[str, bool] = {}
+    for f in findings:
+        if f["verdict"] != "attack":
+            continue
+        for ip in f["src_ips"]:
+            hosts_of.setdefault(ip, set()).add(host_name(f["host"]))
+            tried[ip] = tried.get(ip, False) or bool(_attempts_of(f))
+    many = sorted(((ip, hs) for ip, hs in hosts_of.items() if len(hs) > 1), key=lambda x: (-len(x[1]), x[0]))
+    top = [
+        {"src_ip": ip, "hosts": len(hs), "host_names": sorted(hs)[:ACROSS_NAMES], "logins": tried[ip]}
+        for ip, hs in many[:ACROSS_TOP]
+    ]
+    return {"sources": len(many), "top": top}
+
+
 NOT_SEEN_STEP = (
     "No login by the platform is in these logs: a firewall may drop it before anything is logged, "
     "the logs may be of another host, or from outside the time of the failures; check the host and the time window."

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .analysis import Examples, analyze_events, host_verdicts, iso_utc, timeline
+from .analysis import Examples, analyze_events, host_verdicts, iso_utc, sources_across_hosts, timeline
 from .campaigns import relabel
 from .classify import RuleSet, load_rules
 from .config import Profile
@@ -146,6 +146,7 @@ def document(
         },
         "timeline": timeline,
         "hosts": analysis["hosts"],
+        "sources_across_hosts": sources_across_hosts(analysis["findings"]),
         "findings": analysis["findings"],
         "unclassified": analysis["unclassified"],
     }

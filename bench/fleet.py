@@ -12,8 +12,9 @@ Workloads (generated once into bench/out/ by the sample generator, never committ
 - big: --big-hosts hosts' auth logs of --big-mb MB each (the memory target: no process over 500 MB).
 Each runs the one-regex loop (baseline; a json.loads loop over the EVTX records beside it),
 ``analyze --jobs 2`` and ``analyze --cluster`` against the two-worker cluster; the table shows
-the best wall time, lines (and records) per second and the peak resident memory of each process:
-the client's tree (Pss, as bench/run.py samples it) and each Dask process (scheduler, workers).
+the best wall time, lines (and records) per second and the peak resident memory: the client's
+tree (Pss, as bench/run.py samples it), the client process itself and its largest local worker
+(each one's own VmHWM), and each Dask process (scheduler, workers).
 """
 
 from __future__ import annotations
@@ -144,9 +145,51 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def measure(cmd: list[str], repeat: int, cluster: LocalDask | None) -> tuple[float, int, list[int]]:
-    """Best wall time of ``repeat`` runs, the client's peak (tree Pss or own VmHWM), and each
-    cluster process's peak RSS during one more, sampled run."""
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return out
+
+
+def per_process(cmd: list[str]) -> tuple[int, int]:
+    """One run's peak resident memory of the client process itself and of the largest of
+    its worker processes (each one's own VmHWM, sampled every 50 ms until it exits)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peaks: dict[int, int] = {}
+    while proc.poll() is None:
+        for pid in _tree(proc.pid):
+            peaks[pid] = max(peaks.get(pid, 0), _high_water(pid))
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({proc.returncode})")
+    own = peaks.pop(proc.pid, 0)
+    return own, max(peaks.values(), default=0)
+
+
+def _high_water(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return 0
+
+
+def measure(cmd: list[str], repeat: int, cluster: LocalDask | None) -> tuple[float, int, list[int], tuple[int, int]]:
+    """Best wall time of ``repeat`` runs, the client's peak (tree Pss or own VmHWM), each
+    cluster process's peak RSS during one more, sampled run, and the peaks per process of
+    the client and its largest local worker in a third."""
     best = min(run(cmd, sample=False)[0] for _ in range(repeat))
     stop = threading.Event()
     sampler = None
@@ -158,7 +201,7 @@ def measure(cmd: list[str], repeat: int, cluster: LocalDask | None) -> tuple[flo
     stop.set()
     if sampler is not None:
         sampler.join()
-    return best, peak, list(cluster.peaks) if cluster is not None else []
+    return best, peak, list(cluster.peaks) if cluster is not None else [], per_process(cmd)
 
 
 def main() -> None:
@@ -194,7 +237,7 @@ def main() -> None:
     try:
         print(
             f"{'workload':<8} {'command':<30}{'seconds':>9}{'lines/s':>12}{'records/s':>11}{'× base':>8}"
-            f"{'peak MB':>9}  cluster peaks MB (scheduler, workers)"
+            f"{'peak MB':>9}{'client':>8}{'worker':>8}  cluster peaks MB (scheduler, workers)"
         )
         for key, (title, files, target) in workloads.items():
             n_lines = lines_in(files)
@@ -207,12 +250,12 @@ def main() -> None:
             ]
             base = None
             for name, cmd, on in cmds:
-                best, peak, peaks = measure(cmd, args.repeat, on)
+                best, peak, peaks, (own, child) = measure(cmd, args.repeat, on)
                 base = base or best
                 extra = ", ".join(f"{p / 1e6:.0f}" for p in peaks) if peaks else ""
                 print(
                     f"{key:<8} {name:<30}{best:>9.2f}{n_lines / best:>12,.0f}{n_records / best:>11,.0f}"
-                    f"{best / base:>8.2f}{peak / 1e6:>9.0f}  {extra}",
+                    f"{best / base:>8.2f}{peak / 1e6:>9.0f}{own / 1e6:>8.0f}{child / 1e6:>8.0f}  {extra}",
                     flush=True,
                 )
     finally:

@@ -149,3 +149,66 @@ def test_a_work_directory_that_cannot_take_the_events_is_one_clear_error(tmp_pat
     blocker.write_text("")
     with pytest.raises(InputError, match=r"cannot spill the events read to .*not-a-dir.*TMPDIR"):
         _report([SAMPLES / "linux-brute-force"], 0, workdir=blocker / "spill")
+
+
+def test_timeline_from_minute_cells_of_any_split_is_the_timeline():
+    import numpy as np
+
+    from analyzer.analysis import timeline, timeline_cells, timeline_of_cells
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n = int(rng.integers(1, 500))
+        spread = [3_600, 86_400 * 30, 86_400 * 365 * 40][trial % 3]
+        stamps = pd.Series(pd.to_datetime(rng.integers(-spread, spread, n) + 1_700_000_000, unit="s", utc=True))
+        stamps[rng.random(n) < 0.05] = pd.NaT
+        hosts = pd.Categorical(rng.choice(np.array(["a", "b", "c", None], dtype=object), n), categories=["c", "a", "b"])
+        events = pd.DataFrame({"timestamp": stamps.astype("datetime64[us, UTC]"), "host": hosts})
+        causes = pd.Series(pd.Categorical(rng.choice(np.array(["x", "y", None], dtype=object), n), categories=["y", "x"]))
+        counted = rng.random(n) < 0.8
+        whole = timeline(events, causes, counted=counted)
+        part = rng.integers(0, 3, n)  # any split of the rows, as shares of hosts are one
+        cells = [
+            timeline_cells(events[part == k].reset_index(drop=True), causes[part == k].reset_index(drop=True),
+                           counted[part == k])  # fmt: skip
+            for k in range(3)
+        ]
+        assert timeline_of_cells(cells) == whole
+
+
+def _attacked(tmp_path: Path, hosts: list[str], ip: str) -> Path:
+    root = tmp_path / "logs"
+    for i, host in enumerate(hosts):
+        (root / f"h{i}").mkdir(parents=True)
+        lines = [
+            f"Nov  3 14:{m:02d}:{s:02d} {host} sshd[{1000 + m * 60 + s}]: Failed password for invalid user u{m}{s} "
+            f"from {ip} port {40000 + m * 60 + s} ssh2"
+            for m in range(3)
+            for s in range(0, 60, 5)
+        ]
+        (root / f"h{i}" / "auth.log").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_a_source_attacking_several_hosts_is_one_fact_in_every_format(tmp_path):
+    from typer.testing import CliRunner
+
+    from analyzer.cli import app
+
+    root = _attacked(tmp_path, ["web<b>1", "db|2", "solo"], "198.51.100.23")
+    (root / "h2" / "auth.log").write_text((root / "h2" / "auth.log").read_text().replace("198.51.100.23", "192.0.2.1"))
+    doc = _report([root], NEVER)
+    assert doc["sources_across_hosts"] == {
+        "sources": 1,
+        "top": [{"src_ip": "198.51.100.23", "hosts": 2, "host_names": ["db|2", "web<b>1"], "logins": True}],
+    }
+    _same(doc, _report([root], 0))
+    out = {}
+    for fmt in ("text", "md", "html"):
+        res = CliRunner().invoke(app, ["analyze", str(root), "--year", "2025", "--format", fmt])
+        assert res.exit_code == 0, res.output
+        out[fmt] = res.stdout
+    assert "1 source attacked more than one host:" in out["text"]
+    assert "198.51.100.23 on 2 hosts: db|2, web<b>1" in out["text"]
+    assert "| 198\\.51.100.23 | 2 | yes | db\\|2, web\\<b\\>1 |" in out["md"]
+    assert "<td class=\"mono\">db|2, web&lt;b&gt;1</td>" in out["html"]

@@ -33,7 +33,7 @@ from ..schema import concat_events
 
 __all__ = ["EventStore", "Share", "SPILL_BYTES", "SEQ", "give_hosts"]
 
-SPILL_BYTES = 256 << 20  # frames held in memory up to this much; past it, every event is spilled
+SPILL_BYTES = 128 << 20  # frames held in memory up to this much; past it, every event is spilled
 SEQ = "_seq"  # the column of a spilled event's place in input order (dropped when read back)
 
 Key = tuple[str, str | None]  # ("h", host) or ("s", source) for the rows of a source that names no host
