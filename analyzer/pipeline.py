@@ -35,7 +35,7 @@ from .errors import InputError
 from .evidence import fill_examples
 from .ingest import IngestOptions, IngestResult, InputReport, read_events
 from .ingest.sources import read_once
-from .ingest.store import SPILL_BYTES, EventStore
+from .ingest.store import SPILL_BYTES, SPILL_EVENTS, EventStore
 from .report import FORMATS
 from .report import render as _render
 from .shares import run_shares, summarize_shares
@@ -64,9 +64,10 @@ class TriageOptions:
     on_read: Callable[[IngestResult], None] | None = None  # once all are read, before the analysis
     # a Dask scheduler (tcp://HOST:8786) to run the reads and the analysis on; None: local processes
     cluster: str | None = None
-    # the events read are held in memory up to this many bytes; past it they are spilled to
-    # disk by host and analyzed a share of hosts at a time (analyzer.shares)
+    # the events read are held in memory up to this many bytes and events; past either they
+    # are spilled to disk by host and analyzed a share of hosts at a time (analyzer.shares)
     spill_bytes: int = SPILL_BYTES
+    spill_events: int = SPILL_EVENTS
     workdir: PathLike | None = None  # where they are spilled (default: the system's temporary directory)
 
 
@@ -135,7 +136,7 @@ def triage(
     if lazy != ingest.lazy_raw or (ingest.tz is None and profile.timezone):
         ingest = replace(ingest, lazy_raw=lazy, tz=ingest.tz or profile.timezone)
     workdir = os.path.abspath(opts.workdir) if opts.workdir is not None else None
-    store = EventStore(opts.spill_bytes, workdir)
+    store = EventStore(opts.spill_bytes, workdir, opts.spill_events)
     with (
         contextlib.chdir(opts.base) if opts.base is not None else contextlib.nullcontext(),
         open_engine(opts.cluster, ingest.jobs) as engine,

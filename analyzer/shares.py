@@ -33,7 +33,7 @@ from .summary import COUNT_BY, add_counts, document, top_counts, value_counts
 
 __all__ = ["SHARE_EVENTS", "analyze_share", "summarize_shares"]
 
-SHARE_EVENTS = 500_000  # hosts are dealt into shares of up to this many events (one task each)
+SHARE_EVENTS = 250_000  # hosts are dealt into shares of up to this many events (one task each)
 
 # what a share's task needs to quote its findings' lines: the inputs, their formats, the limits
 Quoting = tuple[list[str], dict[str, str | None], Limits]

@@ -26,7 +26,7 @@ NEVER = 1 << 62  # a spill threshold never reached: one frame of every event, as
 
 def _report(inputs: list, spill: int, jobs: int = 1, workdir: Path | None = None, **window) -> dict:
     opts = TriageOptions(
-        ingest=IngestOptions(lazy_raw=True, jobs=jobs, **window), spill_bytes=spill, workdir=workdir
+        ingest=IngestOptions(lazy_raw=True, jobs=jobs, **window), spill_bytes=spill, spill_events=spill, workdir=workdir
     )
     return triage([str(p) for p in inputs], options=opts).data
 

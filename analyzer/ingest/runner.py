@@ -55,7 +55,7 @@ __all__ = [
 # files and archive members up to this size go to a worker whole; larger text logs are split
 # into blocks for the workers instead
 WHOLE_BYTES = 32 * 1024 * 1024
-SMALL_ROWS = 50_000  # inputs with fewer events than this are joined SMALL_FRAMES at a time while reading
+SMALL_ROWS = 50_000  # inputs with fewer events than this are joined while reading, up to this many events
 SMALL_FRAMES = 256
 # plain files up to BATCH_FILE_BYTES go to a worker in batches (one task, one frame back) of up
 # to BATCH_FILES files or BATCH_BYTES bytes: a collector's thousands of small host logs cost
@@ -125,6 +125,7 @@ def read_events(
     frames: list[pd.DataFrame] = []  # taken, in input order: small ones joined SMALL_FRAMES at a time
     keep = frames.append if store is None else store.add
     small: list[pd.DataFrame] = []
+    small_rows = [0]  # the events of `small`: joined once they are SMALL_ROWS, however few the frames
     budget = EventBudget(opts.limits)  # events over all inputs
 
     def settle(limit: int) -> None:
@@ -169,11 +170,14 @@ def read_events(
                 reports.append(rep)
             if len(frame) >= SMALL_ROWS:
                 if small:
+                    small_rows[0] = 0
                     keep(concat_events(small, consume=True))
                 keep(frame)
             elif len(frame):
                 small.append(frame)
-                if len(small) == SMALL_FRAMES:
+                small_rows[0] += len(frame)
+                if len(small) == SMALL_FRAMES or small_rows[0] >= SMALL_ROWS:
+                    small_rows[0] = 0
                     keep(concat_events(small, consume=True))
             del frame
         if everything and small:

@@ -2,7 +2,7 @@
 partitioned by host (:class:`EventStore`).
 
 The read hands the store each input's events as they come (in input order). While the
-frames held stay under ``spill_bytes`` they are kept as they are, and :meth:`EventStore.frames`
+frames held stay under ``spill_bytes`` and ``spill_events`` they are kept as they are, and :meth:`EventStore.frames`
 gives them back for one frame of every event (a ticket's logs: nothing changes). Past it, the
 store spills: every frame held, and each one after, is written to an Arrow IPC file of the
 work directory, its rows ordered by partition (a host; a host-less log's rows by their
@@ -31,9 +31,12 @@ import pyarrow.ipc as ipc
 from ..errors import InputError
 from ..schema import concat_events
 
-__all__ = ["EventStore", "Share", "SPILL_BYTES", "SEQ", "give_hosts"]
+__all__ = ["EventStore", "Share", "SPILL_BYTES", "SPILL_EVENTS", "SEQ", "give_hosts"]
 
-SPILL_BYTES = 128 << 20  # frames held in memory up to this much; past it, every event is spilled
+# frames held in memory up to this many bytes and events; past either, every event is spilled
+# (the analysis of one frame costs ~400 bytes an event at its peak: 500,000 events, ~200 MB)
+SPILL_BYTES = 128 << 20
+SPILL_EVENTS = 500_000
 SEQ = "_seq"  # the column of a spilled event's place in input order (dropped when read back)
 
 Key = tuple[str, str | None]  # ("h", host) or ("s", source) for the rows of a source that names no host
@@ -91,8 +94,14 @@ class EventStore:
     """The events of one read, in input order: in memory, or spilled by host to ``workdir``
     (a new temporary directory by default, removed by :meth:`close`)."""
 
-    def __init__(self, spill_bytes: int = SPILL_BYTES, workdir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        spill_bytes: int = SPILL_BYTES,
+        workdir: str | os.PathLike[str] | None = None,
+        spill_events: int = SPILL_EVENTS,
+    ) -> None:
         self.spill_bytes = spill_bytes
+        self.spill_events = spill_events
         self._workdir = workdir
         self.dir: Path | None = None
         self._held: list[pd.DataFrame] = []
@@ -130,7 +139,7 @@ class EventStore:
             self._held.append(frame)
             self._held_bytes += _frame_bytes(frame)
             self.rows += len(frame)
-            if self._held_bytes > self.spill_bytes:
+            if self._held_bytes > self.spill_bytes or self.rows > self.spill_events:
                 self._spill_held()
             return
         self._write(frame, self.rows)
