@@ -172,3 +172,13 @@ def test_serve_unreachable_scheduler_fails_the_upload_and_the_start_in_one_line(
     port = str(_free_port())
     line, took = _one_line_exit_2(["serve", "--port", port, "--data-dir", str(tmp_path / "s"), "--cluster", bad])
     assert line.startswith(f"authtriage: cannot reach the Dask scheduler at {bad}") and took < 20
+
+
+def test_a_thread_the_memory_limit_refuses_counts_as_memory():
+    """The Dask client maps more than a local analysis (its threads, ~85 MiB): near the limit, the
+    first thing refused may be a thread of Arrow's pool, which the upload's error must call memory."""
+    from analyzer.serve.child import looks_like_memory
+
+    error = "internal error: ArrowException: Unknown error: Failed to launch worker thread: Resource temporarily unavailable"
+    assert looks_like_memory(error)
+    assert not looks_like_memory("nothing readable in the upload — worker thread.log: unknown format")
