@@ -572,9 +572,11 @@ def serve(
         str | None,
         typer.Option(
             "--cluster",
-            help="Run each analysis on the Dask scheduler at this address (tcp://HOST:8786; also "
-            "AUTHTRIAGE_CLUSTER, [cluster] address of --config): its workers must see the data directory "
-            "at the same path. Default: local processes.",
+            help=_literal(
+                "Run each analysis on the Dask scheduler at this address (tcp://HOST:8786; also "
+                "AUTHTRIAGE_CLUSTER, [cluster] address of --config): its workers must see the data directory "
+                "at the same path. Default: local processes."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -659,9 +661,11 @@ def schedule_run(
         str | None,
         typer.Option(
             "--cluster",
-            help="Analyze on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
-            "[cluster] address): the logs are read here and their events sent to the workers. "
-            "Default: local processes.",
+            help=_literal(
+                "Analyze on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
+                "[cluster] address): the logs are read here and their events sent to the workers. "
+                "Default: local processes."
+            ),
             show_default=False,
         ),
     ] = None,
