@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -182,3 +183,37 @@ def test_a_thread_the_memory_limit_refuses_counts_as_memory():
     error = "internal error: ArrowException: Unknown error: Failed to launch worker thread: Resource temporarily unavailable"
     assert looks_like_memory(error)
     assert not looks_like_memory("nothing readable in the upload — worker thread.log: unknown format")
+
+
+def test_schedule_run_losing_the_cluster_mid_run_stops_with_the_failure_recorded(tmp_path, monkeypatch):
+    """The only worker killed while the first job reads: its events cannot be sent to the cluster,
+    that job fails with the engine's one line (in the history too), and the next job is not
+    tried against a cluster without workers."""
+    import analyzer.engine as engine
+    from analyzer.engine import EngineError
+    from analyzer.schedule import State, load_schedule, run_jobs
+
+    monkeypatch.setattr(engine, "NO_WORKERS_SECONDS", 2.0)
+    fleet = Cluster(tmp_path, workers=1)
+    try:
+        victim = fleet.workers[0]
+
+        def progress(_rep) -> None:
+            if victim.poll() is None:
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait()
+
+        sched = load_schedule(_config(tmp_path, jobs=("first", "second")))
+        start = time.monotonic()
+        with pytest.raises(EngineError, match="no worker"):
+            run_jobs(sched, progress=progress, jobs=1, cluster=fleet.address)
+        assert time.monotonic() - start < 30
+    finally:
+        fleet.stop()
+    state = State(sched.state)
+    try:
+        runs = state.runs()
+    finally:
+        state.close()
+    assert [(r["job"], r["status"]) for r in runs] == [("first", "failed")]
+    assert "no worker" in runs[0]["error"]
