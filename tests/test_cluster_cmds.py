@@ -173,6 +173,10 @@ def test_serve_unreachable_scheduler_fails_the_upload_and_the_start_in_one_line(
     port = str(_free_port())
     line, took = _one_line_exit_2(["serve", "--port", port, "--data-dir", str(tmp_path / "s"), "--cluster", bad])
     assert line.startswith(f"authtriage: cannot reach the Dask scheduler at {bad}") and took < 20
+    # nor on the [cluster] address of its configuration
+    cfg = _config(tmp_path / "cfg", bad, jobs=())
+    line, _ = _one_line_exit_2(["serve", "--port", port, "--data-dir", str(tmp_path / "s"), "--config", str(cfg)])
+    assert line.startswith(f"authtriage: cannot reach the Dask scheduler at {bad}")
 
 
 def test_a_thread_the_memory_limit_refuses_counts_as_memory():
