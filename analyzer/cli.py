@@ -568,6 +568,24 @@ def serve(
     max_ratio: MaxRatio = _DEFAULT_LIMITS.max_ratio,
     max_inputs: MaxInputs = _DEFAULT_LIMITS.max_inputs,
     max_events: MaxEvents = _DEFAULT_LIMITS.max_events,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help=_literal(
+                "Run each analysis on the Dask scheduler at this address (tcp://HOST:8786; also "
+                "AUTHTRIAGE_CLUSTER, [cluster] address of --config): its workers must see the data directory "
+                "at the same path. Default: local processes."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help=_literal("A configuration: only its [cluster] address is used here; also AUTHTRIAGE_CONFIG.")
+        ),
+    ] = None,
 ) -> None:
     """Serve the upload page and the API: upload logs, read the report a minute later.
 
@@ -577,8 +595,14 @@ def serve(
     """
     import uvicorn
 
+    from .config import load_profile
+    from .engine import DaskEngine, cluster_address
     from .serve import Settings, create_app
 
+    try:
+        address = cluster_address(cluster, load_profile(config).cluster)
+    except AuthtriageError as exc:
+        raise _fail(exc) from None
     settings = Settings(
         data_dir=data_dir.resolve(),
         host=host,
@@ -594,6 +618,7 @@ def serve(
         max_ratio=max_ratio,
         max_inputs=max_inputs,
         max_events=max_events,
+        cluster=address,
     )
     if max_memory is not None:
         settings.max_memory = max_memory << 20 if max_memory else None  # a negative one is refused
@@ -610,10 +635,15 @@ def serve(
     except OSError as exc:
         typer.echo(f"authtriage: cannot use {settings.data_dir} as the data directory: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+    if address:  # reachable, with workers running this authtriage, now rather than at the first upload
+        try:
+            DaskEngine(address).close()
+        except AuthtriageError as exc:
+            raise _fail(exc) from None
     limit = f"{settings.max_memory >> 20} MiB" if settings.max_memory else "no limit"
     typer.echo(
         f"authtriage: serving http://{host}:{port}/ (data in {settings.data_dir}; each analysis: "
-        f"{settings.time_limit:g} s, memory {limit})",
+        f"{settings.time_limit:g} s, memory {limit}{'; on the Dask cluster at ' + address if address else ''})",
         err=True,
     )
     uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False, timeout_graceful_shutdown=5)
@@ -623,13 +653,31 @@ EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 
 @schedule_app.command("run")
-def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPUS) -> None:
+def schedule_run(
+    config: ConfigOpt = None,
+    job: JobOpt = None,
+    jobs: Jobs = _CPUS,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help=_literal(
+                "Analyze on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
+                "[cluster] address): the logs are read here and their events sent to the workers. "
+                "Default: local processes."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Run the jobs once: read what is new, write the reports, remember where it stopped.
 
     Exit 0 when every job ran, 1 when one failed (the others still ran), 75 when another
-    run is still going, 2 for configuration errors.
+    run is still going, 2 for configuration errors and a Dask cluster that cannot be reached
+    or is lost.
     Example: authtriage schedule run --config /etc/authtriage/authtriage.toml
     """
+    from .engine import cluster_address
     from .schedule import Busy, load_schedule, run_jobs
     from .schedule.trends import KINDS
 
@@ -637,7 +685,8 @@ def schedule_run(config: ConfigOpt = None, job: JobOpt = None, jobs: Jobs = _CPU
         sched = load_schedule(config)
         if job:
             sched.job(job)
-        outcomes = run_jobs(sched, only=job, progress=_Progress(), jobs=jobs)
+        address = cluster_address(cluster, sched.cluster)
+        outcomes = run_jobs(sched, only=job, progress=_Progress(), jobs=jobs, cluster=address)
     except Busy as exc:
         typer.echo(f"authtriage: {exc}", err=True)
         raise typer.Exit(EXIT_BUSY) from None

@@ -167,7 +167,10 @@ class DaskEngine(Engine):
 
     def submit(self, fn: Callable, *args: Any) -> cf.Future:
         """``fn(*args)`` on the cluster; data frames among the arguments are scattered first."""
-        args = tuple(self.client.scatter(a, hash=False) if isinstance(a, pd.DataFrame) else a for a in args)
+        try:
+            args = tuple(self.client.scatter(a, hash=False) if isinstance(a, pd.DataFrame) else a for a in args)
+        except TimeoutError:  # Dask's "No valid workers found": every worker gone before the data left
+            raise EngineError(f"the Dask cluster at {self.address} has no worker left to send the events to") from None
         task = self.client.submit(fn, *args, pure=False, retries=RETRIES)
         out: cf.Future = cf.Future()
         out.set_running_or_notify_cancel()

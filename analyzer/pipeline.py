@@ -170,15 +170,19 @@ def triage_events(
     profile: Profile | None = None,
     rules: RuleSet | Iterable[PathLike] | None = None,
     options: TriageOptions | IngestOptions | None = None,
+    engine: Engine | None = None,
 ) -> Report:
     """:func:`triage` over events already read (normalized, as :func:`analyzer.read_events`
     gives them; a scheduled run's window of stored events). ``inputs``: what was read, as the
     report lists it; ``options``: their ``since``/``until`` are the window the report states,
-    their ``jobs`` the processes the analysis may use. The report keeps the events'
-    ``classification``."""
-    ingest = _triage_options(options).ingest
+    their ``jobs`` the processes the analysis may use, their ``cluster`` a Dask scheduler whose
+    workers analyze shares of the hosts. ``engine``: one already open (the caller's to close),
+    instead of one opened for this call. The report keeps the events' ``classification``."""
+    opts = _triage_options(options)
     result = IngestResult(events=events, inputs=list(inputs))
-    return _report(result, ingest, profile if profile is not None else Profile(), _ruleset(rules), keep=True)
+    profile, ruleset = profile if profile is not None else Profile(), _ruleset(rules)
+    with contextlib.nullcontext(engine) if engine is not None else open_engine(opts.cluster, opts.ingest.jobs) as used:
+        return _report(result, opts.ingest, profile, ruleset, keep=True, engine=used)
 
 
 def _report(

@@ -58,6 +58,7 @@ class Schedule:
     jobs: tuple[Job, ...]
     state: Path
     on_calendar: str = "*-*-* 02:30"
+    cluster: str | None = None  # [cluster] address: a Dask scheduler that analyzes the jobs' hosts
 
     def job(self, name: str) -> Job:
         for j in self.jobs:
@@ -149,4 +150,4 @@ def load_schedule(path: str | Path | None = None) -> Schedule:
         raise UsageError(f"{cfg}: [schedule] takes only state and on_calendar")
     state = _resolve(base, sched["state"]) if "state" in sched else jobs[0].output / "state.sqlite"
     on_calendar = str(sched.get("on_calendar", "*-*-* 02:30"))
-    return Schedule(path=cfg, jobs=jobs, state=state, on_calendar=on_calendar)
+    return Schedule(path=cfg, jobs=jobs, state=state, on_calendar=on_calendar, cluster=profile.cluster)

@@ -4,6 +4,7 @@ with the last run's."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import traceback
@@ -17,6 +18,7 @@ import pandas as pd
 from .._files import atomic_write
 from ..analysis import iso_utc
 from ..classify import load_rules
+from ..engine import Engine, EngineError, open_engine
 from ..errors import AuthtriageError
 from ..ingest import IngestOptions, InputReport
 from ..ingest.workers import usable_cpus
@@ -54,15 +56,20 @@ def run_jobs(
     only: str | None = None,
     progress: Callable[[InputReport], None] | None = None,
     jobs: int | None = None,
+    cluster: str | None = None,
 ) -> list[RunOutcome]:
-    """Run every job (or the one named) once, under the state database's lock."""
+    """Run every job (or the one named) once, under the state database's lock. ``cluster``: a
+    Dask scheduler (``tcp://HOST:8786``), connected to once, whose workers analyze the jobs'
+    hosts; one that cannot be reached, or is lost during a job, raises
+    :class:`~analyzer.engine.EngineError` (that job's failure recorded, the rest not run)."""
     selected = [schedule.job(only)] if only else list(schedule.jobs)
     outcomes = []
     with locked(schedule.state):
         state = State(schedule.state)
         try:
-            for job in selected:
-                outcomes.append(run_job(job, state, progress=progress, jobs=jobs))
+            with open_engine(cluster, 1) if cluster else contextlib.nullcontext() as engine:
+                for job in selected:
+                    outcomes.append(run_job(job, state, progress=progress, jobs=jobs, engine=engine))
         finally:
             state.close()
     return outcomes
@@ -74,21 +81,26 @@ def run_job(
     progress: Callable[[InputReport], None] | None = None,
     jobs: int | None = None,
     now: dt.datetime | None = None,
+    engine: Engine | None = None,
 ) -> RunOutcome:
-    """Run one job; on any failure the state is rolled back and the failure recorded."""
+    """Run one job; on any failure the state is rolled back and the failure recorded (a lost
+    cluster's :class:`~analyzer.engine.EngineError` is raised then too: the next job would
+    fail the same way). ``engine``: what analyzes the hosts (default: local processes)."""
     started = now or _now()
     try:
-        return _run(job, state, started, progress, jobs)
+        return _run(job, state, started, progress, jobs, engine)
     except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
         state.rollback()
         message = str(exc) if isinstance(exc, AuthtriageError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, AuthtriageError):
             message += "\n" + traceback.format_exc(limit=5)
         state.record_failure(job.name, _iso(started), _iso(_now()), message)
+        if isinstance(exc, EngineError):
+            raise
         return RunOutcome(job=job.name, ok=False, error=message.splitlines()[0])
 
 
-def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOutcome:
+def _run(job: Job, state: State, started: dt.datetime, progress, jobs, engine: Engine | None) -> RunOutcome:
     ruleset = load_rules(list(job.rules))
     opts = IngestOptions(tz=job.profile.timezone, jobs=max(1, jobs or usable_cpus()))
     opts.zone()
@@ -115,7 +127,11 @@ def _run(job: Job, state: State, started: dt.datetime, progress, jobs) -> RunOut
         )
     # the window's events, stored by this run and earlier ones: the report states its start
     opts_window = IngestOptions(tz=opts.tz, since=since, until=None, jobs=opts.jobs)
-    report = triage_events(window, inputs=got.reports, profile=job.profile, rules=ruleset, options=opts_window)
+    if engine is not None:
+        engine.tasks = 0  # the report counts this job's tasks, not those of the run's earlier jobs
+    report = triage_events(
+        window, inputs=got.reports, profile=job.profile, rules=ruleset, options=opts_window, engine=engine
+    )
     doc = report.data
     for item, path in zip(doc["inputs"], got.paths, strict=True):
         item["path"] = path

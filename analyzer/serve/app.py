@@ -80,6 +80,9 @@ class Settings:
     max_ratio: float = 1000.0
     max_inputs: int = 10_000  # files and archive members per analysis
     max_events: int = Limits().max_events  # events per analysis
+    # a Dask scheduler (tcp://HOST:8786) each analysis runs on; its workers must see the data
+    # directory at the same path (the uploads are sent to them as absolute paths). None: local
+    cluster: str | None = None
     target: Callable[..., None] = child_main  # what a worker process runs (tests give their own)
 
     def check(self) -> None:
@@ -262,7 +265,7 @@ class Service:
             "max_inputs": s.max_inputs,
             "max_events": s.max_events,
         }
-        args = (str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits)
+        args = (str(folder / "uploads"), str(out), row["platform_net"], row["tz"], limits, s.cluster)
         proc = self.ctx.Process(
             target=child.run, args=(self.lifeline, s.max_memory, str(out), s.target, args), daemon=True
         )

@@ -45,10 +45,10 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # what an allocation that failed under RLIMIT_AS looks like once caught and written down (by type
 # name or errno, not by words a file name could hold): Python's and numpy's MemoryError, pyarrow's
 # ArrowMemoryError, C++ and Rust allocation failures, mmap (ENOMEM) or dlopen refused, a thread
-# whose stack cannot be mapped
+# whose stack cannot be mapped (Python's, Arrow's thread pool's)
 _MEMORY_SIGNS = re.compile(
     r"\w*MemoryError\b|std::bad_alloc|\[Errno 12\]|failed to map segment from shared object"
-    r"|can't start new thread|memory allocation of \d+ bytes failed"
+    r"|can't start new thread|Failed to launch worker thread|memory allocation of \d+ bytes failed"
 )
 
 

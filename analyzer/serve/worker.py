@@ -29,10 +29,17 @@ REPORT_FORMATS = ("json", "html", "md")
 
 
 def analyze_upload(
-    upload_dir: str, out_dir: str, platform_net: list[str], tz: str | None, limits: dict[str, Any]
+    upload_dir: str,
+    out_dir: str,
+    platform_net: list[str],
+    tz: str | None,
+    limits: dict[str, Any],
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Analyze every file in ``upload_dir``; reports go to ``out_dir``. Returns a small summary,
-    or raises :class:`ValueError` with the reason when nothing could be read."""
+    or raises :class:`ValueError` with the reason when nothing could be read. ``cluster``: the
+    Dask scheduler that runs the reads and the analysis (connected to for this upload; one that
+    cannot be reached raises :class:`~analyzer.engine.EngineError`); None: this process."""
     out = Path(out_dir)
     profile = Profile().with_overrides(platform_net or None)
     opts = IngestOptions(tz=tz or None, jobs=1, limits=Limits(**limits), lazy_raw=True)
@@ -49,7 +56,10 @@ def analyze_upload(
 
     try:  # inputs named as uploaded, not by their path on the server
         report = triage(
-            names, profile=profile, rules=load_rules(), options=TriageOptions(opts, base=upload_dir, progress=progress)
+            names,
+            profile=profile,
+            rules=load_rules(),
+            options=TriageOptions(opts, base=upload_dir, progress=progress, cluster=cluster),
         )
     except NothingReadable as exc:
         problems = [f"{r.name}: {r.error or r.skip_reason}" for r in exc.inputs if r.error or r.skipped]
@@ -74,11 +84,13 @@ def warm() -> None:
 warm()
 
 
-def child_main(upload_dir: str, out_dir: str, platform_net: list[str], tz: str | None, limits: dict) -> None:
+def child_main(
+    upload_dir: str, out_dir: str, platform_net: list[str], tz: str | None, limits: dict, cluster: str | None = None
+) -> None:
     """Process entry point: the outcome goes to ``result.json`` (never an exception)."""
     out = Path(out_dir)
     try:
-        summary = analyze_upload(upload_dir, out_dir, platform_net, tz, limits)
+        summary = analyze_upload(upload_dir, out_dir, platform_net, tz, limits, cluster)
         outcome = {"ok": True, **summary}
     except (ValueError, OSError, AuthtriageError) as exc:
         outcome = {"ok": False, "error": str(exc)[:2000]}
