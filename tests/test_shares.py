@@ -4,6 +4,7 @@ hosts at a time give the same report as one frame of every event, and no step ho
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -212,3 +213,18 @@ def test_a_source_attacking_several_hosts_is_one_fact_in_every_format(tmp_path):
     assert "198.51.100.23 on 2 hosts: db|2, web<b>1" in out["text"]
     assert "| 198\\.51.100.23 | 2 | yes | db\\|2, web\\<b\\>1 |" in out["md"]
     assert "<td class=\"mono\">db|2, web&lt;b&gt;1</td>" in out["html"]
+
+
+def test_a_killed_runs_spill_directory_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs
+    stale = tmp_path / f"authtriage-spill-{gone.pid}-abc"
+    stale.mkdir()
+    (stale / "part-00000.arrow").write_bytes(b"x" * 10)
+    alive = tmp_path / f"authtriage-spill-{os.getppid()}-def"  # a live process's: kept
+    alive.mkdir()
+    _report([SAMPLES / "linux-brute-force"], 0, workdir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]

@@ -2,16 +2,18 @@
 partitioned by host (:class:`EventStore`).
 
 The read hands the store each input's events as they come (in input order). While the
-frames held stay under ``spill_bytes`` and ``spill_events`` they are kept as they are, and :meth:`EventStore.frames`
-gives them back for one frame of every event (a ticket's logs: nothing changes). Past it, the
-store spills: every frame held, and each one after, is written to an Arrow IPC file of the
-work directory, its rows ordered by partition (a host; a host-less log's rows by their
-source, so that they can join the host they are given later) with the dictionaries of its
-categorical columns. The store then keeps only what the rest of the run needs about every
-event: per partition its files' row ranges and its number of events, the (source, host)
-pairs of the events that name a host, the sources of those that name none, and the first and
-last time read. A share of hosts (:class:`Share`) is read back, in its rows' input order, by
-whichever process analyzes it: memory is then bounded by the largest share, not the input.
+frames held stay under ``spill_bytes`` and ``spill_events`` they are kept as they are, and
+:meth:`EventStore.frames` gives them back for one frame of every event (a ticket's logs:
+nothing changes). Past either, the store spills: every frame held, and each one after, is
+written to an Arrow IPC file of the work directory (``authtriage-spill-<pid>-…`` in the
+system's temporary directory by default; those of runs that were killed are removed by the
+next one), its rows ordered by partition (a host; a host-less log's rows by their source, so
+that they can join the host they are given later) with the dictionaries of its categorical
+columns. The store then keeps only what the rest of the run needs about every event: per
+partition its files' row ranges and its number of events, the (source, host) pairs of the
+events that name a host, the sources of those that name none, and the first and last time
+read. A share of hosts (:class:`Share`) is read back, in its rows' input order, by whichever
+process analyzes it: memory is then bounded by the largest share, not the input.
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ class EventStore:
         base = Path(self._workdir) if self._workdir is not None else None
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="authtriage-spill-", dir=base))
+        _sweep(base if base is not None else Path(tempfile.gettempdir()))
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
         start = 0
         held = self.frames()
         while held:
@@ -236,6 +239,27 @@ class EventStore:
         self._held.clear()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+PREFIX = "authtriage-spill-"  # then the process's id: a run killed before it cleaned up is known by it
+
+
+def _sweep(base: Path) -> None:
+    """Remove the spill directories of runs that were killed (their process is gone)."""
+    try:
+        found = list(base.glob(f"{PREFIX}*-*"))
+    except OSError:
+        return
+    for path in found:
+        pid = path.name[len(PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # another user's process, alive: not ours to remove
+            continue
 
 
 def _name(col: pd.Series, code: int) -> str | None:
