@@ -104,7 +104,13 @@ class FailOn(StrEnum):
     any = "any"
 
 
-Paths = Annotated[list[str], typer.Argument(help="Files, directories, archives; - for stdin.", show_default=False)]
+Paths = Annotated[
+    list[str],
+    typer.Argument(
+        help="Files, directories, archives; - for stdin; fsspec URLs (file://, s3://… with its package).",
+        show_default=False,
+    ),
+]
 Since = Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601, or 24h / 7d ago).")]
 Until = Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601, or 24h / 7d ago).")]
 

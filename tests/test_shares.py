@@ -228,3 +228,26 @@ def test_a_killed_runs_spill_directory_is_removed_by_the_next_run(tmp_path):
     alive.mkdir()
     _report([SAMPLES / "linux-brute-force"], 0, workdir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]
+
+
+def test_inputs_named_by_fsspec_urls(tmp_path):
+    import fsspec
+
+    log = SAMPLES / "linux-brute-force" / "secure"
+    local = _report([log.parent], NEVER)
+    as_url = _report([log.parent.as_uri()], NEVER)  # file://: the local path it names
+    _same(local, as_url)
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/t27/vm1/secure", log.read_bytes())
+    doc = _report(["memory://t27/"], NEVER)
+    assert [i["name"] for i in doc["inputs"]] == ["memory:///t27/vm1/secure"]
+    assert doc["totals"]["events"] == local["totals"]["events"]
+    assert [f["cause"] for f in doc["findings"]] == [f["cause"] for f in local["findings"]]
+    assert all(e["text"] for f in doc["findings"] for e in f["examples"])  # quoted as read: not read again
+    with pytest.raises(Exception, match="nothing readable"):
+        _report(["nosuchproto://x/y"], NEVER)
+    res = __import__("analyzer").read_events(["memory://t27/none", "nosuchproto://x/y"])
+    assert [(r.name, r.error) for r in res.inputs] == [
+        ("memory://t27/none", "cannot open: No such file or directory"),
+        ("nosuchproto://x/y", "cannot open: Protocol not known: nosuchproto"),
+    ]

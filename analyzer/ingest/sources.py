@@ -347,7 +347,56 @@ def _all_sources(paths: list[str], budget: Budget) -> Iterator[Source | Skipped]
             src = Source(name="<stdin>", stream=sys.stdin.buffer)
             yield from _expand(src, budget, depth=0)
             continue
+        if is_url(path):
+            yield from _url_sources(path, budget)
+            continue
         yield from _walk(Path(path), budget)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path: str) -> bool:
+    """Whether an input is named by an fsspec URL (``file:///logs``, ``s3://bucket/logs/``)."""
+    return _URL.match(path) is not None
+
+
+def _url_sources(url: str, budget: Budget) -> Iterator[Source | Skipped]:
+    """The files under an fsspec URL: ``file://`` as the local path it names; any other
+    filesystem's files (and the members of archives among them) read through fsspec, sorted
+    by name, each named by its URL."""
+    try:
+        import fsspec
+    except ImportError:
+        yield Skipped(url, "URLs need fsspec: pip install 'authtriage[cluster]'", error=True)
+        return
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # an unknown protocol, or its package missing
+        yield Skipped(url, f"cannot open: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", error=True)
+        return
+    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+        yield from _walk(Path(root), budget)
+        return
+    try:
+        files = sorted(fs.find(root)) if fs.isdir(root) else [root] if fs.exists(root) else None
+    except OSError as exc:
+        yield Skipped(url, f"cannot open: {exc.strerror or exc}", error=True)
+        return
+    if files is None:
+        yield Skipped(url, "cannot open: No such file or directory", error=True)
+        return
+    if not files:
+        yield Skipped(url, "directory holds no files", error=False)
+    for name in files:
+        shown = fs.unstrip_protocol(name)
+        try:
+            stream = fs.open(name, "rb")
+        except OSError as exc:
+            yield Skipped(shown, f"cannot open: {exc.strerror or exc}", error=True)
+            continue
+        with stream:
+            yield from _expand(Source(name=shown, stream=stream), budget, depth=0)
 
 
 def read_once(path: str) -> bool:
@@ -355,6 +404,8 @@ def read_once(path: str) -> bool:
     a pipe (``<(zcat auth.log.2.gz)`` names one as ``/dev/fd/N``)."""
     if path == "-":
         return True
+    if is_url(path):  # read through fsspec: its quoted lines are kept as read (file:// is a path)
+        return not path.lower().startswith("file://")
     try:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except (OSError, ValueError):
