@@ -16,7 +16,9 @@ Each workload runs `authtriage analyze --jobs 1` and `--jobs <CPUs>`. The table 
 wall time of --repeat runs, lines or records per second, the peak memory of the process
 tree (Pss, workers included; from one more run, since sampling it slows the measured
 processes), and the time relative to the workload's main baseline.
---gigabyte adds a ~1 GB auth log (the memory target).
+--gigabyte adds a ~1 GB auth log (the memory target). ``--only fleet`` runs bench/fleet.py (a
+collector's tree of 1,000 hosts, the same lines as one file, a 200-host 2 GB tree; --jobs 2
+against a two-worker Dask cluster).
 The package's modules are byte-compiled first, as installing a wheel does: where
 PYTHONDONTWRITEBYTECODE is set (containers often set it), an editable install would
 otherwise compile its sources again in every measured run (~40 ms of a 1.9 s run here).
@@ -231,8 +233,14 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--gigabyte", action="store_true", help="also measure a ~1 GB auth log (memory target)")
-    ap.add_argument("--only", default="", help="comma-separated workloads to run (auth, evtx, bundle)")
+    ap.add_argument("--only", default="", help="comma-separated workloads to run (auth, evtx, bundle, fleet)")
     args = ap.parse_args()
+    if "fleet" in args.only.split(","):  # the fleet workloads: bench/fleet.py, with its defaults
+        fleet = [sys.executable, str(ROOT / "bench" / "fleet.py"), "--only", "fleet,single,big"]
+        subprocess.run([*fleet, "--repeat", str(args.repeat)], check=True)
+        args.only = ",".join(w for w in args.only.split(",") if w != "fleet")
+        if not args.only:
+            return
     from analyzer.ingest.workers import usable_cpus
 
     cpus = usable_cpus()  # what authtriage's default --jobs is
