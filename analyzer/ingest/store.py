@@ -36,9 +36,9 @@ from ..schema import concat_events
 __all__ = ["EventStore", "Share", "SPILL_BYTES", "SPILL_EVENTS", "SEQ", "give_hosts"]
 
 # frames held in memory up to this many bytes and events; past either, every event is spilled
-# (the analysis of one frame costs ~400 bytes an event at its peak: 500,000 events, ~200 MB)
+# (the analysis of one frame costs ~400 bytes an event at its peak: 1,000,000 events, ~400 MB)
 SPILL_BYTES = 128 << 20
-SPILL_EVENTS = 500_000
+SPILL_EVENTS = 1_000_000
 SEQ = "_seq"  # the column of a spilled event's place in input order (dropped when read back)
 
 Key = tuple[str, str | None]  # ("h", host) or ("s", source) for the rows of a source that names no host
