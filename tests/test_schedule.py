@@ -3,6 +3,7 @@ retention, trends and the commands around them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
@@ -162,13 +164,24 @@ def test_rotation_between_runs_loses_and_repeats_nothing(tmp_path):
     assert _latest(tmp_path)["totals"]["lines"] == 0
 
 
+def _restamp(lines: list[bytes], index: int, at: dt.datetime) -> list[bytes]:
+    """The RFC 3164 lines with RFC 3339 times, shifted so that line ``index`` is at ``at``: a
+    log written up to now."""
+    def when(line: bytes) -> dt.datetime:
+        return dt.datetime.strptime("2026 " + line[:15].decode(), "%Y %b %d %H:%M:%S").replace(tzinfo=dt.UTC)
+
+    shift = at - when(lines[index])
+    return [(when(line) + shift).isoformat().encode() + line[15:] for line in lines]
+
+
 def test_a_connection_still_going_on_is_left_for_the_next_run(tmp_path):
     """In a file being written to, the lines after the last pause of 2 minutes wait, so a
     PAM line and the sshd failure it belongs to are never counted apart."""
     cut = next(i for i, line in enumerate(MISMATCH) if b"pam_unix(sshd:auth): authentication failure" in line) + 1
     assert b"Failed password" in MISMATCH[cut]  # the run would see the PAM line without its sshd line
+    lines = _restamp(MISMATCH, cut - 1, dt.datetime.now(dt.UTC).replace(microsecond=0))
     log = tmp_path / "auth.log"
-    log.write_bytes(b"".join(MISMATCH[:cut]))  # modified just now: still being written
+    log.write_bytes(b"".join(lines[:cut]))  # modified just now, its last line just now: still being written
     cfg = _config(tmp_path, [str(log)])
     assert _run(cfg).exit_code == 0
     item = _inputs(_latest(tmp_path))["auth.log"]
@@ -176,13 +189,38 @@ def test_a_connection_still_going_on_is_left_for_the_next_run(tmp_path):
     first_lines = item["lines"]
     assert 0 < first_lines < cut
     with open(log, "ab") as fh:
-        fh.writelines(MISMATCH[cut:])
+        fh.writelines(lines[cut:])
     quiet = time.time() - 3600  # and now it has not been written to for an hour: read to the end
     os.utime(log, (quiet, quiet))
     assert _run(cfg).exit_code == 0
     doc = _latest(tmp_path)
     assert _inputs(doc)["auth.log"]["lines"] == len(MISMATCH) - first_lines
     assert doc["schedule"]["window_events"] == _one_shot(log)
+
+
+@pytest.mark.parametrize("sample", [MISMATCH, ATTACKS], ids=["probe", "attacks"])
+def test_a_second_run_with_nothing_new_gives_the_same_findings(tmp_path, sample):
+    """A log copied just now (modified a moment ago, its newest line weeks old) is not being
+    written: the first run reads it whole, and a second run with nothing new has the first
+    run's findings, which are one ``analyze``'s. (The first run held back the lines after the
+    last quiet moment: the second found web01's probe at 142 failures, not 140, and a
+    success-after-attack the first had not.)"""
+    log = tmp_path / "auth.log"
+    log.write_bytes(b"".join(sample))  # copied just now
+    cfg = _config(tmp_path, [str(log)])
+    assert _run(cfg).exit_code == 0
+    first = _latest(tmp_path)
+    assert "held back" not in _inputs(first)["auth.log"]["assumptions"]
+    assert first["totals"]["lines"] == len(sample)
+    assert _run(cfg).exit_code == 0
+    second = _latest(tmp_path)
+    assert second["schedule"]["new_events"] == 0 and second["totals"]["lines"] == 0
+    assert second["schedule"]["window"] == first["schedule"]["window"]
+    assert second["findings"] == first["findings"]
+    out = tmp_path / "analyze.json"
+    res = runner.invoke(app, ["analyze", str(log), "--config", str(cfg), "--jobs", "1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["findings"] == first["findings"]
 
 
 def test_a_gz_caught_half_written_is_read_again_whole(tmp_path):

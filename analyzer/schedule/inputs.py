@@ -44,6 +44,9 @@ FP_BYTES = 1024
 # of one connection are never further apart, so a pause this long is a safe place to cut
 QUIET_SECONDS = 120
 LIVE_SECONDS = 600  # a file modified this recently may still be written to
+# the most two zones' clocks differ (UTC-12 to UTC+14): a log's times read in the wrong zone
+# are off by no more than this
+ZONES_SECONDS = 26 * 3600
 _TEXT = {"syslog", "journal-json", "journal-export", "pfirewall"}
 _GZIP = b"\x1f\x8b"
 
@@ -186,6 +189,17 @@ def _quiet_cut(events: pd.DataFrame) -> int | None:
     return int(loc[i])
 
 
+def _long_finished(events: pd.DataFrame, mtime: float) -> bool:
+    """Whether the newest event read is older than the file's last change by more than a
+    connection lasts (QUIET_SECONDS), even with its times read in the wrong zone: the file was
+    copied or touched, not written line by line, so no connection in it is still going on."""
+    newest = events["timestamp"].max()
+    if pd.isna(newest):
+        return False
+    changed = pd.Timestamp(mtime, unit="s", tz="UTC")
+    return bool(newest < changed - pd.Timedelta(seconds=QUIET_SECONDS + ZONES_SECONDS))
+
+
 def _line_end(fh, start: int, end: int, lines: int) -> int:
     """Offset just after the ``lines``-th newline from ``start``."""
     fh.seek(start)
@@ -319,7 +333,8 @@ def _read_text(path, stream, head, compressed, fmt, st, pool, opts, rep, out: Re
         return events, len(prefix) + window.count
 
     events, consumed = read(limit)
-    if not compressed and fmt == "syslog" and live and len(events) > 1 and rep.error is None:
+    live = live and len(events) > 1 and rep.error is None and not _long_finished(events, st.st_mtime)
+    if not compressed and fmt == "syslog" and live:
         cut = _quiet_cut(events)
         if cut is not None and cut < rep.lines:
             # the lines after the last quiet moment may belong to a connection still going on:
