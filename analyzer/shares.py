@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -112,16 +113,21 @@ def run_shares(
             engine.count()
         return results  # type: ignore[return-value]
     pending: deque = deque()
+
+    def settle(limit: int) -> None:
+        while len(pending) > limit:
+            j, fut = pending.popleft()
+            try:
+                results[j] = fut.result()
+            except BrokenProcessPool:  # a local worker died (killed, out of memory): once more, alone
+                results[j] = _again(engine, shares[j], ruleset, profile, options, quoting)
+
     for i, share in enumerate(shares):
         arg = share.load() if engine.remote else share
         pending.append((i, engine.submit(analyze_share, arg, ruleset, profile, options, quoting)))
         del arg
-        while len(pending) >= 2 * engine.workers:
-            j, fut = pending.popleft()
-            results[j] = fut.result()
-    while pending:
-        j, fut = pending.popleft()
-        results[j] = fut.result()
+        settle(2 * engine.workers - 1)
+    settle(0)
     if engine.remote and quote_here is not None:
         from .evidence import fill_examples
 
@@ -130,6 +136,20 @@ def run_shares(
             fill_examples(found, *quote_here, 1)
             res["findings"] = orjson.dumps(found)  # type: ignore[index]
     return results  # type: ignore[return-value]
+
+
+def _again(engine, share: Share, ruleset, profile: Profile, options: IngestOptions, quoting) -> dict[str, Any]:
+    """A share whose worker died, analyzed once more by a new worker; dying again, the run fails
+    in one line (its hosts cannot be left out of the report)."""
+    from .engine import EngineError
+
+    try:
+        return engine.submit(analyze_share, share, ruleset, profile, options, quoting).result()
+    except BrokenProcessPool:
+        raise EngineError(
+            f"the analysis of a share of {share.events:,} events failed twice: its worker process died "
+            "(out of memory? see the system log)"
+        ) from None
 
 
 def summarize_shares(

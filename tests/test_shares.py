@@ -251,3 +251,34 @@ def test_inputs_named_by_fsspec_urls(tmp_path):
         ("memory://t27/none", "cannot open: No such file or directory"),
         ("nosuchproto://x/y", "cannot open: Protocol not known: nosuchproto"),
     ]
+
+
+_REAL_ANALYZE_SHARE = shares_mod.analyze_share
+
+
+def _dies_first(*args):
+    """A share's task whose first run kills its worker process (a forked worker sees the marker)."""
+    marker = Path(os.environ["AUTHTRIAGE_TEST_MARKER"])
+    if not marker.exists():
+        marker.write_text("died")
+        os._exit(9)
+    return _REAL_ANALYZE_SHARE(*args)
+
+
+def _dies_always(*args):
+    os._exit(9)
+
+
+@pytest.mark.parametrize("task", [_dies_first, _dies_always])
+def test_a_share_whose_worker_dies_is_analyzed_again_or_fails_in_one_line(many_frames, tmp_path, monkeypatch, task):
+    from analyzer.engine import EngineError
+
+    monkeypatch.setenv("AUTHTRIAGE_TEST_MARKER", str(tmp_path / "marker"))
+    whole = _report([SAMPLES], NEVER, jobs=2)
+    monkeypatch.setattr(shares_mod, "analyze_share", task)
+    if task is _dies_first:
+        _same(whole, _report([SAMPLES], 0, jobs=2))
+        assert (tmp_path / "marker").exists()
+    else:
+        with pytest.raises(EngineError, match=r"^the analysis of a share of [\d,]+ events failed twice: its worker"):
+            _report([SAMPLES], 0, jobs=2)
