@@ -1044,13 +1044,14 @@ def timeline(
         inverse, keys = pd.factorize(pair)
         counts = np.bincount(inverse * n + idx, minlength=len(keys) * n).reshape(-1, n)
     del pair, idx
-    named = {}
+    named: dict[tuple[str, str], list[int]] = {}  # a host named like the one of no host shares its rows
     for row, key in enumerate(keys.tolist()):
         h = host_names[key // ncause]
-        named[(UNKNOWN_HOST if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))] = row
+        pair = (UNKNOWN_HOST if pd.isna(h) else str(h), str(causes.cat.categories[key % ncause]))
+        named.setdefault(pair, []).append(row)
     out: dict[str, dict[str, list[int]]] = {}
     for host, cause in sorted(named):
-        out.setdefault(host, {})[cause] = counts[named[(host, cause)]].tolist()
+        out.setdefault(host, {})[cause] = counts[named[(host, cause)]].sum(axis=0).tolist()
     return {
         "bucket_seconds": size,
         "start": pd.Timestamp(start, unit="s", tz="UTC").isoformat().replace("+00:00", "Z"),

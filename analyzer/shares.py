@@ -13,23 +13,23 @@ gives (a test compares them), at the memory of the largest share.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import numpy as np
 import orjson
 import pandas as pd
 
-from .analysis import _analyze_serial, _rank, host_verdicts, timeline_cells, timeline_of_cells
+from .analysis import _analyze_serial, _rank, host_verdicts, keeps_hosts_apart, timeline_cells, timeline_of_cells
 from .campaigns import relabel
 from .config import Profile
+from .engine import EngineError
 from .ingest import IngestOptions, IngestResult
 from .ingest.runner import _window
 from .ingest.sources import Limits
 from .ingest.store import EventStore, Share
 from .prose import explain
+from .schema import UNKNOWN_HOST
 from .summary import COUNT_BY, add_counts, document, top_counts, value_counts
 
 __all__ = ["SHARE_EVENTS", "analyze_share", "summarize_shares"]
@@ -76,19 +76,34 @@ def analyze_share(
     }
 
 
-def deal(store: EventStore, workers: int) -> list[Share]:
-    """The store's hosts dealt into shares (largest first, each to the share with the fewest
-    events so far): enough for the workers, none over SHARE_EVENTS unless a host is."""
+def deal(store: EventStore, workers: int, by_host: bool = True) -> list[Share]:
+    """The store's hosts dealt into shares, largest first, each to the share with the fewest
+    events so far that can take it without going over SHARE_EVENTS (else a new share): at
+    least two per worker when there are hosts enough, none over SHARE_EVENTS unless one host
+    is. Events without a host and those of a host named like them ("(unknown host)") share
+    a share, as they share a name in the report. Without ``by_host`` (a rule groups across
+    hosts): one share of every host."""
     hosts = store.hosts(store.moves)
     sizes = {h: sum(store.counts[k] for k in keys) for h, keys in hosts.items()}
-    total = sum(sizes.values())
-    n = max(1, min(len(hosts), max(2 * workers if workers > 1 else 1, math.ceil(total / SHARE_EVENTS))))
+    if not by_host:
+        return [store.share([k for keys in hosts.values() for k in keys], store.moves)] if hosts else []
+    units: dict[str | None, list[str | None]] = {}  # what goes together: a host, or the two unknowns
+    for h in sizes:
+        units.setdefault(None if h == UNKNOWN_HOST else h, []).append(h)
+    size = {u: sum(sizes[h] for h in members) for u, members in units.items()}
+    n = max(1, min(len(units), 2 * workers if workers > 1 else 1))
     loads = [0] * n
     dealt: list[list[str | None]] = [[] for _ in range(n)]
-    for h in sorted(sizes, key=lambda h: (-sizes[h], h or "")):
-        k = int(np.argmin(loads))
-        dealt[k].append(h)
-        loads[k] += sizes[h]
+    for u in sorted(size, key=lambda u: (-size[u], u or "")):
+        fits = [k for k in range(len(loads)) if not loads[k] or loads[k] + size[u] <= SHARE_EVENTS]
+        if fits:
+            k = min(fits, key=lambda k: loads[k])
+        else:
+            k = len(loads)
+            loads.append(0)
+            dealt.append([])
+        dealt[k].extend(units[u])
+        loads[k] += size[u]
     return [store.share([k for h in mine for k in hosts[h]], store.moves) for mine in dealt if mine]
 
 
@@ -102,7 +117,7 @@ def run_shares(
 ) -> list[dict[str, Any]]:
     """Every share analyzed, as the engine's tasks (in this process with one local job),
     in order; at most twice the workers' shares out at once."""
-    shares = deal(store, engine.workers)
+    shares = deal(store, engine.workers, keeps_hosts_apart(ruleset))
     if engine.remote:  # the workers need not see the store: each share goes to them read
         quote_here = quoting
         quoting = None
@@ -121,6 +136,13 @@ def run_shares(
                 results[j] = fut.result()
             except BrokenProcessPool:  # a local worker died (killed, out of memory): once more, alone
                 results[j] = _again(engine, shares[j], ruleset, profile, options, quoting)
+            except Exception as exc:
+                if type(exc).__name__ != "KilledWorker":  # (Dask's, after its retries)
+                    raise
+                raise EngineError(
+                    f"the analysis of a share of {shares[j].events:,} events killed every worker that took it "
+                    "(out of memory? see the workers' logs)"
+                ) from None
 
     for i, share in enumerate(shares):
         arg = share.load() if engine.remote else share
@@ -141,8 +163,6 @@ def run_shares(
 def _again(engine, share: Share, ruleset, profile: Profile, options: IngestOptions, quoting) -> dict[str, Any]:
     """A share whose worker died, analyzed once more by a new worker; dying again, the run fails
     in one line (its hosts cannot be left out of the report)."""
-    from .engine import EngineError
-
     try:
         return engine.submit(analyze_share, share, ruleset, profile, options, quoting).result()
     except BrokenProcessPool:

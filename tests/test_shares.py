@@ -246,11 +246,15 @@ def test_inputs_named_by_fsspec_urls(tmp_path):
     assert all(e["text"] for f in doc["findings"] for e in f["examples"])  # quoted as read: not read again
     with pytest.raises(Exception, match="nothing readable"):
         _report(["nosuchproto://x/y"], NEVER)
-    res = __import__("analyzer").read_events(["memory://t27/none", "nosuchproto://x/y"])
-    assert [(r.name, r.error) for r in res.inputs] == [
+    bad = ["memory://alice:S3cret@t27/none", "nosuchproto://x/y?sig=T0KEN", "ftp://u:pw@127.0.0.1:1/x"]
+    res = __import__("analyzer").read_events([*bad, str(log)])
+    assert [(r.name, r.error) for r in res.inputs[:2]] == [
         ("memory://t27/none", "cannot open: No such file or directory"),
-        ("nosuchproto://x/y", "cannot open: Protocol not known: nosuchproto"),
+        ("nosuchproto://x/y?…", "cannot open: Protocol not known: nosuchproto"),
     ]
+    assert res.inputs[2].name == "ftp://127.0.0.1:1/x" and res.inputs[2].error.startswith("cannot open: ")
+    assert res.inputs[3].events > 0  # the inputs after a bad URL are read
+    assert not any("S3cret" in str(r.as_dict()) or "T0KEN" in str(r.as_dict()) or "pw@" in r.name for r in res.inputs)
 
 
 _REAL_ANALYZE_SHARE = shares_mod.analyze_share
@@ -282,3 +286,96 @@ def test_a_share_whose_worker_dies_is_analyzed_again_or_fails_in_one_line(many_f
     else:
         with pytest.raises(EngineError, match=r"^the analysis of a share of [\d,]+ events failed twice: its worker"):
             _report([SAMPLES], 0, jobs=2)
+
+
+CROSS_HOST_RULE = """\
+id: brute-force
+title: Many failures from one source across hosts
+cause: brute-force
+confidence: high
+priority: 63
+detection:
+  failed:
+    outcome: failure
+  condition: failed
+group:
+  group-by: [src_ip]
+  timespan: 10m
+  count: {gte: 5}
+"""
+
+
+def _two_hosts(root: Path) -> Path:
+    for host in ("web1", "web2"):
+        (root / host).mkdir(parents=True)
+        lines = [
+            f"Nov  3 14:00:{s:02d} {host} sshd[{2000 + s}]: Failed password for root from 198.51.100.9 port {4000 + s} ssh2"
+            for s in (10, 20, 30, 40)
+        ]
+        (root / host / "auth.log").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_a_rule_grouping_across_hosts_sees_every_host_when_spilled(tmp_path):
+    logs = _two_hosts(tmp_path / "logs")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "063-across.yaml").write_text(CROSS_HOST_RULE)
+
+    def run(spill: int) -> dict:
+        opts = TriageOptions(ingest=IngestOptions(lazy_raw=True, year=2025), spill_bytes=spill, spill_events=spill)
+        return triage([str(logs)], rules=[tmp_path / "rules"], options=opts).data
+
+    whole, spilled = run(NEVER), run(0)
+    _same(whole, spilled)
+    assert [(f["cause"], f["host"]) for f in spilled["findings"]] == [("brute-force", "web1"), ("brute-force", "web2")]
+
+
+def _whole_and_spilled(events: pd.DataFrame, inputs) -> tuple[dict, dict]:
+    from analyzer.config import Profile
+    from analyzer.engine import LocalEngine
+    from analyzer.ingest import IngestResult
+    from analyzer.pipeline import _report, _ruleset
+    from analyzer.shares import run_shares, summarize_shares
+
+    opts, profile, ruleset = IngestOptions(year=2025), Profile(), _ruleset(None)
+    whole = _report(IngestResult(events=events.copy(), inputs=inputs), opts, profile, ruleset).data
+    whole.pop("engine")
+    store = EventStore(0)
+    try:
+        store.add(events.copy())
+        result = IngestResult(events=events.iloc[:0], inputs=inputs, stored=store)
+        spilled = summarize_shares(result, opts, profile, run_shares(store, ruleset, profile, opts, LocalEngine(1), None))
+    finally:
+        store.close()
+    return whole, spilled
+
+
+def test_a_host_named_like_the_unknown_one_reads_the_same_spilled(tmp_path, monkeypatch):
+    from analyzer.ingest import read_events
+    from analyzer.schema import UNKNOWN_HOST
+
+    monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 4)  # each host a share of its own, but these two
+    res = read_events([str(_two_hosts(tmp_path / "logs"))], IngestOptions(year=2025))
+    events = res.events
+    events["host"] = events["host"].cat.rename_categories({"web2": UNKNOWN_HOST})
+    events.loc[events["host"] == "web1", "host"] = None
+    whole, spilled = _whole_and_spilled(events, res.inputs)
+    assert json.dumps(whole, sort_keys=True, default=str) == json.dumps(spilled, sort_keys=True, default=str)
+    rows = whole["timeline"]["hosts"][UNKNOWN_HOST].values()
+    assert sum(sum(r) for r in rows) == 8  # both hosts' attempts, added (not one row over the other)
+
+
+def test_no_share_is_over_its_size_unless_one_host_is(tmp_path, monkeypatch):
+    monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 100)
+    store = EventStore(0, tmp_path)
+    sizes = {"a": 80, "b": 80, "c": 40, "d": 30, "e": 150, "f": 10}
+    rows = [(h, f"{h}.log", i) for h, n in sizes.items() for i in range(n)]
+    store.add(_frame(rows))
+    for workers in (1, 2, 4):
+        got = shares_mod.deal(store, workers)
+        loads = sorted(s.events for s in got)
+        assert sum(loads) == sum(sizes.values())
+        assert all(n <= 100 for n in loads if n != 150), loads  # e (150) alone
+        assert len(got) >= min(2 * workers, len(sizes)) if workers > 1 else True
+    assert [s.events for s in shares_mod.deal(store, 2, by_host=False)] == [sum(sizes.values())]
+    store.close()

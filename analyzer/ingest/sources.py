@@ -361,42 +361,80 @@ def is_url(path: str) -> bool:
     return _URL.match(path) is not None
 
 
+def redacted(url: str) -> str:
+    """A URL as reports and messages show it: without a user name and password, and without
+    its query (signed URLs carry their tokens there)."""
+    scheme, _, rest = url.partition("://")
+    rest, query, _ = rest.partition("?")
+    rest = rest.partition("#")[0]
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}{'?…' if query else ''}"
+
+
 def _url_sources(url: str, budget: Budget) -> Iterator[Source | Skipped]:
     """The files under an fsspec URL: ``file://`` as the local path it names; any other
-    filesystem's files (and the members of archives among them) read through fsspec, sorted
-    by name, each named by its URL."""
+    filesystem's files (and the members of archives among them) read through fsspec, each
+    directory's in name order as they are listed, each file named by its URL (credentials
+    and query left out). Whatever the filesystem raises is that input's one-line error."""
+    shown = redacted(url)
     try:
         import fsspec
     except ImportError:
-        yield Skipped(url, "URLs need fsspec: pip install 'authtriage[cluster]'", error=True)
+        yield Skipped(shown, "URLs need fsspec: pip install 'authtriage[cluster]'", error=True)
         return
     try:
         fs, root = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:  # an unknown protocol, or its package missing
-        yield Skipped(url, f"cannot open: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", error=True)
+    except Exception as exc:  # noqa: BLE001  (an unknown protocol, its package missing, a refused connection)
+        yield Skipped(shown, f"cannot open: {_why(exc)}", error=True)
         return
     if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
         yield from _walk(Path(root), budget)
         return
     try:
-        files = sorted(fs.find(root)) if fs.isdir(root) else [root] if fs.exists(root) else None
-    except OSError as exc:
-        yield Skipped(url, f"cannot open: {exc.strerror or exc}", error=True)
+        if fs.isdir(root):
+            files = _listed(fs, root)
+        elif fs.exists(root):
+            files = iter([root])
+        else:
+            yield Skipped(shown, "cannot open: No such file or directory", error=True)
+            return
+    except Exception as exc:  # noqa: BLE001
+        yield Skipped(shown, f"cannot open: {_why(exc)}", error=True)
         return
-    if files is None:
-        yield Skipped(url, "cannot open: No such file or directory", error=True)
-        return
-    if not files:
-        yield Skipped(url, "directory holds no files", error=False)
-    for name in files:
-        shown = fs.unstrip_protocol(name)
+    found = False
+    while True:
+        try:
+            name = next(files)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001  (a listing that fails part way)
+            yield Skipped(shown, f"cannot list: {_why(exc)}", error=True)
+            break
+        found = True
+        named = redacted(fs.unstrip_protocol(name))
         try:
             stream = fs.open(name, "rb")
-        except OSError as exc:
-            yield Skipped(shown, f"cannot open: {exc.strerror or exc}", error=True)
+        except Exception as exc:  # noqa: BLE001
+            yield Skipped(named, f"cannot open: {_why(exc)}", error=True)
             continue
         with stream:
-            yield from _expand(Source(name=shown, stream=stream), budget, depth=0)
+            yield from _expand(Source(name=named, stream=stream), budget, depth=0)
+    if not found:
+        yield Skipped(shown, "directory holds no files", error=False)
+
+
+def _listed(fs, root: str) -> Iterator[str]:
+    """The files under ``root`` of an fsspec filesystem, a directory at a time (not all listed
+    first: a bucket of millions of keys stops at the inputs limit), names in order."""
+    for top, dirs, names in fs.walk(root):
+        dirs.sort()  # walked in this order
+        for name in sorted(names):
+            yield f"{top.rstrip('/')}/{name}"
+
+
+def _why(exc: BaseException) -> str:
+    text = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def read_once(path: str) -> bool:
