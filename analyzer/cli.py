@@ -794,4 +794,23 @@ def main() -> None:
     # pyarrow, the events): ~0.1 s of a 2.8 s `events` run. Frozen, they just go with
     # the process; registered first, this runs after every other exit handler.
     atexit.register(gc.freeze)
+    _exit_on_sigterm()
     app()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (``timeout``, systemd, Kubernetes) ends this process as an exception would: its
+    clean-up runs (the spilled events' directory is removed). Its forked workers keep the
+    default (they die at once, as before)."""
+    import signal
+
+    me = os.getpid()
+
+    def stop(signum: int, _frame) -> None:
+        if os.getpid() != me:  # a forked worker: die as the default does
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -219,15 +219,27 @@ def test_a_killed_runs_spill_directory_is_removed_by_the_next_run(tmp_path):
     import subprocess
     import sys
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a process id that no longer runs
-    stale = tmp_path / f"authtriage-spill-{gone.pid}-abc"
+    from analyzer.ingest.store import LOCK
+
+    # a run that was killed: its directory's lock is free (the kernel let go of it)
+    stale = tmp_path / "authtriage-spill-4242-abc"
     stale.mkdir()
+    (stale / LOCK).write_text("")
     (stale / "part-00000.arrow").write_bytes(b"x" * 10)
-    alive = tmp_path / f"authtriage-spill-{os.getppid()}-def"  # a live process's: kept
+    # a live run, whatever its process id says (another container's): it holds its lock
+    alive = tmp_path / f"authtriage-spill-{os.getpid()}-def"
     alive.mkdir()
-    _report([SAMPLES / "linux-brute-force"], 0, workdir=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import fcntl,os,sys;fd=os.open({str(alive / LOCK)!r},os.O_CREAT|os.O_RDWR);"
+         "fcntl.flock(fd,fcntl.LOCK_EX);print('held',flush=True);sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _report([SAMPLES / "linux-brute-force"], 0, workdir=tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name]
+    finally:
+        holder.communicate("")
 
 
 def test_inputs_named_by_fsspec_urls(tmp_path):
@@ -379,3 +391,33 @@ def test_no_share_is_over_its_size_unless_one_host_is(tmp_path, monkeypatch):
         assert len(got) >= min(2 * workers, len(sizes)) if workers > 1 else True
     assert [s.events for s in shares_mod.deal(store, 2, by_host=False)] == [sum(sizes.values())]
     store.close()
+
+
+def test_sigterm_removes_the_spilled_events(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import time
+from analyzer.cli import _exit_on_sigterm
+from analyzer import triage
+from analyzer.ingest import IngestOptions
+from analyzer.pipeline import TriageOptions
+_exit_on_sigterm()
+opts = TriageOptions(ingest=IngestOptions(jobs=1), spill_bytes=0, spill_events=0, workdir={str(tmp_path)!r},
+                     progress=lambda rep: time.sleep(0.3))
+triage([{str(SAMPLES)!r}], options=opts)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("authtriage-spill-*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert list(tmp_path.glob("authtriage-spill-*")), "the run never spilled"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert list(tmp_path.iterdir()) == []

@@ -6,8 +6,8 @@ frames held stay under ``spill_bytes`` and ``spill_events`` they are kept as the
 :meth:`EventStore.frames` gives them back for one frame of every event (a ticket's logs:
 nothing changes). Past either, the store spills: every frame held, and each one after, is
 written to an Arrow IPC file of the work directory (``authtriage-spill-<pid>-…`` in the
-system's temporary directory by default; those of runs that were killed are removed by the
-next one), its rows ordered by partition (a host; a host-less log's rows by their source, so
+system's temporary directory by default, locked while its run lives; those of runs that were
+killed are removed by the next one), its rows ordered by partition (a host; a host-less log's rows by their source, so
 that they can join the host they are given later) with the dictionaries of its categorical
 columns. The store then keeps only what the rest of the run needs about every event: per
 partition its files' row ranges and its number of events, the (source, host) pairs of the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,7 @@ class EventStore:
         self.first: pd.Timestamp | None = None
         self.last: pd.Timestamp | None = None
         self.moves: dict[str, str] = {}  # host-less sources' hosts, once the read has decided them
+        self._lock: int | None = None  # the spill directory's lock, held while this run lives
 
     @property
     def spilled(self) -> bool:
@@ -158,6 +160,7 @@ class EventStore:
             base.mkdir(parents=True, exist_ok=True)
         _sweep(base if base is not None else Path(tempfile.gettempdir()))
         self.dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
+        self._lock = _hold(self.dir)
         start = 0
         held = self.frames()
         while held:
@@ -239,27 +242,66 @@ class EventStore:
         self._held.clear()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
 
-PREFIX = "authtriage-spill-"  # then the process's id: a run killed before it cleaned up is known by it
+PREFIX = "authtriage-spill-"  # then the process's id, for people
+
+
+LOCK = ".lock"  # in a spill directory: locked (flock) by the run that writes there, as long as it lives
+
+
+def _hold(folder: Path) -> int | None:
+    """Lock ``folder``'s lock file for as long as this process lives (released by the kernel
+    when it dies, however it dies); None where locks are not to be had."""
+    try:
+        import fcntl
+    except ImportError:  # (not on Windows: stale directories are then left for the user)
+        return None
+    fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _sweep(base: Path) -> None:
-    """Remove the spill directories of runs that were killed (their process is gone)."""
+    """Remove the spill directories of runs that are gone: their lock can be taken (a live run
+    holds its own, whatever its process id means here: another container's, another machine's)."""
     try:
-        found = list(base.glob(f"{PREFIX}*-*"))
+        import fcntl
+    except ImportError:
+        return
+    try:
+        found = [p for p in base.glob(f"{PREFIX}*-*") if p.is_dir() and not p.is_symlink()]
     except OSError:
         return
     for path in found:
-        pid = path.name[len(PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
+        try:
+            fd = os.open(path / LOCK, os.O_RDWR)
+        except FileNotFoundError:  # made before its lock, or by an older authtriage: by age
+            try:
+                if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                pass
+            continue
+        except OSError:  # another user's: not ours to remove
             continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except OSError:  # another user's process, alive: not ours to remove
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live run's
+            os.close(fd)
             continue
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+STALE_SECONDS = 24 * 3600  # a spill directory without a lock file, untouched this long, is a dead run's
 
 
 def _name(col: pd.Series, code: int) -> str | None:
