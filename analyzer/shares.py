@@ -122,9 +122,21 @@ def run_shares(
         quote_here = quoting
         quoting = None
     results: list[dict[str, Any] | None] = [None] * len(shares)
+    into: dict[str, dict[str, dict]] = {}  # the first share's counts, each later share's added as it comes
+
+    def keep(j: int, res: dict[str, Any]) -> None:
+        for kind in ("events_by", "failures_by"):
+            if kind not in into:
+                into[kind] = res[kind]
+                continue
+            for col in COUNT_BY:
+                add_counts(into[kind][col], res[kind][col])
+            res[kind] = {col: {} for col in COUNT_BY}  # (not held twice: one count per distinct value)
+        results[j] = res
+
     if not engine.remote and engine.workers <= 1:
         for i, share in enumerate(shares):
-            results[i] = analyze_share(share, ruleset, profile, options, quoting)
+            keep(i, analyze_share(share, ruleset, profile, options, quoting))
             engine.count()
         return results  # type: ignore[return-value]
     pending: deque = deque()
@@ -133,9 +145,9 @@ def run_shares(
         while len(pending) > limit:
             j, fut = pending.popleft()
             try:
-                results[j] = fut.result()
+                keep(j, fut.result())
             except BrokenProcessPool:  # a local worker died (killed, out of memory): once more, alone
-                results[j] = _again(engine, shares[j], ruleset, profile, options, quoting)
+                keep(j, _again(engine, shares[j], ruleset, profile, options, quoting))
             except Exception as exc:
                 if type(exc).__name__ != "KilledWorker":  # (Dask's, after its retries)
                     raise
