@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import analyzer.ingest.store as store_mod
 import analyzer.shares as shares_mod
 from analyzer import triage
 from analyzer.errors import InputError
@@ -40,10 +41,11 @@ def _same(a: dict, b: dict) -> None:
 
 @pytest.fixture
 def many_frames(monkeypatch):
-    """Every input its own frame (many spill files) and shares of a few hundred events
-    (hosts dealt among many tasks)."""
+    """Every input its own frame (many spill files, each written in pieces) and shares of a
+    few hundred events (hosts dealt among many tasks)."""
     monkeypatch.setattr(runner, "SMALL_FRAMES", 1)
     monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 300)
+    monkeypatch.setattr(store_mod, "WRITE_ROWS", 97)  # a spill file written in many pieces
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -118,7 +120,8 @@ def _frame(rows: list[tuple[str | None, str, int]]) -> pd.DataFrame:
     )
 
 
-def test_store_gives_a_share_back_in_input_order_with_its_hostless_sources(tmp_path):
+def test_store_gives_a_share_back_in_input_order_with_its_hostless_sources(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "WRITE_ROWS", 3)
     store = EventStore(spill_bytes=0, workdir=tmp_path)
     store.add(_frame([("b", "b.log", 1), ("a", "a.log", 2), (None, "fw.log", 3), ("b", "b.log", 4)]))
     store.add(_frame([("a", "a.log", 5), (None, "fw.log", 6), (None, "other.log", 7), ("b", "b.log", 8)]))

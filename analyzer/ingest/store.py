@@ -40,6 +40,7 @@ __all__ = ["EventStore", "Share", "SPILL_BYTES", "SPILL_EVENTS", "SEQ", "give_ho
 # (the analysis of one frame costs ~400 bytes an event at its peak: 1,000,000 events, ~400 MB)
 SPILL_BYTES = 128 << 20
 SPILL_EVENTS = 1_000_000
+WRITE_ROWS = 1 << 19  # rows written to a spill file at a time
 SEQ = "_seq"  # the column of a spilled event's place in input order (dropped when read back)
 
 Key = tuple[str, str | None]  # ("h", host) or ("s", source) for the rows of a source that names no host
@@ -201,13 +202,23 @@ class EventStore:
         if not pd.isna(first):
             self.first = first if self.first is None or first < self.first else self.first
             self.last = last if self.last is None or last > self.last else self.last
-        ordered = frame.take(order)
-        ordered.insert(0, SEQ, np.int64(start) + order.astype(np.int64))
-        table = pa.Table.from_pandas(ordered, preserve_index=False)
-        del ordered
         path = str(self.dir / f"part-{len(self.files):05d}.arrow")
-        with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=1 << 20)
+        writer = None
+        with pa.OSFile(path, "wb") as sink:
+            # a chunk at a time: what this costs beside the frame is one chunk's copy, not two of
+            # the frame (each chunk keeps every category: one dictionary for the whole file)
+            for at in range(0, len(order), WRITE_ROWS):
+                rows = order[at : at + WRITE_ROWS]
+                chunk = frame.take(rows)
+                chunk.insert(0, SEQ, np.int64(start) + rows.astype(np.int64))
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                del chunk
+                if writer is None:
+                    writer = ipc.new_file(sink, table.schema)
+                writer.write_table(table)
+                del table
+            if writer is not None:
+                writer.close()
         fileno = len(self.files)
         self.files.append(path)
         for key, first_row, length in zip(keys, firsts.tolist(), lengths.tolist(), strict=True):
