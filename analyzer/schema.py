@@ -243,6 +243,59 @@ def _union(parts: list[pd.Series]) -> pd.Categorical:
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union)
 
 
+def used_categories(col: pd.Series, start: int = 0, stop: int | None = None) -> tuple[pd.Index, np.ndarray]:
+    """The categories that rows ``start``…``stop`` of a categorical hold, in the order they
+    first appear (none: an empty index of objects, whatever the column's categories were,
+    as a column built with no values has), and their positions among the column's."""
+    codes = col.cat.codes.to_numpy()[start:stop]
+    seen = pd.unique(codes[codes >= 0])
+    if not seen.size:
+        return pd.Index([], dtype=object), seen
+    return col.cat.categories.take(seen), seen
+
+
+def _segment_categories(parts: list[tuple[pd.Series, int, int, bool]]) -> pd.Categorical:
+    """:func:`_union` over segments (column, start, stop, tidy): the rows of each in order;
+    the categories those of :func:`_union` over the segments as separate frames, a ``tidy``
+    segment's being only those its rows hold (:func:`used_categories`)."""
+    seq = [used_categories(c, a, b)[0] if tidy else c.cat.categories for c, a, b, tidy in parts]
+    union = seq[0]
+    if len({str(cats.dtype) for cats in seq}) > 1:  # as _union: all as object (Index.append would infer `str`)
+        union = pd.Index(pd.unique(np.concatenate([np.asarray(cats, dtype=object) for cats in seq])), dtype=object)
+    elif len(seq) > 1:  # as union_categoricals
+        union = seq[0].append(seq[1:]).unique()
+    maps: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments): its codes → union's
+    codes = []
+    for c, a, b, _ in parts:
+        if (m := maps.get(id(c))) is None:
+            cats = c.cat.categories
+            m = maps[id(c)] = np.append(union.get_indexer(cats) if len(cats) else np.empty(0, np.int64), -1)
+        codes.append(m[c.cat.codes.to_numpy()[a:b]])  # code -1 (null) takes the last
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=union, validate=False)
+
+
+def concat_segments(segments: list[tuple[pd.DataFrame, int, int, bool]]) -> pd.DataFrame:
+    """Rows ``start``…``stop`` of each frame (frame, start, stop, tidy), joined in order as
+    :func:`concat_events` joins frames (the same columns and dtypes), where a ``tidy``
+    segment stands for a frame of its rows with only the categories they hold (the events
+    of one of several sources read together, :func:`.ingest.textlog.read_syslog_batch`)."""
+    segments = [s for s in segments if s[2] > s[1]]
+    if not segments:
+        return empty_events()
+    out = {}
+    for name in segments[0][0].columns:
+        parts = [(f[name], a, b, tidy) for f, a, b, tidy in segments]
+        if isinstance(parts[0][0].dtype, pd.CategoricalDtype):
+            out[name] = pd.Series(_segment_categories(parts))
+            continue
+        arrays = [c.array[a:b] for c, a, b, _ in parts]
+        if len({str(x.dtype) for x in arrays}) == 1:
+            out[name] = pd.Series(type(arrays[0])._concat_same_type(arrays), copy=False)
+        else:
+            out[name] = pd.concat([pd.Series(x) for x in arrays], ignore_index=True)
+    return pd.DataFrame(out, copy=False)
+
+
 _LARGE = 16 << 20  # a joined column this large hands its pieces' memory back (a trim costs ~2 ms)
 
 
