@@ -262,14 +262,19 @@ def _segment_categories(parts: list[tuple[pd.Series, int, int, bool]]) -> pd.Cat
     union = seq[0]
     if len({str(cats.dtype) for cats in seq}) > 1:  # as _union: all as object (Index.append would infer `str`)
         union = pd.Index(pd.unique(np.concatenate([np.asarray(cats, dtype=object) for cats in seq])), dtype=object)
-    elif len(seq) > 1:  # as union_categoricals
-        union = seq[0].append(seq[1:]).unique()
+    elif len(seq) > 1 and not all(len(c) == len(union) and union.equals(c) for c in seq[1:]):
+        # as union_categoricals (the same categories in another order: it keeps the first's too)
+        first = pd.CategoricalDtype(union)
+        if not all(pd.CategoricalDtype(c) == first for c in seq[1:]):
+            union = union.append(seq[1:]).unique()
+    lookup = {v: i for i, v in enumerate(union.tolist())}  # (a segment has few categories: no index built each)
     maps: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments): its codes → union's
     codes = []
     for c, a, b, _ in parts:
         if (m := maps.get(id(c))) is None:
             cats = c.cat.categories
-            m = maps[id(c)] = np.append(union.get_indexer(cats) if len(cats) else np.empty(0, np.int64), -1)
+            # (-1: a category of a joined frame that none of its segments' rows hold)
+            m = maps[id(c)] = np.array([*(lookup.get(v, -1) for v in cats.tolist()), -1], dtype=np.int64)
         codes.append(m[c.cat.codes.to_numpy()[a:b]])  # code -1 (null) takes the last
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union, validate=False)
 
@@ -284,7 +289,8 @@ def concat_segments(segments: list[tuple[pd.DataFrame, int, int, bool]]) -> pd.D
         return empty_events()
     out = {}
     for name in segments[0][0].columns:
-        parts = [(f[name], a, b, tidy) for f, a, b, tidy in segments]
+        columns = {id(f): f[name] for f, _, _, _ in segments}  # (one Series per frame: a frame's segments share it)
+        parts = [(columns[id(f)], a, b, tidy) for f, a, b, tidy in segments]
         if isinstance(parts[0][0].dtype, pd.CategoricalDtype):
             out[name] = pd.Series(_segment_categories(parts))
             continue
