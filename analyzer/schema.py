@@ -254,11 +254,18 @@ def used_categories(col: pd.Series, start: int = 0, stop: int | None = None) -> 
     return col.cat.categories.take(seen), seen
 
 
-def _segment_categories(parts: list[tuple[pd.Series, int, int, bool]]) -> pd.Categorical:
-    """:func:`_union` over segments (column, start, stop, tidy): the rows of each in order;
-    the categories those of :func:`_union` over the segments as separate frames, a ``tidy``
-    segment's being only those its rows hold (:func:`used_categories`)."""
-    seq = [used_categories(c, a, b)[0] if tidy else c.cat.categories for c, a, b, tidy in parts]
+def _segment_categories(parts: list[tuple[pd.Series, int, int, bool | pd.Index]]) -> pd.Categorical:
+    """:func:`_union` over segments (column, start, stop, categories): the rows of each in
+    order; the categories those of :func:`_union` over the segments as separate frames, each
+    segment's being the column's (False), only those its rows hold (True,
+    :func:`used_categories`) or the ones given."""
+
+    def own(c: pd.Series, a: int, b: int, spec: bool | pd.Index) -> pd.Index:
+        if isinstance(spec, pd.Index):
+            return spec
+        return used_categories(c, a, b)[0] if spec else c.cat.categories
+
+    seq = [own(*part) for part in parts]
     union = seq[0]
     if len({str(cats.dtype) for cats in seq}) > 1:  # as _union: all as object (Index.append would infer `str`)
         union = pd.Index(pd.unique(np.concatenate([np.asarray(cats, dtype=object) for cats in seq])), dtype=object)
@@ -279,18 +286,25 @@ def _segment_categories(parts: list[tuple[pd.Series, int, int, bool]]) -> pd.Cat
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union, validate=False)
 
 
-def concat_segments(segments: list[tuple[pd.DataFrame, int, int, bool]]) -> pd.DataFrame:
-    """Rows ``start``…``stop`` of each frame (frame, start, stop, tidy), joined in order as
-    :func:`concat_events` joins frames (the same columns and dtypes), where a ``tidy``
-    segment stands for a frame of its rows with only the categories they hold (the events
-    of one of several sources read together, :func:`.ingest.textlog.read_syslog_batch`)."""
+Segment = tuple[pd.DataFrame, int, int, "bool | dict[str, pd.Index]"]
+
+
+def concat_segments(segments: list[Segment]) -> pd.DataFrame:
+    """Rows ``start``…``stop`` of each frame (frame, start, stop, categories), joined in
+    order as :func:`concat_events` joins frames (the same columns and dtypes). A segment
+    stands for a frame of its rows with the frame's categories (False), only those its rows
+    hold (True), or those given per column (a dict): the events of one of several sources
+    read together (:func:`.ingest.textlog.read_syslog_batch`, :func:`.ingest.evtxbatch.read_evtx_batch`)."""
     segments = [s for s in segments if s[2] > s[1]]
     if not segments:
         return empty_events()
     out = {}
     for name in segments[0][0].columns:
         columns = {id(f): f[name] for f, _, _, _ in segments}  # (one Series per frame: a frame's segments share it)
-        parts = [(columns[id(f)], a, b, tidy) for f, a, b, tidy in segments]
+        parts = [
+            (columns[id(f)], a, b, spec if isinstance(spec, bool) else spec.get(name, False))
+            for f, a, b, spec in segments
+        ]
         if isinstance(parts[0][0].dtype, pd.CategoricalDtype):
             out[name] = pd.Series(_segment_categories(parts))
             continue

@@ -1,15 +1,18 @@
 """A batch of small files read in one task (``runner._read_batch``): its text logs are read
-as one block, and each file's report (lines, events, unparsed, format, warnings, assumptions)
+as one block, its EVTX files' records mapped together, and each file's report (lines, events, unparsed, format, warnings, assumptions)
 and events come out as reading that file alone gives them."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analyzer.ingest import IngestOptions, runner, textlog
+from analyzer.ingest import IngestOptions, evtxbatch, runner, textlog
+from analyzer.ingest.sources import Source
+from analyzer.ingest.types import InputReport
 from analyzer.schema import concat_events
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -53,6 +56,13 @@ def _files(root: Path) -> list[Path]:
         "k/no-newline.log": _FAIL_ONLY.rstrip("\n"),  # (read alone: its last line is not whole)
         "l/latin1.log": _JANUARY.replace("admin", "m\xfcller").encode("latin-1"),  # invalid UTF-8: alone
         "m/auth.log": _auth("web03"),
+        "n/Security.evtx": (SAMPLES / "windows-dc-disabled" / "Security.evtx").read_bytes(),
+        "o/System.evtx": (SAMPLES / "windows-winrm-stopped" / "System.evtx").read_bytes(),
+        "p/Security.evtx": (SAMPLES / "windows-kerberos-spray" / "Security.evtx").read_bytes(),
+        # cut inside its first chunk: the whole records before the cut, and a warning
+        "q/cut.evtx": (SAMPLES / "windows-dc-lockout" / "Security.evtx").read_bytes()[: 4096 + 30000],
+        # cut inside its file header: an error (read alone)
+        "r/header.evtx": (SAMPLES / "windows-dc-lockout" / "Security.evtx").read_bytes()[:2000],
     }
     paths = []
     for rel, text in made.items():
@@ -82,6 +92,11 @@ def test_a_batch_reads_each_file_as_it_is_read_alone(tmp_path, monkeypatch, opts
     monkeypatch.setattr(textlog, "read_syslog_batch", spy)
     batch = runner._read_batch(files, opts)
     assert joined == [9]  # the whole text logs in valid UTF-8, as one block (not the journal, empty, cut, latin-1)
+    mapped = evtxbatch.read_evtx_batch([(Source(str(p), io.BytesIO(), path=str(p)), InputReport(str(p))) for p in paths[13:]], opts)
+    if opts.lazy_raw:  # without raw text, the EVTX files' records are mapped together (not the unreadable one)
+        assert mapped is not None and mapped[2] == [True, True, True, True, False]
+    else:
+        assert mapped is None
     reports, frames = _alone(files, opts)
     assert [r.as_dict() for r in batch.reports] == reports
     assert batch.rows == [len(f) for f in frames]
@@ -93,6 +108,8 @@ def test_a_batch_reads_each_file_as_it_is_read_alone(tmp_path, monkeypatch, opts
     assert by_name["g"]["events"] == 1 and by_name["h"]["events"] == 1  # not folded into one across files
     assert any("U+FFFD" in w for w in by_name["l"]["warnings"])
     assert by_name["a"]["events"] > 0 and by_name["c"]["events"] > 0
+    assert all(by_name[x]["format"] == "evtx" and by_name[x]["events"] > 0 for x in "nop")
+    assert by_name["q"]["warnings"] and by_name["q"]["events"] > 0 and "header" in by_name["r"]["error"]
     years = batch.events.loc[batch.events["source"].str.endswith(("newyear.log", "january.log")), "timestamp"]
     if opts.year is not None:  # each file's first line is in --year: gamma's January too
         assert [t.year for t in years] == [2025, 2026, 2025]

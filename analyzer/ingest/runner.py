@@ -28,8 +28,8 @@ import pandas as pd
 
 from .._memory import release
 from ..errors import InputError, LimitExceeded
-from ..schema import concat_events, concat_segments, empty_events
-from . import textlog, workers
+from ..schema import Segment, concat_events, concat_segments, empty_events
+from . import evtxbatch, textlog, workers
 from .firewall import HOSTLESS_FORMATS, hosts_beside
 from .readers import READERS
 from .sniff import sniff
@@ -408,21 +408,39 @@ def _read_batch(files: tuple[tuple[str, str, float | None], ...], opts: IngestOp
     """Small plain files (path, name, mtime), read in one task; their events joined into one
     frame (one to send back and one to join, not one per file). The text logs among them
     are read together as one block (:func:`.textlog.read_syslog_batch`: a file's fixed
-    costs, some hundred Arrow and pandas calls, paid once per batch); the others, and
-    text logs that need a warning of their own, one after the other."""
+    costs, some hundred Arrow and pandas calls, paid once per batch), and its EVTX files'
+    records mapped together (:func:`.evtxbatch.read_evtx_batch`); the others, and those
+    that need a read of their own, one after the other."""
     reports: list[InputReport | None] = [None] * len(files)
-    segments: list[tuple[pd.DataFrame, int, int, bool]] = [(empty_events(), 0, 0, False)] * len(files)
+    segments: list[Segment] = [(empty_events(), 0, 0, False)] * len(files)
     texts: list[tuple[int, Source, bytes]] = []
+    logs: list[tuple[int, Source]] = []  # EVTX files
     for i, (path, name, mtime) in enumerate(files):
         try:
             with open(path, "rb") as fh:
                 data = fh.read(BATCH_FILE_BYTES + 1)
         except OSError:
             continue  # (read alone: its report says why)
-        if len(data) <= BATCH_FILE_BYTES and sniff(data[:HEAD_BYTES])[0] == "syslog" and textlog.batchable(data):
-            texts.append((i, Source(name=name, stream=io.BytesIO(b""), mtime=mtime, path=path), data))
+        fmt = sniff(data[:HEAD_BYTES])[0] if len(data) <= BATCH_FILE_BYTES else None
+        src = Source(name=name, stream=io.BytesIO(b""), mtime=mtime, path=path)
+        if fmt == "syslog" and textlog.batchable(data):
+            texts.append((i, src, data))
+        elif fmt == "evtx":
+            logs.append((i, src))
+    single = dataclasses.replace(opts, jobs=1)
+    if len(logs) > 1:
+        reps = [InputReport(name=src.name, format="evtx") for _, src in logs]
+        try:
+            read = evtxbatch.read_evtx_batch([(src, reps[j]) for j, (_, src) in enumerate(logs)], single)
+        except Exception:  # noqa: BLE001  (as below)
+            read = None
+        if read is not None:
+            records, spans, done = read
+            for (i, _), rep, (a, b, cats), ok in zip(logs, reps, spans, done, strict=True):
+                if ok:
+                    reports[i], segments[i] = rep, (records, a, b, cats)
+        del read
     if len(texts) > 1:
-        single = dataclasses.replace(opts, jobs=1)
         reps = [InputReport(name=src.name, format="syslog") for _, src, _ in texts]
         try:
             got = textlog.read_syslog_batch([(src, data, reps[j]) for j, (_, src, data) in enumerate(texts)], single)
