@@ -260,19 +260,28 @@ def _segment_categories(parts: list[tuple[pd.Series, int, int, bool | pd.Index]]
     segment's being the column's (False), only those its rows hold (True,
     :func:`used_categories`) or the ones given."""
 
+    codes_of: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments)
+    for c, _, _, _ in parts:
+        if id(c) not in codes_of:
+            codes_of[id(c)] = c.cat.codes.to_numpy()
+
     def own(c: pd.Series, a: int, b: int, spec: bool | pd.Index) -> pd.Index:
         if isinstance(spec, pd.Index):
             return spec
-        return used_categories(c, a, b)[0] if spec else c.cat.categories
+        if not spec:
+            return c.cat.categories
+        codes = codes_of[id(c)][a:b]
+        seen = pd.unique(codes[codes >= 0])  # as used_categories
+        return c.cat.categories.take(seen) if seen.size else pd.Index([], dtype=object)
 
     seq = [own(*part) for part in parts]
     union = seq[0]
     if len({str(cats.dtype) for cats in seq}) > 1:  # as _union: all as object (Index.append would infer `str`)
         union = pd.Index(pd.unique(np.concatenate([np.asarray(cats, dtype=object) for cats in seq])), dtype=object)
     elif len(seq) > 1 and not all(len(c) == len(union) and union.equals(c) for c in seq[1:]):
-        # as union_categoricals (the same categories in another order: it keeps the first's too)
-        first = pd.CategoricalDtype(union)
-        if not all(pd.CategoricalDtype(c) == first for c in seq[1:]):
+        # as union_categoricals: the same categories in another order keep the first's too
+        first = set(union.tolist())
+        if not all(len(c) == len(first) and set(c.tolist()) == first for c in seq[1:]):
             union = union.append(seq[1:]).unique()
     lookup = {v: i for i, v in enumerate(union.tolist())}  # (a segment has few categories: no index built each)
     maps: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments): its codes → union's
@@ -282,7 +291,7 @@ def _segment_categories(parts: list[tuple[pd.Series, int, int, bool | pd.Index]]
             cats = c.cat.categories
             # (-1: a category of a joined frame that none of its segments' rows hold)
             m = maps[id(c)] = np.array([*(lookup.get(v, -1) for v in cats.tolist()), -1], dtype=np.int64)
-        codes.append(m[c.cat.codes.to_numpy()[a:b]])  # code -1 (null) takes the last
+        codes.append(m[codes_of[id(c)][a:b]])  # code -1 (null) takes the last
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union, validate=False)
 
 
