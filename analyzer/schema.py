@@ -243,6 +243,88 @@ def _union(parts: list[pd.Series]) -> pd.Categorical:
     return pd.Categorical.from_codes(np.concatenate(codes), categories=union)
 
 
+def used_categories(col: pd.Series, start: int = 0, stop: int | None = None) -> tuple[pd.Index, np.ndarray]:
+    """The categories that rows ``start``…``stop`` of a categorical hold, in the order they
+    first appear (none: an empty index of objects, whatever the column's categories were,
+    as a column built with no values has), and their positions among the column's."""
+    codes = col.cat.codes.to_numpy()[start:stop]
+    seen = pd.unique(codes[codes >= 0])
+    if not seen.size:
+        return pd.Index([], dtype=object), seen
+    return col.cat.categories.take(seen), seen
+
+
+def _segment_categories(parts: list[tuple[pd.Series, int, int, bool | pd.Index]]) -> pd.Categorical:
+    """:func:`_union` over segments (column, start, stop, categories): the rows of each in
+    order; the categories those of :func:`_union` over the segments as separate frames, each
+    segment's being the column's (False), only those its rows hold (True,
+    :func:`used_categories`) or the ones given."""
+
+    codes_of: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments)
+    for c, _, _, _ in parts:
+        if id(c) not in codes_of:
+            codes_of[id(c)] = c.cat.codes.to_numpy()
+
+    def own(c: pd.Series, a: int, b: int, spec: bool | pd.Index) -> pd.Index:
+        if isinstance(spec, pd.Index):
+            return spec
+        if not spec:
+            return c.cat.categories
+        codes = codes_of[id(c)][a:b]
+        seen = pd.unique(codes[codes >= 0])  # as used_categories
+        return c.cat.categories.take(seen) if seen.size else pd.Index([], dtype=object)
+
+    seq = [own(*part) for part in parts]
+    union = seq[0]
+    if len({str(cats.dtype) for cats in seq}) > 1:  # as _union: all as object (Index.append would infer `str`)
+        union = pd.Index(pd.unique(np.concatenate([np.asarray(cats, dtype=object) for cats in seq])), dtype=object)
+    elif len(seq) > 1 and not all(len(c) == len(union) and union.equals(c) for c in seq[1:]):
+        # as union_categoricals: the same categories in another order keep the first's too
+        first = set(union.tolist())
+        if not all(len(c) == len(first) and set(c.tolist()) == first for c in seq[1:]):
+            union = union.append(seq[1:]).unique()
+    lookup = {v: i for i, v in enumerate(union.tolist())}  # (a segment has few categories: no index built each)
+    maps: dict[int, np.ndarray] = {}  # per column (a frame's rows may form several segments): its codes → union's
+    codes = []
+    for c, a, b, _ in parts:
+        if (m := maps.get(id(c))) is None:
+            cats = c.cat.categories
+            # (-1: a category of a joined frame that none of its segments' rows hold)
+            m = maps[id(c)] = np.array([*(lookup.get(v, -1) for v in cats.tolist()), -1], dtype=np.int64)
+        codes.append(m[codes_of[id(c)][a:b]])  # code -1 (null) takes the last
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=union, validate=False)
+
+
+Segment = tuple[pd.DataFrame, int, int, "bool | dict[str, pd.Index]"]
+
+
+def concat_segments(segments: list[Segment]) -> pd.DataFrame:
+    """Rows ``start``…``stop`` of each frame (frame, start, stop, categories), joined in
+    order as :func:`concat_events` joins frames (the same columns and dtypes). A segment
+    stands for a frame of its rows with the frame's categories (False), only those its rows
+    hold (True), or those given per column (a dict): the events of one of several sources
+    read together (:func:`.ingest.textlog.read_syslog_batch`, :func:`.ingest.evtxbatch.read_evtx_batch`)."""
+    segments = [s for s in segments if s[2] > s[1]]
+    if not segments:
+        return empty_events()
+    out = {}
+    for name in segments[0][0].columns:
+        columns = {id(f): f[name] for f, _, _, _ in segments}  # (one Series per frame: a frame's segments share it)
+        parts = [
+            (columns[id(f)], a, b, spec if isinstance(spec, bool) else spec.get(name, False))
+            for f, a, b, spec in segments
+        ]
+        if isinstance(parts[0][0].dtype, pd.CategoricalDtype):
+            out[name] = pd.Series(_segment_categories(parts))
+            continue
+        arrays = [c.array[a:b] for c, a, b, _ in parts]
+        if len({str(x.dtype) for x in arrays}) == 1:
+            out[name] = pd.Series(type(arrays[0])._concat_same_type(arrays), copy=False)
+        else:
+            out[name] = pd.concat([pd.Series(x) for x in arrays], ignore_index=True)
+    return pd.DataFrame(out, copy=False)
+
+
 _LARGE = 16 << 20  # a joined column this large hands its pieces' memory back (a trim costs ~2 ms)
 
 

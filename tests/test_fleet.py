@@ -69,6 +69,7 @@ def test_a_batch_whose_worker_dies_names_each_of_its_files(tmp_path, monkeypatch
         raise RuntimeError("reader fault\nsecond line")
 
     monkeypatch.setattr(runner, "_read_file", boom)  # in the forked workers too: the batch's task fails
+    monkeypatch.setattr(runner.textlog, "read_syslog_batch", boom)  # (its text logs are read as one block)
     res = read_events([str(root)], IngestOptions(year=2025, jobs=2))
     assert [r.name.rsplit("/", 2)[-2] for r in res.inputs] == ["vm000", "vm001", "vm002"]
     assert all(r.error and "\n" not in r.error and "reader fault second line" in r.error for r in res.inputs)

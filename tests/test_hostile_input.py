@@ -190,6 +190,14 @@ def test_a_worker_that_dies_costs_its_input_only(tmp_path, monkeypatch):
 
     dying.__module__, dying.__qualname__ = runner.__name__, "_read_file"  # sent to workers by name
     monkeypatch.setattr(runner, "_read_file", dying)
+    joined = textlog.read_syslog_batch
+
+    def dying_joined(items, opts):  # the batch's text logs read as one block: 1.log among them
+        if any(src.name.endswith("1.log") for src, _, _ in items):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return joined(items, opts)
+
+    monkeypatch.setattr(textlog, "read_syslog_batch", dying_joined)
     res = read_events(paths, IngestOptions(jobs=2, year=2025))
     errors = [r.error for r in res.inputs]
     assert "worker" in errors[1] and errors[:1] + errors[2:] == [None] * 7

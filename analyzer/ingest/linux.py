@@ -320,7 +320,11 @@ def _connection_numbers(ev: pd.DataFrame) -> np.ndarray:
     host = ev["host"].cat.codes.to_numpy()
     for a in range(0, key.size, _STEP_ROWS):
         key[a : a + _STEP_ROWS] += (host[a : a + _STEP_ROWS].astype(np.int64) + 1) << 40
-    return pd.factorize(key)[0].astype(np.int32)
+    numbers = pd.factorize(key)[0]
+    if "source" in ev.columns:  # several small sources read as one block: (source, host, pid)
+        numbers = numbers.astype(np.int64) + (ev["source"].cat.codes.to_numpy().astype(np.int64) << 32)
+        numbers = pd.factorize(numbers)[0]
+    return numbers.astype(np.int32)
 
 
 def _positions(mask: np.ndarray) -> np.ndarray:

@@ -378,12 +378,14 @@ def _fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
     return data[offsets[0] : offsets[-1]].reshape(-1, width)
 
 
-def rfc3164_parts(ts: pa.Array, state: YearState) -> dict[str, np.ndarray]:
+def rfc3164_parts(ts: pa.Array, state: YearState, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Month/day/time of ``Mmm dd hh:mm:ss`` strings plus a year index (0 = first year),
     as arrays (floats, NaN where unknown; the year index int64).
 
     A month that goes back by two or more (Dec → Jan) starts a new year; a step back of
-    one month is taken as lines slightly out of order.
+    one month is taken as lines slightly out of order. ``groups`` (non-decreasing, one per
+    row): rows of several sources, each its own year count from a fresh state (``state``
+    is then left as it is).
     """
     fixed = _fixed_width(ts, 15)
     if fixed is not None:  # all `Mmm dd hh:mm:ss`: read the digits straight from the buffer
@@ -411,15 +413,18 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> dict[str, np.ndarray]:
     m = np.nan_to_num(month, nan=0).astype(np.int64)
     last = np.where(m > 0, np.arange(m.size), -1)  # the latest row with a known month, so far
     np.maximum.accumulate(last, out=last)
-    known = np.where(last >= 0, m[np.maximum(last, 0)], state.last_month)
-    prev = np.concatenate([[state.last_month], known[:-1]])
-    roll = (prev > 0) & (m > 0) & (prev - m >= 2)
-    yidx = state.rollovers + np.cumsum(roll)
-    if not state.first_month and (m > 0).any():
-        state.first_month = int(m[m > 0][0])
-    if known.size:
-        state.last_month = int(known[-1])
-        state.rollovers = int(yidx[-1])
+    if groups is not None:
+        yidx = _grouped_years(m, last, groups)
+    else:
+        known = np.where(last >= 0, m[np.maximum(last, 0)], state.last_month)
+        prev = np.concatenate([[state.last_month], known[:-1]])
+        roll = (prev > 0) & (m > 0) & (prev - m >= 2)
+        yidx = state.rollovers + np.cumsum(roll)
+        if not state.first_month and (m > 0).any():
+            state.first_month = int(m[m > 0][0])
+        if known.size:
+            state.last_month = int(known[-1])
+            state.rollovers = int(yidx[-1])
     return {
         "month": month,
         "day": num("day"),
@@ -429,6 +434,20 @@ def rfc3164_parts(ts: pa.Array, state: YearState) -> dict[str, np.ndarray]:
         "micro": micro,
         "yidx": yidx,
     }
+
+
+def _grouped_years(m: np.ndarray, last: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """:func:`rfc3164_parts`' year index for rows of several sources (``groups``), each
+    counted as if alone: no month known before its first row, no turn carried over."""
+    n = m.size
+    begin = np.searchsorted(groups, groups, side="left")  # each row's source's first row
+    last = np.where(last >= begin, last, -1)
+    known = np.where(last >= 0, m[np.maximum(last, 0)], 0)
+    prev = np.concatenate([[0], known[:-1]]) if n else known
+    prev[begin == np.arange(n)] = 0
+    roll = ((prev > 0) & (m > 0) & (prev - m >= 2)).astype(np.int64)
+    total = np.cumsum(roll)
+    return total - (total[begin] - roll[begin])
 
 
 def iso_micros(ts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -664,7 +683,7 @@ def resolve_times(ev: pd.DataFrame, src: Source, opts: IngestOptions, rep: Input
             "" if opts.tz else " (assumed; use --tz)"
         )
     # the new array itself, seen as UTC instants (no copy)
-    return pd.Series(pd.Series(out.view("datetime64[us]"), copy=False).array.view(_UTC_US), index=ev.index, copy=False)
+    return pd.Series(pd.Series(out.view("datetime64[us]"), copy=False).array.view(UTC_US), index=ev.index, copy=False)
 
 
-_UTC_US = pd.DatetimeTZDtype(unit="us", tz="UTC")
+UTC_US = pd.DatetimeTZDtype(unit="us", tz="UTC")

@@ -30,11 +30,11 @@ from ..schema import COLUMNS, MAXIMA, concat_events, empty_events
 from . import holes, syslog, workers
 from .catalog import load_catalog
 from .linux import match_messages, normalize_program
-from .messages import account, categorical, finish, strings
+from .messages import account, account_files, categorical, finish, finish_batch, strings
 from .sources import Source
 from .types import MAX_SAMPLES, IngestOptions, InputReport
 
-__all__ = ["BLOCK_BYTES", "READ_BYTES", "blocks", "file_size", "read_syslog"]
+__all__ = ["BLOCK_BYTES", "READ_BYTES", "batchable", "blocks", "file_size", "read_syslog", "read_syslog_batch"]
 
 BLOCK_BYTES = 8 * 1024 * 1024  # a text log is read in blocks this size (each costs ~12× in transient arrays)
 READ_BYTES = 1 << 16  # read in pieces this size: a fault loses at most one piece
@@ -196,6 +196,84 @@ def read_syslog(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFr
     return finish(box, src, "syslog", rep)
 
 
+def batchable(data: bytes) -> bool:
+    """Whether a small text log's bytes can be read together with others' as one block
+    (:func:`read_syslog_batch`): whole lines, no NUL byte, valid UTF-8 (what needs a
+    warning of its own, a line cut or replaced bytes, is read alone)."""
+    if not data.endswith(b"\n") or b"\x00" in data:
+        return False
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_syslog_batch(
+    items: list[tuple[Source, bytes, InputReport]], opts: IngestOptions
+) -> tuple[pd.DataFrame, list[int]] | None:
+    """Several small text logs (each whole in memory, :func:`batchable`), read as one
+    block: the framing, matching and source-wide steps run once for all of them, not once
+    per file, and each file's report and events come out as :func:`read_syslog` gives them
+    for that file alone (line numbers, RFC 3164 years, PAM folding and counts per file).
+    Returns their events, file after file, and how many are each file's (categories: see
+    :func:`.messages.finish_batch`); None when they cannot be read so (a line too long,
+    names not distinct): read each alone."""
+    names = [src.name for src, _, _ in items]
+    if len(set(names)) != len(names):
+        return None
+    block = b"".join(data for _, data, _ in items)
+    counts = np.array([data.count(b"\n") for _, data, _ in items], dtype=np.int64)
+    lines, starts, ends = syslog.split_lines(block)
+    if len(lines) != int(counts.sum()) or (ends.size and int((ends - starts).max()) > syslog.MAX_LINE_BYTES):
+        return None
+    k = len(items)
+    file_of = np.repeat(np.arange(k, dtype=np.int32), counts)  # per line of the block, its file
+    first = np.concatenate([[0], np.cumsum(counts)])  # each file's first line in the block
+    cat = load_catalog()
+    parts = [InputReport(name="") for _ in items]  # each file's counts, as one block's
+    fr = syslog.frame_lines(block, lines, starts, ends, cat.line_filter(), cat.skip_filter())
+    unframed = np.bincount(file_of[fr.unframed], minlength=k)
+    for i in np.flatnonzero(unframed):
+        rows = fr.unframed[file_of[fr.unframed] == i]
+        parts[i].unparsed += int(rows.size)
+        head = rows[:MAX_SAMPLES]
+        parts[i].sample_unparsed(syslog.slice_buffer(block, starts[head], ends[head]).to_pylist())
+    msg, weight = syslog.expand_repeats(fr.msg)
+    prog = normalize_program(fr.prog)
+    matched = match_messages(prog, msg, cat)
+    framed_file = file_of[fr.rows]
+    used = account_files(parts, framed_file, matched, fr.raw, cat.auth_filter())
+    framed = np.bincount(framed_file, minlength=k)
+    for i, part in enumerate(parts):
+        part.lines = int(counts[i])
+        part.irrelevant += int(counts[i] - framed[i] - unframed[i])
+    keep_raw = opts.keep_raw and not opts.lazy_raw
+    piece = _syslog_piece(fr, matched, prog, weight, 0, syslog.YearState(), keep_raw, file_of) if used.size else None
+    del fr, matched, msg, prog, lines, block
+    for (_, _, rep), part in zip(items, parts, strict=True):
+        rep.merge(part)
+    if piece is None:
+        return empty_events(), [0] * k
+    loc = piece["locator"].to_numpy()
+    mine = file_of[loc - 1]  # (the block's line numbers, from 1)
+    piece["locator"] = (loc - first[mine]).astype(loc.dtype)  # each file's own
+    bounds = np.searchsorted(mine, np.arange(k + 1))
+    t = np.empty(len(piece), dtype=np.int64)
+    for i in np.flatnonzero(np.diff(bounds)):
+        a, b = bounds[i], bounds[i + 1]
+        own = pd.DataFrame({c: piece[c].iloc[a:b].reset_index(drop=True) for c in ("_t", "_tkind", "locator")})
+        src, _, rep = items[i]
+        t[a:b] = syslog.resolve_times(own, src, opts, rep).array.asi8
+    piece["timestamp"] = pd.Series(pd.Series(t.view("datetime64[us]"), copy=False).array.view(syslog.UTC_US))
+    piece["source"] = pd.Categorical.from_codes(mine, categories=names)
+    box = [piece]
+    del piece
+    return finish_batch(box, "syslog", [rep for _, _, rep in items])
+
+
 def _ranges(src: Source, opts: IngestOptions) -> tuple[str, list[tuple[int, int | None]]] | None:
     """A large plain file read by several workers: its path and byte ranges of about
     BLOCK_BYTES, which the workers read themselves (this process then neither reads the
@@ -307,7 +385,11 @@ def _syslog_piece(
     base: int,
     state: syslog.YearState,
     keep_raw: bool,
+    groups: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """The events of one block's matched rows (times unresolved: ``_t``/``_tkind``).
+    ``groups``: per line of the block, the source it belongs to (:func:`read_syslog_batch`):
+    each source's RFC 3164 years are counted on their own."""
     keep = (matched["role"] != "ignore").to_numpy(dtype=bool)
     m = matched if keep.all() else matched.loc[keep].reset_index(drop=True)
     rows = m["row"].to_numpy(dtype=np.int64)
@@ -340,7 +422,8 @@ def _syslog_piece(
     iso = (fmt == code("rfc3339")) | (fmt == code("rfc5424"))
     epoch = fmt == code("epoch")
     if is3164.any():
-        got = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state)
+        mine = None if groups is None else groups[fr.rows[rows][is3164]]
+        got = syslog.rfc3164_parts(ts.filter(pa.array(is3164)), state, mine)
         t[is3164] = syslog.pack3164(got)
         kind[is3164] = syslog.T_3164
     if iso.any():

@@ -1,0 +1,149 @@
+"""Several small EVTX files read together (:func:`read_evtx_batch`): each file is parsed
+by the Rust parser on its own, then the record tables of all of them are mapped to events
+at once, one table per entry for the whole batch instead of one per entry and file (a
+file's fixed costs were some hundred Arrow and pandas calls). Each file's report and
+events are those :func:`.winreaders.read_evtx` gives for it alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import workers
+from .evtx import read_rust_tables
+from .sources import Source
+from .types import IngestOptions, InputReport
+from .windows import events_from_tables, load_semantics
+from .winreaders import BATCH
+
+__all__ = ["read_evtx_batch"]
+
+_SHIFT = 40  # a record's table number goes above its record id in the locator while they are mapped together
+_MAX_ID = (1 << _SHIFT) - 1
+
+
+def _warn_into(rep: InputReport, limit: int = 50):
+    """A parser's warnings into ``rep``, at most ``limit`` of them (as read_evtx keeps them)."""
+
+    def warn(msg: str) -> None:
+        if len(rep.warnings) < limit:
+            rep.warnings.append(msg)
+        elif len(rep.warnings) == limit:
+            rep.warnings.append("… more warnings not shown")
+
+    return warn
+
+
+def _tables(path: str, sem, opts: IngestOptions, rep: InputReport, counts: dict) -> list | None:
+    """One file's record tables (entry, table), as read_evtx parses them; None when it does
+    not fit a joined read (a fault, more than one batch, Windows OpenSSH records, or record
+    ids that are null or too large to carry a table number): it is read alone."""
+    threaded = not workers.in_worker()  # as read_evtx
+    try:
+        warn = _warn_into(rep)
+        batches = list(read_rust_tables(path, sem, warn, counts, BATCH, opts.evtx_after, 1, json_threads=threaded))
+    except Exception:  # noqa: BLE001  (read alone, it says what went wrong)
+        return None
+    if len(batches) > 1:
+        return None
+    out = []
+    for entry, table in batches[0] if batches else []:
+        if not table.num_rows:
+            continue
+        if entry.spec.get("sshd"):
+            return None
+        ids = table.column("record_id")
+        if not pa.types.is_integer(ids.type) or ids.null_count:
+            return None
+        if pc.max(ids).as_py() > _MAX_ID or pc.min(ids).as_py() < 0:
+            return None
+        out.append((entry, table))
+    return out
+
+
+def _used(codes: np.ndarray, categories: pd.Index) -> pd.Index:
+    """The categories ``codes`` hold, in the order they first appear (as :func:`..schema.used_categories`)."""
+    seen = pd.unique(codes[codes >= 0])
+    return categories.take(seen) if seen.size else pd.Index([], dtype=object)
+
+
+def read_evtx_batch(
+    items: list[tuple[Source, InputReport]], opts: IngestOptions
+) -> tuple[pd.DataFrame, list[tuple[int, int, dict[str, pd.Index]]], list[bool]] | None:
+    """Small EVTX files on disk (``src.path``) read together, with the Rust parser and
+    without raw text (``lazy_raw``). Returns the events of the files read (file after file,
+    each in record order), each one's rows and categories ((start, stop, categories per
+    column), for :func:`..schema.concat_segments`), and which files were read (the others,
+    whose reports are untouched, are to be read alone); None when none can be."""
+    if opts.evtx_backend != "rust" or (opts.keep_raw and not opts.lazy_raw):
+        return None
+    sem = load_semantics()
+    names = [src.name for src, _ in items]
+    if len(set(names)) != len(names):
+        return None
+    done = [False] * len(items)
+    counts: list[dict] = []
+    groups: list[tuple[int, object, pa.Table]] = []  # (file, entry, table), file after file
+    scratch: list[InputReport] = []
+    for i, (src, _) in enumerate(items):
+        rep = InputReport(name=src.name)  # (the file's own report only if it is read here)
+        found: dict = {"records": 0}
+        tables = _tables(src.path, sem, opts, rep, found) if src.path else None
+        scratch.append(rep)
+        counts.append(found)
+        if tables is None:
+            continue
+        done[i] = True
+        groups.extend((i, entry, table) for entry, table in tables)
+    if not any(done):
+        return None
+    # each table's records carry its number above their record ids; the tables of one entry
+    # are mapped as one (in file order), and the numbers then give each row's file and the
+    # order read_evtx has them in before it sorts by record (the categories' order)
+    by_entry: dict[int, tuple[object, list[pa.Table]]] = {}
+    for g, (_, entry, table) in enumerate(groups):
+        ids = pc.add(pc.cast(table.column("record_id"), pa.int64()), pa.scalar(g << _SHIFT, pa.int64()))
+        shifted = table.set_column(table.schema.get_field_index("record_id"), "record_id", ids)
+        by_entry.setdefault(id(entry), (entry, []))[1].append(shifted)
+    joined = [(entry, pa.concat_tables(tables, promote_options="permissive")) for entry, tables in by_entry.values()]
+    events, _ = events_from_tables(sem, joined, names[0], "evtx", False, set(), ordered=False)
+    loc = events["locator"].to_numpy(dtype=np.int64)
+    table_no = loc >> _SHIFT
+    file_of = np.array([f for f, _, _ in groups], dtype=np.int64)[table_no]
+    read_order = np.argsort(table_no, kind="stable")  # per file, read_evtx's order before sorting
+    events = events.take(read_order).reset_index(drop=True)
+    file_of = file_of[read_order]
+    ids = loc[read_order] & _MAX_ID
+    events["locator"] = pd.array(ids, dtype=events["locator"].dtype)
+    k = len(items)
+    events["source"] = pd.Categorical.from_codes(file_of, categories=pd.Index(names, dtype=object), validate=False)
+    bounds = np.searchsorted(file_of, np.arange(k + 1))
+    cats: list[dict[str, pd.Index]] = [{} for _ in range(k)]
+    for name, col in events.items():
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes, categories = col.cat.codes.to_numpy(), col.cat.categories
+            for i in range(k):
+                cats[i][name] = _used(codes[bounds[i] : bounds[i + 1]], categories)
+    order = np.lexsort((ids, file_of))  # each file's events by record id (stable: ties as read)
+    events = events.take(order).reset_index(drop=True)
+    spans = []
+    for i, ((_, rep), own) in enumerate(zip(items, scratch, strict=True)):
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        spans.append((a, b, cats[i]))
+        if not done[i]:
+            continue
+        rep.assumptions["evtx_backend"] = opts.evtx_backend
+        rep.warnings.extend(own.warnings)
+        found = counts[i]
+        failed = found.get("failed", 0)
+        if found.get("max_id") is not None:
+            rep.first_record, rep.last_record = found["min_id"], found["max_id"]
+        rep.records += found["records"]
+        rep.used += b - a
+        rep.unparsed += failed
+        rep.irrelevant += found["records"] - (b - a) - failed
+        rep.events += b - a
+    return events, spans, done
