@@ -674,7 +674,7 @@ def analyze_events(
 
 
 # what the engine's analysis tasks share with the local path (analyzer.engine)
-analyze_serial, keeps_hosts_apart, host_shares = _analyze_serial, _by_host, _partition
+analyze_serial, keeps_hosts_apart, host_shares, finding_rank = _analyze_serial, _by_host, _partition, _rank
 
 
 def merge_parts(events: pd.DataFrame, parts: list[np.ndarray], results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -815,27 +815,49 @@ def attack_summary(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-ACROSS_TOP = 20  # sources attacking several hosts, in the document
+ACROSS_TOP = 500  # sources attacking several hosts, in the document (the count says how many in all)
 ACROSS_NAMES = 10  # host names given per source
 
 
-def sources_across_hosts(findings: list[dict[str, Any]]) -> dict[str, Any]:
+def _own(ip: str) -> bool:
+    """An address that names the host itself, or its link: the same text on every host, not one source."""
+    import ipaddress
+
+    try:
+        a = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    return a.is_loopback or a.is_link_local or a.is_unspecified
+
+
+def sources_across_hosts(findings: list[dict[str, Any]], only: set[str] | None = None) -> dict[str, Any]:
     """The sources seen attacking (or scanning) more than one host: how many, and the first
-    ACROSS_TOP by hosts (then address), each with its hosts' count, the first of their
-    names, and whether it tried a login (not only connections) anywhere."""
+    ACROSS_TOP by hosts, then attempts, then address; each with its hosts' count, the first of
+    their names, its attempts (those the findings count per source: a lower bound where a
+    finding has more sources than it lists) and whether it tried a login anywhere (not only
+    connections). Loopback and link-local addresses are each host's own, never one source.
+    ``only``: just these sources (a host's report: those that attacked it)."""
     hosts_of: dict[str, set[str]] = {}
     tried: dict[str, bool] = {}
+    attempts: dict[str, int] = {}
     for f in findings:
         if f["verdict"] != "attack":
             continue
+        counted = f.get("by_source") or {}
         for ip in f["src_ips"]:
+            if (only is not None and ip not in only) or _own(ip):
+                continue
             hosts_of.setdefault(ip, set()).add(host_name(f["host"]))
             tried[ip] = tried.get(ip, False) or bool(_attempts_of(f))
-    many = sorted(((ip, hs) for ip, hs in hosts_of.items() if len(hs) > 1), key=lambda x: (-len(x[1]), x[0]))
+            attempts[ip] = attempts.get(ip, 0) + int(counted.get(ip, 0))
+    many = sorted(
+        ((ip, hs) for ip, hs in hosts_of.items() if len(hs) > 1), key=lambda x: (-len(x[1]), -attempts[x[0]], x[0])
+    )
     top = [
-        {"src_ip": ip, "hosts": len(hs), "host_names": sorted(hs)[:ACROSS_NAMES], "logins": tried[ip]}
+        {"src_ip": ip, "hosts": len(hs), "host_names": sorted(hs)[:ACROSS_NAMES], "attempts": attempts[ip],
+         "tried_logins": tried[ip]}
         for ip, hs in many[:ACROSS_TOP]
-    ]
+    ]  # fmt: skip
     return {"sources": len(many), "top": top}
 
 

@@ -107,7 +107,8 @@ class FailOn(StrEnum):
 Paths = Annotated[
     list[str],
     typer.Argument(
-        help="Files, directories, archives; - for stdin; fsspec URLs (file://, s3://… with its package).",
+        help="Files, directories, archives; - for stdin; URLs: file:///path, or s3://bucket/dir (needs s3fs) and "
+        "other fsspec filesystems.",
         show_default=False,
     ),
 ]
@@ -185,8 +186,10 @@ Cluster = Annotated[
     str | None,
     typer.Option(
         "--cluster",
-        help="Run on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
-        "[cluster] address); its workers must see the inputs at the same paths. Default: local processes.",
+        help=_literal(
+            "Run on the Dask scheduler at this address (tcp://HOST:8786; also AUTHTRIAGE_CLUSTER, "
+            "[cluster] address); its workers must see the inputs at the same paths. Default: local processes."
+        ),
         show_default=False,
     ),
 ]

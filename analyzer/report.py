@@ -161,7 +161,13 @@ def for_host(doc: dict[str, Any], name: str) -> dict[str, Any]:
     tl["hosts"] = {h: v for h, v in (tl.get("hosts") or {}).items() if h == name}
     found = [doc["findings"][i] for i in keep]
     totals = dict(doc.get("totals") or {}, findings=len(found))
-    return dict(doc, hosts=[host], findings=found, timeline=tl, totals=totals)
+    out = dict(doc, hosts=[host], findings=found, timeline=tl, totals=totals)
+    if "sources_across_hosts" in doc:  # of the sources that attacked this host, those seen on others too
+        from .analysis import sources_across_hosts
+
+        mine = {ip for f in found if f["verdict"] == "attack" for ip in f["src_ips"]}
+        out["sources_across_hosts"] = sources_across_hosts(doc["findings"], only=mine)
+    return out
 
 
 def _names() -> str:

@@ -20,12 +20,19 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from .analysis import _analyze_serial, _rank, host_verdicts, keeps_hosts_apart, timeline_cells, timeline_of_cells
+from .analysis import (
+    analyze_serial,
+    finding_rank,
+    host_verdicts,
+    keeps_hosts_apart,
+    timeline_cells,
+    timeline_of_cells,
+)
 from .campaigns import relabel
 from .config import Profile
 from .engine import EngineError
 from .ingest import IngestOptions, IngestResult
-from .ingest.runner import _window
+from .ingest.runner import in_window
 from .ingest.sources import Limits
 from .ingest.store import EventStore, Share
 from .prose import explain
@@ -50,8 +57,8 @@ def analyze_share(
 
     events = share.load() if isinstance(share, Share) else share
     read = len(events)
-    events = _window(events, options)
-    out = _analyze_serial(events, ruleset, profile)
+    events = in_window(events, options)
+    out = analyze_serial(events, ruleset, profile)
     findings = out["findings"]
     explain(findings)
     if quoting is not None:
@@ -195,7 +202,7 @@ def summarize_shares(
         found = orjson.loads(part["findings"])
         owner.extend((s, i) for i in range(len(found)))
         findings.extend(found)
-    order = sorted(range(len(findings)), key=lambda i: _rank(findings[i]))
+    order = sorted(range(len(findings)), key=lambda i: finding_rank(findings[i]))
     findings = [findings[i] for i in order]
     at = {owner[i]: k for k, i in enumerate(order)}
     for s, part in enumerate(parts):

@@ -199,13 +199,16 @@ def test_a_source_attacking_several_hosts_is_one_fact_in_every_format(tmp_path):
 
     from analyzer.cli import app
 
-    root = _attacked(tmp_path, ["web<b>1", "db|2", "solo"], "198.51.100.23")
+    root = _attacked(tmp_path, ["web<b>1", "db|2", "solo", "lo1", "lo2"], "198.51.100.23")
     (root / "h2" / "auth.log").write_text((root / "h2" / "auth.log").read_text().replace("198.51.100.23", "192.0.2.1"))
+    for h in ("h3", "h4"):  # loopback on two hosts: each host itself, not one source
+        (root / h / "auth.log").write_text((root / h / "auth.log").read_text().replace("198.51.100.23", "127.0.0.1"))
     doc = _report([root], NEVER)
     assert doc["sources_across_hosts"] == {
         "sources": 1,
-        "top": [{"src_ip": "198.51.100.23", "hosts": 2, "host_names": ["db|2", "web<b>1"], "logins": True}],
-    }
+        "top": [{"src_ip": "198.51.100.23", "hosts": 2, "host_names": ["db|2", "web<b>1"], "attempts": 72,
+                 "tried_logins": True}],
+    }  # fmt: skip
     _same(doc, _report([root], 0))
     out = {}
     for fmt in ("text", "md", "html"):
@@ -213,9 +216,14 @@ def test_a_source_attacking_several_hosts_is_one_fact_in_every_format(tmp_path):
         assert res.exit_code == 0, res.output
         out[fmt] = res.stdout
     assert "1 source attacked more than one host:" in out["text"]
-    assert "198.51.100.23 on 2 hosts: db|2, web<b>1" in out["text"]
-    assert "| 198\\.51.100.23 | 2 | yes | db\\|2, web\\<b\\>1 |" in out["md"]
+    assert "198.51.100.23 on 2 hosts, 72 attempts: db|2, web<b>1" in out["text"]
+    assert "| 198\\.51.100.23 | 2 | 72 | db\\|2, web\\<b\\>1 |" in out["md"]
     assert "<td class=\"mono\">db|2, web&lt;b&gt;1</td>" in out["html"]
+    # one host's report: the sources that attacked it and others too; none for a host attacked alone
+    one = CliRunner().invoke(app, ["analyze", str(root), "--year", "2025", "--format", "json", "--host", "db|2"])
+    assert json.loads(one.stdout)["sources_across_hosts"]["top"][0]["host_names"] == ["db|2", "web<b>1"]
+    alone = CliRunner().invoke(app, ["analyze", str(root), "--year", "2025", "--format", "json", "--host", "solo"])
+    assert json.loads(alone.stdout)["sources_across_hosts"] == {"sources": 0, "top": []}
 
 
 def test_a_killed_runs_spill_directory_is_removed_by_the_next_run(tmp_path):
@@ -269,6 +277,15 @@ def test_inputs_named_by_fsspec_urls(tmp_path):
     ]
     assert res.inputs[2].name == "ftp://127.0.0.1:1/x" and res.inputs[2].error.startswith("cannot open: ")
     assert res.inputs[3].events > 0  # the inputs after a bad URL are read
+    path = log.resolve()
+    forms = [f"file://localhost{path}", f"file://alice:pw@localhost{path}", f"file://{str(path).replace('/', '%2F', 0)}"]
+    for form in forms:  # RFC 8089: no host or localhost; credentials never shown
+        got = __import__("analyzer").read_events([form])
+        assert [(r.name, r.error) for r in got.inputs] == [(str(path), None)], form
+    other = __import__("analyzer").read_events(["file://bob:pw@fileserver/etc/x"])
+    assert [(r.name, r.error) for r in other.inputs] == [
+        ("file://fileserver/etc/x", "cannot open: this file:// URL names another machine: mount it here")
+    ]
     assert not any("S3cret" in str(r.as_dict()) or "T0KEN" in str(r.as_dict()) or "pw@" in r.name for r in res.inputs)
 
 

@@ -272,7 +272,7 @@ def read_events(
     assign_hosts(events, reports)
     read = len(events)
     span = _span(events) if opts.since is not None or opts.until is not None else (None, None)
-    events = _window(events, opts)
+    events = in_window(events, opts)
     release()
     return IngestResult(events=events, inputs=reports, outside=read - len(events), read_span=span)
 
@@ -606,7 +606,8 @@ def _span(events: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | Non
     return (None if pd.isna(first) else first, None if pd.isna(last) else last)
 
 
-def _window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
+def in_window(events: pd.DataFrame, opts: IngestOptions) -> pd.DataFrame:
+    """The events within ``--since``/``--until`` (all of them without either)."""
     if opts.since is None and opts.until is None:
         return events
     keep = pd.Series(True, index=events.index)

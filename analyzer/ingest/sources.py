@@ -377,6 +377,16 @@ def _url_sources(url: str, budget: Budget) -> Iterator[Source | Skipped]:
     directory's in name order as they are listed, each file named by its URL (credentials
     and query left out). Whatever the filesystem raises is that input's one-line error."""
     shown = redacted(url)
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() == "file":  # the local path it names (RFC 8089: no host, or localhost)
+        from urllib.parse import unquote
+
+        netloc, slash, path = rest.partition("?")[0].partition("#")[0].partition("/")
+        if netloc.rpartition("@")[2].lower() not in ("", "localhost"):
+            yield Skipped(shown, "cannot open: this file:// URL names another machine: mount it here", error=True)
+            return
+        yield from _walk(Path(unquote(slash + path)), budget)
+        return
     try:
         import fsspec
     except ImportError:
@@ -387,7 +397,7 @@ def _url_sources(url: str, budget: Budget) -> Iterator[Source | Skipped]:
     except Exception as exc:  # noqa: BLE001  (an unknown protocol, its package missing, a refused connection)
         yield Skipped(shown, f"cannot open: {_why(exc)}", error=True)
         return
-    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):  # (a chained URL's)
         yield from _walk(Path(root), budget)
         return
     try:
