@@ -64,10 +64,10 @@ class _History:
     def __init__(self, events: pd.DataFrame) -> None:
         is_ok = ((events["outcome"] == "success") & (events["action"] == "logon")).to_numpy(dtype=bool, na_value=False)
         ok = events[["host", "user", "timestamp"]][is_ok]  # the columns needed, then the rows
-        self.ok = {
-            key: grp["timestamp"]
-            for key, grp in ok.groupby([ok["host"].astype(object), ok["user"].astype(object)], sort=False)
-        }
+        # per (host, account) the rows of its successes (positions, not a frame per pair: a DC's
+        # thousands of accounts made tens of thousands of frames), their times as microseconds
+        self.ok = ok.groupby([ok["host"].astype(object), ok["user"].astype(object)], sort=False).indices
+        self.ok_us = ok["timestamp"].to_numpy(dtype="datetime64[us]").view(np.int64)
         is_change = (events["action"] == "password-change").to_numpy(dtype=bool, na_value=False)
         ch = events[["host", "user", "timestamp", "source", "locator"]][is_change]
         self.changes = {
@@ -78,12 +78,17 @@ class _History:
     def transition(self, host: Any, users: list[str], first_failure) -> dict | None:
         if not users or first_failure is None or pd.isna(first_failure):
             return None
-        last_ok = None
+        last_us = None
+        limit = -(-pd.Timestamp(first_failure).value // 1000)  # UTC microseconds (as ok_us), rounded up: t < limit
         for u in users:
-            times = self.ok.get((host, u))
-            before = times[times < first_failure] if times is not None else ()
-            if len(before) and (last_ok is None or before.max() > last_ok):
-                last_ok = before.max()
+            rows = self.ok.get((host, u))
+            if rows is None:
+                continue
+            times = self.ok_us[rows]
+            before = times[(times < limit) & (times != np.iinfo(np.int64).min)]  # (NaT is no time)
+            if len(before) and (last_us is None or before.max() > last_us):
+                last_us = int(before.max())
+        last_ok = None if last_us is None else pd.Timestamp(last_us, unit="us", tz="UTC")
         changes = self.changes.get(host)
         if last_ok is None and changes is None:
             return None
