@@ -42,6 +42,9 @@ from .summary import COUNT_BY, add_counts, document, top_counts, value_counts
 __all__ = ["SHARE_EVENTS", "analyze_share", "summarize_shares"]
 
 SHARE_EVENTS = 250_000  # hosts are dealt into shares of up to this many events (one task each)
+# and of up to this many hosts: what a host costs beyond its events (its findings' prose, the
+# lines they quote read again: an EVTX file's ~40 ms) is shared out among the workers too
+SHARE_HOSTS = 200
 
 # what a share's task needs to quote its findings' lines: the inputs, their formats, the limits
 Quoting = tuple[list[str], dict[str, str | None], Limits]
@@ -85,7 +88,7 @@ def analyze_share(
 
 def deal(store: EventStore, workers: int, by_host: bool = True) -> list[Share]:
     """The store's hosts dealt into shares, largest first, each to the share with the fewest
-    events so far that can take it without going over SHARE_EVENTS (else a new share): at
+    events so far that can take it without going over SHARE_EVENTS or SHARE_HOSTS (else a new share): at
     least two per worker when there are hosts enough, none over SHARE_EVENTS unless one host
     is. Events without a host and those of a host named like them ("(unknown host)") share
     a share, as they share a name in the report. Without ``by_host`` (a rule groups across
@@ -102,7 +105,11 @@ def deal(store: EventStore, workers: int, by_host: bool = True) -> list[Share]:
     loads = [0] * n
     dealt: list[list[str | None]] = [[] for _ in range(n)]
     for u in sorted(size, key=lambda u: (-size[u], u or "")):
-        fits = [k for k in range(len(loads)) if not loads[k] or loads[k] + size[u] <= SHARE_EVENTS]
+        fits = [
+            k
+            for k in range(len(loads))
+            if not loads[k] or (loads[k] + size[u] <= SHARE_EVENTS and len(dealt[k]) < SHARE_HOSTS)
+        ]
         if fits:
             k = min(fits, key=lambda k: loads[k])
         else:
