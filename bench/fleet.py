@@ -33,7 +33,7 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import MIXED, lines_in, run  # noqa: E402  (the same measuring as bench/run.py)
+from run import MIXED, high_water, lines_in, run  # noqa: E402  (the same measuring as bench/run.py)
 
 HOSTS = ("web01", "web02", "db01")  # the names large_auth_log writes
 
@@ -167,23 +167,12 @@ def per_process(cmd: list[str]) -> tuple[int, int]:
     peaks: dict[int, int] = {}
     while proc.poll() is None:
         for pid in _tree(proc.pid):
-            peaks[pid] = max(peaks.get(pid, 0), _high_water(pid))
+            peaks[pid] = max(peaks.get(pid, 0), high_water(pid))
         time.sleep(0.05)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode})")
     own = peaks.pop(proc.pid, 0)
     return own, max(peaks.values(), default=0)
-
-
-def _high_water(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        pass
-    return 0
 
 
 def measure(cmd: list[str], repeat: int, cluster: LocalDask | None) -> tuple[float, int, list[int], tuple[int, int]]:

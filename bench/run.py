@@ -128,7 +128,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str, float]:
     def sampling() -> None:
         while not stop.wait(0.05):
             peak[0] = max(peak[0], _tree_rss(proc.pid))
-            peak[1] = max(peak[1], _high_water(proc.pid))
+            peak[1] = max(peak[1], high_water(proc.pid))
 
     sampler = threading.Thread(target=sampling, daemon=True)
     if sample:
@@ -153,7 +153,7 @@ def run(cmd: list[str], sample: bool = True) -> tuple[float, int, str, float]:
     return wall, max(peak), outs.get("out", b"").decode(), usage.ru_utime + usage.ru_stime
 
 
-def _high_water(pid: int) -> int:
+def high_water(pid: int) -> int:
     """A process's own peak resident bytes so far (VmHWM), 0 when it is gone."""
     try:
         with open(f"/proc/{pid}/status") as fh:

@@ -17,24 +17,12 @@ from .evtx import read_rust_tables
 from .sources import Source
 from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics
-from .winreaders import BATCH
+from .winreaders import BATCH, warn_into
 
 __all__ = ["read_evtx_batch"]
 
 _SHIFT = 40  # a record's table number goes above its record id in the locator while they are mapped together
 _MAX_ID = (1 << _SHIFT) - 1
-
-
-def _warn_into(rep: InputReport, limit: int = 50):
-    """A parser's warnings into ``rep``, at most ``limit`` of them (as read_evtx keeps them)."""
-
-    def warn(msg: str) -> None:
-        if len(rep.warnings) < limit:
-            rep.warnings.append(msg)
-        elif len(rep.warnings) == limit:
-            rep.warnings.append("… more warnings not shown")
-
-    return warn
 
 
 def _tables(path: str, sem, opts: IngestOptions, rep: InputReport, counts: dict) -> list | None:
@@ -43,7 +31,7 @@ def _tables(path: str, sem, opts: IngestOptions, rep: InputReport, counts: dict)
     ids that are null or too large to carry a table number): it is read alone."""
     threaded = not workers.in_worker()  # as read_evtx
     try:
-        warn = _warn_into(rep)
+        warn = warn_into(rep)
         batches = list(read_rust_tables(path, sem, warn, counts, BATCH, opts.evtx_after, 1, json_threads=threaded))
     except Exception:  # noqa: BLE001  (read alone, it says what went wrong)
         return None

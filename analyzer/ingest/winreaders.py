@@ -38,7 +38,9 @@ __all__ = ["BATCH", "evtx_texts", "finish_records", "read_evtx"]
 _CHUNK_NUMBER = re.compile(r"(chunk number )(\d+)")
 
 
-def _warn_into(rep: InputReport, limit: int = 50):
+def warn_into(rep: InputReport, limit: int = 50):
+    """A parser's warnings into ``rep``, at most ``limit`` of them."""
+
     def warn(msg: str) -> None:
         if len(rep.warnings) < limit:
             rep.warnings.append(msg)
@@ -75,7 +77,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
     sem = load_semantics()
     rep.assumptions["evtx_backend"] = opts.evtx_backend
     if opts.evtx_backend == "python":
-        records = read_python(src.read(), sem.wanted, _warn_into(rep), counts, opts.evtx_after)
+        records = read_python(src.read(), sem.wanted, warn_into(rep), counts, opts.evtx_after)
         return finish_records(records, rep, src, opts, "evtx", counts)
     if opts.evtx_backend != "rust":
         raise ValueError(f"unknown EVTX backend {opts.evtx_backend!r}: rust or python")
@@ -92,7 +94,7 @@ def read_evtx(src: Source, opts: IngestOptions, rep: InputReport) -> pd.DataFram
         frames, used = [], 0
         threaded = not workers.in_worker()
         rust = read_rust_tables(
-            where, sem, _warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
+            where, sem, warn_into(rep), counts, BATCH, opts.evtx_after, opts.jobs, json_threads=threaded
         )
         for batch in rust:
             events, n = events_from_tables(sem, batch, src.name, "evtx", keep, set(), ordered=False)
@@ -107,7 +109,7 @@ def _read_parts(
     """A large EVTX file's chunk ranges, each parsed and normalized in a worker process;
     the results come back in file order, at most two per worker in flight."""
     pool = workers.pool(opts.jobs)
-    warn = _warn_into(rep)
+    warn = warn_into(rep)
     frames: list[pd.DataFrame] = []
     used = 0
     pending: deque = deque()
