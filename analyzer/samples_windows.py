@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .evtxwriter import EVENTLOG, SCM, SECURITY, Event, EvtxWriter
 
-__all__ = ["windows_scenarios", "security_event", "write_evtx", "large_security_evtx"]
+__all__ = ["windows_scenarios", "security_event", "write_evtx", "large_security_evtx", "write_security_events"]
 
 T0 = dt.datetime(2025, 11, 3, 14, 0, 0, tzinfo=dt.UTC)
 PLATFORM_IP = "198.51.100.10"
@@ -299,29 +299,35 @@ def ticket_windows_parts(rng: random.Random, tmp: Path) -> dict[str, bytes]:
 def large_security_evtx(path: Path, records: int, seed: int = 1, host: str = "DC01.corp.example") -> int:
     """A busy DC's Security log of about ``records`` records: logons, Kerberos, the probe,
     password guessing. Returns the number written."""
+    with EvtxWriter(path) as w:
+        return write_security_events(w, records, seed, host)
+
+
+def write_security_events(w: EvtxWriter, records: int, seed: int = 1, host: str = "DC01.corp.example") -> int:
+    """Write :func:`large_security_evtx`'s ``records`` records of ``host`` to ``w`` (several
+    hosts' records into one file: the fleet benchmark's single-file baseline)."""
     rng = random.Random(seed)
     users = [f"user{i:03d}" for i in range(200)]
     n = 0
-    with EvtxWriter(path) as w:
-        t = T0
-        while n < records:
-            t += dt.timedelta(milliseconds=rng.randint(20, 400))
-            k = rng.random()
-            u = rng.choice(users)
-            if k < 0.35:
-                ev = logon_success(
-                    host, t, u, "CORP", f"10.0.{rng.randint(0, 3)}.{rng.randint(1, 250)}", package="Kerberos"
-                )
-            elif k < 0.55:
-                ev = security_event(4769, host, t, TargetUserName=f"{u}@CORP.EXAMPLE", TargetDomainName="CORP.EXAMPLE", ServiceName="cifs/FS01", Status="0x0", IpAddress="::ffff:10.0.0.9", IpPort="50124")  # fmt: skip
-            elif k < 0.70:
-                ev = security_event(4634, host, t, TargetUserSid="S-1-5-21-1", TargetUserName=u, TargetDomainName="CORP", TargetLogonId="0x1", LogonType=3)  # fmt: skip
-            elif k < 0.85:
-                ev = security_event(4672, host, t, SubjectUserSid="S-1-5-18", SubjectUserName="SYSTEM", SubjectDomainName="NT AUTHORITY", SubjectLogonId="0x3e7", PrivilegeList="SeTcbPrivilege")  # fmt: skip
-            elif k < 0.95:
-                ev = logon_failure(host, t, rng.choice(["admin", "administrator", "test", u]), "CORP", "0xc000006d", "0xc000006a", ip=f"203.0.113.{rng.randint(1, 250)}")  # fmt: skip
-            else:
-                ev = ntlm_validation(host, t, u, "0x0")
-            w.write(ev)
-            n += 1
+    t = T0
+    while n < records:
+        t += dt.timedelta(milliseconds=rng.randint(20, 400))
+        k = rng.random()
+        u = rng.choice(users)
+        if k < 0.35:
+            ev = logon_success(
+                host, t, u, "CORP", f"10.0.{rng.randint(0, 3)}.{rng.randint(1, 250)}", package="Kerberos"
+            )
+        elif k < 0.55:
+            ev = security_event(4769, host, t, TargetUserName=f"{u}@CORP.EXAMPLE", TargetDomainName="CORP.EXAMPLE", ServiceName="cifs/FS01", Status="0x0", IpAddress="::ffff:10.0.0.9", IpPort="50124")  # fmt: skip
+        elif k < 0.70:
+            ev = security_event(4634, host, t, TargetUserSid="S-1-5-21-1", TargetUserName=u, TargetDomainName="CORP", TargetLogonId="0x1", LogonType=3)  # fmt: skip
+        elif k < 0.85:
+            ev = security_event(4672, host, t, SubjectUserSid="S-1-5-18", SubjectUserName="SYSTEM", SubjectDomainName="NT AUTHORITY", SubjectLogonId="0x3e7", PrivilegeList="SeTcbPrivilege")  # fmt: skip
+        elif k < 0.95:
+            ev = logon_failure(host, t, rng.choice(["admin", "administrator", "test", u]), "CORP", "0xc000006d", "0xc000006a", ip=f"203.0.113.{rng.randint(1, 250)}")  # fmt: skip
+        else:
+            ev = ntlm_validation(host, t, u, "0x0")
+        w.write(ev)
+        n += 1
     return n

@@ -8,7 +8,8 @@ workers), beside the one-regex loop over the same files, in one invocation.
 Workloads (generated once into bench/out/ by the sample generator, never committed):
 - fleet: ``<root>/<host>/auth.log`` and ``<root>/<host>/Security.evtx`` for --hosts hosts
   (each host's own names in its logs): --lines-per-host lines and --records-per-host records each;
-- single: the same auth lines as one file (what the fleet's per-input cost is measured against);
+- single: the same lines as one auth log and the same records as one Security.evtx (what the
+  fleet's per-input cost is measured against);
 - big: --big-hosts hosts' auth logs of --big-mb MB each (the memory target: no process over 500 MB).
 Each runs the one-regex loop (baseline; a json.loads loop over the EVTX records beside it),
 ``analyze --jobs 2`` and ``analyze --cluster`` against the two-worker cluster; the table shows
@@ -73,16 +74,30 @@ def make_fleet(root: Path, hosts: int, lines: int, records: int) -> list[Path]:
     return files
 
 
-def make_single(path: Path, sources: list[Path]) -> None:
-    """The auth logs of ``sources`` joined into one file."""
-    if path.exists():
-        return
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as out:
-        for p in sources:
-            if p.name == "auth.log":
-                out.write(p.read_bytes())
-    tmp.rename(path)
+def make_single(path: Path, hosts: int, lines: int, records: int) -> list[Path]:
+    """The fleet's content as few files: its auth lines as one file (``path``) and, when
+    ``records``, its Security records as one EVTX beside it (the same records: the same seeds
+    and host names as :func:`make_fleet`'s)."""
+    from analyzer.evtxwriter import EvtxWriter
+    from analyzer.samples_windows import write_security_events
+
+    files = [path]
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            for i in range(hosts):
+                out.write((path.parent / path.name.removesuffix("-auth.log") / f"vm{i:04d}" / "auth.log").read_bytes())
+        tmp.rename(path)
+    if records:
+        evtx = path.with_name(path.name.removesuffix("-auth.log") + "-Security.evtx")
+        files.append(evtx)
+        if not evtx.exists():
+            tmp = evtx.with_suffix(".tmp")
+            with EvtxWriter(tmp) as w:
+                for i in range(hosts):
+                    write_security_events(w, records, seed=5000 + i, host=f"VM{i:04d}.corp.example")
+            tmp.rename(evtx)
+    return files
 
 
 def _free_port() -> int:
@@ -208,18 +223,18 @@ def main() -> None:
     tag = f"{args.hosts}x{args.lines_per_host}+{args.records_per_host}"
     fleet_root = OUT / f"fleet-{tag}"
     fleet = make_fleet(fleet_root, args.hosts, args.lines_per_host, args.records_per_host)
-    single = OUT / f"fleet-{tag}-auth.log"
-    make_single(single, fleet)
-    workloads: dict[str, tuple[str, list[Path], Path]] = {}
+    single = make_single(OUT / f"fleet-{tag}-auth.log", args.hosts, args.lines_per_host, args.records_per_host)
+    records = args.hosts * args.records_per_host
+    workloads: dict[str, tuple[str, list[Path], list[Path], int]] = {}
     if "fleet" in only:
-        workloads["fleet"] = (f"{args.hosts} hosts: auth.log + Security.evtx each", fleet, fleet_root)
+        workloads["fleet"] = (f"{args.hosts} hosts: auth.log + Security.evtx each", fleet, [fleet_root], records)
     if "single" in only:
-        workloads["single"] = ("the fleet's auth lines as one file", [single], single)
+        workloads["single"] = ("the fleet's lines as one file, its records as one EVTX", single, single, records)
     if "big" in only:
         lines = args.big_mb * 1_000_000 // 115  # ~115 bytes a line
         big_root = OUT / f"fleet-big-{args.big_hosts}x{args.big_mb}mb"
         big = make_fleet(big_root, args.big_hosts, lines, 0)
-        workloads["big"] = (f"{args.big_hosts} hosts' auth logs of ~{args.big_mb} MB", big, big_root)
+        workloads["big"] = (f"{args.big_hosts} hosts' auth logs of ~{args.big_mb} MB", big, [big_root], 0)
     exe = [sys.executable, "-m", "analyzer", "analyze", "--year", "2025", "--format", "json", "-o", os.devnull]
     print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     cluster = LocalDask(2)
@@ -228,14 +243,13 @@ def main() -> None:
             f"{'workload':<8} {'command':<30}{'seconds':>9}{'lines/s':>12}{'records/s':>11}{'× base':>8}"
             f"{'peak MB':>9}{'client':>8}{'worker':>8}  cluster peaks MB (scheduler, workers)"
         )
-        for key, (title, files, target) in workloads.items():
+        for key, (title, files, targets, n_records) in workloads.items():
             n_lines = lines_in(files)
-            n_records = sum(1 for p in files if p.suffix == ".evtx") * args.records_per_host
             print(f"-- {key}: {title}: {n_lines:,} lines, {n_records:,} records, {len(files):,} files", flush=True)
             cmds = [
                 ("regex + json.loads loop", [sys.executable, "-c", MIXED, "loads", *map(str, files)], None),
-                ("analyze --jobs 2", [*exe, "--jobs", "2", str(target)], None),
-                ("analyze --cluster (2 workers)", [*exe, "--cluster", cluster.address, str(target)], cluster),
+                ("analyze --jobs 2", [*exe, "--jobs", "2", *map(str, targets)], None),
+                ("analyze --cluster (2 workers)", [*exe, "--cluster", cluster.address, *map(str, targets)], cluster),
             ]
             base = None
             for name, cmd, on in cmds:

@@ -138,3 +138,35 @@ def test_a_fault_in_the_joined_read_reads_each_file_alone(tmp_path, monkeypatch)
     reports, frames = _alone(files, opts)
     assert [r.as_dict() for r in batch.reports] == reports
     pd.testing.assert_frame_equal(batch.events, concat_events(frames))
+
+
+def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
+    """Every small EVTX file of ../shared/data (other people's systems: Sysmon, OpenSSH,
+    PowerShell, cut and damaged logs), read in batches of 24 as the collector's small files
+    are: each one's report and events as it gives them alone; each event id's records of a
+    batch go through one JSON read (fewer reads than files), and when that read refuses
+    them, through one a file with the same result."""
+    paths = sorted(p for p in shared().rglob("*.evtx") if p.stat().st_size <= runner.BATCH_FILE_BYTES)
+    assert len(paths) > 50
+    opts = IngestOptions(jobs=1, lazy_raw=True)
+    files = [(str(p), str(p), None) for p in paths]
+    batches = [tuple(files[k : k + 24]) for k in range(0, len(files), 24)]
+    reads: list[int] = []
+    real = evtxbatch._batch_table
+
+    def spy(*args, **kwargs):
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evtxbatch, "_batch_table", spy)
+    joined = [runner._read_batch(b, opts) for b in batches]
+    assert 0 < len(reads) < len(paths)
+    monkeypatch.setattr(evtxbatch, "_batch_table", lambda *a, **k: None)  # the joined read refuses: each alone
+    refused = [runner._read_batch(b, opts) for b in batches[:2]]
+    for batch, got in zip(batches, joined, strict=True):
+        reports, frames = _alone(batch, opts)
+        assert [r.as_dict() for r in got.reports] == reports
+        pd.testing.assert_frame_equal(got.events, concat_events(frames))
+    for first, again in zip(joined, refused, strict=False):
+        assert [r.as_dict() for r in first.reports] == [r.as_dict() for r in again.reports]
+        pd.testing.assert_frame_equal(first.events, again.events)

@@ -71,6 +71,26 @@ def test_evtx_texts_are_what_a_full_read_keeps(tmp_path, monkeypatch, headers):
         assert winreaders.evtx_texts(src.on_disk(), src.name, ids) == {i: raw[i] for i in ids}
 
 
+def test_evtx_texts_of_real_logs_are_what_a_full_read_keeps(shared):
+    """Every EVTX file of ../shared/data (Sysmon, OpenSSH, PowerShell, cut and damaged logs
+    of other people's systems): each event's text rendered again from its record alone is
+    the one a read that keeps them gives it."""
+    from analyzer.ingest import winreaders
+
+    paths = sorted(shared().rglob("*.evtx"))
+    checked = 0
+    for path in paths:
+        full = read_events([str(path)], IngestOptions(jobs=1)).events
+        if not len(full) or full["locator"].isna().any():
+            continue
+        raw: dict[int, str] = {}
+        for loc, text in zip(full["locator"].tolist(), full["raw"].tolist(), strict=True):
+            raw.setdefault(loc, text)  # (a record that gives two events: its first's text)
+        assert winreaders.evtx_texts(str(path), str(path), sorted(raw)) == raw, path
+        checked += len(raw)
+    assert checked > 2_000
+
+
 def test_evtx_examples_rendered_again_in_workers(tmp_path):
     """With several jobs, the EVTX files a report quotes are rendered again in workers:
     the same texts as a read that keeps them."""

@@ -1156,16 +1156,22 @@ def read_rust_tables(
     threads: int = 0,
     only: set[int] | None = None,
     json_threads: bool = True,
+    collect: list[Bucket] | None = None,
 ):
     """The Rust parser's records, prefiltered on their JSON text and parsed column-wise:
     yields lists of (table entry, Arrow table of its records) per batch of wanted records.
     ``threads``: the parser's own worker threads (0: one per CPU); ``only``: just these record ids;
     ``json_threads``: pyarrow's JSON reader on its thread pool (not in a worker process,
     where the workers are the parallelism). A damaged file's sound chunks are read as any
-    file's; its damaged ones afterwards, each repaired around its whole records."""
+    file's; its damaged ones afterwards, each repaired around its whole records.
+    ``collect``: each batch's records are not parsed but added to it (event id, their JSON
+    texts, their ids), for :func:`bucket_tables` over several files' at once (what is
+    yielded is then empty)."""
     fh, layout = _surveyed(fileobj)
     try:
-        yield from _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads)
+        yield from _rust_tables(
+            fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads, collect
+        )
     finally:
         if fh is not None and fh is not fileobj:
             fh.close()
@@ -1193,11 +1199,39 @@ def _surveyed(fileobj) -> tuple[BinaryIO | None, _Layout | None]:
     return fh, layout
 
 
-def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads):
+Bucket = tuple[int, bytes, list[int]]  # one event id's records: (the id, their JSON texts a line each, their ids)
+
+
+def field_names_by_id(sem) -> dict[int, frozenset[str]]:
+    """Per event id, the data fields its table entries use (what a parse keeps)."""
+    from .windows import field_names
+
+    by_id: dict[int, list] = {}
+    for (_, eid), entries in sem.entries.items():
+        by_id.setdefault(eid, []).extend(entries)
+    return {eid: frozenset().union(*map(field_names, entries)) for eid, entries in by_id.items()}
+
+
+def bucket_tables(sem, bucket: Bucket, names: frozenset[str], json_threads: bool, counts: dict, warn: Warn) -> list:
+    """One event id's records (a :data:`Bucket`) → (table entry, Arrow table of its
+    records) for each entry that takes them: in one go by the JSON reader, else record by
+    record (those that are not JSON counted ``failed`` and said)."""
+    from .windows import table_from_records
+
+    eid, blob, ids = bucket
+    table = _batch_table(blob, ids, json_threads, (eid, names))
+    if table is None:
+        recs, bad = _json_records(blob, ids)
+        if bad:
+            counts["failed"] = counts.get("failed", 0) + len(bad)
+            warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
+        table = table_from_records(recs)
+    return _by_entry(sem, table, eid)
+
+
+def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads, collect):
     """read_rust_tables's body: ``fh`` and ``layout`` as _surveyed gives them."""
     from evtx import PyEvtxParser
-
-    from .windows import field_names, table_from_records
 
     source = fileobj
     if layout is not None:
@@ -1213,10 +1247,7 @@ def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, 
     parser = PyEvtxParser(source, number_of_threads=threads, skip_errors=True, validate_checksums=True)
     # the records are bucketed by event id alone, the one thing found per record; the
     # channel is a column of the parsed batch and is matched there, once per batch
-    by_id: dict[int, list] = {}
-    for (_, eid), entries in sem.entries.items():
-        by_id.setdefault(eid, []).extend(entries)
-    names_of = {eid: frozenset().union(*map(field_names, entries)) for eid, entries in by_id.items()}
+    names_of = field_names_by_id(sem)
     # per event id: (write, record ids, buffer) — each record's JSON is written out as
     # UTF-8 at once (its text is then freed: its memory, still in the cache, serves the
     # next record), one a line, as the JSON reader takes them
@@ -1226,15 +1257,11 @@ def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, 
     def flush() -> list:
         frames = []
         for eid, (_, ids, buffer) in buckets.items():
-            blob = buffer.getvalue()
-            table = _batch_table(blob, ids, json_threads, (eid, names_of[eid]))
-            if table is None:
-                recs, bad = _json_records(blob, ids)
-                if bad:
-                    counts["failed"] = counts.get("failed", 0) + len(bad)
-                    warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
-                table = table_from_records(recs)
-            frames.extend(_by_entry(sem, table, eid))
+            if collect is not None:
+                collect.append((eid, buffer.getvalue(), ids))
+            else:
+                bucket = (eid, buffer.getvalue(), ids)
+                frames.extend(bucket_tables(sem, bucket, names_of[eid], json_threads, counts, warn))
         buckets.clear()
         return frames
 

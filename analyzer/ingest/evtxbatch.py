@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import workers
-from .evtx import read_rust_tables
+from .evtx import Bucket, _batch_table, _by_entry, bucket_tables, field_names_by_id, read_rust_tables
 from .sources import Source
 from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics
@@ -25,30 +25,66 @@ _SHIFT = 40  # a record's table number goes above its record id in the locator w
 _MAX_ID = (1 << _SHIFT) - 1
 
 
-def _tables(path: str, sem, opts: IngestOptions, rep: InputReport, counts: dict) -> list | None:
-    """One file's record tables (entry, table), as read_evtx parses them; None when it does
-    not fit a joined read (a fault, more than one batch, Windows OpenSSH records, or record
-    ids that are null or too large to carry a table number): it is read alone."""
-    threaded = not workers.in_worker()  # as read_evtx
+def _buckets(
+    path: str, sem, opts: IngestOptions, rep: InputReport, counts: dict, sshd: set[int]
+) -> list[Bucket] | None:
+    """One file's records by event id, as read_evtx would parse them in one batch; None
+    when it does not fit a joined read (a fault, more than one batch, Windows OpenSSH
+    records): it is read alone."""
+    found: list[Bucket] = []
     try:
-        warn = warn_into(rep)
-        batches = list(read_rust_tables(path, sem, warn, counts, BATCH, opts.evtx_after, 1, json_threads=threaded))
+        for _ in read_rust_tables(path, sem, warn_into(rep), counts, BATCH, opts.evtx_after, 1, collect=found):
+            pass
     except Exception:  # noqa: BLE001  (read alone, it says what went wrong)
         return None
-    if len(batches) > 1:
+    eids = [eid for eid, _, _ in found]
+    if len(set(eids)) != len(eids) or sshd.intersection(eids):
         return None
-    out = []
-    for entry, table in batches[0] if batches else []:
-        if not table.num_rows:
+    return found
+
+
+def _tables(buckets: list[list[Bucket] | None], sem, reps: list[InputReport], counts: list[dict]) -> list[list | None]:
+    """Each file's record tables (entry, table) as read_evtx parses them, from its buckets:
+    each event id's records of every file parsed at once (one JSON read instead of one a
+    file), then cut back into files (their rows are consecutive), each file's in the order
+    of its own parse. A file whose records do not fit one read of them all is parsed alone;
+    None for a file not to be read here (no buckets, or record ids that are null or too
+    large to carry a table number)."""
+    names = field_names_by_id(sem)
+    threads = not workers.in_worker()  # as read_evtx
+    joined: dict[int, list[tuple[int, Bucket]]] = {}
+    for i, mine in enumerate(buckets):
+        for b in mine or ():
+            joined.setdefault(b[0], []).append((i, b))
+    per_file: dict[tuple[int, int], list] = {}  # (file, event id) → its (entry, table) pairs
+    for eid, parts in joined.items():
+        table = None
+        if len(parts) > 1:
+            blob = b"".join(b for _, (_, b, _) in parts)
+            table = _batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], threads, (eid, names[eid]))
+        if table is None:  # one file's, or a read of them all refused: each its own (as read alone)
+            for i, b in parts:
+                per_file[i, eid] = bucket_tables(sem, b, names[eid], threads, counts[i], warn_into(reps[i]))
             continue
-        if entry.spec.get("sshd"):
-            return None
-        ids = table.column("record_id")
-        if not pa.types.is_integer(ids.type) or ids.null_count:
-            return None
-        if pc.max(ids).as_py() > _MAX_ID or pc.min(ids).as_py() < 0:
-            return None
-        out.append((entry, table))
+        start = 0
+        for i, (_, _, ids) in parts:
+            per_file[i, eid] = _by_entry(sem, table.slice(start, len(ids)), eid)
+            start += len(ids)
+    out: list[list | None] = []
+    for i, mine in enumerate(buckets):
+        tables = None if mine is None else [pair for eid, _, _ in mine for pair in per_file[i, eid]]
+        for _, table in tables or ():
+            if not table.num_rows:
+                continue
+            ids = table.column("record_id")
+            if (
+                not pa.types.is_integer(ids.type)
+                or ids.null_count
+                or not 0 <= pc.min(ids).as_py() <= pc.max(ids).as_py() <= _MAX_ID
+            ):
+                tables = None
+                break
+        out.append(None if tables is None else [(e, t) for e, t in tables if t.num_rows])
     return out
 
 
@@ -73,15 +109,15 @@ def read_evtx_batch(
     if len(set(names)) != len(names):
         return None
     done = [False] * len(items)
-    counts: list[dict] = []
+    scratch = [InputReport(name=src.name) for src, _ in items]  # (a file's own report only if it is read here)
+    counts: list[dict] = [{"records": 0} for _ in items]
+    sshd = {eid for (_, eid), entries in sem.entries.items() if any(e.spec.get("sshd") for e in entries)}
+    buckets = [
+        _buckets(src.path, sem, opts, rep, found, sshd) if src.path else None
+        for (src, _), rep, found in zip(items, scratch, counts, strict=True)
+    ]
     groups: list[tuple[int, object, pa.Table]] = []  # (file, entry, table), file after file
-    scratch: list[InputReport] = []
-    for i, (src, _) in enumerate(items):
-        rep = InputReport(name=src.name)  # (the file's own report only if it is read here)
-        found: dict = {"records": 0}
-        tables = _tables(src.path, sem, opts, rep, found) if src.path else None
-        scratch.append(rep)
-        counts.append(found)
+    for i, tables in enumerate(_tables(buckets, sem, scratch, counts)):
         if tables is None:
             continue
         done[i] = True

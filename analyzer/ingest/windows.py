@@ -419,16 +419,46 @@ def _is(arr: pa.Array, values) -> pa.Array:
     return pc.fill_null(pc.is_in(arr, value_set=pa.array(list(values), arr.type)), False)
 
 
+def _when(entry: Entry, table: pa.Table) -> pa.Table:
+    """The records of ``table`` that the entry's ``when`` admits (all of them without one)."""
+    keep = None
+    for fname, values in (entry.spec.get("when") or {}).items():
+        hit = _is(pc.utf8_lower(_field(table, fname)), values)
+        keep = hit if keep is None else pc.and_(keep, hit)
+    return table if keep is None else table.filter(keep)
+
+
+def texts_from_tables(tables: list[tuple[Entry, pa.Table]], wanted: set[int]) -> dict[int, str]:
+    """The evidence text (``raw``, as :func:`events_from_tables` gives it) of the records
+    numbered ``wanted`` (their locators) in per-entry record tables: only those records
+    are rendered, and nothing else of them is mapped. The first entry that takes a
+    record gives its text (sshd's own messages after the others, as there)."""
+    found: dict[int, str] = {}
+    sshd: dict[int, str] = {}
+    ids = pa.array(sorted(wanted), pa.int64())
+    for entry, table in tables:
+        if not table.num_rows:
+            continue
+        loc = pc.cast(_plain(table, "record_id"), pa.int64())
+        table = table.filter(pc.fill_null(pc.is_in(loc, value_set=ids), False))
+        is_sshd = bool(entry.spec.get("sshd"))
+        table = table.filter(pc.is_valid(_field(table, "payload"))) if is_sshd else _when(entry, table)
+        if not table.num_rows:
+            continue
+        into = sshd if is_sshd else found
+        locs = pc.cast(_plain(table, "record_id"), pa.int64()).to_pylist()
+        for rid, text in zip(locs, _bounded(_render_table(entry, table)).to_pylist(), strict=True):
+            into.setdefault(rid, text)
+    for rid, text in sshd.items():
+        found.setdefault(rid, text)
+    return found
+
+
 def map_table(sem: Semantics, entry: Entry, table: pa.Table, keep_raw: bool, own_ips: set[str]) -> dict[str, pa.Array]:
     """Records of one entry (columns ``record_id…computer`` and ``d.<field>``) → event
     columns: text, or int64 for numbers (timestamps still as text)."""
     spec = entry.spec
-    if when := spec.get("when"):
-        keep = None
-        for fname, values in when.items():
-            hit = _is(pc.utf8_lower(_field(table, fname)), values)
-            keep = hit if keep is None else pc.and_(keep, hit)
-        table = table.filter(keep)
+    table = _when(entry, table)
     n = table.num_rows
     out: dict[str, pa.Array] = {
         "timestamp": _text(table, "time"),

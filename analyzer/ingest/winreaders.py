@@ -31,7 +31,7 @@ from .evtx import (
 )
 from .sources import Source
 from .types import IngestOptions, InputReport
-from .windows import events_from_tables, load_semantics, records_to_events
+from .windows import events_from_tables, load_semantics, records_to_events, texts_from_tables
 
 __all__ = ["BATCH", "evtx_texts", "finish_records", "read_evtx"]
 
@@ -174,10 +174,8 @@ def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, st
 
     def scan(fileobj, only: set[int] | None) -> None:
         for batch in read_rust_tables(fileobj, sem, lambda _: None, {"records": 0}, BATCH, 0, 1, only):
-            events, _ = events_from_tables(sem, batch, name, "evtx", True, set(), ordered=False)
-            hit = events["locator"].isin(wanted).to_numpy(dtype=bool, na_value=False)
-            for loc, raw in zip(events["locator"][hit].tolist(), events["raw"][hit].tolist(), strict=True):
-                out.setdefault(int(loc), raw)
+            for loc, raw in texts_from_tables(batch, wanted).items():
+                out.setdefault(loc, raw)
 
     if chunks:
         with ChunkRange(where, chunks=chunks) as part:
