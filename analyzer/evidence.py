@@ -11,22 +11,25 @@ as they are read.
 from __future__ import annotations
 
 import io
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._lifeline import die_with_parent
 from .errors import InputError
-from .ingest.sources import Limits, Skipped, Source, iter_sources
+from .ingest.sources import Limits, Skipped, Source, is_url, iter_sources
 from .ingest.workers import let_go
 
 __all__ = ["LAZY_FORMATS", "fill_examples", "lines_at"]
 
 LAZY_FORMATS = {"syslog", "evtx"}  # formats whose raw text is fetched here (line number, record id)
 _CHUNK = 4 << 20
+EVTX_GROUP = 64  # EVTX files whose quoted records are rendered together (one task)
 
 
 def _text(line: bytes) -> str:
@@ -64,6 +67,20 @@ def _lines_of_file(path: str, wanted: list[int]) -> dict[int, str]:
         return lines_at(Source(name=path, stream=fh, path=path), wanted)
 
 
+def _found_by_walk(name: str, paths: list[str]) -> bool:
+    """Whether ``name`` is a regular file (not a link) that walking ``paths`` names so: the
+    path of one of them, or beneath one of them."""
+    for p in paths:
+        if p == "-" or is_url(p):
+            continue
+        base = str(Path(p))
+        if name == base:
+            return True
+        if name.startswith(base.rstrip(os.sep) + os.sep):
+            return os.path.isfile(name) and not os.path.islink(name)
+    return False
+
+
 def fill_examples(
     findings: list[dict[str, Any]],
     paths: list[str],
@@ -72,7 +89,8 @@ def fill_examples(
     jobs: int = 1,
 ) -> int:
     """Give the findings' examples from lazily read sources their text; returns how many.
-    With ``jobs`` > 1, plain files on disk are read again by worker processes."""
+    With ``jobs`` > 1, plain files on disk are read again by worker processes. EVTX files
+    on disk are rendered EVTX_GROUP at a time (:func:`.ingest.winreaders.evtx_texts_of_files`)."""
     wanted: dict[str, dict[int, list[dict]]] = {}
     for f in findings:
         for ex in f.get("examples", []):
@@ -83,59 +101,75 @@ def fill_examples(
                 wanted.setdefault(source, {}).setdefault(int(loc), []).append(ex)
     if not wanted:
         return 0
-    from .ingest.winreaders import evtx_texts
+    from .ingest.winreaders import evtx_texts, evtx_texts_of_files
 
     filled = 0
     # workers only for more than one file: for one, forking this process (large by now) costs
     # more than it saves
     jobs = jobs if len(wanted) > 1 else 1
     pool: ProcessPoolExecutor | None = None
-    pending: list[tuple[Future, dict[int, list[dict]]]] = []
+    pending: list[tuple[Future, list[dict[int, list[dict]]]]] = []  # each a list of texts: one per file
 
-    def fill(texts: dict[int, str], by_line: dict[int, list[dict]]) -> None:
+    def fill(texts: dict[int, str] | None, by_line: dict[int, list[dict]]) -> None:
         nonlocal filled
-        for number, text in texts.items():
+        for number, text in (texts or {}).items():
             for ex in by_line[number]:
                 ex["text"] = text
                 filled += 1
 
+    def submit(by_lines: list[dict[int, list[dict]]], call, *args) -> None:
+        nonlocal pool
+        if pool is None:
+            pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            )
+        pending.append((pool.submit(call, *args), by_lines))
+
+    # the files named in `wanted` that a walk of `paths` finds as plain files are opened by
+    # name (a share's few files, not a walk of a fleet's tree each); the walk for the others
+    direct = [name for name in wanted if _found_by_walk(name, paths)]
+    rest = paths if len(direct) < len(wanted) else []
+    evtx_files: list[tuple[str, dict[int, list[dict]]]] = []  # EVTX files on disk: rendered together, below
     try:
-        for item in iter_sources(paths, limits):
+        for item in itertools.chain(iter_sources(direct, limits), iter_sources(rest, limits)):
             if isinstance(item, Skipped) or item.name not in wanted:
                 continue
             by_line = wanted.pop(item.name)
             evtx = formats.get(item.name) == "evtx"
-            if jobs > 1 and item.path is not None:  # a plain file: a worker opens it itself
-                if pool is None:
-                    pool = ProcessPoolExecutor(
-                        jobs,
-                        mp_context=multiprocessing.get_context("fork"),
-                        initializer=die_with_parent,
-                        initargs=(os.getpid(),),
-                    )
-                if evtx:
-                    future = pool.submit(evtx_texts, item.path, item.name, sorted(by_line))
-                else:
-                    future = pool.submit(_lines_of_file, item.path, sorted(by_line))
-                pending.append((future, by_line))
-                if not wanted:
-                    break
-                continue
-            try:
-                if evtx:
-                    texts = evtx_texts(item.on_disk() or io.BytesIO(item.read()), item.name, sorted(by_line))
-                else:
-                    texts = lines_at(item, sorted(by_line))
-            except (InputError, OSError):
-                continue  # the reading already reported it; the examples stay without text
-            fill(texts, by_line)
+            if evtx and item.path is not None:
+                evtx_files.append((item.path, by_line))
+            elif jobs > 1 and item.path is not None:  # a plain file: a worker opens it itself
+                submit([by_line], _lines_of_file, item.path, sorted(by_line))
+            else:
+                try:
+                    if evtx:
+                        texts = evtx_texts(item.on_disk() or io.BytesIO(item.read()), item.name, sorted(by_line))
+                    else:
+                        texts = lines_at(item, sorted(by_line))
+                except (InputError, OSError):
+                    continue  # the reading already reported it; the examples stay without text
+                fill(texts, by_line)
             if not wanted:
                 break
-        for future, by_line in pending:
+        groups = [evtx_files[k : k + EVTX_GROUP] for k in range(0, len(evtx_files), EVTX_GROUP)]
+        for group in groups:
+            args = [(path, sorted(by_line)) for path, by_line in group]
+            by_lines = [by_line for _, by_line in group]
+            if jobs > 1 and (len(groups) > 1 or pending):
+                submit(by_lines, evtx_texts_of_files, args)
+            else:
+                for texts, by_line in zip(evtx_texts_of_files(args), by_lines, strict=True):
+                    fill(texts, by_line)
+        for future, by_lines in pending:
             try:
-                fill(future.result(), by_line)
+                got = future.result()
             except (InputError, OSError):
                 continue  # as above
+            for texts, by_line in zip(got if isinstance(got, list) else [got], by_lines, strict=True):
+                fill(texts, by_line)
     finally:
         if pool is not None:
             let_go(pool)

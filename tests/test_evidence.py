@@ -71,14 +71,14 @@ def test_evtx_texts_are_what_a_full_read_keeps(tmp_path, monkeypatch, headers):
         assert winreaders.evtx_texts(src.on_disk(), src.name, ids) == {i: raw[i] for i in ids}
 
 
-def test_evtx_texts_of_real_logs_are_what_a_full_read_keeps(shared):
+def test_evtx_texts_of_real_logs_are_what_a_full_read_keeps(shared, monkeypatch):
     """Every EVTX file of ../shared/data (Sysmon, OpenSSH, PowerShell, cut and damaged logs
     of other people's systems): each event's text rendered again from its record alone is
     the one a read that keeps them gives it."""
     from analyzer.ingest import winreaders
 
     paths = sorted(shared().rglob("*.evtx"))
-    checked = 0
+    expected: list[tuple[str, dict[int, str]]] = []
     for path in paths:
         full = read_events([str(path)], IngestOptions(jobs=1)).events
         if not len(full) or full["locator"].isna().any():
@@ -87,8 +87,21 @@ def test_evtx_texts_of_real_logs_are_what_a_full_read_keeps(shared):
         for loc, text in zip(full["locator"].tolist(), full["raw"].tolist(), strict=True):
             raw.setdefault(loc, text)  # (a record that gives two events: its first's text)
         assert winreaders.evtx_texts(str(path), str(path), sorted(raw)) == raw, path
-        checked += len(raw)
-    assert checked > 2_000
+        expected.append((str(path), raw))
+    assert sum(len(raw) for _, raw in expected) > 2_000
+    # all of them rendered together, as a share's quoted records are; a file that is gone: None
+    # (most of these are records cut out of larger logs: their headers do not place them)
+    files = [(path, sorted(raw)[::2] + sorted(raw)[-1:]) for path, raw in expected]
+    alone: list[str] = []
+    real_alone = winreaders.evtx_texts
+    monkeypatch.setattr(winreaders, "evtx_texts", lambda where, *a: alone.append(where) or real_alone(where, *a))
+    together = winreaders.evtx_texts_of_files([*files, (str(paths[0]) + ".gone", [1])])
+    assert together[-1] is None and len(alone) < len(files) // 4
+    for (path, ids), got in zip(files, together, strict=False):
+        assert got == {i: dict(expected)[path][i] for i in ids}, path
+    # the JSON reader refusing an event id's records together: each file's alone, the same
+    monkeypatch.setattr(winreaders, "_batch_table", lambda *a: None)
+    assert winreaders.evtx_texts_of_files(files) == together[:-1]
 
 
 def test_evtx_examples_rendered_again_in_workers(tmp_path):

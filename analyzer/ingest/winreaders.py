@@ -10,6 +10,7 @@ worker processes; the evidence text of a few records is rendered again on demand
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import re
@@ -18,13 +19,21 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..errors import InputError
 from ..schema import concat_events
 from . import workers
 from .evtx import (
+    Bucket,
     ChunkRange,
+    _batch_table,
+    _by_entry,
+    bucket_tables,
     chunk_ranges,
     chunk_spans,
+    field_names_by_id,
     note_id_range,
     read_python,
     read_rust_tables,
@@ -33,7 +42,7 @@ from .sources import Source
 from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics, records_to_events, texts_from_tables
 
-__all__ = ["BATCH", "evtx_texts", "finish_records", "read_evtx"]
+__all__ = ["BATCH", "evtx_texts", "evtx_texts_of_files", "finish_records", "read_evtx"]
 
 _CHUNK_NUMBER = re.compile(r"(chunk number )(\d+)")
 
@@ -159,17 +168,22 @@ def _read_part(
     return _by_record(concat_events(frames, consume=True)), used, counts, warnings
 
 
+def _wanted_chunks(where: str | BinaryIO, wanted: set[int]) -> list[int]:
+    """The chunks of an EVTX file whose headers say they hold records of ``wanted``."""
+    spans = chunk_spans(where)
+    first = np.array([s[1] for s in spans], dtype=np.int64)
+    last = np.array([s[2] for s in spans], dtype=np.int64)
+    index = np.array([s[0] for s in spans], dtype=np.int64)
+    return sorted({int(c) for rid in wanted for c in index[(first <= rid) & (rid <= last)]})
+
+
 def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, str]:
     """The evidence text of the records ``ids`` of the EVTX file ``name`` (a path, or its
     bytes), as a read with raw text would give it: only the records themselves are
     decoded, from the chunks whose headers say they hold them."""
     sem = load_semantics()
     wanted = set(ids)
-    spans = chunk_spans(where)
-    first = np.array([s[1] for s in spans], dtype=np.int64)
-    last = np.array([s[2] for s in spans], dtype=np.int64)
-    index = np.array([s[0] for s in spans], dtype=np.int64)
-    chunks = sorted({int(c) for rid in wanted for c in index[(first <= rid) & (rid <= last)]})
+    chunks = _wanted_chunks(where, wanted)
     out: dict[int, str] = {}
 
     def scan(fileobj, only: set[int] | None) -> None:
@@ -188,6 +202,119 @@ def evtx_texts(where: str | BinaryIO, name: str, ids: list[int]) -> dict[int, st
             where.seek(0)
         scan(where, None)
     return {rid: out[rid] for rid in ids if rid in out}
+
+
+def _quiet(_message: str) -> None:
+    """Warnings of a read again for its records' texts: said when it was read."""
+
+
+_SHIFT = 40  # a record's file number goes above its record id while several files' are rendered together
+_MAX_ID = (1 << _SHIFT) - 1
+
+
+def evtx_texts_of_files(files: list[tuple[str, list[int]]]) -> list[dict[int, str] | None]:
+    """:func:`evtx_texts` of several EVTX files on disk (path, record ids) at once: the
+    records are found file by file (in the chunks whose headers hold them, else in the
+    whole file, as there), then each event id's records of all the files are read as one
+    JSON table and rendered together (a file's fixed costs, paid once). A file that does not
+    fit (more records than one batch, repeated record ids) is read alone; None for one that
+    cannot be read."""
+    sem = load_semantics()
+    out: list[dict[int, str] | None] = [None] * len(files)
+    alone: set[int] = set()
+    for whole in (False, True):  # the second time, the files whose records the headers did not place
+        todo = [
+            i
+            for i, (_, ids) in enumerate(files)
+            if i not in alone and (not whole or ((got := out[i]) is not None and len(got) < len(set(ids))))
+        ]
+        found: dict[int, list[Bucket]] = {}
+        for i in todo:
+            path, ids = files[i]
+            try:
+                found[i] = _buckets_of(sem, path, None if whole else set(ids))
+            except (InputError, OSError):
+                out[i] = None
+                alone.discard(i)
+                continue
+            out[i] = out[i] or {}
+            eids = [eid for eid, _, _ in found[i]]
+            rids = [r for _, _, got in found[i] for r in got]
+            if len(set(eids)) != len(eids) or len(set(rids)) != len(rids):
+                alone.add(i)
+                del found[i]
+        for i, texts in _render_together(sem, found, {i: files[i][1] for i in found}).items():
+            if texts is None:
+                alone.add(i)
+            else:
+                for rid, text in texts.items():
+                    out[i].setdefault(rid, text)  # type: ignore[union-attr]
+    for i in sorted(alone):
+        path, ids = files[i]
+        try:
+            out[i] = evtx_texts(path, path, ids)
+        except (InputError, OSError):
+            out[i] = None
+    pairs = zip(out, files, strict=True)
+    return [None if got is None else {r: got[r] for r in ids if r in got} for got, (_, ids) in pairs]
+
+
+def _buckets_of(sem, path: str, only: set[int] | None) -> list[Bucket]:
+    """An EVTX file's records by event id, unparsed: those of ``only`` from the chunks whose
+    headers hold them, or (None) every record of the file."""
+    found: list[Bucket] = []
+    chunks = _wanted_chunks(path, only) if only is not None else None
+    if chunks == []:
+        return found
+    with ChunkRange(path, chunks=chunks) if chunks else contextlib.nullcontext(path) as part:
+        for _ in read_rust_tables(part, sem, _quiet, {"records": 0}, BATCH, 0, 1, only, collect=found):
+            pass  # (what it yields is empty: the records go to `found`)
+    return found
+
+
+def _render_together(
+    sem, found: dict[int, list[Bucket]], wanted: dict[int, list[int]]
+) -> dict[int, dict[int, str] | None]:
+    """Per file (numbered), the texts of its ``wanted`` records (System EventRecordIDs)
+    among its buckets, each event id's buckets of every file read as one table (or, when
+    the JSON reader refuses them together, file by file); None for the files whose record
+    ids do not fit a file number above them."""
+    names = field_names_by_id(sem)
+    out: dict[int, dict[int, str] | None] = {i: {} for i in found}
+    joined: dict[int, list[tuple[int, Bucket]]] = {}
+    for i, buckets in found.items():
+        for bucket in buckets:
+            joined.setdefault(bucket[0], []).append((i, bucket))
+    for eid, parts in joined.items():
+        blob = b"".join(b for _, (_, b, _) in parts)
+        table = _batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], False, (eid, names[eid]))
+        if table is None:  # refused together: each file's alone (as evtx_texts reads it)
+            for i, bucket in parts:
+                tables = bucket_tables(sem, bucket, names[eid], False, {}, _quiet)
+                for rid, text in texts_from_tables(tables, set(wanted[i])).items():
+                    if (texts := out[i]) is not None:
+                        texts.setdefault(rid, text)
+            continue
+        rid = table.column("record_id")
+        sizes = [len(ids) for _, (_, _, ids) in parts]
+        keep = np.ones(table.num_rows, dtype=bool)
+        start = 0
+        for (i, _), n in zip(parts, sizes, strict=True):  # a file's records are consecutive rows
+            mine = rid.slice(start, n)
+            if mine.null_count or not 0 <= pc.min(mine).as_py() <= pc.max(mine).as_py() <= _MAX_ID:
+                out[i] = None
+                keep[start : start + n] = False
+            start += n
+        file_no = np.repeat(np.array([i for i, _ in parts], dtype=np.int64), sizes)
+        keyed = pc.add(pc.cast(pc.fill_null(rid, 0), pa.int64()), pa.array(file_no << _SHIFT))
+        table = table.set_column(table.schema.get_field_index("record_id"), "record_id", keyed)
+        if not keep.all():
+            table = table.filter(pa.array(keep))
+        want = {(i << _SHIFT) | r for i, _ in parts for r in wanted[i]}
+        for key, text in texts_from_tables(_by_entry(sem, table, eid), want).items():
+            if (texts := out[key >> _SHIFT]) is not None:
+                texts.setdefault(key & _MAX_ID, text)
+    return out
 
 
 def _by_record(events: pd.DataFrame) -> pd.DataFrame:
