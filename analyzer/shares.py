@@ -130,15 +130,22 @@ def run_shares(
     quoting: Quoting | None,
 ) -> list[dict[str, Any]]:
     """Every share analyzed, as the engine's tasks (in this process with one local job),
-    in order; at most twice the workers' shares out at once."""
+    in order; at most twice the workers' shares out at once. On a cluster, a share's
+    findings have their lines quoted here as it comes back, while the workers go on."""
+    from .evidence import fill_examples
+
     shares = deal(store, engine.workers, keeps_hosts_apart(ruleset))
-    if engine.remote:  # the workers need not see the store: each share goes to them read
-        quote_here = quoting
-        quoting = None
+    quote_here = None
+    if engine.remote:  # the workers need not see the store: each share goes to them read, its lines quoted here
+        quote_here, quoting = quoting, None
     results: list[dict[str, Any] | None] = [None] * len(shares)
     into: dict[str, dict[str, dict]] = {}  # the first share's counts, each later share's added as it comes
 
     def keep(j: int, res: dict[str, Any]) -> None:
+        if engine.remote and quote_here is not None:  # here, while the workers analyze the next shares
+            found = orjson.loads(res["findings"])
+            fill_examples(found, *quote_here, 1)
+            res["findings"] = orjson.dumps(found)
         for kind in ("events_by", "failures_by"):
             if kind not in into:
                 into[kind] = res[kind]
@@ -176,13 +183,6 @@ def run_shares(
         del arg
         settle(2 * engine.workers - 1)
     settle(0)
-    if engine.remote and quote_here is not None:
-        from .evidence import fill_examples
-
-        for res in results:
-            found = orjson.loads(res["findings"])  # type: ignore[index]
-            fill_examples(found, *quote_here, 1)
-            res["findings"] = orjson.dumps(found)  # type: ignore[index]
     return results  # type: ignore[return-value]
 
 

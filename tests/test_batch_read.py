@@ -152,16 +152,16 @@ def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
     files = [(str(p), str(p), None) for p in paths]
     batches = [tuple(files[k : k + 24]) for k in range(0, len(files), 24)]
     reads: list[int] = []
-    real = evtxbatch._batch_table
+    real = evtxbatch.batch_table
 
     def spy(*args, **kwargs):
         reads.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evtxbatch, "_batch_table", spy)
+    monkeypatch.setattr(evtxbatch, "batch_table", spy)
     joined = [runner._read_batch(b, opts) for b in batches]
     assert 0 < len(reads) < len(paths)
-    monkeypatch.setattr(evtxbatch, "_batch_table", lambda *a, **k: None)  # the joined read refuses: each alone
+    monkeypatch.setattr(evtxbatch, "batch_table", lambda *a, **k: None)  # the joined read refuses: each alone
     refused = [runner._read_batch(b, opts) for b in batches[:2]]
     for batch, got in zip(batches, joined, strict=True):
         reports, frames = _alone(batch, opts)

@@ -347,16 +347,16 @@ def test_a_learned_schema_gives_way_to_values_of_another_type():
 
     key = (4625, frozenset({"LogonType", "IpPort", "SubStatus"}))
     evtx._SCHEMAS.pop(key, None)
-    first = evtx._batch_table(lines(record(1, {"LogonType": 3, "IpPort": "1"})), [1], key=key)
+    first = evtx.batch_table(lines(record(1, {"LogonType": 3, "IpPort": "1"})), [1], key=key)
     assert key in evtx._SCHEMAS and first["d.LogonType"].to_pylist() == ["3"]
-    later = evtx._batch_table(
+    later = evtx.batch_table(
         lines(record(2, {"LogonType": "x", "IpPort": "2"}), record(3, {"LogonType": "y", "SubStatus": "0xC0000064"})),
         [2, 3],
         key=key,
     )
     assert later["d.LogonType"].to_pylist() == ["x", "y"]
     assert later["d.SubStatus"].to_pylist()[1] == "0xC0000064"
-    again = evtx._batch_table(lines(record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})), [4], key=key)
+    again = evtx.batch_table(lines(record(4, {"LogonType": "z", "SubStatus": "0x0", "Other": "y"})), [4], key=key)
     assert again["d.SubStatus"].to_pylist() == ["0x0"] and "d.Other" not in again.column_names
 
 

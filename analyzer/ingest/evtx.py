@@ -46,10 +46,15 @@ from ..errors import InputError
 from .records import ID_DIGITS, Record, plausible_id
 
 __all__ = [
+    "Bucket",
     "ChunkRange",
     "Record",
+    "batch_table",
+    "bucket_tables",
+    "by_entry",
     "chunk_ranges",
     "chunk_spans",
+    "field_names_by_id",
     "note_id_range",
     "read_python",
     "read_rust_tables",
@@ -1034,7 +1039,7 @@ def _read_table(blob: bytes, threads: bool, key: tuple | None) -> pa.Table:
     return table
 
 
-def _batch_table(
+def batch_table(
     blob: bytes, record_ids: list[int], threads: bool = True, key: tuple | None = None
 ) -> pa.Table | None:
     """JSON texts of one event id, one a line (UTF-8) → a table of system columns and
@@ -1121,7 +1126,7 @@ def _json_records(blob: bytes, ids: list[int]) -> tuple[list[Record], list[int]]
 _UNSEEN: tuple = (None, [], None)  # a shortcut not yet taken (distinct from None: an id to skip)
 
 
-def _by_entry(sem, table: pa.Table, eid: int) -> list[tuple[object, pa.Table]]:
+def by_entry(sem, table: pa.Table, eid: int) -> list[tuple[object, pa.Table]]:
     """A parsed batch of one event id → (table entry, its records) for each channel the
     table has that id for: the whole channel, or the entry's provider within it."""
     out = []
@@ -1219,14 +1224,14 @@ def bucket_tables(sem, bucket: Bucket, names: frozenset[str], json_threads: bool
     from .windows import table_from_records
 
     eid, blob, ids = bucket
-    table = _batch_table(blob, ids, json_threads, (eid, names))
+    table = batch_table(blob, ids, json_threads, (eid, names))
     if table is None:
         recs, bad = _json_records(blob, ids)
         if bad:
             counts["failed"] = counts.get("failed", 0) + len(bad)
             warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
         table = table_from_records(recs)
-    return _by_entry(sem, table, eid)
+    return by_entry(sem, table, eid)
 
 
 def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads, collect):

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import workers
-from .evtx import Bucket, _batch_table, _by_entry, bucket_tables, field_names_by_id, read_rust_tables
+from .evtx import Bucket, batch_table, bucket_tables, by_entry, field_names_by_id, read_rust_tables
 from .sources import Source
 from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics
@@ -61,14 +61,14 @@ def _tables(buckets: list[list[Bucket] | None], sem, reps: list[InputReport], co
         table = None
         if len(parts) > 1:
             blob = b"".join(b for _, (_, b, _) in parts)
-            table = _batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], threads, (eid, names[eid]))
+            table = batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], threads, (eid, names[eid]))
         if table is None:  # one file's, or a read of them all refused: each its own (as read alone)
             for i, b in parts:
                 per_file[i, eid] = bucket_tables(sem, b, names[eid], threads, counts[i], warn_into(reps[i]))
             continue
         start = 0
         for i, (_, _, ids) in parts:
-            per_file[i, eid] = _by_entry(sem, table.slice(start, len(ids)), eid)
+            per_file[i, eid] = by_entry(sem, table.slice(start, len(ids)), eid)
             start += len(ids)
     out: list[list | None] = []
     for i, mine in enumerate(buckets):

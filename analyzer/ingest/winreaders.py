@@ -28,9 +28,9 @@ from . import workers
 from .evtx import (
     Bucket,
     ChunkRange,
-    _batch_table,
-    _by_entry,
+    batch_table,
     bucket_tables,
+    by_entry,
     chunk_ranges,
     chunk_spans,
     field_names_by_id,
@@ -287,7 +287,7 @@ def _render_together(
             joined.setdefault(bucket[0], []).append((i, bucket))
     for eid, parts in joined.items():
         blob = b"".join(b for _, (_, b, _) in parts)
-        table = _batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], False, (eid, names[eid]))
+        table = batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], False, (eid, names[eid]))
         if table is None:  # refused together: each file's alone (as evtx_texts reads it)
             for i, bucket in parts:
                 tables = bucket_tables(sem, bucket, names[eid], False, {}, _quiet)
@@ -311,7 +311,7 @@ def _render_together(
         if not keep.all():
             table = table.filter(pa.array(keep))
         want = {(i << _SHIFT) | r for i, _ in parts for r in wanted[i]}
-        for key, text in texts_from_tables(_by_entry(sem, table, eid), want).items():
+        for key, text in texts_from_tables(by_entry(sem, table, eid), want).items():
             if (texts := out[key >> _SHIFT]) is not None:
                 texts.setdefault(key & _MAX_ID, text)
     return out
