@@ -92,6 +92,10 @@ class Engine:
         """The report's ``engine``: its name, its workers, the tasks it ran."""
         return {"name": self.name, "workers": self.workers, "tasks": self.tasks}
 
+    def sees(self, path: str) -> bool:
+        """Whether every worker sees the directory ``path`` of this machine at that path."""
+        return True
+
     def close(self) -> None:
         """Let go of what the engine holds."""
 
@@ -232,6 +236,15 @@ class DaskEngine(Engine):
     @property
     def in_flight(self) -> int:
         return 4 * self.workers  # a task's round trip through the scheduler costs more than a fork's pipe
+
+    def sees(self, path: str) -> bool:
+        """Whether each worker now in the cluster finds the directory ``path`` there (a cluster on
+        this machine, or a work directory on a filesystem they share)."""
+        try:
+            found = self.client.run(os.path.isdir, path)
+        except Exception:  # noqa: BLE001  (a cluster that cannot say: it does not)
+            return False
+        return bool(found) and all(found.values())
 
     def close(self) -> None:
         stop = getattr(self, "_stop", None)

@@ -67,17 +67,18 @@ def _lines_of_file(path: str, wanted: list[int]) -> dict[int, str]:
         return lines_at(Source(name=path, stream=fh, path=path), wanted)
 
 
-def _found_by_walk(name: str, paths: list[str]) -> bool:
+def _found_by_walk(name: str, paths: list[str], base: str) -> bool:
     """Whether ``name`` is a regular file (not a link) that walking ``paths`` names so: the
-    path of one of them, or beneath one of them."""
+    path of one of them, or beneath one of them (relative ones taken from ``base``)."""
     for p in paths:
         if p == "-" or is_url(p):
             continue
-        base = str(Path(p))
-        if name == base:
-            return True
-        if name.startswith(base.rstrip(os.sep) + os.sep):
-            return os.path.isfile(name) and not os.path.islink(name)
+        top = str(Path(p))
+        if name == top:
+            return os.path.isfile(os.path.join(base, name))
+        if name.startswith(top.rstrip(os.sep) + os.sep):
+            at = os.path.join(base, name)
+            return os.path.isfile(at) and not os.path.islink(at)
     return False
 
 
@@ -87,9 +88,12 @@ def fill_examples(
     formats: dict[str, str | None],
     limits: Limits,
     jobs: int = 1,
+    base: str | None = None,
 ) -> int:
     """Give the findings' examples from lazily read sources their text; returns how many.
-    With ``jobs`` > 1, plain files on disk are read again by worker processes. EVTX files
+    With ``jobs`` > 1, plain files on disk are read again by worker processes. With ``base``
+    (another process's working directory, on a cluster's worker), only the plain files the
+    inputs name are read, from there; the rest is left to that process. EVTX files
     on disk are rendered EVTX_GROUP at a time (:func:`.ingest.winreaders.evtx_texts_of_files`)."""
     wanted: dict[str, dict[int, list[dict]]] = {}
     for f in findings:
@@ -130,15 +134,18 @@ def fill_examples(
 
     # the files named in `wanted` that a walk of `paths` finds as plain files are opened by
     # name (a share's few files, not a walk of a fleet's tree each); the walk for the others
-    direct = [name for name in wanted if _found_by_walk(name, paths)]
-    rest = paths if len(direct) < len(wanted) else []
+    here = base if base is not None else os.curdir
+    named = {os.path.join(base, n) if base is not None else n: n for n in wanted if _found_by_walk(n, paths, here)}
+    direct = list(named)
+    rest = paths if len(direct) < len(wanted) and base is None else []
     evtx_files: list[tuple[str, dict[int, list[dict]]]] = []  # EVTX files on disk: rendered together, below
     try:
         for item in itertools.chain(iter_sources(direct, limits), iter_sources(rest, limits)):
-            if isinstance(item, Skipped) or item.name not in wanted:
+            name = named.get(item.name, item.name)
+            if isinstance(item, Skipped) or name not in wanted:
                 continue
-            by_line = wanted.pop(item.name)
-            evtx = formats.get(item.name) == "evtx"
+            by_line = wanted.pop(name)
+            evtx = formats.get(name) == "evtx"
             if evtx and item.path is not None:
                 evtx_files.append((item.path, by_line))
             elif jobs > 1 and item.path is not None:  # a plain file: a worker opens it itself

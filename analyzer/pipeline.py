@@ -148,7 +148,7 @@ def triage(
         if not result.readable:
             raise NothingReadable(result.inputs)
         if result.stored is not None:  # spilled by host: analyzed a share of hosts at a time
-            quoting = (paths, {r.name: r.format for r in result.inputs}, ingest.limits) if lazy else None
+            quoting = (paths, {r.name: r.format for r in result.inputs}, ingest.limits, None) if lazy else None
             parts = run_shares(store, ruleset, profile, ingest, engine, quoting)
             data = summarize_shares(result, ingest, profile, parts)
             data["engine"] = engine.describe()

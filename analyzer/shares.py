@@ -13,6 +13,7 @@ gives (a test compares them), at the memory of the largest share.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -46,8 +47,9 @@ SHARE_EVENTS = 250_000  # hosts are dealt into shares of up to this many events 
 # lines they quote read again: an EVTX file's ~40 ms) is shared out among the workers too
 SHARE_HOSTS = 200
 
-# what a share's task needs to quote its findings' lines: the inputs, their formats, the limits
-Quoting = tuple[list[str], dict[str, str | None], Limits]
+# what a share's task needs to quote its findings' lines: the inputs, their formats, the limits,
+# and the client's working directory when the task runs elsewhere (a cluster's worker)
+Quoting = tuple[list[str], dict[str, str | None], Limits, str | None]
 
 
 def analyze_share(
@@ -65,7 +67,8 @@ def analyze_share(
     findings = out["findings"]
     explain(findings)
     if quoting is not None:
-        fill_examples(findings, *quoting, 1)
+        paths, formats, limits, base = quoting
+        fill_examples(findings, paths, formats, limits, 1, base)
     cls = out.pop("classification")
     host_verdicts(out["hosts"], findings, events, cls.cause)
     failures = (events["outcome"] == "failure").to_numpy(dtype=bool, na_value=False)
@@ -136,16 +139,21 @@ def run_shares(
 
     shares = deal(store, engine.workers, keeps_hosts_apart(ruleset))
     quote_here = None
-    if engine.remote:  # the workers need not see the store: each share goes to them read, its lines quoted here
-        quote_here, quoting = quoting, None
+    # remote workers that see the store's files read their shares there; to others each
+    # share is sent, read here (the workers need not see the store)
+    send = engine.remote and not (store.dir is not None and engine.sees(str(store.dir)))
+    if engine.remote and quoting is not None:
+        # the workers see the plain files read (they read them) at their absolute paths: they
+        # quote those; what is left (archive members, streams), here as each share comes back
+        quote_here, quoting = quoting, (*quoting[:3], os.getcwd())
     results: list[dict[str, Any] | None] = [None] * len(shares)
     into: dict[str, dict[str, dict]] = {}  # the first share's counts, each later share's added as it comes
 
     def keep(j: int, res: dict[str, Any]) -> None:
-        if engine.remote and quote_here is not None:  # here, while the workers analyze the next shares
+        if quote_here is not None:  # here, while the workers analyze the next shares
             found = orjson.loads(res["findings"])
-            fill_examples(found, *quote_here, 1)
-            res["findings"] = orjson.dumps(found)
+            if fill_examples(found, *quote_here[:3], 1):
+                res["findings"] = orjson.dumps(found)
         for kind in ("events_by", "failures_by"):
             if kind not in into:
                 into[kind] = res[kind]
@@ -178,7 +186,7 @@ def run_shares(
                 ) from None
 
     for i, share in enumerate(shares):
-        arg = share.load() if engine.remote else share
+        arg = share.load() if send else share
         pending.append((i, engine.submit(analyze_share, arg, ruleset, profile, options, quoting)))
         del arg
         settle(2 * engine.workers - 1)

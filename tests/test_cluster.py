@@ -270,12 +270,30 @@ def test_losing_every_worker_mid_run_fails_in_one_line(tmp_path, monkeypatch):
 
 
 def test_spilled_events_analyzed_on_the_cluster_give_the_same_report(cluster, shared, monkeypatch):
+    """Workers that see the store's files (a cluster on this machine) read their shares
+    there; to workers that do not, each share is sent: the same report either way."""
     import analyzer.shares as shares_mod
+    from analyzer.engine import DaskEngine
+    from analyzer.ingest.store import Share
 
     monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 2_000)
     data = shared()
     local = _report([SAMPLES, data])
     opts = TriageOptions(ingest=IngestOptions(lazy_raw=True), cluster=cluster.address, spill_bytes=0)
+    sent: list[str] = []
+    real = DaskEngine.submit
+
+    def spy(self, fn, *args):
+        if fn is shares_mod.analyze_share:
+            sent.append(type(args[0]).__name__)
+        return real(self, fn, *args)
+
+    monkeypatch.setattr(DaskEngine, "submit", spy)
     remote = triage([str(SAMPLES), str(data)], options=opts).data
     _same(local, remote)
     assert remote["engine"]["name"] == "dask" and remote["engine"]["tasks"] > 10
+    assert len(sent) > 3 and set(sent) == {Share.__name__}
+    sent.clear()
+    monkeypatch.setattr(DaskEngine, "sees", lambda self, path: False)
+    _same(local, triage([str(SAMPLES), str(data)], options=opts).data)
+    assert len(sent) > 3 and set(sent) == {"DataFrame"}
