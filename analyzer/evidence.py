@@ -135,7 +135,7 @@ def fill_examples(
     # the files named in `wanted` that a walk of `paths` finds as plain files are opened by
     # name (a share's few files, not a walk of a fleet's tree each); the walk for the others
     here = base if base is not None else os.curdir
-    named = {os.path.join(base, n) if base is not None else n: n for n in wanted if _found_by_walk(n, paths, here)}
+    named = {str(Path(base, n)) if base is not None else n: n for n in wanted if _found_by_walk(n, paths, here)}
     direct = list(named)
     rest = paths if len(direct) < len(wanted) and base is None else []
     evtx_files: list[tuple[str, dict[int, list[dict]]]] = []  # EVTX files on disk: rendered together, below

@@ -121,6 +121,41 @@ def test_evtx_examples_rendered_again_in_workers(tmp_path):
     assert all(e["text"] is not None and e["text"] == raw[e["where"]] for e in examples)
 
 
+def test_quoting_from_another_working_directory(tmp_path, monkeypatch):
+    """A cluster's worker quotes with ``base`` (the client's working directory): the plain
+    files the inputs name, relative to it, are read from there (EVTX and text alike); an
+    archive's members, a link inside a tree and a name outside the inputs are left to the
+    client (no text)."""
+    import zipfile
+
+    from analyzer.ingest.sources import Limits
+    from analyzer.samples_windows import large_security_evtx
+
+    client = tmp_path / "client"
+    (client / "logs" / "dc").mkdir(parents=True)
+    large_security_evtx(client / "logs" / "dc" / "Security.evtx", 300, seed=4)
+    line = "Nov  3 16:00:0{i} web sshd[9]: Failed password for root from 203.0.113.9 port 4000{i} ssh2\n"
+    (client / "logs" / "auth.log").write_text("".join(line.format(i=i) for i in range(5)))
+    with zipfile.ZipFile(client / "logs" / "old.zip", "w") as z:
+        z.writestr("auth.log", "".join(line.format(i=i) for i in range(3)))
+    (client / "outside.log").write_text("".join(line.format(i=i) for i in range(3)))
+    (client / "logs" / "link.log").symlink_to(client / "outside.log")
+    monkeypatch.chdir(client)
+    full = read_events(["logs"], IngestOptions(jobs=1)).events
+    evtx_ids = [int(x) for x in full.loc[full["source"] == "logs/dc/Security.evtx", "locator"]][:4]
+    raw = {f"{s}:{loc}": r for s, loc, r in zip(full["source"], full["locator"], full["raw"], strict=True)}
+    wheres = [f"logs/dc/Security.evtx:{i}" for i in evtx_ids] + ["logs/auth.log:2", "logs/old.zip!auth.log:1"]
+    wheres += ["logs/link.log:1", "outside.log:1"]
+    formats = {"logs/dc/Security.evtx": "evtx", "logs/auth.log": "syslog", "logs/old.zip!auth.log": "syslog"}
+    formats |= {"logs/link.log": "syslog", "outside.log": "syslog"}
+    findings = [{"examples": [{"where": w, "text": None} for w in wheres]}]
+    monkeypatch.chdir(tmp_path)  # the worker's own directory: nothing of the client's here
+    assert evidence.fill_examples(findings, ["logs"], formats, Limits(), 1, base=str(client)) == 5
+    got = {e["where"]: e["text"] for e in findings[0]["examples"]}
+    assert all(got[w] == raw[w] for w in wheres[:5])
+    assert got["logs/old.zip!auth.log:1"] is None and got["logs/link.log:1"] is None and got["outside.log:1"] is None
+
+
 @pytest.mark.parametrize("examples", [2, 3])
 def test_a_repeated_message_is_one_example(tmp_path, examples):
     """The events of one ``message repeated N times`` line are one example: a finding quoted
