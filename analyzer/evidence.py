@@ -68,17 +68,25 @@ def _lines_of_file(path: str, wanted: list[int]) -> dict[int, str]:
 
 
 def _found_by_walk(name: str, paths: list[str], base: str) -> bool:
-    """Whether ``name`` is a regular file (not a link) that walking ``paths`` names so: the
-    path of one of them, or beneath one of them (relative ones taken from ``base``)."""
+    """Whether ``name`` is a regular file that walking ``paths`` names so: the path of one of
+    them, or beneath one of them with no link on the way (a walk follows none) and no ``!``
+    (an archive member's name, or a file named like one: the walk tells them apart).
+    Relative names are taken from ``base``."""
     for p in paths:
         if p == "-" or is_url(p):
             continue
         top = str(Path(p))
         if name == top:
-            return os.path.isfile(os.path.join(base, name))
+            return "!" not in name and os.path.isfile(os.path.join(base, name))
         if name.startswith(top.rstrip(os.sep) + os.sep):
+            rest = name[len(top.rstrip(os.sep)) + 1 :]
+            if "!" in rest:
+                return False
             at = os.path.join(base, name)
-            return os.path.isfile(at) and not os.path.islink(at)
+            # every folder and the file itself as named: a link anywhere below `top` resolves elsewhere
+            return os.path.isfile(at) and os.path.realpath(at) == os.path.join(
+                os.path.realpath(os.path.join(base, top)), os.path.normpath(rest)
+            )
     return False
 
 
@@ -144,6 +152,8 @@ def fill_examples(
             name = named.get(item.name, item.name)
             if isinstance(item, Skipped) or name not in wanted:
                 continue
+            if item.name in named and not _found_by_walk(name, paths, here):
+                continue  # (changed since it was looked at: a link now; opened, it is not quoted)
             by_line = wanted.pop(name)
             evtx = formats.get(name) == "evtx"
             if evtx and item.path is not None:

@@ -304,19 +304,7 @@ def concat_segments(segments: list[Segment]) -> pd.DataFrame:
     stands for a frame of its rows with the frame's categories (False), only those its rows
     hold (True), or those given per column (a dict): the events of one of several sources
     read together (:func:`.ingest.textlog.read_syslog_batch`, :func:`.ingest.evtxbatch.read_evtx_batch`)."""
-    merged: list[Segment] = []
-    for seg in segments:
-        if seg[2] <= seg[1]:
-            continue
-        last = merged[-1] if merged else None
-        # a segment that goes on where the one before it in the same frame stopped, both
-        # holding the categories their rows hold, is one with it: categories in order of
-        # first appearance over both are those over the first then the second
-        if last is not None and last[0] is seg[0] and last[2] == seg[1] and last[3] is True and seg[3] is True:
-            merged[-1] = (last[0], last[1], seg[2], True)
-        else:
-            merged.append(seg)
-    segments = merged
+    segments = [s for s in segments if s[2] > s[1]]
     if not segments:
         return empty_events()
     frames = {id(f): f for f, _, _, _ in segments}

@@ -177,6 +177,11 @@ def run_shares(
                 keep(j, fut.result())
             except BrokenProcessPool:  # a local worker died (killed, out of memory): once more, alone
                 keep(j, _again(engine, shares[j], ruleset, profile, options, quoting))
+            except OSError:
+                if not engine.remote or send:
+                    raise
+                # a Dask worker that does not see the store (one that joined since it was asked): sent it
+                keep(j, engine.submit(analyze_share, shares[j].load(), ruleset, profile, options, quoting).result())
             except Exception as exc:
                 if type(exc).__name__ != "KilledWorker":  # (Dask's, after its retries)
                     raise

@@ -161,6 +161,15 @@ def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
     monkeypatch.setattr(evtxbatch, "batch_table", spy)
     joined = [runner._read_batch(b, opts) for b in batches]
     assert 0 < len(reads) < len(paths)
+    # the batch path itself takes nearly every file (a fault in it would read each alone: the same result)
+    done = [
+        ok
+        for b in batches
+        for ok in evtxbatch.read_evtx_batch(
+            [(Source(name, io.BytesIO(), path=path), InputReport(name)) for path, name, _ in b], opts
+        )[2]
+    ]
+    assert sum(done) >= 0.9 * len(paths)
     monkeypatch.setattr(evtxbatch, "batch_table", lambda *a, **k: None)  # the joined read refuses: each alone
     refused = [runner._read_batch(b, opts) for b in batches[:2]]
     for batch, got in zip(batches, joined, strict=True):
@@ -170,3 +179,22 @@ def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
     for first, again in zip(joined, refused, strict=False):
         assert [r.as_dict() for r in first.reports] == [r.as_dict() for r in again.reports]
         pd.testing.assert_frame_equal(first.events, again.events)
+
+
+def test_segments_without_a_columns_values_join_as_read_alone(tmp_path):
+    """Files whose events hold no value of a column (a PAM line's, a failure's, a success's
+    ``reason``): the batch's categories are those of the files joined after reading each alone."""
+    texts = [
+        _PAM_ONLY,
+        _FAIL_ONLY.replace("4242", "4243"),
+        "Nov  3 16:00:02 alpha sshd[4244]: Accepted password for ops from 198.51.100.4 port 50001 ssh2\n",
+    ]
+    files = []
+    for k, text in enumerate(texts):
+        path = tmp_path / f"{k}.log"
+        path.write_text(text)
+        files.append((str(path), str(path), None))
+    opts = IngestOptions(year=2025, jobs=1, lazy_raw=True)
+    batch = runner._read_batch(tuple(files), opts)
+    _, frames = _alone(tuple(files), opts)
+    pd.testing.assert_frame_equal(batch.events, concat_events(frames))

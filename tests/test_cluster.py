@@ -293,6 +293,16 @@ def test_spilled_events_analyzed_on_the_cluster_give_the_same_report(cluster, sh
     _same(local, remote)
     assert remote["engine"]["name"] == "dask" and remote["engine"]["tasks"] > 10
     assert len(sent) > 3 and set(sent) == {Share.__name__}
+    # the workers quote the plain files' lines themselves: the client quoting nothing, those have their text
+    import analyzer.evidence as evidence
+
+    monkeypatch.setattr(evidence, "fill_examples", lambda *a, **k: 0)
+    quoted = triage([str(SAMPLES), str(data)], options=opts).data
+    plain = [e for f in quoted["findings"] for e in f["examples"] if "!" not in e["where"]]
+    assert len(plain) > 20 and all(e["text"] for e in plain)
+    monkeypatch.undo()
+    monkeypatch.setattr(shares_mod, "SHARE_EVENTS", 2_000)
+    monkeypatch.setattr(DaskEngine, "submit", spy)
     sent.clear()
     monkeypatch.setattr(DaskEngine, "sees", lambda self, path: False)
     _same(local, triage([str(SAMPLES), str(data)], options=opts).data)

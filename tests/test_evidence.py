@@ -156,6 +156,43 @@ def test_quoting_from_another_working_directory(tmp_path, monkeypatch):
     assert got["logs/old.zip!auth.log:1"] is None and got["logs/link.log:1"] is None and got["outside.log:1"] is None
 
 
+def test_quoting_follows_no_link_to_another_file(tmp_path, monkeypatch):
+    """An archive's member quoted again is the member, not a file its name leads to: a link
+    in the tree named like the member's folder (``a.tar!evil``) points elsewhere, and a
+    folder swapped for a link after the read is not followed either."""
+    import io
+    import tarfile
+
+    from analyzer import TriageOptions, triage
+
+    line = "Nov  3 16:00:0{i} web sshd[9]: Failed password for root from 203.0.113.9 port 4000{i} ssh2\n"
+    lines = "".join(line.format(i=i) for i in range(8)).encode()
+    (tmp_path / "logs" / "real").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "auth.log").write_text("".join(f"SECRET line {i}\n" for i in range(8)))
+    with tarfile.open(tmp_path / "logs" / "a.tar", "w") as tar:
+        info = tarfile.TarInfo("evil/auth.log")
+        info.size = len(lines)
+        tar.addfile(info, io.BytesIO(lines))
+    (tmp_path / "logs" / "a.tar!evil").symlink_to(tmp_path / "secret")
+    (tmp_path / "logs" / "real" / "auth.log").write_bytes(lines)
+    monkeypatch.chdir(tmp_path)
+    opts = TriageOptions(ingest=IngestOptions(lazy_raw=True, year=2025, jobs=1))
+    real_walk = evidence.iter_sources
+
+    def swapped(paths, limits=None):  # the folder read is a link to the secret by the time lines are quoted
+        if (tmp_path / "logs" / "real").is_dir() and not (tmp_path / "logs" / "real").is_symlink():
+            (tmp_path / "logs" / "real" / "auth.log").unlink()
+            (tmp_path / "logs" / "real").rmdir()
+            (tmp_path / "logs" / "real").symlink_to(tmp_path / "secret")
+        return real_walk(paths, limits)
+
+    monkeypatch.setattr(evidence, "iter_sources", swapped)
+    texts = [e["text"] for f in triage(["logs"], options=opts).data["findings"] for e in f["examples"]]
+    assert any(t and "Failed password" in t for t in texts)
+    assert not any(t and "SECRET" in t for t in texts)
+
+
 @pytest.mark.parametrize("examples", [2, 3])
 def test_a_repeated_message_is_one_example(tmp_path, examples):
     """The events of one ``message repeated N times`` line are one example: a finding quoted

@@ -62,6 +62,8 @@ def _tables(buckets: list[list[Bucket] | None], sem, reps: list[InputReport], co
         if len(parts) > 1:
             blob = b"".join(b for _, (_, b, _) in parts)
             table = batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], threads, (eid, names[eid]))
+            if table is not None and table.num_rows != sum(len(ids) for _, (_, _, ids) in parts):
+                table = None  # (a record that is not one JSON line: the files' rows cannot be told apart)
         if table is None:  # one file's, or a read of them all refused: each its own (as read alone)
             for i, b in parts:
                 per_file[i, eid] = bucket_tables(sem, b, names[eid], threads, counts[i], warn_into(reps[i]))

@@ -22,7 +22,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import InputError
 from ..schema import concat_events
 from . import workers
 from .evtx import (
@@ -232,17 +231,17 @@ def evtx_texts_of_files(files: list[tuple[str, list[int]]]) -> list[dict[int, st
         for i in todo:
             path, ids = files[i]
             try:
-                found[i] = _buckets_of(sem, path, None if whole else set(ids))
-            except (InputError, OSError):
+                mine = _buckets_of(sem, path, None if whole else set(ids))
+            except Exception:  # noqa: BLE001  (this file's fault: the others' texts stand)
                 out[i] = None
-                alone.discard(i)
                 continue
             out[i] = out[i] or {}
-            eids = [eid for eid, _, _ in found[i]]
-            rids = [r for _, _, got in found[i] for r in got]
-            if len(set(eids)) != len(eids) or len(set(rids)) != len(rids):
+            eids = [eid for eid, _, _ in mine or ()]
+            rids = [r for _, _, got in mine or () for r in got]
+            if mine is None or len(set(eids)) != len(eids) or len(set(rids)) != len(rids):
                 alone.add(i)
-                del found[i]
+            else:
+                found[i] = mine
         for i, texts in _render_together(sem, found, {i: files[i][1] for i in found}).items():
             if texts is None:
                 alone.add(i)
@@ -253,22 +252,25 @@ def evtx_texts_of_files(files: list[tuple[str, list[int]]]) -> list[dict[int, st
         path, ids = files[i]
         try:
             out[i] = evtx_texts(path, path, ids)
-        except (InputError, OSError):
+        except Exception:  # noqa: BLE001  (as above)
             out[i] = None
     pairs = zip(out, files, strict=True)
     return [None if got is None else {r: got[r] for r in ids if r in got} for got, (_, ids) in pairs]
 
 
-def _buckets_of(sem, path: str, only: set[int] | None) -> list[Bucket]:
+def _buckets_of(sem, path: str, only: set[int] | None) -> list[Bucket] | None:
     """An EVTX file's records by event id, unparsed: those of ``only`` from the chunks whose
-    headers hold them, or (None) every record of the file."""
+    headers hold them, or (None) every record of the file; None past one batch of them (the
+    file is read alone, a batch at a time)."""
     found: list[Bucket] = []
     chunks = _wanted_chunks(path, only) if only is not None else None
     if chunks == []:
         return found
     with ChunkRange(path, chunks=chunks) if chunks else contextlib.nullcontext(path) as part:
-        for _ in read_rust_tables(part, sem, _quiet, {"records": 0}, BATCH, 0, 1, only, collect=found):
-            pass  # (what it yields is empty: the records go to `found`)
+        # a batch's records go to `found` (what is yielded is empty); a second batch: too many
+        for n, _ in enumerate(read_rust_tables(part, sem, _quiet, {"records": 0}, BATCH, 0, 1, only, collect=found)):
+            if n:
+                return None
     return found
 
 
@@ -295,8 +297,11 @@ def _render_together(
                     if (texts := out[i]) is not None:
                         texts.setdefault(rid, text)
             continue
-        rid = table.column("record_id")
         sizes = [len(ids) for _, (_, _, ids) in parts]
+        if table.num_rows != sum(sizes):  # (a record that is not one JSON line: the files' rows cannot be told)
+            out.update((i, None) for i, _ in parts)
+            continue
+        rid = table.column("record_id")
         keep = np.ones(table.num_rows, dtype=bool)
         start = 0
         for (i, _), n in zip(parts, sizes, strict=True):  # a file's records are consecutive rows
