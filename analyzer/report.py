@@ -67,7 +67,7 @@ MIN_WIDTH = 30
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # what makes markup anywhere in a line (brackets suffice against links and images: "(" and "!"
 # mean nothing without them), and what does at a line's start (a heading, a list item, a quote)
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 _MD_AUTOLINK = re.compile(r"(?i)\b(https?|ftp)://|\b(www)\.")  # what GitHub's Markdown links by itself
 

@@ -133,6 +133,7 @@ def test_hostile_strings_in_markdown(hostile):
         assert len(widths) == 1, table
     assert "\\<script\\>" in md and "\\`code\\`" in md and "\x1b" not in md
     assert md_escape("a|b") == "a\\|b"
+    assert md_escape("x&amp;.evtx") == "x\\&amp;.evtx"  # an entity in a name shown as written, not decoded
 
 
 def test_hostile_strings_in_text_and_json(hostile):
