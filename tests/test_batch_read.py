@@ -152,13 +152,13 @@ def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
     files = [(str(p), str(p), None) for p in paths]
     batches = [tuple(files[k : k + 24]) for k in range(0, len(files), 24)]
     reads: list[int] = []
-    real = evtxbatch.batch_table
+    real = evtxbatch.joined_table
 
     def spy(*args, **kwargs):
         reads.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evtxbatch, "batch_table", spy)
+    monkeypatch.setattr(evtxbatch, "joined_table", spy)
     joined = [runner._read_batch(b, opts) for b in batches]
     assert 0 < len(reads) < len(paths)
     # the batch path itself takes nearly every file (a fault in it would read each alone: the same result)
@@ -170,7 +170,7 @@ def test_real_evtx_files_read_in_batches_as_alone(shared, monkeypatch):
         )[2]
     ]
     assert sum(done) >= 0.9 * len(paths)
-    monkeypatch.setattr(evtxbatch, "batch_table", lambda *a, **k: None)  # the joined read refuses: each alone
+    monkeypatch.setattr(evtxbatch, "joined_table", lambda *a, **k: None)  # the joined read refuses: each alone
     refused = [runner._read_batch(b, opts) for b in batches[:2]]
     for batch, got in zip(batches, joined, strict=True):
         reports, frames = _alone(batch, opts)

@@ -100,7 +100,7 @@ def test_evtx_texts_of_real_logs_are_what_a_full_read_keeps(shared, monkeypatch)
     for (path, ids), got in zip(files, together, strict=False):
         assert got == {i: dict(expected)[path][i] for i in ids}, path
     # the JSON reader refusing an event id's records together: each file's alone, the same
-    monkeypatch.setattr(winreaders, "batch_table", lambda *a: None)
+    monkeypatch.setattr(winreaders, "joined_table", lambda *a: None)
     assert winreaders.evtx_texts_of_files(files) == together[:-1]
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "chunk_ranges",
     "chunk_spans",
     "field_names_by_id",
+    "joined_table",
     "note_id_range",
     "read_python",
     "read_rust_tables",
@@ -1232,6 +1233,16 @@ def bucket_tables(sem, bucket: Bucket, names: frozenset[str], json_threads: bool
             warn(f"records {_ids(bad)}: the parser's JSON of them cannot be read; not used")
         table = table_from_records(recs)
     return by_entry(sem, table, eid)
+
+
+def joined_table(buckets: list[Bucket], names: frozenset[str], json_threads: bool) -> pa.Table | None:
+    """Buckets of one event id (several files' records) read as one table by one JSON read,
+    their rows in order; None when the reader refuses them together, or when its rows are not
+    their records one for one (the files' rows could not be told apart)."""
+    eid = buckets[0][0]
+    ids = [r for _, _, got in buckets for r in got]
+    table = batch_table(b"".join(blob for _, blob, _ in buckets), ids, json_threads, (eid, names))
+    return None if table is None or table.num_rows != len(ids) else table
 
 
 def _rust_tables(fileobj, fh, layout, sem, warn, counts, batch, after, threads, only, json_threads, collect):

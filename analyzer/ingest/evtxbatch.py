@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import workers
-from .evtx import Bucket, batch_table, bucket_tables, by_entry, field_names_by_id, read_rust_tables
+from .evtx import Bucket, bucket_tables, by_entry, field_names_by_id, joined_table, read_rust_tables
 from .sources import Source
 from .types import IngestOptions, InputReport
 from .windows import events_from_tables, load_semantics
@@ -58,12 +58,7 @@ def _tables(buckets: list[list[Bucket] | None], sem, reps: list[InputReport], co
             joined.setdefault(b[0], []).append((i, b))
     per_file: dict[tuple[int, int], list] = {}  # (file, event id) → its (entry, table) pairs
     for eid, parts in joined.items():
-        table = None
-        if len(parts) > 1:
-            blob = b"".join(b for _, (_, b, _) in parts)
-            table = batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], threads, (eid, names[eid]))
-            if table is not None and table.num_rows != sum(len(ids) for _, (_, _, ids) in parts):
-                table = None  # (a record that is not one JSON line: the files' rows cannot be told apart)
+        table = joined_table([b for _, b in parts], names[eid], threads) if len(parts) > 1 else None
         if table is None:  # one file's, or a read of them all refused: each its own (as read alone)
             for i, b in parts:
                 per_file[i, eid] = bucket_tables(sem, b, names[eid], threads, counts[i], warn_into(reps[i]))

@@ -27,12 +27,12 @@ from . import workers
 from .evtx import (
     Bucket,
     ChunkRange,
-    batch_table,
     bucket_tables,
     by_entry,
     chunk_ranges,
     chunk_spans,
     field_names_by_id,
+    joined_table,
     note_id_range,
     read_python,
     read_rust_tables,
@@ -288,8 +288,7 @@ def _render_together(
         for bucket in buckets:
             joined.setdefault(bucket[0], []).append((i, bucket))
     for eid, parts in joined.items():
-        blob = b"".join(b for _, (_, b, _) in parts)
-        table = batch_table(blob, [r for _, (_, _, ids) in parts for r in ids], False, (eid, names[eid]))
+        table = joined_table([b for _, b in parts], names[eid], False)
         if table is None:  # refused together: each file's alone (as evtx_texts reads it)
             for i, bucket in parts:
                 tables = bucket_tables(sem, bucket, names[eid], False, {}, _quiet)
@@ -298,9 +297,6 @@ def _render_together(
                         texts.setdefault(rid, text)
             continue
         sizes = [len(ids) for _, (_, _, ids) in parts]
-        if table.num_rows != sum(sizes):  # (a record that is not one JSON line: the files' rows cannot be told)
-            out.update((i, None) for i, _ in parts)
-            continue
         rid = table.column("record_id")
         keep = np.ones(table.num_rows, dtype=bool)
         start = 0
